@@ -1,0 +1,136 @@
+"""The `yufu` command: serve, db upgrade, keys create, verify, export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from api.runtime import bootstrap_operator_key, connect, database, run_command, upgrade
+from api.settings import Settings
+from ledger.auth import Role
+from ledger.db import queries
+from ledger.journal import ChainBreak, StoredEntry, check_chain, decode_entry
+from ledger.service import IssueKey
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="yufu", description="Yufu custody ledger")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="start the HTTP API (and the embedded PostgreSQL)")
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command",
+                                                                      required=True)
+    db.add_parser("upgrade", help="apply migrations")
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command",
+                                                                  required=True)
+    create = keys.add_parser("create", help="issue a key; prints it once")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--merchant")
+    create.add_argument("--bank")
+    create.add_argument("--label", default="")
+    verify = sub.add_parser("verify", help="recompute the journal's hash chain")
+    verify.add_argument("--file", type=Path, help="verify an export offline (no database)")
+    export = sub.add_parser("export", help="write the journal as JSON Lines")
+    export.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export}
+    return handlers[args.command](args)
+
+
+def _serve(_: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings()
+    with database(settings) as url:
+        upgrade(url)
+        engine = connect(url)
+        key = bootstrap_operator_key(engine, settings.home)
+        base = f"http://{settings.host}:{settings.port}"
+        print(f"Yufu is serving on {base}  (API docs: {base}/docs)", flush=True)
+        if key:
+            print(f"Bootstrap operator key (shown once; also in {settings.home}/operator.key):\n"
+                  f"  {key}", flush=True)
+        uvicorn.run(create_app(engine), host=settings.host, port=settings.port,
+                    log_level="warning", access_log=False)
+    return 0
+
+
+def _db(_: argparse.Namespace) -> int:
+    with database(Settings()) as url:
+        upgrade(url)
+    print("database is at the latest migration")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    with database(Settings()) as url:
+        upgrade(url)
+        body = run_command(connect(url), IssueKey(Role(args.role), args.merchant, args.bank,
+                                                  args.label))
+    print(body["key"])
+    print(f"(key id {body['key_id']}, role {body['role']}; only its hash is stored)",
+          file=sys.stderr)
+    return 0
+
+
+def _report(results: object) -> int:
+    count, head = 0, b"\x00" * 32
+    for result in results:  # type: ignore[attr-defined]
+        if isinstance(result, ChainBreak):
+            print(f"BROKEN at sequence number {result.seq}: {result.reason}")
+            return 1
+        count, head = count + 1, result
+    print(f"OK: {count} entries verified; head hash {head.hex()}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        return _report(check_chain(_entries_from_file(args.file)))
+    with database(Settings()) as url:
+        engine = connect(url)
+        with engine.connect() as conn:
+            code = _report(check_chain(queries.stored_entries(conn)))
+            if code:
+                return code
+            head_seq, head_hash = queries.chain_head(conn)
+            mismatched = queries.account_balance_mismatches(conn)
+        if mismatched:
+            print(f"BROKEN: cached balances differ from postings for accounts {mismatched}")
+            return 1
+        print(f"chain head at {head_seq} ({head_hash.hex()}); account balances equal postings")
+    return 0
+
+
+def _entries_from_file(path: Path):  # type: ignore[no-untyped-def]
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            record = json.loads(line)
+            body = json.dumps(record["entry"], ensure_ascii=False, sort_keys=True,
+                              separators=(",", ":")).encode()
+            try:
+                entry = decode_entry(body)
+            except Exception:
+                yield StoredEntry(number, "", b"", b"", body)
+                continue
+            yield StoredEntry(entry.seq, entry.kind, entry.prev_hash,
+                              bytes.fromhex(record["hash"]), body)
+
+
+def _export(args: argparse.Namespace) -> int:
+    count = 0
+    with database(Settings()) as url, connect(url).connect() as conn, \
+            args.out.open("wb") as out:
+        for stored in queries.stored_entries(conn):
+            out.write(b'{"entry":' + stored.body + b',"hash":"' +
+                      stored.entry_hash.hex().encode() + b'"}\n')
+            count += 1
+    print(f"wrote {count} entries to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

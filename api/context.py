@@ -1,0 +1,87 @@
+"""What the routes share: the engine, the appender, and authentication."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from ledger import limits
+from ledger.auth import Principal, secret_matches, split_key
+from ledger.db import queries
+from ledger.db.writer import Command, Writer, WriteRequest, request_fingerprint
+from ledger.errors import InvalidInput, Unauthorized
+
+key_cache_ttl_s = 60.0
+
+
+@dataclass
+class Context:
+    engine: Engine
+    writer: Writer
+    _keys: dict[str, tuple[float, bytes, Principal]] = field(default_factory=dict)
+    _keys_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def authenticate(self, presented: str) -> Principal:
+        prefix, secret = split_key(presented)
+        now = time.monotonic()
+        cached = self._keys.get(prefix)
+        if cached is None or now - cached[0] > key_cache_ttl_s:
+            with self.engine.connect() as conn:
+                found = queries.principal_for_prefix(conn, prefix)
+            if found is None:
+                raise Unauthorized("unknown API key")
+            cached = (now, *found)
+            with self._keys_lock:
+                self._keys[prefix] = cached
+        if not secret_matches(secret, cached[1]):
+            raise Unauthorized("unknown API key")
+        return cached[2]
+
+
+def context_of(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def principal_of(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    presented = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    presented = presented or request.headers.get("x-api-key", "")
+    if not presented:
+        raise Unauthorized("an API key is required (Authorization: Bearer <key>)")
+    return context_of(request).authenticate(presented)
+
+
+def idempotency_key_of(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > limits.idempotency_key_chars_max or not key.isprintable():
+        raise InvalidInput(f"must be 1 to {limits.idempotency_key_chars_max} printable characters",
+                           field="Idempotency-Key")
+    return key
+
+
+async def write(request: Request, principal: Principal, command: Command,
+                status_code: int = 201) -> JSONResponse:
+    """Hand a command to the appender and answer with its outcome (or the first one)."""
+    key = idempotency_key_of(request)
+    fingerprint = None
+    if key is not None:
+        fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
+    pending = WriteRequest(command, status_code, principal.key_id, key, fingerprint)
+    future = asyncio.wrap_future(context_of(request).writer.submit(pending))
+    outcome = await asyncio.wait_for(future, timeout=limits.request_timeout_s)
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+
+
+def as_json(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body)

@@ -1,0 +1,24 @@
+"""Settings from the environment, with the embedded PostgreSQL as the default database."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path(os.environ.get("YUFU_HOME", ".yufu")))
+    database_url: str | None = field(
+        default_factory=lambda: os.environ.get("YUFU_DATABASE_URL") or None)
+    host: str = field(default_factory=lambda: os.environ.get("YUFU_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(os.environ.get("YUFU_PORT", "8000")))
+    # The key that turns phone numbers into pseudonymous consumer ids; generated at first start.
+    pseudonym_key_file: Path | None = None
+
+
+def embedded_settings() -> dict[str, str]:
+    """Server settings for the embedded cluster: durable, sized for a 2-core machine."""
+    return {"max_connections": "100", "shared_buffers": "256MB", "wal_buffers": "16MB",
+            "max_wal_size": "2GB", "checkpoint_timeout": "15min"}

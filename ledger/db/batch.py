@@ -1,0 +1,213 @@
+"""One group commit's unit of work: the chain head, the accounts it locked, what it appends.
+
+Commands read what they need, check it in the pure core, then append. Journal entries,
+transactions and postings are buffered and written in bulk by `flush`, so a batch of many
+commands costs a handful of statements. A command that fails with an expected error is
+undone from the buffers (`mark` / `undo_to`), so it never sinks its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, text, update
+
+from ledger import journal
+from ledger.books import (
+    Account,
+    AccountKind,
+    Posting,
+    TransactionDraft,
+    apply_postings,
+    check_balanced,
+)
+from ledger.db import tables as t
+from ledger.errors import Conflict, NotFound, require
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRef:
+    seq: int
+    entry_hash: bytes
+    ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    journal_rows: int
+    transaction_rows: int
+    posting_rows: int
+    undo: int
+    seq: int
+    entry_hash: bytes
+    ts: datetime
+    extra_rows: int
+
+
+class Batch:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        head = conn.execute(
+            select(t.ChainHead.seq, t.ChainHead.entry_hash, t.ChainHead.ts)
+            .where(t.ChainHead.id == 1).with_for_update()).one()
+        self.seq: int = head.seq
+        self.entry_hash: bytes = bytes(head.entry_hash)
+        self.ts: datetime = head.ts or datetime.fromtimestamp(0, UTC)
+        self.journal_rows: list[dict[str, Any]] = []
+        self.transaction_rows: list[dict[str, Any]] = []
+        self.posting_rows: list[dict[str, Any]] = []
+        self.extra_rows: list[tuple[Any, dict[str, Any]]] = []
+        self.accounts: dict[int, Account] = {}
+        self._undo: list[tuple[int, Account | None]] = []
+        self._dirty_accounts: set[int] = set()
+        self._reversed_here: set[int] = set()
+
+    # -- marks, so one failing command leaves no trace -------------------------------
+    def mark(self) -> Mark:
+        return Mark(len(self.journal_rows), len(self.transaction_rows), len(self.posting_rows),
+                    len(self._undo), self.seq, self.entry_hash, self.ts, len(self.extra_rows))
+
+    def undo_to(self, mark: Mark) -> None:
+        del self.journal_rows[mark.journal_rows:]
+        del self.transaction_rows[mark.transaction_rows:]
+        del self.posting_rows[mark.posting_rows:]
+        del self.extra_rows[mark.extra_rows:]
+        while len(self._undo) > mark.undo:
+            account_id, before = self._undo.pop()
+            if before is None:
+                self.accounts.pop(account_id, None)
+            else:
+                self.accounts[account_id] = before
+        self._reversed_here = {r["reverses_id"] for r in self.transaction_rows
+                               if r["reverses_id"] is not None}
+        self.seq, self.entry_hash, self.ts = mark.seq, mark.entry_hash, mark.ts
+
+    # -- accounts -------------------------------------------------------------------
+    def load_accounts(self, ids: Iterable[int]) -> dict[int, Account]:
+        """The accounts with these ids that exist, locked in id order for the batch."""
+        wanted = set(ids)
+        missing = sorted(wanted - self.accounts.keys())
+        if missing:
+            rows = self.conn.execute(
+                select(t.Account.id, t.Account.kind, t.Account.currency, t.Account.non_negative,
+                       t.Account.balance_fen)
+                .where(t.Account.id.in_(missing)).order_by(t.Account.id).with_for_update())
+            for row in rows:
+                self.accounts[row.id] = Account(row.id, AccountKind(row.kind), row.currency,
+                                                row.non_negative, row.balance_fen)
+        return {i: self.accounts[i] for i in wanted if i in self.accounts}
+
+    def _set_account(self, account: Account) -> None:
+        self._undo.append((account.id, self.accounts.get(account.id)))
+        self.accounts[account.id] = account
+        self._dirty_accounts.add(account.id)
+
+    # -- appending ------------------------------------------------------------------
+    def append(self, kind: str, payload: Mapping[str, Any]) -> EntryRef:
+        journal.check_canonical_value(payload)
+        now = datetime.now(UTC)
+        # Timestamps never go backwards along the chain, even if the clock does.
+        self.ts = max(now, self.ts)
+        ts_text = journal.format_ts(self.ts)
+        seq = self.seq + 1
+        body = journal.encode_entry(seq, ts_text, kind, payload, self.entry_hash)
+        entry_hash = journal.entry_hash(body)
+        self.journal_rows.append({"seq": seq, "ts": self.ts, "kind": kind,
+                                  "prev_hash": self.entry_hash, "entry_hash": entry_hash,
+                                  "body": body})
+        self.seq, self.entry_hash = seq, entry_hash
+        return EntryRef(seq, entry_hash, ts_text)
+
+    def post(self, draft: TransactionDraft, kind: str = "transaction",
+             details: Mapping[str, Any] | None = None) -> EntryRef:
+        """Check and append a balanced transaction; returns its entry (id = seq)."""
+        check_balanced(draft.postings)
+        accounts = self.load_accounts(p.account_id for p in draft.postings)
+        updated = apply_postings(accounts, draft.postings)
+        if draft.reverses is not None:
+            self._check_reversible(draft.reverses)
+        payload = {"memo": draft.memo, "reverses": draft.reverses,
+                   "postings": [{"account_id": p.account_id, "amount_fen": p.amount_fen,
+                                 "currency": p.currency} for p in draft.postings],
+                   **(details or {})}
+        ref = self.append(kind, payload)
+        self.transaction_rows.append({"id": ref.seq, "memo": draft.memo,
+                                      "reverses_id": draft.reverses, "ts": self.ts})
+        self.posting_rows.extend(
+            {"transaction_id": ref.seq, "idx": i, "account_id": p.account_id,
+             "currency": p.currency, "amount_fen": p.amount_fen}
+            for i, p in enumerate(draft.postings))
+        for account in updated.values():
+            self._set_account(account)
+        if draft.reverses is not None:
+            self._reversed_here.add(draft.reverses)
+        return ref
+
+    def _check_reversible(self, original_id: int) -> None:
+        if original_id in self._reversed_here:
+            raise Conflict(f"transaction {original_id} is already reversed", field="id")
+        row = self.conn.execute(
+            select(t.Transaction.id, t.Transaction.reverses_id).where(
+                t.Transaction.id == original_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"transaction {original_id} does not exist", field="id")
+        if row.reverses_id is not None:
+            raise Conflict(f"transaction {original_id} is itself a reversal", field="id")
+        already = self.conn.execute(
+            select(t.Transaction.id).where(t.Transaction.reverses_id == original_id)).first()
+        if already is not None:
+            raise Conflict(f"transaction {original_id} is already reversed by {already.id}",
+                           field="id")
+
+    def next_id(self, table: Any) -> int:
+        """Take an id from a table's identity sequence, before its row is buffered."""
+        name = table.__tablename__
+        value = self.conn.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:table, 'id'))"), {"table": name}
+        ).scalar_one()
+        return int(value)
+
+    def open_account(self, account: Account) -> None:
+        """Make a just-created account visible to later commands of this batch."""
+        self._undo.append((account.id, None))
+        self.accounts[account.id] = account
+
+    def add_row(self, table: Any, row: dict[str, Any]) -> None:
+        """Buffer a row of another table for the bulk flush (undone with the command)."""
+        self.extra_rows.append((table, row))
+
+    def postings_of(self, transaction_id: int) -> list[Posting]:
+        rows = self.conn.execute(
+            select(t.Posting.account_id, t.Posting.amount_fen, t.Posting.currency)
+            .where(t.Posting.transaction_id == transaction_id).order_by(t.Posting.idx))
+        return [Posting(r.account_id, r.amount_fen, r.currency) for r in rows]
+
+    # -- the write --------------------------------------------------------------------
+    def flush(self) -> None:
+        conn = self.conn
+        if self.journal_rows:
+            conn.execute(insert(t.JournalEntry), self.journal_rows)
+        if self.transaction_rows:
+            conn.execute(insert(t.Transaction), self.transaction_rows)
+            conn.execute(insert(t.Posting), self.posting_rows)
+        self._flush_extra_rows()
+        if self._dirty_accounts:
+            conn.execute(
+                update(t.Account).where(t.Account.id == bindparam("b_id"))
+                .values(balance_fen=bindparam("b_balance")),
+                [{"b_id": i, "b_balance": self.accounts[i].balance_fen}
+                 for i in sorted(self._dirty_accounts)])
+        if self.journal_rows:
+            require(self.journal_rows[-1]["seq"] == self.seq, "the head is the last entry")
+            conn.execute(update(t.ChainHead).where(t.ChainHead.id == 1)
+                         .values(seq=self.seq, entry_hash=self.entry_hash, ts=self.ts))
+
+    def _flush_extra_rows(self) -> None:
+        grouped: dict[Any, list[dict[str, Any]]] = {}
+        for table, row in self.extra_rows:
+            grouped.setdefault(table, []).append(row)
+        for table, rows in grouped.items():
+            self.conn.execute(insert(table), rows)

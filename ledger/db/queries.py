@@ -1,0 +1,120 @@
+"""Read-side queries. They never write; each runs on a connection the caller provides."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from ledger import journal
+from ledger.auth import Principal, Role
+from ledger.books import normal_sign
+from ledger.db import tables as t
+from ledger.errors import Forbidden, NotFound
+
+verify_chunk_entries = 5000
+
+
+def account_view(conn: Connection, principal: Principal, account_id: int,
+                 as_of: int | None = None) -> dict[str, Any]:
+    row = conn.execute(select(t.Account).where(t.Account.id == account_id)).scalars().first()
+    if row is None or (as_of is not None and row.opened_seq > as_of):
+        raise NotFound(f"account {account_id} does not exist", field="id")
+    if not principal.may_read_account(row.merchant_id, row.bank_id):
+        raise Forbidden(f"this key may not read account {account_id}")
+    balance = row.balance_fen
+    if as_of is not None:
+        balance = conn.execute(
+            select(func.coalesce(func.sum(t.Posting.amount_fen), 0)).where(
+                t.Posting.account_id == account_id, t.Posting.transaction_id <= as_of)
+        ).scalar_one()
+    return {"id": row.id, "kind": row.kind, "currency": row.currency, "name": row.name,
+            "merchant_id": row.merchant_id, "bank_id": row.bank_id,
+            "non_negative": row.non_negative, "opened_seq": row.opened_seq,
+            "as_of": as_of, "balance_fen": int(balance),
+            "normal_balance_fen": int(balance) * normal_sign(row.kind)}
+
+
+def postings_page(conn: Connection, principal: Principal, account_id: int, after: int,
+                  limit: int) -> dict[str, Any]:
+    account_view(conn, principal, account_id)
+    rows = conn.execute(
+        select(t.Posting.transaction_id, t.Posting.idx, t.Posting.amount_fen,
+               t.Posting.currency, t.Transaction.memo, t.Transaction.ts)
+        .join(t.Transaction, t.Transaction.id == t.Posting.transaction_id)
+        .where(t.Posting.account_id == account_id, t.Posting.transaction_id > after)
+        .order_by(t.Posting.transaction_id, t.Posting.idx).limit(limit)).all()
+    items = [{"transaction_id": r.transaction_id, "idx": r.idx, "amount_fen": r.amount_fen,
+              "currency": r.currency, "memo": r.memo, "ts": journal.format_ts(r.ts)}
+             for r in rows]
+    next_after = rows[-1].transaction_id if len(rows) == limit else None
+    return {"account_id": account_id, "items": items, "next_after": next_after}
+
+
+def entry_view(seq: int, kind: str, prev_hash: bytes, entry_hash: bytes,
+               body: bytes) -> dict[str, Any]:
+    decoded = json.loads(body)
+    return {"seq": seq, "ts": decoded["ts"], "kind": kind, "payload": decoded["payload"],
+            "prev_hash": bytes(prev_hash).hex(), "entry_hash": bytes(entry_hash).hex(),
+            "canonical_b64": base64.b64encode(bytes(body)).decode()}
+
+
+_ENTRY_COLUMNS = (t.JournalEntry.seq, t.JournalEntry.kind, t.JournalEntry.prev_hash,
+                  t.JournalEntry.entry_hash, t.JournalEntry.body)
+
+
+def journal_page(conn: Connection, after: int, limit: int) -> dict[str, Any]:
+    rows = conn.execute(select(*_ENTRY_COLUMNS).where(t.JournalEntry.seq > after)
+                        .order_by(t.JournalEntry.seq).limit(limit)).all()
+    items = [entry_view(*r) for r in rows]
+    head = conn.execute(select(t.ChainHead.seq).where(t.ChainHead.id == 1)).scalar_one()
+    next_after = rows[-1].seq if rows and rows[-1].seq < head else None
+    return {"items": items, "head_seq": head, "next_after": next_after}
+
+
+def journal_entry(conn: Connection, seq: int) -> dict[str, Any]:
+    row = conn.execute(select(*_ENTRY_COLUMNS).where(t.JournalEntry.seq == seq)).first()
+    if row is None:
+        raise NotFound(f"journal entry {seq} does not exist", field="seq")
+    return entry_view(*row)
+
+
+def stored_entries(conn: Connection, start_after: int = 0) -> Iterator[journal.StoredEntry]:
+    """Every entry in order, read in chunks so memory stays flat."""
+    after = start_after
+    while True:
+        rows = conn.execute(select(*_ENTRY_COLUMNS).where(t.JournalEntry.seq > after)
+                            .order_by(t.JournalEntry.seq).limit(verify_chunk_entries)).all()
+        if not rows:
+            return
+        for r in rows:
+            yield journal.StoredEntry(r.seq, r.kind, bytes(r.prev_hash), bytes(r.entry_hash),
+                                      bytes(r.body))
+        after = rows[-1].seq
+
+
+def chain_head(conn: Connection) -> tuple[int, bytes]:
+    row = conn.execute(select(t.ChainHead.seq, t.ChainHead.entry_hash)
+                       .where(t.ChainHead.id == 1)).one()
+    return row.seq, bytes(row.entry_hash)
+
+
+def account_balance_mismatches(conn: Connection) -> list[int]:
+    """Accounts whose cached balance differs from the sum of their postings."""
+    sums = (select(t.Posting.account_id, func.sum(t.Posting.amount_fen).label("total"))
+            .group_by(t.Posting.account_id).subquery())
+    rows = conn.execute(
+        select(t.Account.id).outerjoin(sums, sums.c.account_id == t.Account.id)
+        .where(t.Account.balance_fen != func.coalesce(sums.c.total, 0))
+        .order_by(t.Account.id)).all()
+    return [r.id for r in rows]
+
+
+def principal_for_prefix(conn: Connection, prefix: str) -> tuple[bytes, Principal] | None:
+    row = conn.execute(select(t.ApiKey).where(t.ApiKey.prefix == prefix)).scalars().first()
+    if row is None:
+        return None
+    return bytes(row.secret_hash), Principal(row.id, Role(row.role), row.merchant_id, row.bank_id)

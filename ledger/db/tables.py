@@ -1,0 +1,160 @@
+"""The schema as SQLAlchemy models.
+
+Alembic migrations create it; `alembic check` keeps the two equal.
+
+Triggers and constraint triggers live in the migrations as hand-written SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import DateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        int: BigInteger(),
+        datetime: DateTime(timezone=True),
+        bytes: LargeBinary(),
+        str: Text(),
+        dict[str, Any]: JSONB(),
+    }
+
+
+class JournalEntry(Base):
+    __tablename__ = "journal_entries"
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    ts: Mapped[datetime]
+    kind: Mapped[str]
+    prev_hash: Mapped[bytes]
+    entry_hash: Mapped[bytes] = mapped_column(unique=True)
+    body: Mapped[bytes]
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        CheckConstraint("octet_length(prev_hash) = 32 AND octet_length(entry_hash) = 32",
+                        name="hash_lengths"),
+        Index("ix_journal_entries_kind_seq", "kind", "seq"),
+    )
+
+
+class ChainHead(Base):
+    """One row: the last appended entry. Every writer locks it, so the chain never forks."""
+
+    __tablename__ = "chain_head"
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int]
+    entry_hash: Mapped[bytes]
+    ts: Mapped[datetime | None]
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str]
+    currency: Mapped[str] = mapped_column(String(3))
+    name: Mapped[str]
+    merchant_id: Mapped[str | None] = mapped_column(index=True)
+    bank_id: Mapped[str | None] = mapped_column(index=True)
+    non_negative: Mapped[bool]
+    balance_fen: Mapped[int] = mapped_column(server_default="0")
+    opened_seq: Mapped[int] = mapped_column(
+        ForeignKey("journal_entries.seq", deferrable=True, initially="DEFERRED"))
+    __table_args__ = (
+        UniqueConstraint("id", "currency", name="uq_accounts_id_currency"),
+        CheckConstraint("kind IN ('asset','liability','equity','income','expense')",
+                        name="kind_known"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
+        CheckConstraint(
+            "NOT non_negative OR (CASE WHEN kind IN ('asset','expense') THEN balance_fen >= 0 "
+            "ELSE balance_fen <= 0 END)", name="non_negative_balance"),
+    )
+
+
+class Transaction(Base):
+    """A posted transaction; its id is the sequence number of its journal entry."""
+
+    __tablename__ = "transactions"
+    id: Mapped[int] = mapped_column(
+        ForeignKey("journal_entries.seq", deferrable=True, initially="DEFERRED"),
+        primary_key=True, autoincrement=False)
+    memo: Mapped[str]
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"), unique=True)
+    ts: Mapped[datetime]
+    __table_args__ = (CheckConstraint("reverses_id IS NULL OR reverses_id < id",
+                                      name="reverses_earlier"),)
+
+
+class Posting(Base):
+    __tablename__ = "postings"
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), primary_key=True)
+    idx: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    account_id: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_fen: Mapped[int]
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "currency"], ["accounts.id", "accounts.currency"],
+                             name="fk_postings_account_currency"),
+        CheckConstraint("amount_fen <> 0", name="amount_not_zero"),
+        CheckConstraint("abs(amount_fen) <= 9007199254740991", name="amount_exact_in_json"),
+        Index("ix_postings_account_id_transaction_id", "account_id", "transaction_id"),
+    )
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    prefix: Mapped[str] = mapped_column(unique=True)
+    secret_hash: Mapped[bytes]
+    role: Mapped[str]
+    merchant_id: Mapped[str | None]
+    bank_id: Mapped[str | None]
+    label: Mapped[str] = mapped_column(server_default="")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    issued_seq: Mapped[int] = mapped_column(
+        ForeignKey("journal_entries.seq", deferrable=True, initially="DEFERRED"))
+    __table_args__ = (
+        CheckConstraint("role IN ('operator','merchant','bank','regulator')", name="role_known"),
+        CheckConstraint("(role = 'merchant') = (merchant_id IS NOT NULL)", name="merchant_scope"),
+        CheckConstraint("(role = 'bank') = (bank_id IS NOT NULL)", name="bank_scope"),
+    )
+
+
+class IdempotencyRecord(Base):
+    """The first successful result of a write, kept under its Idempotency-Key."""
+
+    __tablename__ = "idempotency_records"
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(primary_key=True)
+    request_hash: Mapped[bytes]
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,0 +1,227 @@
+"""The write path: every command runs inside a group commit under the chain-head lock.
+
+A single appender thread takes requests from a queue; when several are waiting it runs them
+together in one database transaction (one lock, one fsync). Each request still gets its own
+result: an expected error undoes only that request, and an unexpected one (a bug, a database
+error) makes the batch retry without the request that caused it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, select, tuple_
+
+from ledger import limits
+from ledger.db import tables as t
+from ledger.db.batch import Batch
+from ledger.errors import IdempotencyConflict, LedgerError, Refused
+
+log = logging.getLogger("yufu.writer")
+
+
+class Command(Protocol):
+    """A use case's write: reads and checks, then appends to the batch."""
+
+    def run(self, batch: Batch) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass
+class WriteRequest:
+    command: Command
+    status_code: int = 201
+    api_key_id: int | None = None
+    idempotency_key: str | None = None
+    request_hash: bytes | None = None
+    future: Future[Outcome] = field(default_factory=Future)
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> bytes:
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).digest()
+
+
+class _ItemCrashed(Exception):
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.index, self.error = index, error
+
+
+def execute_batch(conn: Connection, requests: Sequence[WriteRequest]
+                  ) -> list[Outcome | LedgerError]:
+    """Run requests in one transaction on `conn`; commits. Raises _ItemCrashed on a bug."""
+    with conn.begin():
+        batch = Batch(conn)
+        seen = _prefetch_idempotency(conn, requests)
+        results: list[Outcome | LedgerError] = []
+        for index, request in enumerate(requests):
+            results.append(_run_one(batch, request, index, seen))
+        batch.flush()
+    return results
+
+
+def _run_one(batch: Batch, request: WriteRequest, index: int,
+             seen: dict[tuple[int, str], tuple[bytes, Outcome]]) -> Outcome | LedgerError:
+    key = _idempotency_slot(request)
+    if key is not None and key in seen:
+        first_hash, first = seen[key]
+        if first_hash != request.request_hash:
+            return IdempotencyConflict(
+                "this Idempotency-Key was used before with a different request",
+                field="Idempotency-Key")
+        return Outcome(first.status_code, first.body, replayed=True)
+    mark = batch.mark()
+    try:
+        body = request.command.run(batch)
+    except LedgerError as error:
+        batch.undo_to(mark)
+        return error
+    except Exception as error:
+        raise _ItemCrashed(index, error) from error
+    outcome = Outcome(request.status_code, body)
+    if key is not None:
+        assert request.request_hash is not None
+        seen[key] = (request.request_hash, outcome)
+        batch.add_row(t.IdempotencyRecord, {
+            "api_key_id": key[0], "key": key[1], "request_hash": request.request_hash,
+            "status_code": outcome.status_code, "response": outcome.body})
+    return outcome
+
+
+def _idempotency_slot(request: WriteRequest) -> tuple[int, str] | None:
+    if request.idempotency_key is None or request.api_key_id is None:
+        return None
+    return (request.api_key_id, request.idempotency_key)
+
+
+def _prefetch_idempotency(conn: Connection, requests: Sequence[WriteRequest]
+                          ) -> dict[tuple[int, str], tuple[bytes, Outcome]]:
+    """Earlier results for the batch's keys, read under the chain-head lock, so a retry
+    racing its original (in another process too) sees the committed first result."""
+    slots = {s for s in (_idempotency_slot(r) for r in requests) if s is not None}
+    if not slots:
+        return {}
+    rows = conn.execute(
+        select(t.IdempotencyRecord.api_key_id, t.IdempotencyRecord.key,
+               t.IdempotencyRecord.request_hash, t.IdempotencyRecord.status_code,
+               t.IdempotencyRecord.response)
+        .where(tuple_(t.IdempotencyRecord.api_key_id, t.IdempotencyRecord.key).in_(list(slots))))
+    return {(r.api_key_id, r.key): (bytes(r.request_hash), Outcome(r.status_code, r.response))
+            for r in rows}
+
+
+def execute_resilient(conn: Connection, requests: Sequence[WriteRequest]) -> None:
+    """Run a batch and resolve every request's future; a crashing request fails alone."""
+    pending = list(requests)
+    while pending:
+        try:
+            results = execute_batch(conn, pending)
+        except _ItemCrashed as crash:
+            culprit = pending.pop(crash.index)
+            log.error("write request failed with a bug", exc_info=crash.error)
+            _resolve(culprit.future, crash.error)
+            continue
+        except Exception as error:  # the commit itself failed (a deferred constraint, say)
+            if len(pending) == 1:
+                log.error("write batch failed at commit", exc_info=error)
+                _resolve(pending[0].future, error)
+                return
+            for request in pending:
+                execute_resilient(conn, [request])
+            return
+        for request, result in zip(pending, results, strict=True):
+            _resolve(request.future, result)
+        return
+
+
+def _resolve(future: Future[Outcome], result: Outcome | BaseException) -> None:
+    """Answer a request unless its caller gave up waiting (a cancelled future)."""
+    if future.cancelled() or future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+class Writer:
+    """The single appender of a process: a thread, a queue, one connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: queue.Queue[WriteRequest | None] = queue.Queue(
+            maxsize=limits.appender_queue_requests_max)
+        self._thread = threading.Thread(target=self._loop, name="yufu-appender", daemon=True)
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._started:
+                self._queue.put(None)
+                self._thread.join(timeout=limits.request_timeout_s)
+                self._started = False
+
+    def submit(self, request: WriteRequest) -> Future[Outcome]:
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            _resolve(request.future, Refused("the write queue is full; retry shortly"))
+        return request.future
+
+    def _loop(self) -> None:
+        conn = self._engine.connect()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                requests, stop = self._gather(first)
+                try:
+                    execute_resilient(conn, requests)
+                except Exception as error:  # a lost connection: fail this batch, reconnect
+                    log.exception("appender batch failed")
+                    for request in requests:
+                        _resolve(request.future, error)
+                    conn.close()
+                    conn = self._engine.connect()
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _gather(self, first: WriteRequest) -> tuple[list[WriteRequest], bool]:
+        requests = [first]
+        deadline = time.monotonic() + limits.group_commit_wait_ms / 1000
+        while len(requests) < limits.group_commit_requests_max:
+            try:
+                if self._queue.empty() and len(requests) > 1:
+                    break
+                timeout = max(0.0, deadline - time.monotonic())
+                item = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return requests, True
+            requests.append(item)
+        return requests, False

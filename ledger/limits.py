@@ -1,0 +1,28 @@
+"""Every bound in the system, named, unit last.
+
+Limits that vary by jurisdiction or industry are not here: they are rule-set data.
+"""
+
+from typing import Final
+
+# Amounts stay within 2**53 - 1 so that every figure in the journal is exact in any JSON
+# reader (JavaScript included), well inside PostgreSQL's BIGINT.
+amount_fen_max: Final = 2**53 - 1
+postings_per_transaction_max: Final = 64
+postings_per_transaction_min: Final = 2
+batch_transactions_max: Final = 1000
+memo_chars_max: Final = 500
+name_chars_max: Final = 200
+owner_chars_max: Final = 100
+idempotency_key_chars_max: Final = 200
+request_body_bytes_max: Final = 4 * 1024 * 1024
+journal_page_entries_max: Final = 1000
+journal_page_entries_default: Final = 100
+postings_page_max: Final = 1000
+postings_page_default: Final = 100
+# Group commit: how many requests one database transaction may carry, and how long the
+# first request of a batch waits for company when the queue is not already busy.
+group_commit_requests_max: Final = 256
+group_commit_wait_ms: Final = 1.0
+appender_queue_requests_max: Final = 20_000
+request_timeout_s: Final = 30.0

@@ -1,0 +1,162 @@
+"""Use cases of the ledger core. Each write is a command run inside one group commit.
+
+Commands check everything they can before appending; `Batch` gives them the locked state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledger import limits
+from ledger.auth import NewKey, Role, check_scope, new_key
+from ledger.books import Account, AccountKind, TransactionDraft, parse_postings, reversal_of
+from ledger.db import tables as t
+from ledger.db.batch import Batch
+from ledger.errors import InvalidInput, LedgerError, NotFound
+from ledger.money import check_currency
+
+
+def _text(raw: Mapping[str, Any], name: str, *, chars_max: int, required: bool = True,
+          default: str = "") -> str:
+    value = raw.get(name, None)
+    if value is None:
+        if required:
+            raise InvalidInput("is required", field=name)
+        return default
+    if not isinstance(value, str):
+        raise InvalidInput("must be a string", field=name)
+    if len(value) > chars_max:
+        raise InvalidInput(f"must be at most {chars_max} characters", field=name)
+    if required and not value.strip():
+        raise InvalidInput("must not be blank", field=name)
+    return value
+
+
+def _optional_id(raw: Mapping[str, Any], name: str) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    return _text(raw, name, chars_max=limits.owner_chars_max)
+
+
+@dataclass(frozen=True)
+class OpenAccount:
+    kind: AccountKind
+    currency: str
+    name: str
+    merchant_id: str | None = None
+    bank_id: str | None = None
+    non_negative: bool = False
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> OpenAccount:
+        kind = raw.get("kind")
+        if not isinstance(kind, str) or kind not in AccountKind.__members__:
+            raise InvalidInput(f"must be one of {', '.join(AccountKind)}", field="kind")
+        non_negative = raw.get("non_negative", False)
+        if not isinstance(non_negative, bool):
+            raise InvalidInput("must be true or false", field="non_negative")
+        return cls(AccountKind(kind), check_currency(raw.get("currency", "CNY")),
+                   _text(raw, "name", chars_max=limits.name_chars_max),
+                   _optional_id(raw, "merchant_id"), _optional_id(raw, "bank_id"), non_negative)
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        account_id = batch.next_id(t.Account)
+        view = {"id": account_id, "kind": self.kind.value, "currency": self.currency,
+                "name": self.name, "merchant_id": self.merchant_id, "bank_id": self.bank_id,
+                "non_negative": self.non_negative}
+        ref = batch.append("account.opened", view)
+        batch.add_row(t.Account, {**view, "balance_fen": 0, "opened_seq": ref.seq})
+        batch.open_account(Account(account_id, self.kind, self.currency, self.non_negative, 0))
+        return {**view, "balance_fen": 0, "opened_seq": ref.seq}
+
+
+def transaction_view(seq: int, entry_hash: bytes, ts: str, draft: TransactionDraft
+                     ) -> dict[str, Any]:
+    return {"id": seq, "journal_seq": seq, "entry_hash": entry_hash.hex(), "ts": ts,
+            "memo": draft.memo, "reverses": draft.reverses,
+            "postings": [{"account_id": p.account_id, "amount_fen": p.amount_fen,
+                          "currency": p.currency} for p in draft.postings]}
+
+
+@dataclass(frozen=True)
+class PostTransaction:
+    draft: TransactionDraft
+
+    @classmethod
+    def parse(cls, raw: object, field: str = "") -> PostTransaction:
+        if not isinstance(raw, Mapping):
+            raise InvalidInput("must be an object", field=field or None)
+        prefix = f"{field}." if field else ""
+        postings = parse_postings(raw.get("postings"), f"{prefix}postings")
+        memo = _text(raw, "memo", chars_max=limits.memo_chars_max, required=False)
+        return cls(TransactionDraft(postings, memo))
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        ref = batch.post(self.draft)
+        return transaction_view(ref.seq, ref.entry_hash, ref.ts, self.draft)
+
+
+@dataclass(frozen=True)
+class ReverseTransaction:
+    original_id: int
+    memo: str = ""
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        postings = batch.postings_of(self.original_id)
+        if not postings:
+            raise NotFound(f"transaction {self.original_id} does not exist", field="id")
+        memo = self.memo or f"reversal of transaction {self.original_id}"
+        draft = TransactionDraft(reversal_of(postings), memo, reverses=self.original_id)
+        ref = batch.post(draft)
+        return transaction_view(ref.seq, ref.entry_hash, ref.ts, draft)
+
+
+@dataclass(frozen=True)
+class PostBatch:
+    """Many transactions in one request: each on its own, or all or nothing."""
+
+    items: Sequence[PostTransaction]
+    atomic: bool
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        results: list[dict[str, Any]] = []
+        for index, item in enumerate(self.items):
+            mark = batch.mark()
+            try:
+                results.append({"index": index, "status": 201, "transaction": item.run(batch)})
+            except LedgerError as error:
+                batch.undo_to(mark)
+                if self.atomic:
+                    raise type(error)(f"transactions[{index}]: {error.detail}",
+                                      field=f"transactions[{index}].{error.field or ''}".rstrip(".")
+                                      ) from error
+                results.append({"index": index, "status": error.status,
+                                "error": {"code": error.code, "field": error.field,
+                                          "detail": error.detail}})
+        return {"atomic": self.atomic, "results": results,
+                "posted": sum(1 for r in results if r["status"] == 201)}
+
+
+@dataclass(frozen=True)
+class IssueKey:
+    role: Role
+    merchant_id: str | None = None
+    bank_id: str | None = None
+    label: str = ""
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        check_scope(self.role, self.merchant_id, self.bank_id)
+        key: NewKey = new_key()
+        key_id = batch.next_id(t.ApiKey)
+        view = {"key_id": key_id, "prefix": key.prefix, "role": self.role.value,
+                "merchant_id": self.merchant_id, "bank_id": self.bank_id, "label": self.label}
+        ref = batch.append("key.issued", view)
+        batch.add_row(t.ApiKey, {"id": key_id, "prefix": key.prefix,
+                                 "secret_hash": key.secret_hash, "role": self.role.value,
+                                 "merchant_id": self.merchant_id, "bank_id": self.bank_id,
+                                 "label": self.label, "issued_seq": ref.seq})
+        # The plaintext leaves once, in this answer; it is never stored or journaled.
+        return {**view, "key": key.plaintext, "issued_seq": ref.seq}
