@@ -20,7 +20,7 @@ verify_chunk_entries = 5000
 
 def account_view(conn: Connection, principal: Principal, account_id: int,
                  as_of: int | None = None) -> dict[str, Any]:
-    row = conn.execute(select(t.Account).where(t.Account.id == account_id)).scalars().first()
+    row = conn.execute(select(t.Account.__table__).where(t.Account.id == account_id)).first()
     if row is None or (as_of is not None and row.opened_seq > as_of):
         raise NotFound(f"account {account_id} does not exist", field="id")
     if not principal.may_read_account(row.merchant_id, row.bank_id):
@@ -114,7 +114,7 @@ def account_balance_mismatches(conn: Connection) -> list[int]:
 
 
 def principal_for_prefix(conn: Connection, prefix: str) -> tuple[bytes, Principal] | None:
-    row = conn.execute(select(t.ApiKey).where(t.ApiKey.prefix == prefix)).scalars().first()
+    row = conn.execute(select(t.ApiKey.__table__).where(t.ApiKey.prefix == prefix)).first()
     if row is None:
         return None
     return bytes(row.secret_hash), Principal(row.id, Role(row.role), row.merchant_id, row.bank_id)
