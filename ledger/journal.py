@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from ledger import limits
 from ledger.errors import InvalidInput, require
@@ -22,6 +22,8 @@ from ledger.errors import InvalidInput, require
 GENESIS_PREV_HASH = bytes(32)
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 ENTRY_KEYS = ("kind", "payload", "prev", "seq", "ts")
+TS_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")
+PREV_RE = re.compile(r"^[0-9a-f]{64}$")
 json_depth_max = 16
 
 
@@ -43,43 +45,59 @@ class Entry:
 def format_ts(moment: datetime) -> str:
     """UTC, microseconds, 'Z': one spelling per instant so the bytes are canonical."""
     require(moment.tzinfo is not None, "timestamps carry a time zone")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_ts(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-def check_canonical_value(value: object, where: str = "payload", depth: int = 0) -> None:
-    """Refuse what the canonical form cannot carry exactly."""
-    if depth > json_depth_max:
-        raise InvalidInput(f"nests deeper than {json_depth_max} levels", field=where)
-    if value is None or isinstance(value, bool | str):
-        if isinstance(value, str):
-            _check_text(value, where)
-        return
-    if isinstance(value, int):
-        if abs(value) > limits.amount_fen_max:
-            raise InvalidInput("integers must lie within +-(2**53 - 1)", field=where)
-        return
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            check_canonical_value(item, f"{where}[{i}]", depth + 1)
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str) or not key.isascii():
-                raise InvalidInput("object keys must be ASCII strings", field=where)
-            check_canonical_value(item, f"{where}.{key}", depth + 1)
-        return
-    raise InvalidInput(f"a {type(value).__name__} has no canonical form (no floats)", field=where)
+def check_canonical_value(value: object, where: str = "payload") -> None:
+    """Refuse what the canonical form cannot carry exactly (floats, huge ints, ...)."""
+    problem = _canonical_problem(value, 0)
+    if problem is not None:
+        path, reason = problem
+        raise InvalidInput(reason, field=where + path)
 
 
-def _check_text(text: str, where: str) -> None:
+def _canonical_problem(value: object, depth: int) -> tuple[str, str] | None:
+    # type() dispatch, not isinstance chains: this runs on every appended entry.
+    kind = type(value)
+    if kind is str:
+        return _text_problem(cast(str, value))
+    if kind is int:
+        if -limits.amount_fen_max <= cast(int, value) <= limits.amount_fen_max:
+            return None
+        return "", "integers must lie within +-(2**53 - 1)"
+    if value is None or kind is bool:
+        return None
+    if depth >= json_depth_max:
+        return "", f"nests deeper than {json_depth_max} levels"
+    if kind is dict:
+        for key, item in cast(dict[object, object], value).items():
+            if type(key) is not str or not key.isascii():
+                return "", "object keys must be ASCII strings"
+            problem = _canonical_problem(item, depth + 1)
+            if problem is not None:
+                return f".{key}{problem[0]}", problem[1]
+        return None
+    if kind is list or kind is tuple:
+        for i, item in enumerate(cast(list[object], value)):
+            problem = _canonical_problem(item, depth + 1)
+            if problem is not None:
+                return f"[{i}]{problem[0]}", problem[1]
+        return None
+    return "", f"a {kind.__name__} has no canonical form (no floats)"
+
+
+def _text_problem(text: str) -> tuple[str, str] | None:
+    if text.isascii():
+        return None
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput("must be valid Unicode (no lone surrogates)", field=where) from exc
+    except UnicodeEncodeError:
+        return "", "must be valid Unicode (no lone surrogates)"
+    return None
 
 
 def canonical_json(value: object) -> bytes:
@@ -91,9 +109,19 @@ def canonical_json(value: object) -> bytes:
 
 def encode_entry(seq: int, ts: str, kind: str, payload: Mapping[str, Any],
                  prev_hash: bytes) -> bytes:
-    require(seq >= 1, "sequence numbers start at 1")
+    """The entry's canonical bytes. Raises InvalidInput for a payload outside our subset
+    (floats, integers beyond +-(2**53 - 1), non-ASCII keys), which JCS would not keep exact."""
+    require(isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1,
+            "sequence numbers are integers from 1")
+    require(seq <= limits.amount_fen_max, "sequence numbers stay exact in JSON")
     require(len(prev_hash) == 32, "a previous hash is 32 bytes")
-    require(bool(KIND_RE.match(kind)), f"kind {kind!r} is a dotted lower-case name")
+    require(isinstance(kind, str) and bool(KIND_RE.match(kind)),
+            f"kind {kind!r} is a dotted lower-case name")
+    require(isinstance(ts, str) and bool(TS_RE.match(ts)),
+            f"ts {ts!r} is UTC with microseconds and 'Z'")
+    if not isinstance(payload, Mapping):
+        raise InvalidInput("the payload must be an object", field="payload")
+    check_canonical_value(payload)
     return canonical_json({"kind": kind, "payload": payload, "prev": prev_hash.hex(),
                            "seq": seq, "ts": ts})
 
@@ -110,9 +138,26 @@ def decode_entry(body: bytes) -> Entry:
         raise InvalidInput(f"entry is not UTF-8 JSON: {exc}", field="entry") from exc
     if not isinstance(obj, dict) or tuple(sorted(obj)) != ENTRY_KEYS:
         raise InvalidInput(f"entry must have exactly the keys {ENTRY_KEYS}", field="entry")
-    entry = Entry(seq=obj["seq"], ts=obj["ts"], kind=obj["kind"], payload=obj["payload"],
-                  prev_hash=bytes.fromhex(obj["prev"]))
-    if entry.canonical_bytes() != body:
+    seq, ts, kind, prev = obj["seq"], obj["ts"], obj["kind"], obj["prev"]
+    # Check every field's type and shape here, so that hostile bytes are reported as
+    # InvalidInput rather than crashing the encoder (check_chain relies on that).
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= limits.amount_fen_max:
+        raise InvalidInput("seq must be an integer from 1 to 2**53 - 1", field="entry.seq")
+    if not isinstance(ts, str) or not TS_RE.match(ts):
+        raise InvalidInput("ts must be UTC with microseconds and 'Z'", field="entry.ts")
+    if not isinstance(kind, str) or not KIND_RE.match(kind):
+        raise InvalidInput("kind must be a dotted lower-case name", field="entry.kind")
+    if not isinstance(prev, str) or not PREV_RE.match(prev):
+        raise InvalidInput("prev must be 64 lower-case hex digits", field="entry.prev")
+    if not isinstance(obj["payload"], dict):
+        raise InvalidInput("the payload must be an object", field="entry.payload")
+    entry = Entry(seq=seq, ts=ts, kind=kind, payload=obj["payload"],
+                  prev_hash=bytes.fromhex(prev))
+    try:
+        canonical = entry.canonical_bytes()
+    except ValueError as exc:  # NaN or Infinity, which Python's parser lets through
+        raise InvalidInput(f"entry has no canonical form: {exc}", field="entry") from exc
+    if canonical != body:
         raise InvalidInput("entry bytes are not in canonical form", field="entry")
     return entry
 
@@ -141,7 +186,9 @@ def check_chain(entries: Iterable[StoredEntry], start_seq: int = 1,
     for stored in entries:
         problem = _entry_problem(stored, expected_seq, expected_prev)
         if problem is not None:
-            yield ChainBreak(stored.seq if stored.seq >= expected_seq else expected_seq, problem)
+            # Always the first sequence number not verified: entries before it are intact.
+            # (Naming the entry found instead would skip past a deleted or moved entry.)
+            yield ChainBreak(expected_seq, problem)
             return
         yield stored.entry_hash
         expected_seq, expected_prev = stored.seq + 1, stored.entry_hash

@@ -94,6 +94,9 @@ class PostTransaction:
         memo = _text(raw, "memo", chars_max=limits.memo_chars_max, required=False)
         return cls(TransactionDraft(postings, memo))
 
+    def account_ids(self) -> set[int]:
+        return {p.account_id for p in self.draft.postings}
+
     def run(self, batch: Batch) -> dict[str, Any]:
         ref = batch.post(self.draft)
         return transaction_view(ref.seq, ref.entry_hash, ref.ts, self.draft)
@@ -120,6 +123,9 @@ class PostBatch:
 
     items: Sequence[PostTransaction]
     atomic: bool
+
+    def account_ids(self) -> set[int]:
+        return {i for item in self.items for i in item.account_ids()}
 
     def run(self, batch: Batch) -> dict[str, Any]:
         results: list[dict[str, Any]] = []

@@ -25,7 +25,13 @@ from ledger.books import (
     check_balanced,
 )
 from ledger.db import tables as t
+from ledger.db.bulk import copy_rows
 from ledger.errors import Conflict, NotFound, require
+
+JOURNAL_COLUMNS = ("seq", "ts", "kind", "prev_hash", "entry_hash", "body")
+TRANSACTION_COLUMNS = ("id", "memo", "postings_count", "reverses_id", "ts")
+POSTING_COLUMNS = ("transaction_id", "idx", "postings_count", "account_id", "currency",
+                   "amount_fen")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +140,12 @@ class Batch:
                                  "currency": p.currency} for p in draft.postings],
                    **(details or {})}
         ref = self.append(kind, payload)
-        self.transaction_rows.append({"id": ref.seq, "memo": draft.memo,
+        count = len(draft.postings)
+        self.transaction_rows.append({"id": ref.seq, "memo": draft.memo, "postings_count": count,
                                       "reverses_id": draft.reverses, "ts": self.ts})
         self.posting_rows.extend(
-            {"transaction_id": ref.seq, "idx": i, "account_id": p.account_id,
-             "currency": p.currency, "amount_fen": p.amount_fen}
+            {"transaction_id": ref.seq, "idx": i, "postings_count": count,
+             "account_id": p.account_id, "currency": p.currency, "amount_fen": p.amount_fen}
             for i, p in enumerate(draft.postings))
         for account in updated.values():
             self._set_account(account)
@@ -188,11 +195,9 @@ class Batch:
     # -- the write --------------------------------------------------------------------
     def flush(self) -> None:
         conn = self.conn
-        if self.journal_rows:
-            conn.execute(insert(t.JournalEntry), self.journal_rows)
-        if self.transaction_rows:
-            conn.execute(insert(t.Transaction), self.transaction_rows)
-            conn.execute(insert(t.Posting), self.posting_rows)
+        copy_rows(conn, "journal_entries", JOURNAL_COLUMNS, self.journal_rows)
+        copy_rows(conn, "transactions", TRANSACTION_COLUMNS, self.transaction_rows)
+        copy_rows(conn, "postings", POSTING_COLUMNS, self.posting_rows)
         self._flush_extra_rows()
         if self._dirty_accounts:
             conn.execute(

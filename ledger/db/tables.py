@@ -107,22 +107,32 @@ class Transaction(Base):
         ForeignKey("journal_entries.seq", deferrable=True, initially="DEFERRED"),
         primary_key=True, autoincrement=False)
     memo: Mapped[str]
+    # How many postings the transaction has: each posting names it, so none can be added later.
+    postings_count: Mapped[int] = mapped_column(SmallInteger)
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"), unique=True)
     ts: Mapped[datetime]
-    __table_args__ = (CheckConstraint("reverses_id IS NULL OR reverses_id < id",
-                                      name="reverses_earlier"),)
+    __table_args__ = (
+        CheckConstraint("reverses_id IS NULL OR reverses_id < id", name="reverses_earlier"),
+        CheckConstraint("postings_count >= 2", name="two_postings"),
+        UniqueConstraint("id", "postings_count", name="uq_transactions_id_postings_count"),
+    )
 
 
 class Posting(Base):
     __tablename__ = "postings"
-    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(primary_key=True)
     idx: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    postings_count: Mapped[int] = mapped_column(SmallInteger)
     account_id: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     amount_fen: Mapped[int]
     __table_args__ = (
         ForeignKeyConstraint(["account_id", "currency"], ["accounts.id", "accounts.currency"],
                              name="fk_postings_account_currency"),
+        ForeignKeyConstraint(["transaction_id", "postings_count"],
+                             ["transactions.id", "transactions.postings_count"],
+                             name="fk_postings_transaction"),
+        CheckConstraint("idx >= 0 AND idx < postings_count", name="idx_in_range"),
         CheckConstraint("amount_fen <> 0", name="amount_not_zero"),
         CheckConstraint("abs(amount_fen) <= 9007199254740991", name="amount_exact_in_json"),
         Index("ix_postings_account_id_transaction_id", "account_id", "transaction_id"),

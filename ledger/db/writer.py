@@ -67,6 +67,7 @@ def execute_batch(conn: Connection, requests: Sequence[WriteRequest]
     with conn.begin():
         batch = Batch(conn)
         seen = _prefetch_idempotency(conn, requests)
+        batch.load_accounts(_account_hints(requests))
         results: list[Outcome | LedgerError] = []
         for index, request in enumerate(requests):
             results.append(_run_one(batch, request, index, seen))
@@ -100,6 +101,16 @@ def _run_one(batch: Batch, request: WriteRequest, index: int,
             "api_key_id": key[0], "key": key[1], "request_hash": request.request_hash,
             "status_code": outcome.status_code, "response": outcome.body})
     return outcome
+
+
+def _account_hints(requests: Sequence[WriteRequest]) -> set[int]:
+    """Accounts the batch will touch, locked up front in one query (in id order)."""
+    ids: set[int] = set()
+    for request in requests:
+        hint = getattr(request.command, "account_ids", None)
+        if hint is not None:
+            ids.update(hint())
+    return ids
 
 
 def _idempotency_slot(request: WriteRequest) -> tuple[int, str] | None:

@@ -22,16 +22,9 @@ END $$;
 CREATE FUNCTION yufu_journal_link() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   before_hash bytea;
-  doc jsonb;
 BEGIN
   IF NEW.entry_hash <> sha256(NEW.body) THEN
     RAISE EXCEPTION 'yufu: entry % hash is not SHA-256 of its bytes', NEW.seq
-      USING ERRCODE = 'check_violation';
-  END IF;
-  doc := convert_from(NEW.body, 'UTF8')::jsonb;
-  IF (doc->>'seq')::bigint IS DISTINCT FROM NEW.seq OR doc->>'kind' IS DISTINCT FROM NEW.kind
-     OR doc->>'prev' IS DISTINCT FROM encode(NEW.prev_hash, 'hex') THEN
-    RAISE EXCEPTION 'yufu: entry % columns disagree with its bytes', NEW.seq
       USING ERRCODE = 'check_violation';
   END IF;
   IF NEW.seq = 1 THEN
@@ -62,31 +55,26 @@ BEGIN
   RETURN NEW;
 END $$;
 
-CREATE FUNCTION yufu_check_balanced(tx_id bigint) RETURNS void LANGUAGE plpgsql AS $$
+-- One check per transaction at commit: its postings fill every slot (postings_count) and sum
+-- to zero per currency. Postings name their transaction's postings_count and an idx below it,
+-- so a posting can never be added to a transaction afterwards.
+CREATE FUNCTION yufu_transaction_balances() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-  off record;
+  found_count bigint;
+  off_currency text;
+  off_total numeric;
 BEGIN
-  IF (SELECT count(*) FROM postings WHERE transaction_id = tx_id) < 2 THEN
-    RAISE EXCEPTION 'yufu: transaction % has fewer than two postings', tx_id
-      USING ERRCODE = 'check_violation';
+  SELECT count(*) INTO found_count FROM postings WHERE transaction_id = NEW.id;
+  IF found_count <> NEW.postings_count THEN
+    RAISE EXCEPTION 'yufu: transaction % has % postings, not %', NEW.id, found_count,
+      NEW.postings_count USING ERRCODE = 'check_violation';
   END IF;
-  SELECT currency, sum(amount_fen) AS total INTO off FROM postings
-    WHERE transaction_id = tx_id GROUP BY currency HAVING sum(amount_fen) <> 0 LIMIT 1;
+  SELECT currency, sum(amount_fen) INTO off_currency, off_total FROM postings
+    WHERE transaction_id = NEW.id GROUP BY currency HAVING sum(amount_fen) <> 0 LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'yufu: transaction % does not balance in % (off by %)',
-      tx_id, off.currency, off.total USING ERRCODE = 'check_violation';
+      NEW.id, off_currency, off_total USING ERRCODE = 'check_violation';
   END IF;
-END $$;
-
-CREATE FUNCTION yufu_posting_balances() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM yufu_check_balanced(NEW.transaction_id);
-  RETURN NULL;
-END $$;
-
-CREATE FUNCTION yufu_transaction_balances() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM yufu_check_balanced(NEW.id);
   RETURN NULL;
 END $$;
 
@@ -105,8 +93,6 @@ CREATE TRIGGER journal_entries_link BEFORE INSERT ON journal_entries
   FOR EACH ROW EXECUTE FUNCTION yufu_journal_link();
 CREATE TRIGGER chain_head_matches BEFORE UPDATE ON chain_head
   FOR EACH ROW EXECUTE FUNCTION yufu_head_matches();
-CREATE CONSTRAINT TRIGGER postings_balance AFTER INSERT ON postings
-  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION yufu_posting_balances();
 CREATE CONSTRAINT TRIGGER transactions_balance AFTER INSERT ON transactions
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION yufu_transaction_balances();
 CREATE TRIGGER accounts_fixed BEFORE UPDATE ON accounts
@@ -245,6 +231,7 @@ def upgrade() -> None:
         "transactions",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("memo", sa.Text(), nullable=False),
+        sa.Column("postings_count", sa.SmallInteger(), nullable=False),
         sa.Column("reverses_id", sa.BigInteger(), nullable=True),
         sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
@@ -262,8 +249,10 @@ def upgrade() -> None:
             ["transactions.id"],
             name=op.f("fk_transactions_reverses_id_transactions"),
         ),
+        sa.CheckConstraint("postings_count >= 2", name=op.f("ck_transactions_two_postings")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transactions")),
         sa.UniqueConstraint("reverses_id", name=op.f("uq_transactions_reverses_id")),
+        sa.UniqueConstraint("id", "postings_count", name="uq_transactions_id_postings_count"),
     )
     op.create_table(
         "idempotency_records",
@@ -287,6 +276,7 @@ def upgrade() -> None:
         "postings",
         sa.Column("transaction_id", sa.BigInteger(), nullable=False),
         sa.Column("idx", sa.SmallInteger(), nullable=False),
+        sa.Column("postings_count", sa.SmallInteger(), nullable=False),
         sa.Column("account_id", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("amount_fen", sa.BigInteger(), nullable=False),
@@ -294,15 +284,18 @@ def upgrade() -> None:
             "abs(amount_fen) <= 9007199254740991", name=op.f("ck_postings_amount_exact_in_json")
         ),
         sa.CheckConstraint("amount_fen <> 0", name=op.f("ck_postings_amount_not_zero")),
+        sa.CheckConstraint(
+            "idx >= 0 AND idx < postings_count", name=op.f("ck_postings_idx_in_range")
+        ),
         sa.ForeignKeyConstraint(
             ["account_id", "currency"],
             ["accounts.id", "accounts.currency"],
             name="fk_postings_account_currency",
         ),
         sa.ForeignKeyConstraint(
-            ["transaction_id"],
-            ["transactions.id"],
-            name=op.f("fk_postings_transaction_id_transactions"),
+            ["transaction_id", "postings_count"],
+            ["transactions.id", "transactions.postings_count"],
+            name="fk_postings_transaction",
         ),
         sa.PrimaryKeyConstraint("transaction_id", "idx", name=op.f("pk_postings")),
     )
@@ -341,8 +334,6 @@ def downgrade() -> None:
         "yufu_journal_link",
         "yufu_head_matches",
         "yufu_transaction_balances",
-        "yufu_posting_balances",
         "yufu_account_fixed",
     ):
         op.execute(f"DROP FUNCTION {name}()")
-    op.execute("DROP FUNCTION yufu_check_balanced(bigint)")
