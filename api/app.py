@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 from sqlalchemy import Engine
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.context import Context
@@ -16,16 +15,40 @@ from api.routes import ledger as ledger_routes
 from api.routes import system
 from ledger import limits
 from ledger.db.writer import Writer
+from ledger.errors import BodyTooLarge
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limits.request_body_bytes_max:
-            return problems.problem(413, "body_too_large", "Body too large",
-                                    f"request bodies are limited to "
-                                    f"{limits.request_body_bytes_max} bytes", "body")
-        return await call_next(request)
+class BodyLimit:
+    """Refuse bodies over the limit. Plain ASGI: BaseHTTPMiddleware costs a task per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and \
+                    int(value) > limits.request_body_bytes_max:
+                response = problems.problem(
+                    413, "body_too_large", "Body too large",
+                    f"request bodies are limited to {limits.request_body_bytes_max} bytes",
+                    "body")
+                await response(scope, receive, send)
+                return
+        seen_bytes = 0
+
+        async def counted() -> Message:
+            nonlocal seen_bytes
+            message = await receive()
+            seen_bytes += len(message.get("body", b""))
+            if seen_bytes > limits.request_body_bytes_max:
+                raise BodyTooLarge(f"request bodies are limited to "
+                                   f"{limits.request_body_bytes_max} bytes", field="body")
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def create_app(engine: Engine) -> FastAPI:

@@ -5,13 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from api.runtime import bootstrap_operator_key, connect, database, run_command, upgrade
 from api.settings import Settings
 from ledger.auth import Role
 from ledger.db import queries
-from ledger.journal import ChainBreak, StoredEntry, check_chain, decode_entry
+from ledger.errors import InvalidInput
+from ledger.journal import (
+    GENESIS_PREV_HASH,
+    PREV_RE,
+    ChainBreak,
+    StoredEntry,
+    canonical_json,
+    check_chain,
+    decode_entry,
+)
 from ledger.service import IssueKey
 
 
@@ -54,7 +64,7 @@ def _serve(_: argparse.Namespace) -> int:
             print(f"Bootstrap operator key (shown once; also in {settings.home}/operator.key):\n"
                   f"  {key}", flush=True)
         uvicorn.run(create_app(engine), host=settings.host, port=settings.port,
-                    log_level="warning", access_log=False)
+                    log_level="warning", access_log=False, proxy_headers=False)
     return 0
 
 
@@ -76,28 +86,51 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(results: object) -> int:
-    count, head = 0, b"\x00" * 32
-    for result in results:  # type: ignore[attr-defined]
+def _walk(results: Iterable[ChainBreak | bytes]) -> tuple[int, bytes, ChainBreak | None]:
+    """Count the verified entries and keep the last hash, up to the first break."""
+    count, head = 0, GENESIS_PREV_HASH
+    for result in results:
         if isinstance(result, ChainBreak):
-            print(f"BROKEN at sequence number {result.seq}: {result.reason}")
-            return 1
+            return count, head, result
         count, head = count + 1, result
+    return count, head, None
+
+
+def _report(results: Iterable[ChainBreak | bytes]) -> tuple[int, int, bytes]:
+    """Print the outcome of a chain walk; returns (exit code, entries verified, head hash)."""
+    count, head, broken = _walk(results)
+    if broken is not None:
+        print(f"BROKEN at sequence number {broken.seq}: {broken.reason}")
+        return 1, count, head
     print(f"OK: {count} entries verified; head hash {head.hex()}")
-    return 0
+    return 0, count, head
 
 
 def _verify(args: argparse.Namespace) -> int:
     if args.file is not None:
-        return _report(check_chain(_entries_from_file(args.file)))
+        try:
+            return _report(check_chain(_entries_from_file(args.file)))[0]
+        except _MalformedLine as bad:
+            print(f"BROKEN at sequence number {bad.seq}: line {bad.seq} of the file is "
+                  f"malformed ({bad.reason})")
+            return 1
     with database(Settings()) as url:
         engine = connect(url)
         with engine.connect() as conn:
-            code = _report(check_chain(queries.stored_entries(conn)))
+            code, count, last_hash = _report(check_chain(queries.stored_entries(conn)))
             if code:
                 return code
             head_seq, head_hash = queries.chain_head(conn)
             mismatched = queries.account_balance_mismatches(conn)
+        # The chain alone cannot see its last entries deleted or rewritten: the head can.
+        if (head_seq, head_hash) != (count, last_hash):
+            # Name the first entry in doubt: a missing one, the rewritten last one, or the
+            # first one beyond the head.
+            first_bad = count + 1 if head_seq > count else min(head_seq + 1, count)
+            print(f"BROKEN at sequence number {first_bad}: the chain head says "
+                  f"entry {head_seq} ({head_hash.hex()}) but the journal ends at entry {count} "
+                  f"({last_hash.hex()})")
+            return 1
         if mismatched:
             print(f"BROKEN: cached balances differ from postings for accounts {mismatched}")
             return 1
@@ -105,19 +138,35 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _entries_from_file(path: Path):  # type: ignore[no-untyped-def]
+class _MalformedLine(Exception):
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seq, self.reason = seq, reason
+
+
+def _entries_from_file(path: Path) -> Iterator[StoredEntry]:
+    """The export's lines as stored entries. Line n must hold entry n; its entry object is
+    re-encoded canonically, so only a change of content (not of spacing) breaks its hash."""
     with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
-            record = json.loads(line)
-            body = json.dumps(record["entry"], ensure_ascii=False, sort_keys=True,
-                              separators=(",", ":")).encode()
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or set(record) != {"entry", "hash"}:
+                    raise ValueError('not an object {"entry": ..., "hash": ...}')
+                recorded = record["hash"]
+                if not isinstance(recorded, str) or not PREV_RE.match(recorded):
+                    raise ValueError("no hash of 64 lower-case hex digits")
+                body = canonical_json(record["entry"])
+            except (ValueError, RecursionError) as exc:
+                raise _MalformedLine(number, str(exc)) from exc
             try:
                 entry = decode_entry(body)
-            except Exception:
-                yield StoredEntry(number, "", b"", b"", body)
+            except InvalidInput:
+                # check_chain decodes it again and reports why, at this line.
+                yield StoredEntry(number, "", b"", bytes.fromhex(recorded), body)
                 continue
-            yield StoredEntry(entry.seq, entry.kind, entry.prev_hash,
-                              bytes.fromhex(record["hash"]), body)
+            yield StoredEntry(entry.seq, entry.kind, entry.prev_hash, bytes.fromhex(recorded),
+                              body)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
@@ -27,6 +28,15 @@ class Context:
     writer: Writer
     _keys: dict[str, tuple[float, bytes, Principal]] = field(default_factory=dict)
     _keys_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cached_principal(self, presented: str) -> Principal | None:
+        prefix, secret = split_key(presented)
+        cached = self._keys.get(prefix)
+        if cached is None or time.monotonic() - cached[0] > key_cache_ttl_s:
+            return None
+        if not secret_matches(secret, cached[1]):
+            raise Unauthorized("unknown API key")
+        return cached[2]
 
     def authenticate(self, presented: str) -> Principal:
         prefix, secret = split_key(presented)
@@ -50,13 +60,18 @@ def context_of(request: Request) -> Context:
     return ctx
 
 
-def principal_of(request: Request) -> Principal:
+async def principal_of(request: Request) -> Principal:
+    # async, so the usual case (a cached key) costs no hop to the thread pool.
     header = request.headers.get("authorization", "")
     presented = header[7:].strip() if header.lower().startswith("bearer ") else ""
     presented = presented or request.headers.get("x-api-key", "")
     if not presented:
         raise Unauthorized("an API key is required (Authorization: Bearer <key>)")
-    return context_of(request).authenticate(presented)
+    ctx = context_of(request)
+    cached = ctx.cached_principal(presented)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(ctx.authenticate, presented)
 
 
 def idempotency_key_of(request: Request) -> str | None:

@@ -56,6 +56,11 @@ class Refused(LedgerError):
     status = 422
 
 
+class BodyTooLarge(LedgerError):
+    code = "body_too_large"
+    status = 413
+
+
 class IdempotencyConflict(LedgerError):
     code = "idempotency_conflict"
     status = 409

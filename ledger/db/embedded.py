@@ -81,8 +81,12 @@ class EmbeddedPostgres:
         return f"postgresql+psycopg2://postgres@/postgres?host={self.socket_dir}"
 
     def _run(self, args: list[str], user: str | None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(args, check=False, capture_output=True, text=True, user=user,
-                              timeout=start_timeout_s)
+        # Drop root's groups too: with gid 0 a root-owned 0701 parent would still be closed.
+        if user is None:
+            return subprocess.run(args, check=False, capture_output=True, text=True,
+                                  timeout=start_timeout_s)
+        return subprocess.run(args, check=False, capture_output=True, text=True,
+                              timeout=start_timeout_s, user=user, group=user, extra_groups=[])
 
     def start(self) -> str:
         bin_dir = find_bin_dir()
