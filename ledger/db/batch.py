@@ -196,9 +196,10 @@ class Batch:
     def flush(self) -> None:
         conn = self.conn
         copy_rows(conn, "journal_entries", JOURNAL_COLUMNS, self.journal_rows)
+        # Accounts opened in this batch go in before the postings that name them.
+        self._flush_extra_rows()
         copy_rows(conn, "transactions", TRANSACTION_COLUMNS, self.transaction_rows)
         copy_rows(conn, "postings", POSTING_COLUMNS, self.posting_rows)
-        self._flush_extra_rows()
         if self._dirty_accounts:
             conn.execute(
                 update(t.Account).where(t.Account.id == bindparam("b_id"))

@@ -1,0 +1,1 @@
+"""Custody rules as pure functions: filing, rules, cards, consumption, release, refund."""

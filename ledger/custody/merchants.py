@@ -1,0 +1,81 @@
+"""Merchant filing (备案): the checks on what an operator files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from stdnum.cn import uscc
+from stdnum.exceptions import ValidationError
+
+from ledger import limits
+from ledger.custody.departments import department_for
+from ledger.errors import InvalidInput
+
+industry_chars_max: Final = 50
+bank_account_chars_max: Final = 64
+
+
+class MerchantStatus(StrEnum):
+    active = "active"
+    frozen = "frozen"
+    closed = "closed"
+
+
+class Tier(StrEnum):
+    blue = "blue"
+    yellow = "yellow"
+    red = "red"
+
+
+HARD_BLOCKS: Final = frozenset({"court_listed_defaulter", "abnormal_operations_list",
+                                "deregistering"})
+
+
+def check_credit_code(code: object) -> str:
+    """The 18-character unified social credit code, with its GB 32100-2015 check character."""
+    if not isinstance(code, str):
+        raise InvalidInput("must be a string", field="credit_code")
+    try:
+        return str(uscc.validate(code.strip().upper()))
+    except ValidationError as exc:
+        raise InvalidInput(f"is not a valid unified social credit code: {exc}",
+                           field="credit_code") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Filing:
+    name: str
+    credit_code: str
+    industry: str
+    department: str
+    department_pending: bool
+    bank_id: str
+    custody_account: str
+    jurisdiction: str
+
+
+def _text(raw: Mapping[str, Any], name: str, chars_max: int) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("is required", field=name)
+    if len(value) > chars_max:
+        raise InvalidInput(f"must be at most {chars_max} characters", field=name)
+    return value.strip()
+
+
+def parse_filing(raw: Mapping[str, Any], default_jurisdiction: str) -> Filing:
+    industry = _text(raw, "industry", industry_chars_max)
+    department, pending = department_for(industry)
+    jurisdiction = raw.get("jurisdiction") or default_jurisdiction
+    if not isinstance(jurisdiction, str) or len(jurisdiction) > industry_chars_max:
+        raise InvalidInput("must be a short text", field="jurisdiction")
+    return Filing(
+        name=_text(raw, "name", limits.name_chars_max),
+        credit_code=check_credit_code(raw.get("credit_code")),
+        industry=industry, department=department, department_pending=pending,
+        bank_id=_text(raw, "bank_id", limits.owner_chars_max),
+        custody_account=_text(raw, "custody_account", bank_account_chars_max),
+        jurisdiction=jurisdiction)

@@ -1,0 +1,186 @@
+"""Custody state: rule sets, merchants, products, cards, consumptions and instructions.
+
+Money lives in accounts and postings; these tables hold the state the rules need. Every
+change to them is journaled by the command that makes it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.db.tables import Base
+
+_SEQ_FK = {"deferrable": True, "initially": "DEFERRED"}
+
+
+class RuleSetVersion(Base):
+    __tablename__ = "rule_sets"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    jurisdiction: Mapped[str]
+    industry: Mapped[str]
+    version: Mapped[int] = mapped_column(Integer)
+    rules: Mapped[dict[str, Any]]
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    __table_args__ = (UniqueConstraint("jurisdiction", "industry", "version",
+                                       name="uq_rule_sets_version"),)
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+    id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    credit_code: Mapped[str] = mapped_column(unique=True)
+    industry: Mapped[str]
+    department: Mapped[str]
+    department_pending: Mapped[bool]
+    jurisdiction: Mapped[str]
+    bank_id: Mapped[str] = mapped_column(index=True)
+    custody_account: Mapped[str]
+    rule_set_id: Mapped[int] = mapped_column(ForeignKey("rule_sets.id"))
+    status: Mapped[str]
+    tier: Mapped[str]
+    hard_blocks: Mapped[dict[str, Any]]
+    complaint_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    filed_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    __table_args__ = (
+        CheckConstraint("status IN ('active','frozen','closed')", name="status_known"),
+        CheckConstraint("tier IN ('blue','yellow','red')", name="tier_known"),
+    )
+
+
+class MerchantAccount(Base):
+    """The merchant's chart of accounts: one account per purpose."""
+
+    __tablename__ = "merchant_accounts"
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    purpose: Mapped[str] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    id: Mapped[str] = mapped_column(primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    kind: Mapped[str]
+    name: Mapped[str]
+    price_fen: Mapped[int]
+    sessions: Mapped[int] = mapped_column(Integer)
+    bonus_units: Mapped[int]
+    validity_months: Mapped[int] = mapped_column(SmallInteger)
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    __table_args__ = (
+        CheckConstraint("kind IN ('stored_value','sessions')", name="kind_known"),
+        CheckConstraint("price_fen > 0 AND sessions >= 0 AND bonus_units >= 0",
+                        name="amounts_valid"),
+    )
+
+
+class Card(Base):
+    __tablename__ = "cards"
+    id: Mapped[str] = mapped_column(primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"))
+    rule_set_id: Mapped[int] = mapped_column(ForeignKey("rule_sets.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
+    consumer_id: Mapped[str] = mapped_column(index=True)
+    token_hash: Mapped[bytes]
+    named: Mapped[bool]
+    kind: Mapped[str]
+    paid_fen: Mapped[int]
+    custody_fen: Mapped[int]
+    total_units: Mapped[int]
+    used_units: Mapped[int]
+    consumed_paid_fen: Mapped[int]
+    consumed_custody_fen: Mapped[int]
+    status: Mapped[str]
+    disputed: Mapped[bool]
+    sold_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date] = mapped_column(Date)
+    sold_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    __table_args__ = (
+        CheckConstraint("status IN ('active','refund_pending','refunded','closed')",
+                        name="status_known"),
+        CheckConstraint("0 <= used_units AND used_units <= total_units", name="units_in_range"),
+        CheckConstraint("0 <= consumed_paid_fen AND consumed_paid_fen <= paid_fen",
+                        name="paid_in_range"),
+        CheckConstraint("0 <= consumed_custody_fen AND consumed_custody_fen <= custody_fen "
+                        "AND custody_fen <= paid_fen", name="custody_in_range"),
+    )
+
+
+class Consumption(Base):
+    __tablename__ = "consumptions"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    units: Mapped[int]
+    paid_fen: Mapped[int]
+    custody_fen: Mapped[int]
+    status: Mapped[str]
+    confirm_by: Mapped[date] = mapped_column(Date)
+    confirmed_on: Mapped[date | None] = mapped_column(Date)
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("release_instructions.id"))
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    __table_args__ = (
+        CheckConstraint("status IN ('pending','confirmed','rejected')", name="status_known"),
+        CheckConstraint("units > 0 AND paid_fen >= 0 AND custody_fen BETWEEN 0 AND paid_fen",
+                        name="amounts_valid"),
+        Index("ix_consumptions_releasable", "merchant_id", "status", "release_id"),
+    )
+
+
+class ReleaseInstruction(Base):
+    __tablename__ = "release_instructions"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    amount_fen: Mapped[int]
+    holdback_fen: Mapped[int]
+    status: Mapped[str]
+    end_to_end_id: Mapped[str] = mapped_column(unique=True)
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    resolved_seq: Mapped[int | None] = mapped_column(
+        ForeignKey("journal_entries.seq", **_SEQ_FK))
+    __table_args__ = (
+        CheckConstraint("status IN ('pending','settled','failed')", name="status_known"),
+        CheckConstraint("amount_fen >= 0 AND holdback_fen >= 0", name="amounts_valid"),
+        Index("uq_release_instructions_period", "merchant_id", "period_end", unique=True,
+              postgresql_where=text("status <> 'failed'")),
+    )
+
+
+class RefundInstruction(Base):
+    __tablename__ = "refund_instructions"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
+    reason: Mapped[str]
+    claim_fen: Mapped[int]
+    amount_fen: Mapped[int]
+    merchant_due_fen: Mapped[int]
+    status: Mapped[str]
+    end_to_end_id: Mapped[str] = mapped_column(unique=True)
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    resolved_seq: Mapped[int | None] = mapped_column(
+        ForeignKey("journal_entries.seq", **_SEQ_FK))
+    __table_args__ = (
+        CheckConstraint("status IN ('pending','settled','failed')", name="status_known"),
+        CheckConstraint("reason IN ('cooling_off','balance','dispute','closure')",
+                        name="reason_known"),
+        CheckConstraint("amount_fen >= 0 AND merchant_due_fen >= 0 AND "
+                        "amount_fen + merchant_due_fen <= claim_fen", name="amounts_valid"),
+    )
