@@ -8,7 +8,15 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from api.runtime import bootstrap_operator_key, connect, database, run_command, upgrade
+from api.runtime import (
+    bootstrap_operator_key,
+    connect,
+    database,
+    ensure_default_rule_sets,
+    pseudonym_key,
+    run_command,
+    upgrade,
+)
 from api.settings import Settings
 from ledger.auth import Role
 from ledger.db import queries
@@ -57,14 +65,16 @@ def _serve(_: argparse.Namespace) -> int:
     with database(settings) as url:
         upgrade(url)
         engine = connect(url)
+        ensure_default_rule_sets(engine)
         key = bootstrap_operator_key(engine, settings.home)
         base = f"http://{settings.host}:{settings.port}"
         print(f"Yufu is serving on {base}  (API docs: {base}/docs)", flush=True)
         if key:
             print(f"Bootstrap operator key (shown once; also in {settings.home}/operator.key):\n"
                   f"  {key}", flush=True)
-        uvicorn.run(create_app(engine), host=settings.host, port=settings.port,
-                    log_level="warning", access_log=False, proxy_headers=False)
+        app = create_app(engine, pseudonym_key(settings.home))
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                    access_log=False, proxy_headers=False)
     return 0
 
 

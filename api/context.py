@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from fastapi import Request
@@ -22,10 +24,20 @@ from ledger.errors import InvalidInput, Unauthorized
 key_cache_ttl_s = 60.0
 
 
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
+
+
+def china_today() -> date:
+    """Business dates (cooling-off, releases) are Beijing dates; China keeps no summer time."""
+    return datetime.now(CHINA_STANDARD_TIME).date()
+
+
 @dataclass
 class Context:
     engine: Engine
     writer: Writer
+    pseudonym_key: bytes = b"yufu-development-pseudonym-key"
+    clock: Callable[[], date] = china_today
     _keys: dict[str, tuple[float, bytes, Principal]] = field(default_factory=dict)
     _keys_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -96,6 +108,16 @@ async def write(request: Request, principal: Principal, command: Command,
     outcome = await asyncio.wait_for(future, timeout=limits.request_timeout_s)
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+
+
+async def submit_as_consumer(request: Request, command: Command, status_code: int = 200
+                             ) -> JSONResponse:
+    """A consumer's write, authorised by the card's token inside the command (no API key,
+    so no Idempotency-Key: these writes are safe to retry, a repeat is refused as done)."""
+    pending = WriteRequest(command, status_code)
+    future = asyncio.wrap_future(context_of(request).writer.submit(pending))
+    outcome = await asyncio.wait_for(future, timeout=limits.request_timeout_s)
+    return JSONResponse(outcome.body, status_code=outcome.status_code)
 
 
 def as_json(body: dict[str, Any]) -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,9 @@ from sqlalchemy import Engine, func, select
 
 from api.settings import Settings, embedded_settings
 from ledger.auth import Role
+from ledger.custody.rules import default_rule_sets
+from ledger.custody_service import CreateRuleSet
+from ledger.db import custody_tables as c
 from ledger.db import tables as t
 from ledger.db.embedded import EmbeddedPostgres
 from ledger.db.engine import make_engine, normalise_url
@@ -59,6 +63,31 @@ def run_command(engine: Engine, cmd: object, status_code: int = 201) -> dict[str
     with engine.connect() as conn:
         execute_resilient(conn, [request])
     return request.future.result().body
+
+
+def pseudonym_key(home: Path) -> bytes:
+    """The key of the consumers' pseudonyms: YUFU_PSEUDONYM_KEY, else one made at first start.
+    Losing it means the same phone number maps to a new id, so back it up with the data."""
+    configured = os.environ.get("YUFU_PSEUDONYM_KEY")
+    if configured:
+        return configured.encode()
+    key_file = home / "pseudonym.key"
+    if not key_file.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32) + "\n")
+        os.chmod(key_file, 0o600)
+    return key_file.read_text().strip().encode()
+
+
+def ensure_default_rule_sets(engine: Engine) -> int:
+    """Ship the Beijing rule sets (journaled like any change) when there are none."""
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(c.RuleSetVersion)).scalar_one()
+    if count:
+        return 0
+    for jurisdiction, industry, rules in default_rule_sets():
+        run_command(engine, CreateRuleSet(jurisdiction, industry, rules.as_dict()))
+    return len(default_rule_sets())
 
 
 def bootstrap_operator_key(engine: Engine, home: Path) -> str | None:

@@ -20,10 +20,10 @@ from ledger import limits
 from ledger.errors import InvalidInput, require
 
 GENESIS_PREV_HASH = bytes(32)
-KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\Z")
 ENTRY_KEYS = ("kind", "payload", "prev", "seq", "ts")
-TS_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")
-PREV_RE = re.compile(r"^[0-9a-f]{64}$")
+TS_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z")
+PREV_RE = re.compile(r"^[0-9a-f]{64}\Z")
 json_depth_max = 16
 
 
@@ -134,7 +134,7 @@ def decode_entry(body: bytes) -> Entry:
     """Parse canonical bytes back into an Entry, insisting they are canonical."""
     try:
         obj = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a 5000-digit integer...
         raise InvalidInput(f"entry is not UTF-8 JSON: {exc}", field="entry") from exc
     if not isinstance(obj, dict) or tuple(sorted(obj)) != ENTRY_KEYS:
         raise InvalidInput(f"entry must have exactly the keys {ENTRY_KEYS}", field="entry")
@@ -143,7 +143,7 @@ def decode_entry(body: bytes) -> Entry:
     # InvalidInput rather than crashing the encoder (check_chain relies on that).
     if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= limits.amount_fen_max:
         raise InvalidInput("seq must be an integer from 1 to 2**53 - 1", field="entry.seq")
-    if not isinstance(ts, str) or not TS_RE.match(ts):
+    if not isinstance(ts, str) or not TS_RE.match(ts) or not _valid_ts(ts):
         raise InvalidInput("ts must be UTC with microseconds and 'Z'", field="entry.ts")
     if not isinstance(kind, str) or not KIND_RE.match(kind):
         raise InvalidInput("kind must be a dotted lower-case name", field="entry.kind")
@@ -153,13 +153,17 @@ def decode_entry(body: bytes) -> Entry:
         raise InvalidInput("the payload must be an object", field="entry.payload")
     entry = Entry(seq=seq, ts=ts, kind=kind, payload=obj["payload"],
                   prev_hash=bytes.fromhex(prev))
-    try:
-        canonical = entry.canonical_bytes()
-    except ValueError as exc:  # NaN or Infinity, which Python's parser lets through
-        raise InvalidInput(f"entry has no canonical form: {exc}", field="entry") from exc
-    if canonical != body:
+    if entry.canonical_bytes() != body:  # refuses floats (NaN too) and big integers first
         raise InvalidInput("entry bytes are not in canonical form", field="entry")
     return entry
+
+
+def _valid_ts(text: str) -> bool:
+    try:
+        parse_ts(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

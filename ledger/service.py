@@ -18,6 +18,17 @@ from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.money import check_currency
 
 
+def _storable(value: str, field: str) -> str:
+    """Text PostgreSQL and the journal can hold: no NUL character, no lone surrogate."""
+    if "\x00" in value:
+        raise InvalidInput("must not contain NUL characters", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput("must be valid Unicode (no lone surrogates)", field=field) from exc
+    return value
+
+
 def _text(raw: Mapping[str, Any], name: str, *, chars_max: int, required: bool = True,
           default: str = "") -> str:
     value = raw.get(name, None)
@@ -31,7 +42,7 @@ def _text(raw: Mapping[str, Any], name: str, *, chars_max: int, required: bool =
         raise InvalidInput(f"must be at most {chars_max} characters", field=name)
     if required and not value.strip():
         raise InvalidInput("must not be blank", field=name)
-    return value
+    return _storable(value, name)
 
 
 def _optional_id(raw: Mapping[str, Any], name: str) -> str | None:
@@ -107,6 +118,9 @@ class ReverseTransaction:
     original_id: int
     memo: str = ""
 
+    def __post_init__(self) -> None:
+        _storable(self.memo, "memo")
+
     def run(self, batch: Batch) -> dict[str, Any]:
         postings = batch.postings_of(self.original_id)
         if not postings:
@@ -152,6 +166,12 @@ class IssueKey:
     merchant_id: str | None = None
     bank_id: str | None = None
     label: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("merchant_id", "bank_id", "label"):
+            value = getattr(self, name)
+            if value is not None:
+                _storable(value, name)
 
     def run(self, batch: Batch) -> dict[str, Any]:
         check_scope(self.role, self.merchant_id, self.bank_id)

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from api.app import create_app
-from api.runtime import run_command, upgrade
+from api.runtime import ensure_default_rule_sets, run_command, upgrade
 from ledger.auth import Role
 from ledger.db.engine import make_engine
 from ledger.service import IssueKey, OpenAccount
@@ -40,6 +40,9 @@ def template_name(server_url: str) -> Iterator[str]:
     name = f"yufu_tpl_{uuid.uuid4().hex[:10]}"
     url = testdb.create_database(server_url, name)
     upgrade(url)
+    engine = make_engine(url)
+    ensure_default_rule_sets(engine)
+    engine.dispose()
     yield name
     _drop(server_url, name)
 

@@ -70,6 +70,9 @@ class Batch:
         self._undo: list[tuple[int, Account | None]] = []
         self._dirty_accounts: set[int] = set()
         self._reversed_here: set[int] = set()
+        # Set by `write`: a command that wrote directly can no longer be undone from the
+        # buffers, so an expected error after it is treated as a bug (the batch is retried).
+        self.wrote_directly = False
 
     # -- marks, so one failing command leaves no trace -------------------------------
     def mark(self) -> Mark:
@@ -181,6 +184,11 @@ class Batch:
         """Make a just-created account visible to later commands of this batch."""
         self._undo.append((account.id, None))
         self.accounts[account.id] = account
+
+    def write(self, statement: Any, params: Any = None) -> Any:
+        """Execute a direct write (custody state): only after every check has passed."""
+        self.wrote_directly = True
+        return self.conn.execute(statement, params)
 
     def add_row(self, table: Any, row: dict[str, Any]) -> None:
         """Buffer a row of another table for the bulk flush (undone with the command)."""

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.tables import Base
 
-_SEQ_FK = {"deferrable": True, "initially": "DEFERRED"}
+# Rows that name a journal entry or an account of the same batch: those are written at flush.
+_SEQ_FK: dict[str, Any] = {"deferrable": True, "initially": "DEFERRED"}
 
 
 class RuleSetVersion(Base):
@@ -67,7 +68,7 @@ class MerchantAccount(Base):
     __tablename__ = "merchant_accounts"
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
     purpose: Mapped[str] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", **_SEQ_FK), unique=True)
 
 
 class Product(Base):
@@ -94,7 +95,7 @@ class Card(Base):
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
     product_id: Mapped[str] = mapped_column(ForeignKey("products.id"))
     rule_set_id: Mapped[int] = mapped_column(ForeignKey("rule_sets.id"))
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", **_SEQ_FK), unique=True)
     consumer_id: Mapped[str] = mapped_column(index=True)
     token_hash: Mapped[bytes]
     named: Mapped[bool]

@@ -41,16 +41,23 @@ def account_view(conn: Connection, principal: Principal, account_id: int,
 def postings_page(conn: Connection, principal: Principal, account_id: int, after: int,
                   limit: int) -> dict[str, Any]:
     account_view(conn, principal, account_id)
-    rows = conn.execute(
-        select(t.Posting.transaction_id, t.Posting.idx, t.Posting.amount_fen,
-               t.Posting.currency, t.Transaction.memo, t.Transaction.ts)
-        .join(t.Transaction, t.Transaction.id == t.Posting.transaction_id)
-        .where(t.Posting.account_id == account_id, t.Posting.transaction_id > after)
-        .order_by(t.Posting.transaction_id, t.Posting.idx).limit(limit)).all()
+    query = (select(t.Posting.transaction_id, t.Posting.idx, t.Posting.amount_fen,
+                    t.Posting.currency, t.Transaction.memo, t.Transaction.ts)
+             .join(t.Transaction, t.Transaction.id == t.Posting.transaction_id)
+             .where(t.Posting.account_id == account_id)
+             .order_by(t.Posting.transaction_id, t.Posting.idx))
+    rows = list(conn.execute(query.where(t.Posting.transaction_id > after).limit(limit)))
+    full = len(rows) == limit
+    if full:
+        # The cursor is a transaction id, so a page never ends inside a transaction that
+        # names the account more than once: the rest of its postings join this page.
+        last = rows[-1]
+        rows += conn.execute(query.where(t.Posting.transaction_id == last.transaction_id,
+                                         t.Posting.idx > last.idx))
     items = [{"transaction_id": r.transaction_id, "idx": r.idx, "amount_fen": r.amount_fen,
               "currency": r.currency, "memo": r.memo, "ts": journal.format_ts(r.ts)}
              for r in rows]
-    next_after = rows[-1].transaction_id if len(rows) == limit else None
+    next_after = rows[-1].transaction_id if full else None
     return {"account_id": account_id, "items": items, "next_after": next_after}
 
 

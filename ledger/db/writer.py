@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, select, tuple_
 from ledger import limits
 from ledger.db import tables as t
 from ledger.db.batch import Batch
-from ledger.errors import IdempotencyConflict, LedgerError, Refused
+from ledger.errors import IdempotencyConflict, InvariantViolation, LedgerError, Refused
 
 log = logging.getLogger("yufu.writer")
 
@@ -86,9 +86,13 @@ def _run_one(batch: Batch, request: WriteRequest, index: int,
                 field="Idempotency-Key")
         return Outcome(first.status_code, first.body, replayed=True)
     mark = batch.mark()
+    batch.wrote_directly = False
     try:
         body = request.command.run(batch)
     except LedgerError as error:
+        if batch.wrote_directly:
+            bug = InvariantViolation(f"a command failed after writing directly: {error}")
+            raise _ItemCrashed(index, bug) from error
         batch.undo_to(mark)
         return error
     except Exception as error:

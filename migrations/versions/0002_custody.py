@@ -106,7 +106,11 @@ def upgrade() -> None:
         sa.Column("purpose", sa.Text(), nullable=False),
         sa.Column("account_id", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name=op.f("fk_merchant_accounts_account_id_accounts")
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_merchant_accounts_account_id_accounts"),
+            initially="DEFERRED",
+            deferrable=True,
         ),
         sa.ForeignKeyConstraint(
             ["merchant_id"],
@@ -241,7 +245,11 @@ def upgrade() -> None:
             "0 <= used_units AND used_units <= total_units", name=op.f("ck_cards_units_in_range")
         ),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name=op.f("fk_cards_account_id_accounts")
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_cards_account_id_accounts"),
+            initially="DEFERRED",
+            deferrable=True,
         ),
         sa.ForeignKeyConstraint(
             ["merchant_id"], ["merchants.id"], name=op.f("fk_cards_merchant_id_merchants")

@@ -1,0 +1,357 @@
+"""Custody endpoints: rule sets, merchants, products, cards, consumptions, releases, refunds."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from api.context import context_of, principal_of, submit_as_consumer, write
+from ledger import limits
+from ledger.auth import Principal, Role
+from ledger.custody import cards as card_rules
+from ledger.custody.merchants import HARD_BLOCKS, Tier, parse_filing
+from ledger.custody.rules import DEFAULT_JURISDICTION
+from ledger.custody_service import (
+    AutoConfirm,
+    CloseMerchant,
+    ConfirmDeposit,
+    Consume,
+    CreateProduct,
+    CreateRuleSet,
+    DisputeCard,
+    FileMerchant,
+    RefundCard,
+    ResolveRefund,
+    ResolveRelease,
+    RunReleases,
+    SellCard,
+    SetMerchantStatus,
+    SetTier,
+    SettleConsumption,
+)
+from ledger.db import custody_queries as views
+from ledger.db import custody_tables as c
+from ledger.errors import InvalidInput
+
+router = APIRouter(prefix="/v1")
+Authed = Annotated[Principal, Depends(principal_of)]
+Id = Annotated[str, Path(min_length=1, max_length=64)]
+NumericId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+ConsumerToken = Annotated[str | None, Header(alias="X-Consumer-Token", max_length=100)]
+units_max = 10**12
+reason_chars_max = 500
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleSetIn(Strict):
+    jurisdiction: str = Field(default=DEFAULT_JURISDICTION, min_length=1, max_length=50)
+    industry: str = Field(min_length=1, max_length=50, description="'*' for the fallback")
+    rules: dict[str, Any] = Field(description="rule values; left-out ones keep the last "
+                                              "version's")
+
+
+class FilingIn(Strict):
+    name: str = Field(min_length=1, max_length=limits.name_chars_max)
+    credit_code: str = Field(min_length=1, max_length=40)
+    industry: str = Field(min_length=1, max_length=50)
+    bank_id: str = Field(min_length=1, max_length=limits.owner_chars_max)
+    custody_account: str = Field(min_length=1, max_length=64)
+    jurisdiction: str | None = Field(default=None, max_length=50)
+
+
+class ReasonIn(Strict):
+    reason: str = Field(default="", max_length=reason_chars_max)
+
+
+class TierIn(Strict):
+    tier: Literal["blue", "yellow", "red"]
+    reasons: list[Annotated[str, Field(max_length=reason_chars_max)]] = Field(
+        default_factory=list, max_length=50)
+    hard_blocks: list[Literal["court_listed_defaulter", "abnormal_operations_list",
+                              "deregistering"]] = Field(default_factory=list, max_length=3)
+
+
+class ProductIn(Strict):
+    kind: Literal["stored_value", "sessions"]
+    name: str = Field(min_length=1, max_length=limits.name_chars_max)
+    price_fen: StrictInt = Field(gt=0, le=limits.amount_fen_max)
+    sessions: StrictInt | None = Field(default=None, ge=1, le=100_000)
+    bonus_units: StrictInt = Field(default=0, ge=0, le=limits.amount_fen_max)
+    validity_months: StrictInt = Field(default=12, ge=1, le=1200)
+
+
+class ConsumerIn(Strict):
+    phone: str | None = Field(default=None, max_length=card_rules.consumer_ref_chars_max)
+    external_id: str | None = Field(default=None, max_length=card_rules.consumer_ref_chars_max)
+
+
+class SaleIn(Strict):
+    product_id: str = Field(min_length=1, max_length=64)
+    consumer: ConsumerIn
+    named: StrictBool = True
+
+
+class ConsumptionIn(Strict):
+    sessions: StrictInt | None = Field(default=None, ge=1, le=units_max)
+    amount_fen: StrictInt | None = Field(default=None, ge=1, le=limits.amount_fen_max)
+
+
+class RefundIn(Strict):
+    reason: Literal["cooling_off", "balance"]
+
+
+class AsOfIn(Strict):
+    as_of: date | None = None
+    merchant_id: str | None = Field(default=None, max_length=64)
+
+
+class ResolveIn(Strict):
+    outcome: Literal["settled", "failed"]
+    reason: str = Field(default="", max_length=reason_chars_max)
+
+
+class DepositIn(Strict):
+    amount_fen: StrictInt = Field(gt=0, le=limits.amount_fen_max)
+
+
+class DisputeResolveIn(Strict):
+    outcome: Literal["merchant", "consumer"]
+
+
+# -- rule sets and merchants -------------------------------------------------------------
+
+
+@router.get("/rule-sets")
+def list_rule_sets(request: Request, who: Authed) -> dict[str, Any]:
+    with context_of(request).engine.connect() as conn:
+        return views.rule_sets(conn)
+
+
+@router.post("/rule-sets", status_code=201)
+async def create_rule_set(request: Request, body: RuleSetIn, who: Authed) -> JSONResponse:
+    who.require_role(Role.operator)
+    return await write(request, who, CreateRuleSet(body.jurisdiction, body.industry, body.rules))
+
+
+@router.post("/merchants", status_code=201)
+async def file_merchant(request: Request, body: FilingIn, who: Authed) -> JSONResponse:
+    who.require_role(Role.operator)
+    filing = parse_filing(body.model_dump(), DEFAULT_JURISDICTION)
+    return await write(request, who, FileMerchant(filing))
+
+
+@router.get("/merchants/{merchant_id}")
+def get_merchant(request: Request, merchant_id: Id, who: Authed) -> dict[str, Any]:
+    ctx = context_of(request)
+    with ctx.engine.connect() as conn:
+        return views.merchant_view(conn, who, merchant_id, ctx.clock())
+
+
+@router.get("/merchants/{merchant_id}/cards")
+def get_merchant_cards(request: Request, merchant_id: Id, who: Authed, after: str = "",
+                       limit: Annotated[int, Query(ge=1, le=limits.postings_page_max)] = 100
+                       ) -> dict[str, Any]:
+    with context_of(request).engine.connect() as conn:
+        return views.merchant_cards(conn, who, merchant_id, after, limit)
+
+
+@router.post("/merchants/{merchant_id}/freeze")
+async def freeze(request: Request, merchant_id: Id, body: ReasonIn, who: Authed) -> JSONResponse:
+    who.require_role(Role.operator)
+    return await write(request, who, SetMerchantStatus(merchant_id, True, body.reason), 200)
+
+
+@router.post("/merchants/{merchant_id}/unfreeze")
+async def unfreeze(request: Request, merchant_id: Id, body: ReasonIn, who: Authed
+                   ) -> JSONResponse:
+    who.require_role(Role.operator)
+    return await write(request, who, SetMerchantStatus(merchant_id, False, body.reason), 200)
+
+
+@router.post("/merchants/{merchant_id}/tier")
+async def set_tier(request: Request, merchant_id: Id, body: TierIn, who: Authed) -> JSONResponse:
+    who.require_role(Role.operator)
+    blocks = [b for b in body.hard_blocks if b in HARD_BLOCKS]
+    command = SetTier(merchant_id, Tier(body.tier), body.reasons, blocks)
+    return await write(request, who, command, 200)
+
+
+@router.post("/merchants/{merchant_id}/close")
+async def close(request: Request, merchant_id: Id, who: Authed) -> JSONResponse:
+    who.require_role(Role.operator)
+    return await write(request, who, CloseMerchant(merchant_id), 200)
+
+
+@router.get("/merchants/{merchant_id}/payouts.csv")
+def payouts_csv(request: Request, merchant_id: Id, who: Authed) -> Response:
+    with context_of(request).engine.connect() as conn:
+        rows = views.payout_rows(conn, who, merchant_id)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="payouts-{merchant_id}.csv"'})
+
+
+@router.post("/merchants/{merchant_id}/deposits", status_code=201)
+async def confirm_deposit(request: Request, merchant_id: Id, body: DepositIn, who: Authed
+                          ) -> JSONResponse:
+    return await write(request, who, ConfirmDeposit(who, merchant_id, body.amount_fen))
+
+
+@router.post("/merchants/{merchant_id}/products", status_code=201)
+async def create_product(request: Request, merchant_id: Id, body: ProductIn, who: Authed
+                         ) -> JSONResponse:
+    product = card_rules.parse_product(body.model_dump())
+    return await write(request, who, CreateProduct(who, merchant_id, product))
+
+
+@router.get("/exposure")
+def get_exposure(request: Request, who: Authed) -> dict[str, Any]:
+    who.require_role(Role.operator, Role.regulator)
+    with context_of(request).engine.connect() as conn:
+        return views.all_exposure(conn)
+
+
+# -- cards and consumption -----------------------------------------------------------------
+
+
+@router.post("/cards", status_code=201)
+async def sell_card(request: Request, body: SaleIn, who: Authed) -> JSONResponse:
+    who.require_role(Role.merchant, Role.operator)
+    reference = body.consumer.phone or body.consumer.external_id
+    if (body.consumer.phone is None) == (body.consumer.external_id is None):
+        raise InvalidInput("give exactly one of phone or external_id", field="consumer")
+    kind = "phone" if body.consumer.phone else "external"
+    ctx = context_of(request)
+    consumer_id = card_rules.consumer_pseudonym(ctx.pseudonym_key, f"{kind}:{reference}")
+    return await write(request, who, SellCard(who, body.product_id, consumer_id, body.named,
+                                              ctx.clock()))
+
+
+@router.get("/cards/{card_id}")
+def consumer_card(request: Request, card_id: Id, token: ConsumerToken = None
+                  ) -> dict[str, Any]:
+    with context_of(request).engine.connect() as conn:
+        return views.consumer_card_status(conn, card_id, _token(token))
+
+
+@router.post("/cards/{card_id}/consumptions", status_code=201)
+async def consume(request: Request, card_id: Id, body: ConsumptionIn, who: Authed
+                  ) -> JSONResponse:
+    if (body.sessions is None) == (body.amount_fen is None):
+        raise InvalidInput("give exactly one of sessions or amount_fen", field="sessions")
+    units = body.sessions if body.sessions is not None else body.amount_fen
+    assert units is not None
+    return await write(request, who, Consume(who, card_id, units, context_of(request).clock()))
+
+
+@router.post("/consumptions/{consumption_id}/confirm")
+async def confirm_consumption(request: Request, consumption_id: NumericId,
+                              token: ConsumerToken = None) -> JSONResponse:
+    return await _consumer_settles(request, consumption_id, True, token)
+
+
+@router.post("/consumptions/{consumption_id}/reject")
+async def reject_consumption(request: Request, consumption_id: NumericId,
+                             token: ConsumerToken = None) -> JSONResponse:
+    return await _consumer_settles(request, consumption_id, False, token)
+
+
+async def _consumer_settles(request: Request, consumption_id: int, confirm: bool,
+                            token: str | None) -> JSONResponse:
+    ctx = context_of(request)
+    command = SettleConsumption(consumption_id, confirm, ctx.clock(), _token(token))
+    return await submit_as_consumer(request, command)
+
+
+def _token(token: str | None) -> str:
+    if not token:
+        raise InvalidInput("the consumer token from the sale is required",
+                           field="X-Consumer-Token")
+    return token
+
+
+@router.post("/consumptions/auto-confirm")
+async def auto_confirm(request: Request, body: AsOfIn, who: Authed) -> JSONResponse:
+    who.require_role(Role.operator)
+    return await write(request, who, AutoConfirm(body.as_of or context_of(request).clock()), 200)
+
+
+# -- refunds, disputes ---------------------------------------------------------------------
+
+
+@router.post("/cards/{card_id}/refunds", status_code=201)
+async def refund_card(request: Request, card_id: Id, body: RefundIn, who: Authed
+                      ) -> JSONResponse:
+    command = RefundCard(who, card_id, body.reason, context_of(request).clock())
+    return await write(request, who, command)
+
+
+@router.post("/cards/{card_id}/consumer-refunds", status_code=201)
+async def consumer_refund(request: Request, card_id: Id, body: RefundIn,
+                          token: ConsumerToken = None) -> JSONResponse:
+    command = RefundCard(None, card_id, body.reason, context_of(request).clock(), _token(token))
+    return await submit_as_consumer(request, command, 201)
+
+
+@router.post("/cards/{card_id}/dispute")
+async def dispute_card(request: Request, card_id: Id, token: ConsumerToken = None
+                       ) -> JSONResponse:
+    """Opened by the consumer (X-Consumer-Token) or an operator (API key)."""
+    if token:
+        return await submit_as_consumer(request, DisputeCard(None, card_id, True, token=token))
+    who = await principal_of(request)
+    return await write(request, who, DisputeCard(who, card_id, True), 200)
+
+
+@router.post("/cards/{card_id}/dispute/resolve")
+async def resolve_dispute(request: Request, card_id: Id, body: DisputeResolveIn, who: Authed
+                          ) -> JSONResponse:
+    return await write(request, who, DisputeCard(who, card_id, False, body.outcome), 200)
+
+
+# -- releases and refund instructions --------------------------------------------------------
+
+
+@router.post("/releases/run")
+async def run_releases(request: Request, body: AsOfIn, who: Authed) -> JSONResponse:
+    who.require_role(Role.operator)
+    as_of = body.as_of or context_of(request).clock()
+    return await write(request, who, RunReleases(as_of, body.merchant_id), 200)
+
+
+@router.get("/releases")
+def list_releases(request: Request, who: Authed, status: str | None = None,
+                  merchant_id: str | None = None) -> dict[str, Any]:
+    with context_of(request).engine.connect() as conn:
+        return views.instructions(conn, who, c.ReleaseInstruction, status, merchant_id)
+
+
+@router.post("/releases/{release_id}/resolve")
+async def resolve_release(request: Request, release_id: NumericId, body: ResolveIn,
+                          who: Authed) -> JSONResponse:
+    command = ResolveRelease(who, release_id, body.outcome == "settled", body.reason)
+    return await write(request, who, command, 200)
+
+
+@router.get("/refunds")
+def list_refunds(request: Request, who: Authed, status: str | None = None,
+                 merchant_id: str | None = None) -> dict[str, Any]:
+    with context_of(request).engine.connect() as conn:
+        return views.instructions(conn, who, c.RefundInstruction, status, merchant_id)
+
+
+@router.post("/refunds/{refund_id}/resolve")
+async def resolve_refund(request: Request, refund_id: NumericId, body: ResolveIn, who: Authed
+                         ) -> JSONResponse:
+    command = ResolveRefund(who, refund_id, body.outcome == "settled", body.reason)
+    return await write(request, who, command, 200)

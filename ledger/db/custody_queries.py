@@ -1,0 +1,213 @@
+"""Read side of custody: merchants' books, cards, exposure, instructions, payout lists."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from ledger.auth import Principal, Role
+from ledger.books import normal_sign
+from ledger.custody.cards import token_hash
+from ledger.custody.rules import ANY_INDUSTRY, basis_points_whole, parse_rule_set
+from ledger.custody.settlement import period_of, release_split
+from ledger.db import custody_tables as c
+from ledger.db import tables as t
+from ledger.errors import Forbidden, NotFound
+
+
+def _merchant_row(conn: Connection, merchant_id: str) -> Any:
+    row = conn.execute(select(c.Merchant.__table__).where(c.Merchant.id == merchant_id)).first()
+    if row is None:
+        raise NotFound(f"merchant {merchant_id} does not exist", field="merchant_id")
+    return row
+
+
+def check_merchant_reader(principal: Principal, merchant: Any) -> None:
+    if principal.role in (Role.operator, Role.regulator):
+        return
+    if principal.role == Role.merchant and principal.merchant_id == merchant.id:
+        return
+    if principal.role == Role.bank and principal.bank_id == merchant.bank_id:
+        return
+    raise Forbidden("this key may not read this merchant's books")
+
+
+def merchant_balances(conn: Connection, merchant_id: str) -> dict[str, int]:
+    rows = conn.execute(
+        select(c.MerchantAccount.purpose, t.Account.kind, t.Account.balance_fen)
+        .join(t.Account, t.Account.id == c.MerchantAccount.account_id)
+        .where(c.MerchantAccount.merchant_id == merchant_id)).all()
+    return {r.purpose: r.balance_fen * normal_sign(r.kind) for r in rows}
+
+
+def card_liability(conn: Connection, merchant_id: str) -> tuple[int, int]:
+    """(outstanding card liability in fen, number of cards)."""
+    row = conn.execute(
+        select(func.coalesce(func.sum(-t.Account.balance_fen), 0), func.count())
+        .select_from(c.Card).join(t.Account, t.Account.id == c.Card.account_id)
+        .where(c.Card.merchant_id == merchant_id)).one()
+    return int(row[0]), int(row[1])
+
+
+def current_rules(conn: Connection, jurisdiction: str, industry: str) -> Any:
+    for wanted in (industry, ANY_INDUSTRY):
+        row = conn.execute(
+            select(c.RuleSetVersion.__table__)
+            .where(c.RuleSetVersion.jurisdiction == jurisdiction,
+                   c.RuleSetVersion.industry == wanted)
+            .order_by(c.RuleSetVersion.version.desc()).limit(1)).first()
+        if row is not None:
+            return row
+    return None
+
+
+def exposure(conn: Connection, merchant: Any) -> dict[str, Any]:
+    balances = merchant_balances(conn, merchant.id)
+    liability, cards = card_liability(conn, merchant.id)
+    custody = balances["custody_cash"] + balances["custody_in_transit"]
+    rules_row = current_rules(conn, merchant.jurisdiction, merchant.industry)
+    required_bp = parse_rule_set(rules_row.rules).custody_ratio_bp if rules_row else None
+    custodied_liability = liability - balances["direct_share"]
+    coverage_bp = custody * basis_points_whole // liability if liability else None
+    return {"merchant_id": merchant.id, "name": merchant.name, "industry": merchant.industry,
+            "department": merchant.department, "status": merchant.status,
+            "tier": merchant.tier, "complaint_count": merchant.complaint_count,
+            "cards": cards, "card_liability_fen": liability,
+            "custodied_card_liability_fen": custodied_liability,
+            "custody_balance_fen": custody, "coverage_ratio_bp": coverage_bp,
+            "required_ratio_bp": required_bp,
+            "meets_rule": None if coverage_bp is None or required_bp is None
+            else coverage_bp >= required_bp}
+
+
+def merchant_view(conn: Connection, principal: Principal, merchant_id: str, today: date
+                  ) -> dict[str, Any]:
+    m = _merchant_row(conn, merchant_id)
+    check_merchant_reader(principal, m)
+    balances = merchant_balances(conn, m.id)
+    view = {"id": m.id, "name": m.name, "credit_code": m.credit_code, "industry": m.industry,
+            "department": m.department, "department_pending": m.department_pending,
+            "jurisdiction": m.jurisdiction, "bank_id": m.bank_id,
+            "custody_account": m.custody_account, "rule_set_id": m.rule_set_id,
+            "status": m.status, "tier": m.tier, "hard_blocks": m.hard_blocks.get("blocks", []),
+            "balances_fen": balances, "exposure": exposure(conn, m)}
+    view["next_release"] = _next_release(conn, m, today)
+    return view
+
+
+def _next_release(conn: Connection, m: Any, today: date) -> dict[str, Any] | None:
+    rules_row = current_rules(conn, m.jurisdiction, m.industry)
+    if rules_row is None or m.status != "active":
+        return None
+    rules = parse_rule_set(rules_row.rules)
+    _, end = period_of(today, rules.release_cadence_days)
+    next_end = end if end > today else date.fromordinal(end.toordinal()
+                                                         + rules.release_cadence_days)
+    confirmed = conn.execute(
+        select(func.coalesce(func.sum(c.Consumption.custody_fen), 0))
+        .join(c.Card, c.Card.id == c.Consumption.card_id)
+        .where(c.Consumption.merchant_id == m.id, c.Consumption.status == "confirmed",
+               c.Consumption.release_id.is_(None), c.Card.disputed.is_(False))).scalar_one()
+    amount, holdback = release_split(int(confirmed), rules.reserve_share_bp)
+    return {"period_end": next_end.isoformat(), "estimated_amount_fen": amount,
+            "estimated_holdback_fen": holdback}
+
+
+def card_view(row: Any, balance_fen: int) -> dict[str, Any]:
+    return {"id": row.id, "merchant_id": row.merchant_id, "product_id": row.product_id,
+            "kind": row.kind, "named": row.named, "consumer_id": row.consumer_id,
+            "paid_fen": row.paid_fen, "custody_fen": row.custody_fen,
+            "total_units": row.total_units, "used_units": row.used_units,
+            "remaining_units": row.total_units - row.used_units,
+            "remaining_paid_fen": balance_fen, "status": row.status,
+            "disputed": row.disputed, "sold_on": row.sold_on.isoformat(),
+            "expires_on": row.expires_on.isoformat(), "sold_seq": row.sold_seq,
+            "rule_set_id": row.rule_set_id}
+
+
+def merchant_cards(conn: Connection, principal: Principal, merchant_id: str, after: str,
+                   limit: int) -> dict[str, Any]:
+    check_merchant_reader(principal, _merchant_row(conn, merchant_id))
+    rows = conn.execute(
+        select(c.Card.__table__, t.Account.balance_fen.label("account_balance"))
+        .join(t.Account, t.Account.id == c.Card.account_id)
+        .where(c.Card.merchant_id == merchant_id, c.Card.id > after)
+        .order_by(c.Card.id).limit(limit)).all()
+    items = [card_view(r, -r.account_balance) for r in rows]
+    return {"items": items, "next_after": rows[-1].id if len(rows) == limit else None}
+
+
+def consumer_card_status(conn: Connection, card_id: str, token: str) -> dict[str, Any]:
+    """What a consumer may see with the card id and the token handed out at the sale."""
+    row = conn.execute(
+        select(c.Card.__table__, t.Account.balance_fen.label("account_balance"))
+        .join(t.Account, t.Account.id == c.Card.account_id).where(c.Card.id == card_id)).first()
+    if row is None or not hmac.compare_digest(token_hash(token), bytes(row.token_hash)):
+        raise NotFound("no card matches this id and token", field="card_id")
+    m = _merchant_row(conn, row.merchant_id)
+    remaining = -row.account_balance
+    in_custody = row.custody_fen - row.consumed_custody_fen if row.status == "active" else 0
+    refunds = conn.execute(select(c.RefundInstruction.__table__)
+                           .where(c.RefundInstruction.card_id == card_id)
+                           .order_by(c.RefundInstruction.id)).all()
+    return {**card_view(row, remaining), "merchant_name": m.name,
+            "merchant_status": m.status, "custodian_bank": m.bank_id,
+            "custody_status": {"in_custody_fen": in_custody,
+                               "held_by_merchant_fen": remaining - in_custody
+                               if row.status == "active" else 0},
+            "refunds": [{"id": r.id, "reason": r.reason, "claim_fen": r.claim_fen,
+                         "amount_fen": r.amount_fen, "status": r.status} for r in refunds]}
+
+
+def all_exposure(conn: Connection) -> dict[str, Any]:
+    merchants = conn.execute(select(c.Merchant.__table__).order_by(c.Merchant.id)).all()
+    items = [exposure(conn, m) for m in merchants]
+    return {"items": items}
+
+
+def instructions(conn: Connection, principal: Principal, table: Any, status: str | None,
+                 merchant_id: str | None) -> dict[str, Any]:
+    query = select(table.__table__, c.Merchant.bank_id).join(
+        c.Merchant, c.Merchant.id == table.merchant_id)
+    if status:
+        query = query.where(table.status == status)
+    if merchant_id:
+        query = query.where(table.merchant_id == merchant_id)
+    if principal.role == Role.bank:
+        query = query.where(c.Merchant.bank_id == principal.bank_id)
+    if principal.role == Role.merchant:
+        query = query.where(table.merchant_id == principal.merchant_id)
+    rows = conn.execute(query.order_by(table.id)).all()
+    return {"items": [_jsonable(dict(r._mapping)) for r in rows]}
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in row.items()}
+
+
+def payout_rows(conn: Connection, principal: Principal, merchant_id: str) -> list[list[Any]]:
+    m = _merchant_row(conn, merchant_id)
+    check_merchant_reader(principal, m)
+    rows = conn.execute(
+        select(c.RefundInstruction.__table__, c.Card.consumer_id)
+        .join(c.Card, c.Card.id == c.RefundInstruction.card_id)
+        .where(c.RefundInstruction.merchant_id == merchant_id,
+               c.RefundInstruction.reason == "closure")
+        .order_by(c.RefundInstruction.id)).all()
+    header = ["end_to_end_id", "card_id", "consumer_id", "claim_fen", "payout_fen",
+              "shortfall_fen", "custody_account", "bank_id", "status"]
+    return [header] + [[r.end_to_end_id, r.card_id, r.consumer_id, r.claim_fen, r.amount_fen,
+                        r.claim_fen - r.amount_fen, m.custody_account, m.bank_id, r.status]
+                       for r in rows]
+
+
+def rule_sets(conn: Connection) -> dict[str, Any]:
+    rows = conn.execute(select(c.RuleSetVersion.__table__)
+                        .order_by(c.RuleSetVersion.jurisdiction, c.RuleSetVersion.industry,
+                                  c.RuleSetVersion.version)).all()
+    return {"items": [{"id": r.id, "jurisdiction": r.jurisdiction, "industry": r.industry,
+                       "version": r.version, "rules": r.rules, "created_seq": r.created_seq}
+                      for r in rows]}
