@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from datetime import date
 from pathlib import Path
 
+from api.context import china_today
 from api.runtime import (
     bootstrap_operator_key,
     connect,
@@ -19,6 +21,7 @@ from api.runtime import (
 )
 from api.settings import Settings
 from ledger.auth import Role
+from ledger.custody_service import AutoConfirm, RunReleases
 from ledger.db import queries
 from ledger.errors import InvalidInput
 from ledger.journal import (
@@ -51,8 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--file", type=Path, help="verify an export offline (no database)")
     export = sub.add_parser("export", help="write the journal as JSON Lines")
     export.add_argument("--out", type=Path, required=True)
+    releases = sub.add_parser("releases", help="release cycles").add_subparsers(
+        dest="releases_command", required=True)
+    run = releases.add_parser("run", help="create release instructions for the period")
+    run.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
+    consumptions = sub.add_parser("consumptions", help="consumptions").add_subparsers(
+        dest="consumptions_command", required=True)
+    auto = consumptions.add_parser("auto-confirm", help="silence past the period confirms")
+    auto.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
     args = parser.parse_args(argv)
-    handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export}
+    handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
+                "releases": _releases, "consumptions": _auto_confirm}
     return handlers[args.command](args)
 
 
@@ -75,6 +87,24 @@ def _serve(_: argparse.Namespace) -> int:
         app = create_app(engine, pseudonym_key(settings.home))
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
                     access_log=False, proxy_headers=False)
+    return 0
+
+
+def _job(command: object) -> dict[str, object]:
+    with database(Settings()) as url:
+        upgrade(url)
+        return run_command(connect(url), command, 200)
+
+
+def _releases(args: argparse.Namespace) -> int:
+    body = _job(RunReleases(args.as_of or china_today()))
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _auto_confirm(args: argparse.Namespace) -> int:
+    body = _job(AutoConfirm(args.as_of or china_today()))
+    print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0
 
 
