@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 startup_timeout_s = 120
@@ -73,6 +74,8 @@ class Client:
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
         status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError(f"the server closed the connection ({method} {path})")
         status = int(status_line.split()[1])
         length = 0
         while True:
@@ -100,12 +103,14 @@ class Service:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.key = ""
+        self.log: Any = None
 
     def __enter__(self) -> Service:
         env = {**os.environ, "YUFU_HOME": str(self.home), "YUFU_PORT": str(self.port)}
         env.pop("YUFU_DATABASE_URL", None)
+        self.log = (self.home / "serve.log").open("wb")
         self.process = subprocess.Popen([str(ROOT / ".venv/bin/yufu"), "serve"], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                        stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + startup_timeout_s
         key_file = self.home / "operator.key"
         while time.monotonic() < deadline:
@@ -113,7 +118,7 @@ class Service:
                 self.key = key_file.read_text().strip()
                 return self
             if self.process.poll() is not None:
-                out = self.process.stdout.read().decode() if self.process.stdout else ""
+                out = (self.home / "serve.log").read_text(errors="replace")
                 raise SystemExit(f"yufu serve exited early:\n{out}")
             time.sleep(0.2)
         raise SystemExit("yufu serve did not start in time")
@@ -129,6 +134,9 @@ class Service:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        self.log.close()
+        if os.environ.get("YUFU_BENCH_KEEP_LOG"):
+            print((self.home / "serve.log").read_text(errors="replace")[-5000:])
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -201,7 +209,100 @@ async def scenario_batch(clients: list[Client], seconds: float, cash: int, cards
                        step, f"{len(clients)} clients; throughput in transactions/s")
 
 
-SCENARIOS: dict[str, Callable[..., Awaitable[Result]]] = {}
+def credit_code(n: int) -> str:
+    """A valid unified social credit code (GB 32100-2015 check character) for merchant n."""
+    alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    weights = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+    base = f"9111010{n:010d}"
+    check = (31 - sum(alphabet.index(ch) * w for ch, w in zip(base, weights, strict=True)) % 31) % 31
+    return base + alphabet[check]
+
+
+@dataclass
+class PosWorld:
+    merchants: list[tuple[str, str, str]] = field(default_factory=list)  # id, key, product
+    cards: list[tuple[int, str]] = field(default_factory=list)  # merchant index, card id
+
+
+async def pos_setup(admin: Client, port: int, merchants: int, cards_each: int) -> PosWorld:
+    world = PosWorld()
+    offset = random.randrange(10**9)  # fresh credit codes, so setup can run twice on one server
+    for n in range(merchants):
+        industry = "餐饮" if n % 2 else "体育健身"
+        status, m = await admin.request("POST", "/v1/merchants", {
+            "name": f"bench merchant {n}", "credit_code": credit_code(offset + n),
+            "industry": industry, "bank_id": "BENCH-BANK", "custody_account": f"62{n:08d}"})
+        assert status == 201, m
+        status, key = await admin.request("POST", "/v1/keys", {
+            "role": "merchant", "merchant_id": m["id"]})
+        merchant = Client("127.0.0.1", port, key["key"])
+        await merchant.connect()
+        status, product = await merchant.request(
+            "POST", f"/v1/merchants/{m['id']}/products",
+            {"kind": "stored_value", "name": "储值卡", "price_fen": 300_000, "bonus_units": 0,
+             "validity_months": 3})
+        assert status == 201, product
+        world.merchants.append((m["id"], key["key"], product["id"]))
+        for _ in range(cards_each):
+            status, sale = await merchant.request("POST", "/v1/cards", {
+                "product_id": product["id"], "consumer": {"external_id": f"c{random.random()}"}})
+            assert status == 201, sale
+            world.cards.append((n, sale["card_id"]))
+    return world
+
+
+async def scenario_pos(args: argparse.Namespace, service: Service) -> Result:
+    admin = Client("127.0.0.1", service.port, service.key)
+    await admin.connect()
+    world = await pos_setup(admin, service.port, args.merchants, args.cards_per_merchant)
+    pools = [[] for _ in world.merchants]  # per merchant: a client per worker is made below
+
+    async def step(client_index: int, clients: list[Client]) -> tuple[int, int]:
+        roll = random.random()
+        if roll < 0.70 and world.cards:
+            n, card = random.choice(world.cards)
+            status, _ = await clients[n].request(
+                "POST", f"/v1/cards/{card}/consumptions", {"amount_fen": random.randint(1, 50)})
+            return (1, 0) if status == 201 else (0, 1)
+        if roll < 0.95 or len(world.cards) < 10:
+            n = random.randrange(len(world.merchants))
+            status, sale = await clients[n].request("POST", "/v1/cards", {
+                "product_id": world.merchants[n][2],
+                "consumer": {"external_id": f"c{random.random()}"}})
+            if status == 201:
+                world.cards.append((n, sale["card_id"]))
+            return (1, 0) if status == 201 else (0, 1)
+        n, card = world.cards.pop(random.randrange(len(world.cards)))
+        status, _ = await clients[n].request("POST", f"/v1/cards/{card}/refunds",
+                                             {"reason": "balance"})
+        return (1, 0) if status == 201 else (0, 1)
+
+    workers = []
+    for _ in range(args.clients):
+        clients = [Client("127.0.0.1", service.port, key) for _, key, _ in world.merchants]
+        await asyncio.gather(*(c.connect() for c in clients))
+        workers.append(clients)
+    del pools
+    result = Result("POS mix (70% consume, 25% sell, 5% refund)", args.seconds,
+                    note=f"{args.clients} clients, {args.merchants} merchants")
+    stop_at = time.perf_counter() + args.seconds
+
+    async def loop(index: int) -> None:
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            units, errors = await step(index, workers[index])
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+            result.operations += 1
+            result.units += units
+            result.errors += errors
+
+    began = time.perf_counter()
+    await asyncio.gather(*(loop(i) for i in range(args.clients)))
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+SCENARIOS: dict[str, Callable[..., Awaitable[Result]]] = {"pos": scenario_pos}
 
 
 async def run(args: argparse.Namespace, service: Service) -> list[Result]:
@@ -253,7 +354,7 @@ def machine() -> str:
 
 
 def record(results: list[Result], verified: str, args: argparse.Namespace) -> str:
-    header = ("| scenario | transactions/s | requests/s | p50 ms | p95 ms | p99 ms | errors | "
+    header = ("| scenario | operations/s | requests/s | p50 ms | p95 ms | p99 ms | errors | "
               "notes |\n|---|---|---|---|---|---|---|---|")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (f"### Run of {stamp}\n\nMachine: {machine()}. PostgreSQL: embedded (pgserver "
@@ -279,7 +380,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--scenarios", default="single,batch")
+    parser.add_argument("--scenarios", default="single,batch,pos")
+    parser.add_argument("--merchants", type=int, default=20)
+    parser.add_argument("--cards-per-merchant", type=int, default=20)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     args = parser.parse_args()
     with Service() as service:
