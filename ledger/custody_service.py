@@ -80,7 +80,8 @@ class CreateRuleSet:
         view = {"id": rule_set_id, "jurisdiction": self.jurisdiction, "industry": self.industry,
                 "version": version, "rules": rules}
         entry = batch.append("rule_set.created", view)
-        store.insert_row(batch, c.RuleSetVersion, {**view, "created_seq": entry.seq})
+        store.note_new_rule_set(batch, {**view, "created_seq": entry.seq},
+                                parse_rule_set(rules))
         return {**view, "journal_seq": entry.seq}
 
 
@@ -108,11 +109,8 @@ class FileMerchant:
                 "tier": Tier.blue.value, "accounts": accounts}
         entry = batch.append("merchant.filed", view)
         row = {k: v for k, v in view.items() if k != "accounts"}
-        store.insert_row(batch, c.Merchant, {**row, "hard_blocks": {"blocks": []},
-                                              "filed_seq": entry.seq})
-        for purpose, account_id in accounts.items():
-            store.insert_plain(batch, c.MerchantAccount,
-                merchant_id=merchant_id, purpose=purpose, account_id=account_id)
+        store.file_merchant(batch, {**row, "hard_blocks": {"blocks": []}, "complaint_count": 0,
+                                    "filed_seq": entry.seq}, accounts)
         return {**view, "journal_seq": entry.seq}
 
 
@@ -172,7 +170,7 @@ class CreateProduct:
                 "name": p.name, "price_fen": p.price_fen, "sessions": p.sessions,
                 "bonus_units": p.bonus_units, "validity_months": p.validity_months}
         entry = batch.append("product.created", view)
-        store.insert_plain(batch, c.Product, **view, created_seq=entry.seq)
+        store.insert_row(batch, c.Product, {**view, "created_seq": entry.seq})
         return {**view, "journal_seq": entry.seq}
 
 
@@ -205,14 +203,14 @@ class SellCard:
         entry = _post(batch, "card.sold", [(m.accounts["custody_in_transit"], custody),
                                            (m.accounts["direct_share"], direct),
                                            (account, -product.price_fen)], details)
-        store.insert_plain(batch, c.Card,
-            id=card_id, merchant_id=m.id, product_id=self.product_id, rule_set_id=rule_set_id,
-            account_id=account, consumer_id=self.consumer_id,
-            token_hash=card_rules.token_hash(self.token), named=self.named,
-            kind=product.kind.value, paid_fen=product.price_fen, custody_fen=custody,
-            total_units=product.total_units, used_units=0, consumed_paid_fen=0,
-            consumed_custody_fen=0, status="active", disputed=False, sold_on=self.today,
-            expires_on=expires_on, sold_seq=entry.seq)
+        store.insert_row(batch, c.Card, {
+            "id": card_id, "merchant_id": m.id, "product_id": self.product_id,
+            "rule_set_id": rule_set_id, "account_id": account, "consumer_id": self.consumer_id,
+            "token_hash": card_rules.token_hash(self.token), "named": self.named,
+            "kind": product.kind.value, "paid_fen": product.price_fen, "custody_fen": custody,
+            "total_units": product.total_units, "used_units": 0, "consumed_paid_fen": 0,
+            "consumed_custody_fen": 0, "status": "active", "disputed": False,
+            "sold_on": self.today, "expires_on": expires_on, "sold_seq": entry.seq})
         return {**details, "consumer_token": self.token, "journal_seq": entry.seq,
                 "entry_hash": entry.entry_hash.hex()}
 
@@ -251,10 +249,17 @@ class Consume:
     card_id: str
     units: int
     today: date
+    unit: str | None = None  # the request's field: "sessions" or "amount_fen"
 
     def run(self, batch: Batch) -> dict[str, Any]:
         self.principal.require_role(Role.merchant, Role.operator)
         card = _card_for(batch, self.principal, self.card_id)
+        if self.unit is not None:
+            wanted = "sessions" if card.money.kind == card_rules.CardKind.sessions \
+                else "amount_fen"
+            if self.unit != wanted:
+                raise InvalidInput(f"a {card.money.kind.value} card is used in {wanted}",
+                                   field=self.unit)
         m = store.merchant(batch, card.merchant_id)
         if m.status != MerchantStatus.active:
             raise Refused(f"the merchant is {m.status.value}: no consumption")
@@ -262,7 +267,7 @@ class Consume:
             raise Refused(f"the card is {card.status}", field="card_id")
         if self.today > card.expires_on:
             raise Refused(f"the card expired on {card.expires_on.isoformat()}", field="card_id")
-        used = card_rules.consume(card.money, self.units)
+        used = card_rules.consume(card.money, self.units, self.unit or "units")
         rules = store.rule_set(batch, card.rule_set_id)
         pending = rules.confirmation_required
         confirm_by = card_rules.working_days_after(
@@ -278,11 +283,12 @@ class Consume:
                                                (earned, -used.custody_fen),
                                                (m.accounts["direct_share"], -used.direct_fen)],
                       details)
-        store.insert_plain(batch, c.Consumption,
-            id=consumption_id, card_id=card.id, merchant_id=m.id, units=used.units,
-            paid_fen=used.paid_fen, custody_fen=used.custody_fen, status=details["status"],
-            confirm_by=confirm_by, confirmed_on=None if pending else self.today,
-            release_id=None, created_seq=entry.seq)
+        store.insert_row(batch, c.Consumption, {
+            "id": consumption_id, "card_id": card.id, "merchant_id": m.id, "units": used.units,
+            "paid_fen": used.paid_fen, "custody_fen": used.custody_fen,
+            "status": details["status"], "confirm_by": confirm_by,
+            "confirmed_on": None if pending else self.today, "release_id": None,
+            "created_seq": entry.seq})
         money = card.money
         store.update_row(batch, c.Card, card.id, used_units=money.used_units + used.units,
                          consumed_paid_fen=money.consumed_paid_fen + used.paid_fen,
@@ -302,9 +308,9 @@ class SettleConsumption:
 
     def run(self, batch: Batch) -> dict[str, Any]:
         row = store.consumption(batch, self.consumption_id)
-        if row.status != "pending":
-            raise Conflict(f"the consumption is already {row.status}", field="consumption_id")
-        card = store.card(batch, row.card_id)
+        if row["status"] != "pending":
+            raise Conflict(f"the consumption is already {row['status']}", field="consumption_id")
+        card = store.card(batch, row["card_id"])
         if self.token is not None:
             _card_for(batch, None, card.id, self.token)
         return _settle_consumption(batch, row, card, self.confirm, self.today,
@@ -313,23 +319,23 @@ class SettleConsumption:
 
 def _settle_consumption(batch: Batch, row: Any, card: store.CardRow, confirm: bool,
                         today: date, by: str) -> dict[str, Any]:
-    m = store.merchant(batch, row.merchant_id)
-    direct = row.paid_fen - row.custody_fen
-    details = {"consumption_id": row.id, "card_id": card.id, "merchant_id": m.id, "by": by}
+    m = store.merchant(batch, row["merchant_id"])
+    direct = row["paid_fen"] - row["custody_fen"]
+    details = {"consumption_id": row["id"], "card_id": card.id, "merchant_id": m.id, "by": by}
     if confirm:
-        legs = [(m.accounts["earned_pending"], row.custody_fen),
-                (m.accounts["earned"], -row.custody_fen)]
+        legs = [(m.accounts["earned_pending"], row["custody_fen"]),
+                (m.accounts["earned"], -row["custody_fen"])]
         entry = _post(batch, "consumption.confirmed", legs, details)
-        store.update_row(batch, c.Consumption, row.id, status="confirmed", confirmed_on=today)
+        store.update_row(batch, c.Consumption, row["id"], status="confirmed", confirmed_on=today)
         return {**details, "status": "confirmed", "journal_seq": entry.seq}
-    legs = [(m.accounts["earned_pending"], row.custody_fen),
-            (m.accounts["direct_share"], direct), (card.account_id, -row.paid_fen)]
+    legs = [(m.accounts["earned_pending"], row["custody_fen"]),
+            (m.accounts["direct_share"], direct), (card.account_id, -row["paid_fen"])]
     entry = _post(batch, "consumption.rejected", legs, details)
-    store.update_row(batch, c.Consumption, row.id, status="rejected")
+    store.update_row(batch, c.Consumption, row["id"], status="rejected")
     money = card.money
-    store.update_row(batch, c.Card, card.id, used_units=money.used_units - row.units,
-                     consumed_paid_fen=money.consumed_paid_fen - row.paid_fen,
-                     consumed_custody_fen=money.consumed_custody_fen - row.custody_fen)
+    store.update_row(batch, c.Card, card.id, used_units=money.used_units - row["units"],
+                     consumed_paid_fen=money.consumed_paid_fen - row["paid_fen"],
+                     consumed_custody_fen=money.consumed_custody_fen - row["custody_fen"])
     return {**details, "status": "rejected", "journal_seq": entry.seq}
 
 
@@ -344,7 +350,7 @@ class AutoConfirm:
         for consumption_id in store.due_consumptions(batch, self.as_of,
                                                      auto_confirm_consumptions_max):
             row = store.consumption(batch, consumption_id)
-            card = store.card(batch, row.card_id)
+            card = store.card(batch, row["card_id"])
             _settle_consumption(batch, row, card, True, self.as_of, "silence")
             confirmed.append(consumption_id)
         return {"as_of": self.as_of.isoformat(), "confirmed": confirmed}
@@ -362,6 +368,7 @@ class RunReleases:
     merchant_id: str | None = None
 
     def run(self, batch: Batch) -> dict[str, Any]:
+        batch.sync()  # what each period releases is found by query
         ids = [self.merchant_id] if self.merchant_id else store.active_merchant_ids(batch)
         created = []
         for merchant_id in ids:
@@ -399,22 +406,22 @@ def _release_for(batch: Batch, m: store.MerchantRow, as_of: date) -> dict[str, A
 
 
 def _void_pending_releases(batch: Batch, m: store.MerchantRow) -> list[int]:
-    voided = []
-    for row in store.pending_releases(batch, m.id):
+    voided = store.pending_releases(batch, m.id)
+    for release_id in voided:
+        row = store.instruction(batch, c.ReleaseInstruction, release_id)
         _fail_release(batch, m, row, "merchant frozen")
-        voided.append(row.id)
     return voided
 
 
 def _fail_release(batch: Batch, m: store.MerchantRow, row: Any, reason: str) -> EntryRef:
-    legs = [(m.accounts["release_pending"], row.amount_fen),
-            (m.accounts["reserve"], row.holdback_fen),
-            (m.accounts["earned"], -(row.amount_fen + row.holdback_fen))]
-    entry = _post(batch, "release.failed", legs, {"release_id": row.id, "merchant_id": m.id,
+    legs = [(m.accounts["release_pending"], row["amount_fen"]),
+            (m.accounts["reserve"], row["holdback_fen"]),
+            (m.accounts["earned"], -(row["amount_fen"] + row["holdback_fen"]))]
+    entry = _post(batch, "release.failed", legs, {"release_id": row["id"], "merchant_id": m.id,
                                                   "reason": reason})
-    store.update_row(batch, c.ReleaseInstruction, row.id, status="failed",
+    store.update_row(batch, c.ReleaseInstruction, row["id"], status="failed",
                      resolved_seq=entry.seq)
-    store.clear_release(batch, row.id)
+    store.mark_released(batch, store.released_consumptions(batch, row["id"]), None)
     return entry
 
 
@@ -428,21 +435,22 @@ class ResolveRelease:
     reason: str = ""
 
     def run(self, batch: Batch) -> dict[str, Any]:
+        batch.sync()  # a failed release frees its consumptions: found by query
         row = store.instruction(batch, c.ReleaseInstruction, self.release_id)
-        m = store.merchant(batch, row.merchant_id)
+        m = store.merchant(batch, row["merchant_id"])
         _require_bank_or_operator(self.principal, m)
-        if row.status != "pending":
-            raise Conflict(f"the release is already {row.status}", field="release_id")
+        if row["status"] != "pending":
+            raise Conflict(f"the release is already {row['status']}", field="release_id")
         if not self.settled:
             entry = _fail_release(batch, m, row, self.reason or "payment failed")
-            return {"release_id": row.id, "status": "failed", "journal_seq": entry.seq}
-        entry = _post(batch, "release.settled", [(m.accounts["release_pending"], row.amount_fen),
-                                                 (m.accounts["custody_cash"], -row.amount_fen)],
-                      {"release_id": row.id, "merchant_id": m.id,
-                       "end_to_end_id": row.end_to_end_id})
-        store.update_row(batch, c.ReleaseInstruction, row.id, status="settled",
+            return {"release_id": row["id"], "status": "failed", "journal_seq": entry.seq}
+        entry = _post(batch, "release.settled", [(m.accounts["release_pending"], row["amount_fen"]),
+                                                 (m.accounts["custody_cash"], -row["amount_fen"])],
+                      {"release_id": row["id"], "merchant_id": m.id,
+                       "end_to_end_id": row["end_to_end_id"]})
+        store.update_row(batch, c.ReleaseInstruction, row["id"], status="settled",
                          resolved_seq=entry.seq)
-        return {"release_id": row.id, "status": "settled", "journal_seq": entry.seq}
+        return {"release_id": row["id"], "status": "settled", "journal_seq": entry.seq}
 
 
 @dataclass(frozen=True)
@@ -533,25 +541,25 @@ class ResolveRefund:
 
     def run(self, batch: Batch) -> dict[str, Any]:
         row = store.instruction(batch, c.RefundInstruction, self.refund_id)
-        m = store.merchant(batch, row.merchant_id)
+        m = store.merchant(batch, row["merchant_id"])
         _require_bank_or_operator(self.principal, m)
-        if row.status != "pending":
-            raise Conflict(f"the refund is already {row.status}", field="refund_id")
-        card = store.card(batch, row.card_id)
-        details = {"refund_id": row.id, "card_id": card.id, "merchant_id": m.id}
+        if row["status"] != "pending":
+            raise Conflict(f"the refund is already {row['status']}", field="refund_id")
+        card = store.card(batch, row["card_id"])
+        details = {"refund_id": row["id"], "card_id": card.id, "merchant_id": m.id}
         if self.settled:
             entry = _post(batch, "refund.settled",
-                          [(m.accounts["refunds_payable"], row.amount_fen),
-                           (m.accounts["custody_cash"], -row.amount_fen)], details)
+                          [(m.accounts["refunds_payable"], row["amount_fen"]),
+                           (m.accounts["custody_cash"], -row["amount_fen"])], details)
             card_status = "refunded"
         else:
-            legs = [(m.accounts["refunds_payable"], row.amount_fen),
-                    (m.accounts["merchant_refund_due"], row.merchant_due_fen),
-                    (card.account_id, -row.claim_fen)]
+            legs = [(m.accounts["refunds_payable"], row["amount_fen"]),
+                    (m.accounts["merchant_refund_due"], row["merchant_due_fen"]),
+                    (card.account_id, -row["claim_fen"])]
             entry = _post(batch, "refund.failed", legs, {**details, "reason": self.reason})
             card_status = "active" if m.status != MerchantStatus.closed else "closed"
         status = "settled" if self.settled else "failed"
-        store.update_row(batch, c.RefundInstruction, row.id, status=status,
+        store.update_row(batch, c.RefundInstruction, row["id"], status=status,
                          resolved_seq=entry.seq)
         store.update_row(batch, c.Card, card.id, status=card_status)
         return {**details, "status": status, "journal_seq": entry.seq}
@@ -582,7 +590,9 @@ class DisputeCard:
                                     "outcome": self.outcome or None})
         store.update_row(batch, c.Card, card.id, disputed=self.open)
         result = {"card_id": card.id, "disputed": self.open, "journal_seq": entry.seq}
-        if self.outcome == "consumer" and card.status == "active":
+        # For the consumer: what is left on the card comes back (if anything is left).
+        if self.outcome == "consumer" and card.status == "active" and \
+                card.money.remaining_paid_fen > 0:
             result["refund"] = _refund(batch, card, "dispute")
         return result
 

@@ -8,6 +8,7 @@ undone from the buffers (`mark` / `undo_to`), so it never sinks its batch.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, text, update
 
-from ledger import journal
+from ledger import journal, merkle
 from ledger.books import (
     Account,
     AccountKind,
@@ -25,13 +26,21 @@ from ledger.books import (
     check_balanced,
 )
 from ledger.db import tables as t
+from ledger.db.audit_queries import stored_frontier
 from ledger.db.bulk import copy_rows
+from ledger.db.rowcache import RowCache
 from ledger.errors import Conflict, NotFound, require
 
 JOURNAL_COLUMNS = ("seq", "ts", "kind", "prev_hash", "entry_hash", "body")
 TRANSACTION_COLUMNS = ("id", "memo", "postings_count", "reverses_id", "ts")
 POSTING_COLUMNS = ("transaction_id", "idx", "postings_count", "account_id", "currency",
                    "amount_fen")
+NODE_COLUMNS = ("level", "idx", "hash")
+
+
+id_block_size = 64
+_id_pools: dict[tuple[str, str], list[int]] = {}  # per database and table
+_id_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,7 @@ class Mark:
     entry_hash: bytes
     ts: datetime
     extra_rows: int
+    rows: int
 
 
 class Batch:
@@ -62,6 +72,9 @@ class Batch:
         self.seq: int = head.seq
         self.entry_hash: bytes = bytes(head.entry_hash)
         self.ts: datetime = head.ts or datetime.fromtimestamp(0, UTC)
+        # The Merkle tree over the entries before this batch: read once, when first needed.
+        self._tree_size_before: int = head.seq
+        self._frontier_before: merkle.Frontier | None = None
         self.journal_rows: list[dict[str, Any]] = []
         self.transaction_rows: list[dict[str, Any]] = []
         self.posting_rows: list[dict[str, Any]] = []
@@ -73,11 +86,14 @@ class Batch:
         # Set by `write`: a command that wrote directly can no longer be undone from the
         # buffers, so an expected error after it is treated as a bug (the batch is retried).
         self.wrote_directly = False
+        self.rows = RowCache(conn)
+        self._command_mark = self.mark()
 
     # -- marks, so one failing command leaves no trace -------------------------------
     def mark(self) -> Mark:
         return Mark(len(self.journal_rows), len(self.transaction_rows), len(self.posting_rows),
-                    len(self._undo), self.seq, self.entry_hash, self.ts, len(self.extra_rows))
+                    len(self._undo), self.seq, self.entry_hash, self.ts, len(self.extra_rows),
+                    self.rows.mark())
 
     def undo_to(self, mark: Mark) -> None:
         del self.journal_rows[mark.journal_rows:]
@@ -93,6 +109,7 @@ class Batch:
         self._reversed_here = {r["reverses_id"] for r in self.transaction_rows
                                if r["reverses_id"] is not None}
         self.seq, self.entry_hash, self.ts = mark.seq, mark.entry_hash, mark.ts
+        self.rows.undo_to(mark.rows)
 
     # -- accounts -------------------------------------------------------------------
     def load_accounts(self, ids: Iterable[int]) -> dict[int, Account]:
@@ -173,17 +190,40 @@ class Batch:
                            field="id")
 
     def next_id(self, table: Any) -> int:
-        """Take an id from a table's identity sequence, before its row is buffered."""
+        """Take an id from a table's identity sequence, before its row is buffered.
+
+        Ids are drawn `id_block_size` at a time: a sequence never rolls back, so an id is
+        unique whether or not its batch commits, and one round trip serves many rows."""
         name = table.__tablename__
-        value = self.conn.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id'))"), {"table": name}
-        ).scalar_one()
-        return int(value)
+        with _id_lock:
+            pool = _id_pools.setdefault((str(self.conn.engine.url), name), [])
+            if not pool:
+                values = self.conn.execute(
+                    text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                         "FROM generate_series(1, :n)"),
+                    {"table": name, "n": id_block_size}).scalars().all()
+                pool.extend(sorted((int(v) for v in values), reverse=True))
+            return pool.pop()
 
     def open_account(self, account: Account) -> None:
         """Make a just-created account visible to later commands of this batch."""
         self._undo.append((account.id, None))
         self.accounts[account.id] = account
+
+    def sync(self) -> None:
+        """Write the batch's custody rows now, so an aggregate query sees them. Only while the
+        running command has changed nothing (its undo would otherwise miss the database)."""
+        require(not self.rows.changed_since(self._command_mark.rows),
+                "sync before the command changes anything")
+        self.rows.flush()
+        self._command_mark = self.mark()
+
+    def start_command(self) -> None:
+        self._command_mark = self.mark()
+        self.wrote_directly = False
+
+    def undo_command(self) -> None:
+        self.undo_to(self._command_mark)
 
     def write(self, statement: Any, params: Any = None) -> Any:
         """Execute a direct write (custody state): only after every check has passed."""
@@ -200,12 +240,35 @@ class Batch:
             .where(t.Posting.transaction_id == transaction_id).order_by(t.Posting.idx))
         return [Posting(r.account_id, r.amount_fen, r.currency) for r in rows]
 
+    # -- the Merkle tree ---------------------------------------------------------------
+    def merkle_frontier(self) -> merkle.Frontier:
+        """The tree over every entry so far, the ones buffered in this batch included."""
+        return merkle.append_leaves(self._stored_frontier(), self._leaves())[0]
+
+    def _stored_frontier(self) -> merkle.Frontier:
+        if self._frontier_before is None:
+            self._frontier_before = stored_frontier(self.conn, self._tree_size_before)
+        return self._frontier_before
+
+    def _leaves(self) -> list[bytes]:
+        return [merkle.leaf_hash(row["body"]) for row in self.journal_rows]
+
+    def _flush_merkle_nodes(self) -> None:
+        """Store the nodes the new entries complete: about two small rows per entry."""
+        frontier, nodes = merkle.append_leaves(self._stored_frontier(), self._leaves())
+        require(frontier.size == self.seq, "the Merkle tree has one leaf per journal entry")
+        copy_rows(self.conn, "merkle_nodes", NODE_COLUMNS,
+                  [{"level": n.level, "idx": n.index, "hash": n.digest} for n in nodes])
+
     # -- the write --------------------------------------------------------------------
     def flush(self) -> None:
         conn = self.conn
         copy_rows(conn, "journal_entries", JOURNAL_COLUMNS, self.journal_rows)
+        if self.journal_rows:
+            self._flush_merkle_nodes()
         # Accounts opened in this batch go in before the postings that name them.
         self._flush_extra_rows()
+        self.rows.flush()
         copy_rows(conn, "transactions", TRANSACTION_COLUMNS, self.transaction_rows)
         copy_rows(conn, "postings", POSTING_COLUMNS, self.posting_rows)
         if self._dirty_accounts:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 
 from ledger.books import Account, AccountKind
 from ledger.custody.cards import CardKind, CardMoney, MerchantState, Product
@@ -74,27 +74,58 @@ def open_account(batch: Batch, seq: int, kind: AccountKind, name: str, merchant_
     return account_id
 
 
+# Rule set versions and a merchant's chart never change once written: cache them per process.
+_rules_by_id: dict[int, RuleSet] = {}
+_accounts_by_merchant: dict[str, dict[str, int]] = {}
+
+
 def latest_rule_set(batch: Batch, jurisdiction: str, industry: str) -> tuple[int, RuleSet]:
     for wanted in (industry, ANY_INDUSTRY):
+        fresh = batch.rows.get(LATEST_RULES, (jurisdiction, wanted))
+        if fresh is not None:
+            return fresh["id"], fresh["rules"]
         row = batch.conn.execute(
             select(c.RuleSetVersion.id, c.RuleSetVersion.rules)
             .where(c.RuleSetVersion.jurisdiction == jurisdiction,
                    c.RuleSetVersion.industry == wanted)
             .order_by(c.RuleSetVersion.version.desc()).limit(1)).first()
         if row is not None:
-            return row.id, parse_rule_set(row.rules)
+            rules = parse_rule_set(row.rules)
+            batch.rows.remember(LATEST_RULES, (jurisdiction, wanted),
+                                {"id": row.id, "rules": rules})
+            return row.id, rules
     raise NotFound(f"no rule set for {jurisdiction}/{industry} (nor a fallback '*')",
                    field="jurisdiction")
 
 
+LATEST_RULES = "latest rule set"  # a cache key of the batch, not a table
+
+
+def note_new_rule_set(batch: Batch, view: dict[str, Any], rules: RuleSet) -> None:
+    batch.rows.insert(c.RuleSetVersion, view["id"], view)
+    key = (view["jurisdiction"], view["industry"])
+    if batch.rows.get(LATEST_RULES, key) is None:
+        batch.rows.remember(LATEST_RULES, key, {"id": view["id"], "rules": rules})
+    else:
+        batch.rows.update(LATEST_RULES, key, id=view["id"], rules=rules)
+
+
 def rule_set(batch: Batch, rule_set_id: int) -> RuleSet:
-    rules = batch.conn.execute(select(c.RuleSetVersion.rules)
-                               .where(c.RuleSetVersion.id == rule_set_id)).scalar_one()
-    return parse_rule_set(rules)
+    cached = _rules_by_id.get(rule_set_id)
+    if cached is not None:
+        return cached
+    fresh = batch.rows.get(c.RuleSetVersion, rule_set_id)
+    if fresh is not None:
+        return parse_rule_set(fresh["rules"])
+    rules = parse_rule_set(batch.conn.execute(
+        select(c.RuleSetVersion.rules).where(c.RuleSetVersion.id == rule_set_id)).scalar_one())
+    _rules_by_id[rule_set_id] = rules
+    return rules
 
 
 def next_rule_version(batch: Batch, jurisdiction: str, industry: str
                       ) -> tuple[int, dict[str, Any] | None]:
+    batch.sync()
     row = batch.conn.execute(
         select(c.RuleSetVersion.version, c.RuleSetVersion.rules)
         .where(c.RuleSetVersion.jurisdiction == jurisdiction,
@@ -103,34 +134,59 @@ def next_rule_version(batch: Batch, jurisdiction: str, industry: str
     return (1, None) if row is None else (row.version + 1, row.rules)
 
 
+def _cached(batch: Batch, table: Any, row_id: Any, what: str, lock: bool = True
+            ) -> dict[str, Any]:
+    row = batch.rows.get(table, row_id)
+    if row is not None:
+        return row
+    query = select(table.__table__).where(table.id == row_id)
+    found = batch.conn.execute(query.with_for_update() if lock else query).first()
+    if found is None:
+        raise NotFound(f"{what} {row_id} does not exist", field=f"{what}_id")
+    return batch.rows.remember(table, row_id, dict(found._mapping))
+
+
+def merchant_accounts(batch: Batch, merchant_id: str) -> dict[str, int]:
+    accounts = _accounts_by_merchant.get(merchant_id) or batch.rows.get(
+        c.MerchantAccount, merchant_id)
+    if accounts is None:
+        accounts = dict(batch.conn.execute(
+            select(c.MerchantAccount.purpose, c.MerchantAccount.account_id)
+            .where(c.MerchantAccount.merchant_id == merchant_id)).all())
+        _accounts_by_merchant[merchant_id] = accounts
+    return accounts
+
+
 def merchant(batch: Batch, merchant_id: str) -> MerchantRow:
-    row = batch.conn.execute(select(c.Merchant.__table__).where(c.Merchant.id == merchant_id)
-                             .with_for_update()).first()
-    if row is None:
-        raise NotFound(f"merchant {merchant_id} does not exist", field="merchant_id")
-    accounts = dict(batch.conn.execute(
-        select(c.MerchantAccount.purpose, c.MerchantAccount.account_id)
-        .where(c.MerchantAccount.merchant_id == merchant_id)).all())
-    return MerchantRow(row.id, row.name, row.industry, row.jurisdiction, row.bank_id,
-                       MerchantStatus(row.status), Tier(row.tier),
-                       frozenset(row.hard_blocks.get("blocks", [])), accounts)
+    row = _cached(batch, c.Merchant, merchant_id, "merchant")
+    return MerchantRow(row["id"], row["name"], row["industry"], row["jurisdiction"],
+                       row["bank_id"], MerchantStatus(row["status"]), Tier(row["tier"]),
+                       frozenset(row["hard_blocks"].get("blocks", [])),
+                       merchant_accounts(batch, merchant_id))
+
+
+def file_merchant(batch: Batch, row: dict[str, Any], accounts: dict[str, int]) -> None:
+    batch.rows.insert(c.Merchant, row["id"], row)
+    for purpose, account_id in accounts.items():
+        batch.rows.insert(c.MerchantAccount, (row["id"], purpose), {
+            "merchant_id": row["id"], "purpose": purpose, "account_id": account_id})
+    batch.rows.remember(c.MerchantAccount, row["id"], dict(accounts))
 
 
 def credit_code_taken(batch: Batch, credit_code: str) -> str | None:
+    batch.sync()
     return batch.conn.execute(select(c.Merchant.id)
                               .where(c.Merchant.credit_code == credit_code)).scalar()
 
 
 def card(batch: Batch, card_id: str) -> CardRow:
-    row = batch.conn.execute(select(c.Card.__table__).where(c.Card.id == card_id)
-                             .with_for_update()).first()
-    if row is None:
-        raise NotFound(f"card {card_id} does not exist", field="card_id")
-    money = CardMoney(CardKind(row.kind), row.paid_fen, row.custody_fen, row.total_units,
-                      row.used_units, row.consumed_paid_fen, row.consumed_custody_fen)
-    return CardRow(row.id, row.merchant_id, row.rule_set_id, row.account_id, row.consumer_id,
-                   bytes(row.token_hash), row.status, row.disputed, row.sold_on,
-                   row.expires_on, money)
+    row = _cached(batch, c.Card, card_id, "card")
+    money = CardMoney(CardKind(row["kind"]), row["paid_fen"], row["custody_fen"],
+                      row["total_units"], row["used_units"], row["consumed_paid_fen"],
+                      row["consumed_custody_fen"])
+    return CardRow(row["id"], row["merchant_id"], row["rule_set_id"], row["account_id"],
+                   row["consumer_id"], bytes(row["token_hash"]), row["status"],
+                   row["disputed"], row["sold_on"], row["expires_on"], money)
 
 
 def balance(batch: Batch, account_id: int) -> int:
@@ -139,16 +195,13 @@ def balance(batch: Batch, account_id: int) -> int:
     return account.normal_balance_fen
 
 
-def insert_row(batch: Batch, table: Any, row: dict[str, Any]) -> Any:
-    return batch.write(insert(table).values(**row).returning(table.__table__.c.id)).scalar_one()
-
-
-def insert_plain(batch: Batch, table: Any, **row: Any) -> None:
-    batch.write(insert(table).values(**row))
+def insert_row(batch: Batch, table: Any, row: dict[str, Any]) -> None:
+    batch.rows.insert(table, row["id"], row)
 
 
 def update_row(batch: Batch, table: Any, row_id: Any, **values: Any) -> None:
-    batch.write(update(table).where(table.id == row_id).values(**values))
+    _cached(batch, table, row_id, table.__tablename__)
+    batch.rows.update(table, row_id, **values)
 
 
 def releasable(batch: Batch, merchant_id: str, period_end: date) -> tuple[int, list[int]]:
@@ -171,61 +224,69 @@ def release_exists(batch: Batch, merchant_id: str, period_end: date) -> bool:
 
 
 def product(batch: Batch, product_id: str) -> tuple[str, Product]:
-    row = batch.conn.execute(select(c.Product.__table__)
-                             .where(c.Product.id == product_id)).first()
-    if row is None:
-        raise NotFound(f"product {product_id} does not exist", field="product_id")
-    return row.merchant_id, Product(CardKind(row.kind), row.name, row.price_fen, row.sessions,
-                                    row.bonus_units, row.validity_months)
+    row = _cached(batch, c.Product, product_id, "product", lock=False)
+    return row["merchant_id"], Product(CardKind(row["kind"]), row["name"], row["price_fen"],
+                                       row["sessions"], row["bonus_units"],
+                                       row["validity_months"])
 
 
-def consumption(batch: Batch, consumption_id: int) -> Any:
-    row = batch.conn.execute(select(c.Consumption.__table__)
-                             .where(c.Consumption.id == consumption_id).with_for_update()).first()
-    if row is None:
-        raise NotFound(f"consumption {consumption_id} does not exist", field="consumption_id")
-    return row
+def consumption(batch: Batch, consumption_id: int) -> dict[str, Any]:
+    return _cached(batch, c.Consumption, consumption_id, "consumption")
 
 
 def due_consumptions(batch: Batch, as_of: date, limit: int) -> list[int]:
+    batch.sync()
     return list(batch.conn.execute(
         select(c.Consumption.id).where(c.Consumption.status == "pending",
                                        c.Consumption.confirm_by <= as_of)
         .order_by(c.Consumption.id).limit(limit)).scalars())
 
 
-def instruction(batch: Batch, table: Any, instruction_id: int) -> Any:
-    row = batch.conn.execute(select(table.__table__).where(table.id == instruction_id)
-                             .with_for_update()).first()
-    if row is None:
-        raise NotFound(f"instruction {instruction_id} does not exist", field="id")
-    return row
+def instruction(batch: Batch, table: Any, instruction_id: int) -> dict[str, Any]:
+    return _cached(batch, table, instruction_id, "instruction")
 
 
-def pending_releases(batch: Batch, merchant_id: str) -> list[Any]:
+def pending_releases(batch: Batch, merchant_id: str) -> list[int]:
+    """Call at the start of a command: it reads the database (after `sync`)."""
+    batch.sync()
     return list(batch.conn.execute(
-        select(c.ReleaseInstruction.__table__)
+        select(c.ReleaseInstruction.id)
         .where(c.ReleaseInstruction.merchant_id == merchant_id,
                c.ReleaseInstruction.status == "pending")
-        .order_by(c.ReleaseInstruction.id).with_for_update()).all())
+        .order_by(c.ReleaseInstruction.id)).scalars())
 
 
 def active_merchant_ids(batch: Batch) -> list[str]:
+    batch.sync()
     return list(batch.conn.execute(select(c.Merchant.id).where(c.Merchant.status == "active")
                                    .order_by(c.Merchant.id)).scalars())
 
 
 def open_cards(batch: Batch, merchant_id: str, limit: int) -> list[str]:
+    batch.sync()
     return list(batch.conn.execute(
         select(c.Card.id).where(c.Card.merchant_id == merchant_id, c.Card.status == "active")
         .order_by(c.Card.id).limit(limit)).scalars())
 
 
-def clear_release(batch: Batch, release_id: int) -> None:
-    batch.write(update(c.Consumption).where(c.Consumption.release_id == release_id)
-                .values(release_id=None))
+def released_consumptions(batch: Batch, release_id: int) -> list[int]:
+    """Consumptions of a release; the command has called `sync` before changing anything."""
+    return list(batch.conn.execute(select(c.Consumption.id)
+                                   .where(c.Consumption.release_id == release_id)).scalars())
 
 
-def mark_released(batch: Batch, consumption_ids: list[int], release_id: int) -> None:
-    batch.write(update(c.Consumption).where(c.Consumption.id.in_(consumption_ids))
-                .values(release_id=release_id))
+def mark_released(batch: Batch, consumption_ids: list[int], release_id: int | None) -> None:
+    load_rows(batch, c.Consumption, consumption_ids)
+    for consumption_id in consumption_ids:
+        batch.rows.update(c.Consumption, consumption_id, release_id=release_id)
+
+
+def load_rows(batch: Batch, table: Any, row_ids: list[Any]) -> None:
+    """Bring rows into the batch in one query (locked), those it does not hold yet."""
+    missing = [i for i in row_ids if batch.rows.get(table, i) is None]
+    if not missing:
+        return
+    found = batch.conn.execute(select(table.__table__).where(table.id.in_(missing))
+                               .order_by(table.id).with_for_update())
+    for row in found:
+        batch.rows.remember(table, row.id, dict(row._mapping))

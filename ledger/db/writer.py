@@ -85,15 +85,14 @@ def _run_one(batch: Batch, request: WriteRequest, index: int,
                 "this Idempotency-Key was used before with a different request",
                 field="Idempotency-Key")
         return Outcome(first.status_code, first.body, replayed=True)
-    mark = batch.mark()
-    batch.wrote_directly = False
+    batch.start_command()
     try:
         body = request.command.run(batch)
     except LedgerError as error:
         if batch.wrote_directly:
             bug = InvariantViolation(f"a command failed after writing directly: {error}")
             raise _ItemCrashed(index, bug) from error
-        batch.undo_to(mark)
+        batch.undo_command()
         return error
     except Exception as error:
         raise _ItemCrashed(index, error) from error

@@ -1,0 +1,90 @@
+"""Custody rows held by one batch: read once, changed in memory, written in bulk at flush.
+
+A batch runs many commands back to back; a card consumed twice in one batch must show the
+first consumption to the second. Keeping the rows here (with an undo log, like the accounts)
+lets each command cost one read per row it needs and nothing per write until the flush.
+Queries that aggregate over a table (which cards are due, what a period releases) call
+`sync` first, while their command has changed nothing yet, so they see every earlier write.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, update
+
+from ledger.errors import require
+
+RowKey = tuple[Any, Any]  # (table model, primary key)
+
+
+class RowCache:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._rows: dict[RowKey, dict[str, Any]] = {}
+        self._inserted: dict[RowKey, None] = {}  # ordered: rows go in as they were made
+        self._dirty: dict[RowKey, set[str]] = defaultdict(set)
+        self._undo: list[tuple[RowKey, dict[str, Any] | None]] = []
+
+    def mark(self) -> int:
+        return len(self._undo)
+
+    def undo_to(self, mark: int) -> None:
+        while len(self._undo) > mark:
+            key, before = self._undo.pop()
+            if before is None:
+                self._rows.pop(key, None)
+                self._inserted.pop(key, None)
+            else:
+                self._rows[key] = before
+
+    def changed_since(self, mark: int) -> bool:
+        return len(self._undo) > mark
+
+    def get(self, table: Any, row_id: Any) -> dict[str, Any] | None:
+        return self._rows.get((table, row_id))
+
+    def remember(self, table: Any, row_id: Any, row: dict[str, Any]) -> dict[str, Any]:
+        """A row just read from the database (it already holds every earlier write)."""
+        self._rows.setdefault((table, row_id), row)
+        return self._rows[(table, row_id)]
+
+    def insert(self, table: Any, row_id: Any, row: dict[str, Any]) -> None:
+        key = (table, row_id)
+        require(key not in self._rows, "a new row has a new id")
+        self._undo.append((key, None))
+        self._rows[key] = dict(row)
+        self._inserted[key] = None
+
+    def update(self, table: Any, row_id: Any, **values: Any) -> dict[str, Any]:
+        key = (table, row_id)
+        before = self._rows[key]
+        self._undo.append((key, before))
+        self._rows[key] = {**before, **values}
+        if key not in self._inserted:
+            self._dirty[key].update(values)
+        return self._rows[key]
+
+    def flush(self) -> None:
+        """Write new rows, then changed columns, table by table; the undo log is spent."""
+        by_table: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for key in self._inserted:
+            by_table[key[0]].append(self._rows[key])
+        for table, rows in by_table.items():
+            self.conn.execute(insert(table), rows)
+        self._flush_updates()
+        self._inserted.clear()
+        self._dirty.clear()
+        self._undo.clear()
+
+    def _flush_updates(self) -> None:
+        groups: dict[tuple[Any, frozenset[str]], list[dict[str, Any]]] = defaultdict(list)
+        for (table, row_id), columns in self._dirty.items():
+            row = self._rows[(table, row_id)]
+            params = {f"v_{c}": row[c] for c in columns}
+            groups[(table, frozenset(columns))].append({"k_id": row_id, **params})
+        for (table, names), batch_params in groups.items():
+            statement = update(table).where(table.id == bindparam("k_id")).values(
+                {c: bindparam(f"v_{c}") for c in sorted(names)})
+            self.conn.execute(statement, batch_params)
