@@ -26,3 +26,8 @@ group_commit_requests_max: Final = 256
 group_commit_wait_ms: Final = 1.0
 appender_queue_requests_max: Final = 20_000
 request_timeout_s: Final = 30.0
+# Audit: signed tree heads listed per page, and how often the service signs a new head when
+# the journal has grown (also on demand).
+tree_heads_page_max: Final = 1000
+tree_heads_page_default: Final = 100
+tree_head_interval_s: Final = 60.0

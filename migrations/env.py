@@ -8,8 +8,10 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine
 
-from ledger.db import audit_tables  # noqa: F401  (registers the audit tables)
-from ledger.db import custody_tables  # noqa: F401  (registers the custody tables)
+from ledger.db import (
+    audit_tables,  # noqa: F401  (registers the audit tables)
+    custody_tables,  # noqa: F401  (registers the custody tables)
+)
 from ledger.db.engine import normalise_url
 from ledger.db.tables import Base
 

@@ -1,0 +1,192 @@
+"""Read side of the audit: Merkle nodes, proofs, signed tree heads, receipts, regulators' views.
+
+Every proof or root is one plan (ledger/merkle.py, pure), one query for the O(log n) nodes
+it needs, and a pure combine: never a walk over the journal.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select, tuple_
+
+from ledger import journal, merkle
+from ledger.audit import SignedTreeHead, TreeHead
+from ledger.auth import Principal, Role
+from ledger.custody.cards import token_hash
+from ledger.custody.rules import basis_points_whole
+from ledger.db import custody_queries, queries
+from ledger.db import custody_tables as c
+from ledger.db.audit_tables import MerkleNode
+from ledger.db.audit_tables import TreeHead as TreeHeadRow
+from ledger.errors import InvalidInput, NotFound
+
+export_chunk_entries = 5000
+
+
+class SqlNodeReader:
+    """merkle_nodes as a BulkNodeReader: all the keys of one call in one query."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def node(self, level: int, index: int) -> bytes:
+        return self.nodes([(level, index)])[(level, index)]
+
+    def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        if not keys:
+            return {}
+        rows = self.conn.execute(
+            select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash)
+            .where(tuple_(MerkleNode.level, MerkleNode.idx).in_(list(keys))))
+        found = {(r.level, r.idx): bytes(r.hash) for r in rows}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            raise LookupError(f"Merkle nodes not stored: {missing}")
+        return found
+
+
+def stored_frontier(conn: Connection, tree_size: int) -> merkle.Frontier:
+    """The frontier of the stored tree of `tree_size` leaves: one query of O(log n) nodes."""
+    return merkle.frontier_from_reader(tree_size, SqlNodeReader(conn))
+
+
+def _journal_size(conn: Connection) -> int:
+    return queries.chain_head(conn)[0]
+
+
+def _check_tree_size(conn: Connection, tree_size: int, field: str) -> None:
+    size = _journal_size(conn)
+    if tree_size > size:
+        raise InvalidInput(f"the journal has {size} entries, fewer than {tree_size}",
+                           field=field)
+
+
+def inclusion(conn: Connection, seq: int, tree_size: int) -> dict[str, Any]:
+    """The audit path of entry `seq` (leaf seq - 1) in the tree of the first tree_size entries."""
+    if not 1 <= seq <= tree_size:
+        raise InvalidInput(f"entry {seq} is not among the first {tree_size}", field="seq")
+    _check_tree_size(conn, tree_size, "tree_size")
+    path = merkle.inclusion_proof(seq - 1, tree_size, SqlNodeReader(conn))
+    return {"seq": seq, "leaf_index": seq - 1, "tree_size": tree_size,
+            "audit_path": [p.hex() for p in path]}
+
+
+def consistency(conn: Connection, first: int, second: int) -> dict[str, Any]:
+    if first > second:
+        raise InvalidInput(f"first ({first}) is larger than second ({second})", field="first")
+    _check_tree_size(conn, second, "second")
+    proof = merkle.consistency_proof(first, second, SqlNodeReader(conn))
+    return {"first": first, "second": second, "proof": [p.hex() for p in proof]}
+
+
+# --- tree heads ----------------------------------------------------------------------------
+
+_HEAD_COLUMNS = (TreeHeadRow.tree_size, TreeHeadRow.root_hash, TreeHeadRow.ts,
+                 TreeHeadRow.key_id, TreeHeadRow.signature)
+
+
+def _signed(row: Any) -> SignedTreeHead:
+    head = TreeHead(row.tree_size, bytes(row.root_hash), journal.format_ts(row.ts), row.key_id)
+    return SignedTreeHead(head, bytes(row.signature))
+
+
+def latest_head(conn: Connection) -> SignedTreeHead | None:
+    row = conn.execute(select(*_HEAD_COLUMNS).order_by(TreeHeadRow.tree_size.desc())
+                       .limit(1)).first()
+    return None if row is None else _signed(row)
+
+
+def latest_head_view(conn: Connection) -> dict[str, Any]:
+    head = latest_head(conn)
+    if head is None:
+        raise NotFound("no tree head has been signed yet", field="tree_size")
+    return head.view()
+
+
+def heads_page(conn: Connection, after: int, limit: int) -> dict[str, Any]:
+    rows = conn.execute(select(*_HEAD_COLUMNS).where(TreeHeadRow.tree_size > after)
+                        .order_by(TreeHeadRow.tree_size).limit(limit)).all()
+    items = [_signed(r).view() for r in rows]
+    return {"items": items, "next_after": rows[-1].tree_size if len(rows) == limit else None}
+
+
+# --- consumer receipts -----------------------------------------------------------------------
+
+
+def card_receipt(conn: Connection, card_id: str, token: str) -> dict[str, Any]:
+    """The card's sale entry, and its inclusion proof once a signed head covers it."""
+    row = conn.execute(select(c.Card.id, c.Card.token_hash, c.Card.sold_seq)
+                       .where(c.Card.id == card_id)).first()
+    if row is None or not hmac.compare_digest(token_hash(token), bytes(row.token_hash)):
+        raise NotFound("no card matches this id and token", field="card_id")
+    entry = queries.journal_entry(conn, row.sold_seq)
+    receipt: dict[str, Any] = {
+        "card_id": row.id, "journal_seq": row.sold_seq, "entry_hash": entry["entry_hash"],
+        "canonical_b64": entry["canonical_b64"],
+        "leaf_hash": merkle.leaf_hash(base64.b64decode(entry["canonical_b64"])).hex(),
+        "tree_head": None, "inclusion": None}
+    head = latest_head(conn)
+    if head is not None and head.head.tree_size >= row.sold_seq:
+        receipt["tree_head"] = head.view()
+        receipt["inclusion"] = inclusion(conn, row.sold_seq, head.head.tree_size)
+    return receipt
+
+
+# --- regulators' views -----------------------------------------------------------------------
+
+
+def merchants_exposure(conn: Connection, principal: Principal) -> dict[str, Any]:
+    """Every merchant's exposure; a bank sees the merchants whose custody it holds."""
+    if principal.role != Role.bank:
+        return custody_queries.all_exposure(conn)
+    merchants = conn.execute(select(c.Merchant.__table__)
+                             .where(c.Merchant.bank_id == principal.bank_id)
+                             .order_by(c.Merchant.id)).all()
+    return {"items": [custody_queries.exposure(conn, m) for m in merchants]}
+
+
+_SUMMED = ("cards", "card_liability_fen", "custody_balance_fen")
+
+
+def _summary(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merchants, cards, card liability and custody balance summed; coverage of the sums."""
+    sums = {name: sum(item[name] for item in items) for name in _SUMMED}
+    liability = sums["card_liability_fen"]
+    coverage = sums["custody_balance_fen"] * basis_points_whole // liability if liability \
+        else None
+    return {"merchants": len(items), **sums, "coverage_ratio_bp": coverage}
+
+
+def _grouped(items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        groups.setdefault(item[key], []).append(item)
+    return [{key: name, **_summary(groups[name])} for name in sorted(groups)]
+
+
+def totals(conn: Connection, principal: Principal) -> dict[str, Any]:
+    """Totals by industry and by supervising department, over the merchants this key sees."""
+    items = merchants_exposure(conn, principal)["items"]
+    return {"by_industry": _grouped(items, "industry"),
+            "by_department": _grouped(items, "department"), "all": _summary(items)}
+
+
+def export_lines(conn: Connection) -> Iterator[bytes]:
+    """The journal in the `yufu export` format (docs/journal-format.md section 6), up to the
+    chain head as it was when the export began, in chunks of lines (few, large writes)."""
+    last_seq = _journal_size(conn)
+    chunk: list[bytes] = []
+    for stored in queries.stored_entries(conn):
+        if stored.seq > last_seq:
+            break
+        chunk.append(b'{"entry":' + stored.body + b',"hash":"' +
+                     stored.entry_hash.hex().encode() + b'"}\n')
+        if len(chunk) >= export_chunk_entries:
+            yield b"".join(chunk)
+            chunk = []
+    if chunk:
+        yield b"".join(chunk)
