@@ -179,24 +179,28 @@ class Writer:
         self._engine = engine
         self._queue: queue.Queue[WriteRequest | None] = queue.Queue(
             maxsize=limits.appender_queue_requests_max)
-        self._thread = threading.Thread(target=self._loop, name="yufu-appender", daemon=True)
-        self._started = False
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
         with self._lock:
-            if not self._started:
-                self._started = True
+            if self._thread is None:
+                # A new thread each time: an app may live through several lifespans.
+                self._thread = threading.Thread(target=self._loop, name="yufu-appender",
+                                                daemon=True)
                 self._thread.start()
 
     def stop(self) -> None:
         with self._lock:
-            if self._started:
+            if self._thread is not None:
                 self._queue.put(None)
                 self._thread.join(timeout=limits.request_timeout_s)
-                self._started = False
+                self._thread = None
 
     def submit(self, request: WriteRequest) -> Future[Outcome]:
+        if self._thread is None:
+            _resolve(request.future, Refused("the service is not accepting writes (stopped)"))
+            return request.future
         try:
             self._queue.put_nowait(request)
         except queue.Full:
@@ -204,24 +208,26 @@ class Writer:
         return request.future
 
     def _loop(self) -> None:
-        conn = self._engine.connect()
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                requests, stop = self._gather(first)
-                try:
-                    execute_resilient(conn, requests)
-                except Exception as error:  # a lost connection: fail this batch, reconnect
-                    log.exception("appender batch failed")
-                    for request in requests:
-                        _resolve(request.future, error)
+        conn: Connection | None = None
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            requests, stop = self._gather(first)
+            try:
+                conn = conn or self._engine.connect()
+                execute_resilient(conn, requests)
+            except Exception as error:  # the database went away: fail this batch, reconnect
+                log.exception("appender batch failed")
+                for request in requests:
+                    _resolve(request.future, error)
+                if conn is not None:
+                    conn.invalidate()
                     conn.close()
-                    conn = self._engine.connect()
-                if stop:
-                    return
-        finally:
+                conn = None
+            if stop:
+                break
+        if conn is not None:
             conn.close()
 
     def _gather(self, first: WriteRequest) -> tuple[list[WriteRequest], bool]:
