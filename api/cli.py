@@ -35,6 +35,9 @@ from ledger.journal import (
 )
 from ledger.service import IssueKey
 
+# POS terminals keep a connection open between sales; uvicorn's default closes it after 5 s.
+keep_alive_s = 75
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="yufu", description="Yufu custody ledger")
@@ -86,7 +89,8 @@ def _serve(_: argparse.Namespace) -> int:
                   f"  {key}", flush=True)
         app = create_app(engine, pseudonym_key(settings.home))
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                    access_log=False, proxy_headers=False)
+                    access_log=False, proxy_headers=False,
+                    timeout_keep_alive=keep_alive_s)
     return 0
 
 
