@@ -56,6 +56,13 @@ class Refused(LedgerError):
     status = 422
 
 
+class Busy(LedgerError):
+    """The service cannot take the write now (queue full, stopping): retry later."""
+
+    code = "busy"
+    status = 503
+
+
 class BodyTooLarge(LedgerError):
     code = "body_too_large"
     status = 413

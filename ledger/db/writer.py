@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, select, tuple_
 from ledger import limits
 from ledger.db import tables as t
 from ledger.db.batch import Batch
-from ledger.errors import IdempotencyConflict, InvariantViolation, LedgerError, Refused
+from ledger.errors import Busy, IdempotencyConflict, InvariantViolation, LedgerError
 
 log = logging.getLogger("yufu.writer")
 
@@ -199,12 +199,12 @@ class Writer:
 
     def submit(self, request: WriteRequest) -> Future[Outcome]:
         if self._thread is None:
-            _resolve(request.future, Refused("the service is not accepting writes (stopped)"))
+            _resolve(request.future, Busy("the service is not accepting writes (stopped)"))
             return request.future
         try:
             self._queue.put_nowait(request)
         except queue.Full:
-            _resolve(request.future, Refused("the write queue is full; retry shortly"))
+            _resolve(request.future, Busy("the write queue is full; retry shortly"))
         return request.future
 
     def _loop(self) -> None:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine, create_engine
 
 from ledger.db.writer import Writer, WriteRequest
-from ledger.errors import Refused
+from ledger.errors import Busy
 from ledger.service import OpenAccount
 
 request_wait_s = 30
@@ -21,7 +21,7 @@ def test_a_writer_restarts_after_stop_and_refuses_writes_while_stopped(engine: E
     writer.start()
     first = writer.submit(_open()).result(timeout=request_wait_s)
     writer.stop()
-    with pytest.raises(Refused, match="not accepting writes"):
+    with pytest.raises(Busy, match="not accepting writes"):
         writer.submit(_open()).result(timeout=request_wait_s)
     writer.start()
     second = writer.submit(_open()).result(timeout=request_wait_s)
