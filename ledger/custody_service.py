@@ -22,7 +22,14 @@ from ledger.custody.settlement import period_of, prorate_payouts, release_split
 from ledger.db import custody_store as store
 from ledger.db import custody_tables as c
 from ledger.db.batch import Batch, EntryRef
-from ledger.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
+from ledger.errors import (
+    Conflict,
+    Forbidden,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+    Refused,
+)
 
 auto_confirm_consumptions_max = 10_000
 closure_cards_max = 100_000
@@ -61,6 +68,15 @@ def _require_bank_or_operator(principal: Principal, merchant: store.MerchantRow)
     if principal.role == Role.bank and principal.bank_id == merchant.bank_id:
         return
     raise Forbidden("only the operator or the merchant's custodian bank can do this")
+
+
+def _require_cash(batch: Batch, m: store.MerchantRow, amount_fen: int, what: str) -> None:
+    """The bank pays only from what it has received: a clear refusal, not a bare overdraft."""
+    cash = store.balance(batch, m.accounts["custody_cash"])
+    if amount_fen > cash:
+        raise InsufficientFunds(
+            f"custody holds {cash} fen at the bank, not the {amount_fen} fen this {what} "
+            f"pays out: the money in transit must be confirmed first", field="outcome")
 
 
 # -- rules and filing --------------------------------------------------------------------
@@ -126,6 +142,8 @@ class SetMerchantStatus:
         m = store.merchant(batch, self.merchant_id)
         if m.status == MerchantStatus.closed:
             raise Refused("the merchant is closed")
+        if (m.status == MerchantStatus.frozen) == self.frozen:
+            raise Conflict(f"the merchant is already {m.status.value}", field="merchant_id")
         voided = _void_pending_releases(batch, m) if self.frozen else []
         status = MerchantStatus.frozen if self.frozen else MerchantStatus.active
         kind = "merchant.frozen" if self.frozen else "merchant.unfrozen"
@@ -313,6 +331,10 @@ class SettleConsumption:
         card = store.card(batch, row["card_id"])
         if self.token is not None:
             _card_for(batch, None, card.id, self.token)
+        if not self.confirm and card.status != "active":
+            # The value would go back onto a card that can no longer be used or refunded.
+            raise Refused(f"the card is {card.status}: the consumption can only be confirmed",
+                          field="consumption_id")
         return _settle_consumption(batch, row, card, self.confirm, self.today,
                                    "consumer" if self.token is not None else "silence")
 
@@ -444,6 +466,7 @@ class ResolveRelease:
         if not self.settled:
             entry = _fail_release(batch, m, row, self.reason or "payment failed")
             return {"release_id": row["id"], "status": "failed", "journal_seq": entry.seq}
+        _require_cash(batch, m, row["amount_fen"], "release")
         entry = _post(batch, "release.settled", [(m.accounts["release_pending"], row["amount_fen"]),
                                                  (m.accounts["custody_cash"], -row["amount_fen"])],
                       {"release_id": row["id"], "merchant_id": m.id,
@@ -548,6 +571,7 @@ class ResolveRefund:
         card = store.card(batch, row["card_id"])
         details = {"refund_id": row["id"], "card_id": card.id, "merchant_id": m.id}
         if self.settled:
+            _require_cash(batch, m, row["amount_fen"], "refund")
             entry = _post(batch, "refund.settled",
                           [(m.accounts["refunds_payable"], row["amount_fen"]),
                            (m.accounts["custody_cash"], -row["amount_fen"])], details)

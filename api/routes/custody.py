@@ -251,7 +251,9 @@ async def consume(request: Request, card_id: Id, body: ConsumptionIn, who: Authe
         raise InvalidInput("give exactly one of sessions or amount_fen", field="sessions")
     units = body.sessions if body.sessions is not None else body.amount_fen
     assert units is not None
-    return await write(request, who, Consume(who, card_id, units, context_of(request).clock()))
+    unit = "sessions" if body.sessions is not None else "amount_fen"
+    command = Consume(who, card_id, units, context_of(request).clock(), unit)
+    return await write(request, who, command)
 
 
 @router.post("/consumptions/{consumption_id}/confirm")

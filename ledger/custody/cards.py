@@ -88,8 +88,8 @@ def check_sale(merchant: MerchantState, product: Product, rules: RuleSet, named:
         raise Refused(f"the merchant is on the hard-block list ({', '.join(blocks)})")
     cap = rules.named_card_value_fen_max if named else rules.anonymous_card_value_fen_max
     if product.price_fen > cap:
-        kind = "named" if named else "anonymous"
-        raise Refused(f"a {kind} card may hold at most {cap} fen; this one is "
+        kind = "a named" if named else "an anonymous"
+        raise Refused(f"{kind} card may hold at most {cap} fen; this one is "
                       f"{product.price_fen}", field="product_id")
     if product.kind == CardKind.sessions and product.sessions > rules.sessions_per_payment_max:
         raise Refused(f"one payment may cover at most {rules.sessions_per_payment_max} "
@@ -159,12 +159,12 @@ class Consumption:
     direct_fen: int  # covered by what the merchant took directly
 
 
-def consume(card: CardMoney, units: int) -> Consumption:
+def consume(card: CardMoney, units: int, field: str = "units") -> Consumption:
     if units <= 0:
-        raise InvalidInput("must be a positive number of units", field="units")
+        raise InvalidInput("must be a positive number of units", field=field)
     if units > card.remaining_units:
         raise Refused(f"the card has {card.remaining_units} units left, not {units}",
-                      field="units")
+                      field=field)
     paid_after = paid_for_units(card, card.used_units + units)
     custody_after = custody_for_paid(card, paid_after)
     paid = paid_after - card.consumed_paid_fen

@@ -70,7 +70,10 @@ def exposure(conn: Connection, merchant: Any) -> dict[str, Any]:
     custody = balances["custody_cash"] + balances["custody_in_transit"]
     rules_row = current_rules(conn, merchant.jurisdiction, merchant.industry)
     required_bp = parse_rule_set(rules_row.rules).custody_ratio_bp if rules_row else None
-    custodied_liability = liability - balances["direct_share"]
+    # What the merchant took directly still covers card balances only where it does not
+    # already owe it back for a refund (merchant_refund_due).
+    custodied_liability = liability - (balances["direct_share"]
+                                       - balances["merchant_refund_due"])
     coverage_bp = custody * basis_points_whole // liability if liability else None
     return {"merchant_id": merchant.id, "name": merchant.name, "industry": merchant.industry,
             "department": merchant.department, "status": merchant.status,

@@ -121,6 +121,8 @@ class EmbeddedPostgres:
 
     def is_running(self, bin_dir: Path | None = None, user: str | None = None) -> bool:
         bin_dir = bin_dir or find_bin_dir()
+        # pg_ctl refuses to run as root, which would read as "not running".
+        user = user or _ensure_system_user()
         done = self._run([str(bin_dir / "pg_ctl"), "-D", str(self.pgdata), "status"], user)
         return done.returncode == 0
 

@@ -3,8 +3,8 @@ from datetime import date, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests.conftest import issue_key
 from ledger.auth import Role
+from tests.conftest import issue_key
 
 
 def test_a_card_goes_from_sale_to_release_and_closure(app_client: TestClient, engine: Engine,

@@ -1,0 +1,108 @@
+"""Bank statements in, one normalised model out (DOMAIN.md flow 8, bank reconciliation).
+
+    statements = detect_and_parse(read_statement(upload), filename)
+
+Every parser returns the whole file or raises `StatementRejected` (HTTP 422) naming where the
+file is at fault; nothing partial is ever returned. The formats, the CSV specification and
+the hostile-input rules are in docs/bank-formats.md.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import BinaryIO, Final
+
+from ledger.bank import limits
+from ledger.bank.bankcsv import COLUMNS as CSV_COLUMNS
+from ledger.bank.bankcsv import parse_csv
+from ledger.bank.camt import parse_camt, parse_xml, statements_from_tree
+from ledger.bank.model import (
+    Direction,
+    EntryStatus,
+    Statement,
+    StatementEntry,
+    StatementRejected,
+    TxDetail,
+    booked_movement_fen,
+    check_statement_size,
+)
+from ledger.bank.mt940 import parse_mt940
+
+__all__ = [
+    "CSV_COLUMNS",
+    "Direction",
+    "EntryStatus",
+    "Statement",
+    "StatementEntry",
+    "StatementRejected",
+    "TxDetail",
+    "booked_movement_fen",
+    "detect_and_parse",
+    "detect_format",
+    "parse_camt053",
+    "parse_camt054",
+    "parse_csv",
+    "parse_mt940",
+    "read_statement",
+]
+
+_CAMT_KINDS: Final = frozenset({"053", "054"})
+_MT940_START_RE: Final = re.compile(rb"(?:\{1:|:20:)")
+_SNIFF_BYTES: Final = 4096
+_EXTENSIONS: Final = {
+    "xml": "camt", "053": "camt", "054": "camt", "camt": "camt",
+    "sta": "mt940", "940": "mt940", "mt940": "mt940", "csv": "csv"}
+
+
+def parse_camt053(data: bytes) -> list[Statement]:
+    """camt.053.001.02 to .14 (BkToCstmrStmt): every Stmt, with its OPBD/CLBD balances."""
+    return parse_camt(data, frozenset({"053"}))
+
+
+def parse_camt054(data: bytes) -> list[Statement]:
+    """camt.054.001.02 to .14 (BkToCstmrDbtCdtNtfctn): every Ntfctn; no balances."""
+    return parse_camt(data, frozenset({"054"}))
+
+
+def read_statement(stream: BinaryIO) -> bytes:
+    """Read an upload, refusing it once it passes `statement_bytes_max`: a 200 MB file costs
+    one chunk over the limit, not 200 MB of memory and a parse."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(limits.statement_read_chunk_bytes):
+        size += len(chunk)
+        if size > limits.statement_bytes_max:
+            raise StatementRejected(
+                f"file is over the {limits.statement_bytes_max} byte limit", field="file")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def detect_format(data: bytes, filename: str | None = None) -> str:
+    """"camt", "mt940" or "csv", from the first bytes; the file name's extension decides only
+    when the content does not, so a mislabelled file is still read for what it is."""
+    head = data[:_SNIFF_BYTES].removeprefix(b"\xef\xbb\xbf").lstrip()
+    if head.startswith(b"<"):
+        return "camt"
+    if _MT940_START_RE.match(head):
+        return "mt940"
+    first_line = head.split(b"\n", 1)[0].lower()
+    if b"account" in first_line and b"direction" in first_line:
+        return "csv"
+    extension = (filename or "").rpartition(".")[2].lower() if filename and "." in filename \
+        else ""
+    if extension in _EXTENSIONS:
+        return _EXTENSIONS[extension]
+    raise StatementRejected(
+        "not a statement we read: expected camt.053 or camt.054 XML, MT940 or our CSV",
+        field="file")
+
+
+def detect_and_parse(data: bytes, filename: str | None = None) -> list[Statement]:
+    check_statement_size(data)
+    kind = detect_format(data, filename)
+    if kind == "camt":
+        return statements_from_tree(parse_xml(data), _CAMT_KINDS)
+    if kind == "mt940":
+        return parse_mt940(data)
+    return parse_csv(data)
