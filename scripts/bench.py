@@ -214,7 +214,8 @@ def credit_code(n: int) -> str:
     alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
     weights = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
     base = f"9111010{n:010d}"
-    check = (31 - sum(alphabet.index(ch) * w for ch, w in zip(base, weights, strict=True)) % 31) % 31
+    total = sum(alphabet.index(ch) * w for ch, w in zip(base, weights, strict=True))
+    check = (31 - total % 31) % 31
     return base + alphabet[check]
 
 
