@@ -229,6 +229,8 @@ class SellCard:
             "total_units": product.total_units, "used_units": 0, "consumed_paid_fen": 0,
             "consumed_custody_fen": 0, "status": "active", "disputed": False,
             "sold_on": self.today, "expires_on": expires_on, "sold_seq": entry.seq})
+        if custody:
+            store.expect_deposit(batch, entry.seq, m.id, card_id, custody, self.today)
         return {**details, "consumer_token": self.token, "journal_seq": entry.seq,
                 "entry_hash": entry.entry_hash.hex()}
 
@@ -463,17 +465,23 @@ class ResolveRelease:
         _require_bank_or_operator(self.principal, m)
         if row["status"] != "pending":
             raise Conflict(f"the release is already {row['status']}", field="release_id")
-        if not self.settled:
-            entry = _fail_release(batch, m, row, self.reason or "payment failed")
-            return {"release_id": row["id"], "status": "failed", "journal_seq": entry.seq}
-        _require_cash(batch, m, row["amount_fen"], "release")
-        entry = _post(batch, "release.settled", [(m.accounts["release_pending"], row["amount_fen"]),
-                                                 (m.accounts["custody_cash"], -row["amount_fen"])],
-                      {"release_id": row["id"], "merchant_id": m.id,
-                       "end_to_end_id": row["end_to_end_id"]})
-        store.update_row(batch, c.ReleaseInstruction, row["id"], status="settled",
-                         resolved_seq=entry.seq)
-        return {"release_id": row["id"], "status": "settled", "journal_seq": entry.seq}
+        return resolve_release(batch, m, row, self.settled, self.reason)
+
+
+def resolve_release(batch: Batch, m: store.MerchantRow, row: dict[str, Any], settled: bool,
+                    reason: str, by: str = "call") -> dict[str, Any]:
+    """Settle (the money leaves custody) or fail (back to earned) a pending release."""
+    if not settled:
+        entry = _fail_release(batch, m, row, reason or "payment failed")
+        return {"release_id": row["id"], "status": "failed", "journal_seq": entry.seq}
+    _require_cash(batch, m, row["amount_fen"], "release")
+    entry = _post(batch, "release.settled", [(m.accounts["release_pending"], row["amount_fen"]),
+                                             (m.accounts["custody_cash"], -row["amount_fen"])],
+                  {"release_id": row["id"], "merchant_id": m.id, "by": by,
+                   "end_to_end_id": row["end_to_end_id"]})
+    store.update_row(batch, c.ReleaseInstruction, row["id"], status="settled",
+                     resolved_seq=entry.seq)
+    return {"release_id": row["id"], "status": "settled", "journal_seq": entry.seq}
 
 
 @dataclass(frozen=True)
@@ -486,11 +494,13 @@ class ConfirmDeposit:
     amount_fen: int
 
     def run(self, batch: Batch) -> dict[str, Any]:
+        pending = store.pending_deposits(batch, self.merchant_id)  # a query: first
         m = store.merchant(batch, self.merchant_id)
         _require_bank_or_operator(self.principal, m)
         in_transit = store.balance(batch, m.accounts["custody_in_transit"])
         if self.amount_fen > in_transit:
             raise Refused(f"only {in_transit} fen are in transit", field="amount_fen")
+        store.confirm_deposits_fifo(batch, pending, self.amount_fen)
         entry = _post(batch, "deposit.confirmed", [(m.accounts["custody_cash"], self.amount_fen),
                                                    (m.accounts["custody_in_transit"],
                                                     -self.amount_fen)],
@@ -568,25 +578,31 @@ class ResolveRefund:
         _require_bank_or_operator(self.principal, m)
         if row["status"] != "pending":
             raise Conflict(f"the refund is already {row['status']}", field="refund_id")
-        card = store.card(batch, row["card_id"])
-        details = {"refund_id": row["id"], "card_id": card.id, "merchant_id": m.id}
-        if self.settled:
-            _require_cash(batch, m, row["amount_fen"], "refund")
-            entry = _post(batch, "refund.settled",
-                          [(m.accounts["refunds_payable"], row["amount_fen"]),
-                           (m.accounts["custody_cash"], -row["amount_fen"])], details)
-            card_status = "refunded"
-        else:
-            legs = [(m.accounts["refunds_payable"], row["amount_fen"]),
-                    (m.accounts["merchant_refund_due"], row["merchant_due_fen"]),
-                    (card.account_id, -row["claim_fen"])]
-            entry = _post(batch, "refund.failed", legs, {**details, "reason": self.reason})
-            card_status = "active" if m.status != MerchantStatus.closed else "closed"
-        status = "settled" if self.settled else "failed"
-        store.update_row(batch, c.RefundInstruction, row["id"], status=status,
-                         resolved_seq=entry.seq)
-        store.update_row(batch, c.Card, card.id, status=card_status)
-        return {**details, "status": status, "journal_seq": entry.seq}
+        return resolve_refund(batch, m, row, self.settled, self.reason)
+
+
+def resolve_refund(batch: Batch, m: store.MerchantRow, row: dict[str, Any], settled: bool,
+                   reason: str, by: str = "call") -> dict[str, Any]:
+    """Settle (paid out of custody) or fail (the claim goes back onto the card) a refund."""
+    card = store.card(batch, row["card_id"])
+    details = {"refund_id": row["id"], "card_id": card.id, "merchant_id": m.id, "by": by}
+    if settled:
+        _require_cash(batch, m, row["amount_fen"], "refund")
+        entry = _post(batch, "refund.settled",
+                      [(m.accounts["refunds_payable"], row["amount_fen"]),
+                       (m.accounts["custody_cash"], -row["amount_fen"])], details)
+        card_status = "refunded"
+    else:
+        legs = [(m.accounts["refunds_payable"], row["amount_fen"]),
+                (m.accounts["merchant_refund_due"], row["merchant_due_fen"]),
+                (card.account_id, -row["claim_fen"])]
+        entry = _post(batch, "refund.failed", legs, {**details, "reason": reason})
+        card_status = "active" if m.status != MerchantStatus.closed else "closed"
+    status = "settled" if settled else "failed"
+    store.update_row(batch, c.RefundInstruction, row["id"], status=status,
+                     resolved_seq=entry.seq)
+    store.update_row(batch, c.Card, card.id, status=card_status)
+    return {**details, "status": status, "journal_seq": entry.seq}
 
 
 @dataclass(frozen=True)

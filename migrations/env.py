@@ -10,6 +10,7 @@ from sqlalchemy import create_engine
 
 from ledger.db import (
     audit_tables,  # noqa: F401  (registers the audit tables)
+    bank_tables,  # noqa: F401  (registers the bank tables)
     custody_tables,  # noqa: F401  (registers the custody tables)
 )
 from ledger.db.engine import normalise_url

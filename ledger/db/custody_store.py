@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,6 +12,7 @@ from ledger.books import Account, AccountKind
 from ledger.custody.cards import CardKind, CardMoney, MerchantState, Product
 from ledger.custody.merchants import MerchantStatus, Tier
 from ledger.custody.rules import ANY_INDUSTRY, RuleSet, parse_rule_set
+from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db import tables as t
 from ledger.db.batch import Batch
@@ -290,3 +291,51 @@ def load_rows(batch: Batch, table: Any, row_ids: list[Any]) -> None:
                                .order_by(table.id).with_for_update())
     for row in found:
         batch.rows.remember(table, row.id, dict(row._mapping))
+
+
+deposit_expected_days = 3  # card money reaches the custody account within T+3 at the latest
+
+
+def deposit_reference(sale_seq: int) -> str:
+    """What the payment of one card sale carries as its reference (ISO EndToEndId: <= 35)."""
+    return f"YFS{sale_seq:012d}"
+
+
+def batch_reference(merchant_id: str, day: date) -> str:
+    """One bank credit for a merchant's whole day of sales carries this reference."""
+    return f"YFD{day:%Y%m%d}{merchant_id}"
+
+
+def expect_deposit(batch: Batch, sale_seq: int, merchant_id: str, card_id: str,
+                   amount_fen: int, sold_on: date) -> None:
+    batch.rows.insert(b.ExpectedDeposit, sale_seq, {
+        "id": sale_seq, "merchant_id": merchant_id, "card_id": card_id,
+        "reference": deposit_reference(sale_seq),
+        "batch_reference": batch_reference(merchant_id, sold_on), "amount_fen": amount_fen,
+        "open_fen": amount_fen, "expected_by": sold_on + timedelta(days=deposit_expected_days),
+        "status": "pending", "cleared_line_id": None})
+
+
+def pending_deposits(batch: Batch, merchant_id: str) -> list[int]:
+    """The merchant's deposits not yet seen, oldest first (call before changing anything)."""
+    batch.sync()
+    return list(batch.conn.execute(
+        select(b.ExpectedDeposit.id).where(b.ExpectedDeposit.merchant_id == merchant_id,
+                                           b.ExpectedDeposit.status == "pending")
+        .order_by(b.ExpectedDeposit.id)).scalars())
+
+
+def confirm_deposits_fifo(batch: Batch, deposit_ids: list[int], amount_fen: int) -> None:
+    """A manual confirmation covers the oldest open deposits first, the last one partly."""
+    load_rows(batch, b.ExpectedDeposit, deposit_ids)
+    left = amount_fen
+    for deposit_id in deposit_ids:
+        if left == 0:
+            return
+        row = batch.rows.get(b.ExpectedDeposit, deposit_id)
+        assert row is not None
+        taken = min(left, row["open_fen"])
+        left -= taken
+        open_fen = row["open_fen"] - taken
+        batch.rows.update(b.ExpectedDeposit, deposit_id, open_fen=open_fen,
+                          status="cleared" if open_fen == 0 else "pending")

@@ -153,6 +153,8 @@ class ReleaseInstruction(Base):
     holdback_fen: Mapped[int]
     status: Mapped[str]
     end_to_end_id: Mapped[str] = mapped_column(unique=True)
+    # The bank's answer to the instruction file: pending, accepted or rejected.
+    bank_status: Mapped[str] = mapped_column(server_default="pending")
     created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
     resolved_seq: Mapped[int | None] = mapped_column(
         ForeignKey("journal_entries.seq", **_SEQ_FK))
@@ -175,6 +177,8 @@ class RefundInstruction(Base):
     merchant_due_fen: Mapped[int]
     status: Mapped[str]
     end_to_end_id: Mapped[str] = mapped_column(unique=True)
+    # The bank's answer to the instruction file: pending, accepted or rejected.
+    bank_status: Mapped[str] = mapped_column(server_default="pending")
     created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
     resolved_seq: Mapped[int | None] = mapped_column(
         ForeignKey("journal_entries.seq", **_SEQ_FK))

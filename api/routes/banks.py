@@ -1,0 +1,108 @@
+"""Partner banks: statements in, instruction files out, breaks and cross-verification."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.context import context_of, principal_of, write
+from ledger.auth import Principal, Role
+from ledger.bank import limits as bank_limits
+from ledger.bank.model import StatementRejected
+from ledger.bank.payments import build_pain001, build_payment_csv
+from ledger.bank_service import AnswerInstruction, ImportStatementFile, ResolveBreak
+from ledger.db import bank_queries as views
+
+router = APIRouter(prefix="/v1")
+Authed = Annotated[Principal, Depends(principal_of)]
+BankId = Annotated[str, Path(min_length=1, max_length=100)]
+reason_chars_max = 500
+initiating_party = "Yufu prepaid-fund custody"
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=reason_chars_max)
+
+
+class ResolutionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    resolution: str = Field(min_length=1, max_length=reason_chars_max)
+
+
+@router.post("/banks/{bank_id}/statements", status_code=201,
+             openapi_extra={"requestBody": {"content": {
+                 "application/xml": {}, "text/plain": {}, "text/csv": {}}, "required": True}})
+async def import_statement(request: Request, bank_id: BankId, who: Authed,
+                           filename: Annotated[str, Query(max_length=200)] = "") -> JSONResponse:
+    """The statement file as the body (camt.053, camt.054, MT940 or the documented CSV)."""
+    data = await request.body()
+    if len(data) > bank_limits.statement_bytes_max:
+        raise StatementRejected(f"file is over the {bank_limits.statement_bytes_max} byte "
+                                "limit", field="file")
+    command = ImportStatementFile(who, bank_id, filename, data, context_of(request).clock())
+    return await write(request, who, command)
+
+
+@router.get("/banks/{bank_id}/instructions")
+def instruction_file(request: Request, bank_id: BankId, who: Authed,
+                     format: Literal["pain001", "csv", "json"] = "pain001") -> Response:
+    """Pending release and refund instructions out of this bank's custody accounts."""
+    ctx = context_of(request)
+    with ctx.engine.connect() as conn:
+        instructions = views.payment_instructions(conn, who, bank_id, ctx.clock())
+    if format == "json":
+        return JSONResponse({"items": [{
+            "end_to_end_id": i.end_to_end_id, "amount_fen": i.amount_fen,
+            "currency": i.currency, "debtor_account": i.debtor_account,
+            "creditor_name": i.creditor_name, "creditor_account": i.creditor_account,
+            "remittance": i.remittance} for i in instructions]})
+    if format == "csv":
+        return Response(build_payment_csv(instructions), media_type="text/csv; charset=utf-8")
+    if not instructions:  # a pain.001 carries at least one transfer
+        return Response(status_code=204)
+    body = build_pain001(instructions, message_id=f"YUFU{secrets.token_hex(8).upper()}",
+                         created_at=datetime.now(UTC), initiating_party=initiating_party)
+    return Response(body, media_type="application/xml")
+
+
+@router.post("/banks/{bank_id}/instructions/{end_to_end_id}/accept")
+async def accept_instruction(request: Request, bank_id: BankId, end_to_end_id: str,
+                             who: Authed, body: AnswerIn | None = None) -> JSONResponse:
+    command = AnswerInstruction(who, bank_id, end_to_end_id, True, body.reason if body else "")
+    return await write(request, who, command, 200)
+
+
+@router.post("/banks/{bank_id}/instructions/{end_to_end_id}/reject")
+async def reject_instruction(request: Request, bank_id: BankId, end_to_end_id: str,
+                             who: Authed, body: AnswerIn | None = None) -> JSONResponse:
+    command = AnswerInstruction(who, bank_id, end_to_end_id, False, body.reason if body else "")
+    return await write(request, who, command, 200)
+
+
+@router.get("/breaks")
+def list_breaks(request: Request, who: Authed, bank_id: str | None = None,
+                merchant_id: str | None = None,
+                status: Literal["open", "resolved"] | None = None) -> dict[str, Any]:
+    ctx = context_of(request)
+    with ctx.engine.connect() as conn:
+        return views.breaks(conn, who, bank_id, merchant_id, status, ctx.clock())
+
+
+@router.post("/breaks/{break_id}/resolve")
+async def resolve_break(request: Request, break_id: Annotated[int, Path(ge=1)],
+                        body: ResolutionIn, who: Authed) -> JSONResponse:
+    who.require_role(Role.operator)
+    return await write(request, who, ResolveBreak(who, break_id, body.resolution), 200)
+
+
+@router.get("/cross-verifications")
+def list_cross_verifications(request: Request, who: Authed,
+                             merchant_id: str | None = None) -> dict[str, Any]:
+    with context_of(request).engine.connect() as conn:
+        return views.cross_verifications(conn, who, merchant_id)

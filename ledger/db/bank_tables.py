@@ -1,0 +1,124 @@
+"""Partner banks: imported statements, their lines, expected deposits, breaks and the daily
+cross-verification of custody balances (交叉验证)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.db.tables import Base
+
+_SEQ_FK: dict[str, Any] = {"deferrable": True, "initially": "DEFERRED"}
+
+
+class StatementFile(Base):
+    """A statement file exactly as the bank sent it, with its hash (journaled on import)."""
+
+    __tablename__ = "statement_files"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    bank_id: Mapped[str] = mapped_column(index=True)
+    sha256: Mapped[bytes] = mapped_column(unique=True)
+    format: Mapped[str]
+    filename: Mapped[str]
+    body: Mapped[bytes]
+    statements: Mapped[int] = mapped_column(Integer)
+    lines: Mapped[int] = mapped_column(Integer)
+    imported_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+
+
+class StatementLine(Base):
+    """One booked entry (or one detail of a batched entry) and what it matched."""
+
+    __tablename__ = "statement_lines"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("statement_files.id"), index=True)
+    bank_id: Mapped[str]
+    account: Mapped[str]
+    statement_id: Mapped[str]
+    position: Mapped[str]
+    direction: Mapped[str]
+    status: Mapped[str]
+    reversal: Mapped[bool]
+    amount_fen: Mapped[int]
+    booking_date: Mapped[date | None] = mapped_column(Date)
+    end_to_end_id: Mapped[str | None]
+    creditor_reference: Mapped[str | None]
+    bank_reference: Mapped[str | None]
+    counterparty: Mapped[str | None]
+    matched_kind: Mapped[str | None]
+    matched_ref: Mapped[str | None]
+    __table_args__ = (
+        UniqueConstraint("bank_id", "account", "statement_id", "position",
+                         name="uq_statement_lines_position"),
+        CheckConstraint("direction IN ('CRDT','DBIT')", name="direction_known"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        Index("ix_statement_lines_refs", "bank_id", "end_to_end_id"),
+    )
+
+
+class ExpectedDeposit(Base):
+    """The custodied share of a card sale, expected on the custody account's statement."""
+
+    __tablename__ = "expected_deposits"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # the sale's seq
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"))
+    reference: Mapped[str] = mapped_column(unique=True)
+    batch_reference: Mapped[str] = mapped_column(index=True)
+    amount_fen: Mapped[int]
+    # What the bank has not shown yet: a manual deposit confirmation may cover part of it.
+    open_fen: Mapped[int]
+    expected_by: Mapped[date] = mapped_column(Date)
+    status: Mapped[str]
+    cleared_line_id: Mapped[int | None] = mapped_column(ForeignKey("statement_lines.id"))
+    __table_args__ = (
+        CheckConstraint("status IN ('pending','cleared')", name="status_known"),
+        CheckConstraint("amount_fen > 0 AND open_fen BETWEEN 0 AND amount_fen",
+                        name="amount_positive"),
+        Index("ix_expected_deposits_pending", "merchant_id", "status", "expected_by"),
+    )
+
+
+class ReconciliationBreak(Base):
+    """Something the bank and the ledger disagree on, until an operator resolves it."""
+
+    __tablename__ = "reconciliation_breaks"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    bank_id: Mapped[str] = mapped_column(index=True)
+    merchant_id: Mapped[str | None] = mapped_column(ForeignKey("merchants.id"))
+    kind: Mapped[str]
+    reason: Mapped[str]
+    amount_fen: Mapped[int]
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("statement_lines.id"))
+    item_ref: Mapped[str | None]
+    opened_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str]
+    resolution: Mapped[str | None]
+    opened_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    resolved_seq: Mapped[int | None] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    __table_args__ = (
+        CheckConstraint("status IN ('open','resolved')", name="status_known"),
+        CheckConstraint("kind IN ('unmatched_line','missing_line','returned_after_settlement',"
+                        "'unmatched_reversal')", name="kind_known"),
+        UniqueConstraint("kind", "item_ref", name="uq_reconciliation_breaks_item"),
+    )
+
+
+class CrossVerification(Base):
+    """A statement's closing booked balance against the ledger's custody balance."""
+
+    __tablename__ = "cross_verifications"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    bank_id: Mapped[str]
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    account: Mapped[str]
+    statement_id: Mapped[str]
+    file_id: Mapped[int] = mapped_column(ForeignKey("statement_files.id"))
+    closing_date: Mapped[date] = mapped_column(Date)
+    bank_balance_fen: Mapped[int]
+    ledger_balance_fen: Mapped[int]
+    difference_fen: Mapped[int]
+    verified_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
