@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.responses import Response
 from sqlalchemy import Engine
@@ -12,18 +15,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.context import Context
+from api.routes import audit as audit_routes
+from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
 from api.routes import ledger as ledger_routes
 from api.routes import system
+from api.signer import TreeHeadSigner
 from ledger import limits
+from ledger.bank import limits as bank_limits
 from ledger.db.writer import Writer
 from ledger.errors import BodyTooLarge
 
 
-def _too_large() -> Response:
+def _too_large(limit_bytes: int) -> Response:
     return problems.problem(413, "body_too_large", "Body too large",
-                            f"request bodies are limited to {limits.request_body_bytes_max} bytes",
-                            "body")
+                            f"request bodies are limited to {limit_bytes} bytes", "body")
+
+
+def _body_limit(path: str) -> int:
+    """Bank statements are files, allowed up to their own limit; every other body is small."""
+    if path.startswith("/v1/banks/") and path.endswith("/statements"):
+        return bank_limits.statement_bytes_max
+    return limits.request_body_bytes_max
 
 
 class BodyLimit:
@@ -36,10 +49,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit_bytes = _body_limit(scope["path"])
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and \
-                    int(value) > limits.request_body_bytes_max:
-                await _too_large()(scope, receive, send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit_bytes:
+                await _too_large(limit_bytes)(scope, receive, send)
                 return
         seen_bytes, too_large = 0, False
 
@@ -47,10 +60,10 @@ class BodyLimit:
             nonlocal seen_bytes, too_large
             message = await receive()
             seen_bytes += len(message.get("body", b""))
-            if seen_bytes > limits.request_body_bytes_max:
+            if seen_bytes > limit_bytes:
                 too_large = True
-                raise BodyTooLarge(f"request bodies are limited to "
-                                   f"{limits.request_body_bytes_max} bytes", field="body")
+                raise BodyTooLarge(f"request bodies are limited to {limit_bytes} bytes",
+                                   field="body")
             return message
 
         async def answer(message: Message) -> None:
@@ -59,21 +72,31 @@ class BodyLimit:
             if not too_large:
                 await send(message)
             elif message["type"] == "http.response.start":
-                await _too_large()(scope, receive, send)
+                await _too_large(limit_bytes)(scope, receive, send)
 
         await self.app(scope, counted, answer)
 
 
-def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudonym-key"
-               ) -> FastAPI:
+def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudonym-key",
+               audit_key: Ed25519PrivateKey | None = None,
+               tree_head_interval_s: float | None = limits.tree_head_interval_s) -> FastAPI:
+    """The app. Without an audit key (tests) it signs tree heads with a throwaway key, and
+    only on demand; `yufu serve` passes the configured key and signs on the interval too."""
     writer = Writer(engine)
+    signer = TreeHeadSigner(audit_key, tree_head_interval_s) if audit_key is not None \
+        else TreeHeadSigner(Ed25519PrivateKey.generate(), None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        task = asyncio.create_task(signer.run(writer)) if signer.interval_s else None
         try:
             yield
         finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             writer.stop()
 
     app = FastAPI(title="Yufu custody ledger", version="1", lifespan=lifespan,
@@ -81,9 +104,12 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
                               "a hash-chained journal, custody flows. Errors are RFC 9457 "
                               "problem+json; writes take an Idempotency-Key header.")
     app.state.ctx = Context(engine, writer, pseudonym_key)
+    app.state.signer = signer
     problems.install(app)
     app.add_middleware(BodyLimit)
     app.include_router(system.router)
     app.include_router(ledger_routes.router)
     app.include_router(custody_routes.router)
+    app.include_router(audit_routes.router)
+    app.include_router(bank_routes.router)
     return app

@@ -1,4 +1,4 @@
-"""The `yufu` command: serve, db upgrade, keys create, verify, export."""
+"""The `yufu` command: serve, db upgrade, keys create, verify, export, audit."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
+from api import audit_cli
 from api.context import china_today
 from api.runtime import (
+    audit_signing_key,
     bootstrap_operator_key,
+    check_audit_key,
     connect,
     database,
     ensure_default_rule_sets,
@@ -20,7 +23,9 @@ from api.runtime import (
     upgrade,
 )
 from api.settings import Settings
-from ledger.auth import Role
+from ledger.auth import Principal, Role
+from ledger.bank.statements import read_statement
+from ledger.bank_service import ImportStatementFile
 from ledger.custody_service import AutoConfirm, RunReleases
 from ledger.db import queries
 from ledger.errors import InvalidInput
@@ -65,9 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         dest="consumptions_command", required=True)
     auto = consumptions.add_parser("auto-confirm", help="silence past the period confirms")
     auto.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
+    audit_cli.add_commands(sub)
     args = parser.parse_args(argv)
+    reconcile = sub.add_parser("reconcile", help="bank statements").add_subparsers(
+        dest="reconcile_command", required=True)
+    imported = reconcile.add_parser("import", help="import and match a statement file")
+    imported.add_argument("file", type=Path)
+    imported.add_argument("--bank", required=True, help="the bank id the file comes from")
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
-                "releases": _releases, "consumptions": _auto_confirm}
+                "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
+                "reconcile": _reconcile}
     return handlers[args.command](args)
 
 
@@ -82,12 +94,14 @@ def _serve(_: argparse.Namespace) -> int:
         engine = connect(url)
         ensure_default_rule_sets(engine)
         key = bootstrap_operator_key(engine, settings.home)
+        audit_key = audit_signing_key(settings)
+        check_audit_key(engine, audit_key, settings.audit_key_rotate)
         base = f"http://{settings.host}:{settings.port}"
         print(f"Yufu is serving on {base}  (API docs: {base}/docs)", flush=True)
         if key:
             print(f"Bootstrap operator key (shown once; also in {settings.home}/operator.key):\n"
                   f"  {key}", flush=True)
-        app = create_app(engine, pseudonym_key(settings.home))
+        app = create_app(engine, pseudonym_key(settings.home), audit_key)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
                     access_log=False, proxy_headers=False,
                     timeout_keep_alive=keep_alive_s)
@@ -104,6 +118,19 @@ def _releases(args: argparse.Namespace) -> int:
     body = _job(RunReleases(args.as_of or china_today()))
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    data = read_statement_file(args.file)
+    operator = Principal(key_id=0, role=Role.operator)
+    body = _job(ImportStatementFile(operator, args.bank, args.file.name, data, china_today()))
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    return 0
+
+
+def read_statement_file(path: Path) -> bytes:
+    with path.open("rb") as stream:
+        return read_statement(stream)
 
 
 def _auto_confirm(args: argparse.Namespace) -> int:

@@ -11,14 +11,17 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func, select
 
 from api.settings import Settings, embedded_settings
+from ledger import audit
 from ledger.auth import Role
 from ledger.custody.rules import default_rule_sets
 from ledger.custody_service import CreateRuleSet
 from ledger.db import custody_tables as c
 from ledger.db import tables as t
+from ledger.db.audit_queries import latest_head
 from ledger.db.embedded import EmbeddedPostgres
 from ledger.db.engine import make_engine, normalise_url
 from ledger.db.writer import WriteRequest, execute_resilient
@@ -77,6 +80,45 @@ def pseudonym_key(home: Path) -> bytes:
         key_file.write_text(secrets.token_hex(32) + "\n")
         os.chmod(key_file, 0o600)
     return key_file.read_text().strip().encode()
+
+
+AUDIT_KEY_FILE_NAME = "audit-ed25519.pem"
+
+
+class AuditKeyMismatch(RuntimeError):
+    """The signing key is not the one that signed the latest tree head."""
+
+
+def audit_signing_key(settings: Settings) -> Ed25519PrivateKey:
+    """The tree-head key: the PEM file named in the settings, else one under YUFU_HOME, made at
+    first start. Back it up: auditors pin its public key (docs/audit.md)."""
+    key_file = settings.audit_key_file
+    if key_file is None:
+        key_file = settings.home / AUDIT_KEY_FILE_NAME
+        if not key_file.exists():
+            settings.home.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before the secret is written, so it is never readable by others.
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(audit.generate_private_key_pem())
+            log.warning("made a new tree-head signing key at %s", key_file)
+    return audit.load_private_key_pem(key_file.read_bytes())
+
+
+def check_audit_key(engine: Engine, key: Ed25519PrivateKey, allow_rotation: bool) -> None:
+    """The fingerprint check: a new key (a lost file, another YUFU_HOME) would sign heads no
+    auditor can check with the key they pinned, so it is refused unless rotation is asked for."""
+    with engine.connect() as conn:
+        latest = latest_head(conn)
+    current = audit.key_id(key.public_key())
+    if latest is None or latest.head.key_id == current:
+        return
+    message = (f"the tree-head key {current} is not the key {latest.head.key_id} that signed "
+               f"the latest tree head (size {latest.head.tree_size})")
+    if not allow_rotation:
+        raise AuditKeyMismatch(message + "; restore that key, or set YUFU_AUDIT_KEY_ROTATE=1 "
+                               "and publish the new public key to the auditors")
+    log.warning("%s: rotating as YUFU_AUDIT_KEY_ROTATE=1 asks", message)
 
 
 def ensure_default_rule_sets(engine: Engine) -> int:

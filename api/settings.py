@@ -16,6 +16,17 @@ class Settings:
     port: int = field(default_factory=lambda: int(os.environ.get("YUFU_PORT", "8000")))
     # The key that turns phone numbers into pseudonymous consumer ids; generated at first start.
     pseudonym_key_file: Path | None = None
+    # The Ed25519 key that signs tree heads: this PEM file, else YUFU_HOME/audit-ed25519.pem
+    # (made at first start). A key other than the one of the latest stored head is refused
+    # unless YUFU_AUDIT_KEY_ROTATE=1 (auditors pin the key; see docs/audit.md).
+    audit_key_file: Path | None = field(default_factory=lambda: _path_or_none(
+        os.environ.get("YUFU_AUDIT_KEY_FILE")))
+    audit_key_rotate: bool = field(
+        default_factory=lambda: os.environ.get("YUFU_AUDIT_KEY_ROTATE") == "1")
+
+
+def _path_or_none(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def embedded_settings() -> dict[str, str]:

@@ -17,6 +17,7 @@ from ledger.bank.model import StatementRejected
 from ledger.bank.payments import build_pain001, build_payment_csv
 from ledger.bank_service import AnswerInstruction, ImportStatementFile, ResolveBreak
 from ledger.db import bank_queries as views
+from ledger.errors import NotFound
 
 router = APIRouter(prefix="/v1")
 Authed = Annotated[Principal, Depends(principal_of)]
@@ -32,7 +33,7 @@ class AnswerIn(BaseModel):
 
 class ResolutionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    resolution: str = Field(min_length=1, max_length=reason_chars_max)
+    resolution: str = Field(default="", max_length=reason_chars_max)
 
 
 @router.post("/banks/{bank_id}/statements", status_code=201,
@@ -95,10 +96,13 @@ def list_breaks(request: Request, who: Authed, bank_id: str | None = None,
 
 
 @router.post("/breaks/{break_id}/resolve")
-async def resolve_break(request: Request, break_id: Annotated[int, Path(ge=1)],
-                        body: ResolutionIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
-    return await write(request, who, ResolveBreak(who, break_id, body.resolution), 200)
+async def resolve_break(request: Request, break_id: Annotated[str, Path(max_length=20)],
+                        who: Authed, body: ResolutionIn | None = None) -> JSONResponse:
+    who.require_role(Role.operator)  # before the id is looked at: roles answer first
+    if not break_id.isdigit():
+        raise NotFound(f"break {break_id} does not exist", field="break_id")
+    resolution = body.resolution if body else ""
+    return await write(request, who, ResolveBreak(who, int(break_id), resolution), 200)
 
 
 @router.get("/cross-verifications")

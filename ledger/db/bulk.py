@@ -37,6 +37,16 @@ def copy_rows(conn: Connection, table: str, columns: Sequence[str],
         write("\t".join(_field(row[c]) for c in columns))
         write("\n")
     buffer.seek(0)
+    _copy(conn, table, columns, buffer)
+
+
+def copy_text(conn: Connection, table: str, columns: Sequence[str], text: str) -> None:
+    """COPY rows the caller has already written in COPY's text format (a row per line)."""
+    if text:
+        _copy(conn, table, columns, io.StringIO(text))
+
+
+def _copy(conn: Connection, table: str, columns: Sequence[str], buffer: io.StringIO) -> None:
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
