@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from api import audit_cli
 from api.context import china_today
@@ -101,10 +103,20 @@ def _serve(_: argparse.Namespace) -> int:
         if key:
             print(f"Bootstrap operator key (shown once; also in {settings.home}/operator.key):\n"
                   f"  {key}", flush=True)
+        options: dict[str, Any] = {"host": settings.host, "port": settings.port,
+                                   "log_level": "warning", "access_log": False,
+                                   "proxy_headers": False, "timeout_keep_alive": keep_alive_s}
+        if settings.workers > 1:
+            # Each worker process builds its own app (and appender) on the same database;
+            # they serialise on the chain head, so the HTTP work spreads over the cores.
+            engine.dispose()
+            os.environ["YUFU_DATABASE_URL"] = url
+            os.environ["YUFU_HOME"] = str(settings.home.resolve())
+            uvicorn.run("api.app:app_from_environment", factory=True,
+                        workers=settings.workers, **options)
+            return 0
         app = create_app(engine, pseudonym_key(settings.home), audit_key)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                    access_log=False, proxy_headers=False,
-                    timeout_keep_alive=keep_alive_s)
+        uvicorn.run(app, **options)
     return 0
 
 

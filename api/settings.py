@@ -21,6 +21,8 @@ class Settings:
     # unless YUFU_AUDIT_KEY_ROTATE=1 (auditors pin the key; see docs/audit.md).
     audit_key_file: Path | None = field(default_factory=lambda: _path_or_none(
         os.environ.get("YUFU_AUDIT_KEY_FILE")))
+    # HTTP worker processes: 1 keeps everything in one process (simplest to debug).
+    workers: int = field(default_factory=lambda: int(os.environ.get("YUFU_WORKERS", "1")))
     audit_key_rotate: bool = field(
         default_factory=lambda: os.environ.get("YUFU_AUDIT_KEY_ROTATE") == "1")
 

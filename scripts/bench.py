@@ -98,7 +98,8 @@ def free_port() -> int:
 class Service:
     """`yufu serve` on a fresh YUFU_HOME; stopped (with its database) on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
         self.home = Path(tempfile.mkdtemp(prefix="yufu-bench-"))
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -106,7 +107,8 @@ class Service:
         self.log: Any = None
 
     def __enter__(self) -> Service:
-        env = {**os.environ, "YUFU_HOME": str(self.home), "YUFU_PORT": str(self.port)}
+        env = {**os.environ, "YUFU_HOME": str(self.home), "YUFU_PORT": str(self.port),
+               "YUFU_WORKERS": str(self.workers)}
         env.pop("YUFU_DATABASE_URL", None)
         self.log = (self.home / "serve.log").open("wb")
         self.process = subprocess.Popen([str(ROOT / ".venv/bin/yufu"), "serve"], env=env,
@@ -359,7 +361,8 @@ def record(results: list[Result], verified: str, args: argparse.Namespace) -> st
               "notes |\n|---|---|---|---|---|---|---|---|")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (f"### Run of {stamp}\n\nMachine: {machine()}. PostgreSQL: embedded (pgserver "
-               f"wheel), fsync on, same machine. Duration {args.seconds:.0f} s per scenario.\n\n"
+               f"wheel), fsync on, same machine. `yufu serve` with {args.workers} worker "
+               f"process(es). Duration {args.seconds:.0f} s per scenario.\n\n"
                f"{header}\n" + "\n".join(r.row() for r in results) +
                f"\n\nAfterwards `yufu verify`: {verified}\n")
     return section
@@ -382,11 +385,12 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--scenarios", default="single,batch,pos")
+    parser.add_argument("--workers", type=int, default=2, help="yufu serve worker processes")
     parser.add_argument("--merchants", type=int, default=20)
     parser.add_argument("--cards-per-merchant", type=int, default=20)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     args = parser.parse_args()
-    with Service() as service:
+    with Service(args.workers) as service:
         results = asyncio.run(run(args, service))
         verified = verify(service)
     section = record(results, verified, args)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, insert, select, text, update
 
 from ledger import journal, merkle
 from ledger.books import (
@@ -44,6 +44,9 @@ NODE_COLUMNS = ("level", "idx", "hash")
 _last_frontier: tuple[int, bytes, merkle.Frontier] | None = None
 
 
+ACCOUNT_BALANCES_SQL = text(
+    "UPDATE accounts SET balance_fen = v.balance FROM unnest(CAST(:ids AS bigint[]), "
+    "CAST(:balances AS bigint[])) AS v(id, balance) WHERE accounts.id = v.id")
 id_block_size = 64
 _id_pools: dict[tuple[str, str], list[int]] = {}  # per database and table
 _id_lock = threading.Lock()
@@ -140,7 +143,7 @@ class Batch:
 
     # -- appending ------------------------------------------------------------------
     def append(self, kind: str, payload: Mapping[str, Any]) -> EntryRef:
-        journal.check_canonical_value(payload)
+        # encode_entry refuses a payload outside the canonical subset (floats, ...).
         now = datetime.now(UTC)
         # Timestamps never go backwards along the chain, even if the clock does.
         self.ts = max(now, self.ts)
@@ -287,11 +290,10 @@ class Batch:
         copy_rows(conn, "transactions", TRANSACTION_COLUMNS, self.transaction_rows)
         copy_rows(conn, "postings", POSTING_COLUMNS, self.posting_rows)
         if self._dirty_accounts:
-            conn.execute(
-                update(t.Account).where(t.Account.id == bindparam("b_id"))
-                .values(balance_fen=bindparam("b_balance")),
-                [{"b_id": i, "b_balance": self.accounts[i].balance_fen}
-                 for i in sorted(self._dirty_accounts)])
+            # One statement for every account the batch moved, in id order.
+            ids = sorted(self._dirty_accounts)
+            conn.execute(ACCOUNT_BALANCES_SQL, {
+                "ids": ids, "balances": [self.accounts[i].balance_fen for i in ids]})
         if self.journal_rows:
             require(self.journal_rows[-1]["seq"] == self.seq, "the head is the last entry")
             conn.execute(update(t.ChainHead).where(t.ChainHead.id == 1)
