@@ -385,7 +385,7 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--scenarios", default="single,batch,pos")
-    parser.add_argument("--workers", type=int, default=2, help="yufu serve worker processes")
+    parser.add_argument("--workers", type=int, default=1, help="yufu serve worker processes")
     parser.add_argument("--merchants", type=int, default=20)
     parser.add_argument("--cards-per-merchant", type=int, default=20)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
