@@ -13,6 +13,7 @@ from ledger.books import normal_sign
 from ledger.custody.cards import token_hash
 from ledger.custody.rules import ANY_INDUSTRY, basis_points_whole, parse_rule_set
 from ledger.custody.settlement import period_of, release_split
+from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db import tables as t
 from ledger.errors import Forbidden, NotFound
@@ -75,15 +76,41 @@ def exposure(conn: Connection, merchant: Any) -> dict[str, Any]:
     custodied_liability = liability - (balances["direct_share"]
                                        - balances["merchant_refund_due"])
     coverage_bp = custody * basis_points_whole // liability if liability else None
+    meets_rule = None if coverage_bp is None or required_bp is None \
+        else coverage_bp >= required_bp
+    verified = last_cross_verification(conn, merchant.id)
     return {"merchant_id": merchant.id, "name": merchant.name, "industry": merchant.industry,
             "department": merchant.department, "status": merchant.status,
             "tier": merchant.tier, "complaint_count": merchant.complaint_count,
             "cards": cards, "card_liability_fen": liability,
             "custodied_card_liability_fen": custodied_liability,
             "custody_balance_fen": custody, "coverage_ratio_bp": coverage_bp,
-            "required_ratio_bp": required_bp,
-            "meets_rule": None if coverage_bp is None or required_bp is None
-            else coverage_bp >= required_bp}
+            "required_ratio_bp": required_bp, "meets_rule": meets_rule,
+            "last_cross_verification": verified,
+            "risk_signals": risk_signals(meets_rule, verified)}
+
+
+def last_cross_verification(conn: Connection, merchant_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(b.CrossVerification.closing_date, b.CrossVerification.bank_balance_fen,
+               b.CrossVerification.ledger_balance_fen, b.CrossVerification.difference_fen)
+        .where(b.CrossVerification.merchant_id == merchant_id)
+        .order_by(b.CrossVerification.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return {"closing_date": row.closing_date.isoformat(), "bank_balance_fen": row.bank_balance_fen,
+            "ledger_balance_fen": row.ledger_balance_fen, "difference_fen": row.difference_fen,
+            "result": "match" if row.difference_fen == 0 else "difference"}
+
+
+def risk_signals(meets_rule: bool | None, verified: dict[str, Any] | None) -> list[str]:
+    """The fund-flow signals (四查) the ledger itself can see; they feed the risk tier."""
+    signals = []
+    if meets_rule is False:
+        signals.append("custody_below_required_ratio")
+    if verified is not None and verified["difference_fen"] != 0:
+        signals.append("custody_balance_differs_from_bank")
+    return signals
 
 
 def merchant_view(conn: Connection, principal: Principal, merchant_id: str, today: date

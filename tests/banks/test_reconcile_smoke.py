@@ -39,6 +39,9 @@ def test_a_statement_clears_a_sale_and_cross_verifies(app_client: TestClient, en
     assert statement["deposits_cleared_fen"] == 100_000
     assert statement["outcome"] == {"deposit": 1, "break": 1}
     assert statement["cross_verification"]["difference_fen"] == 500
+    exposure = app_client.get(f"/v1/merchants/{m['id']}", headers=operator).json()["exposure"]
+    assert exposure["last_cross_verification"]["difference_fen"] == 500
+    assert "custody_balance_differs_from_bank" in exposure["risk_signals"]
     again = app_client.post("/v1/banks/B1/statements?filename=day.csv", headers=bkey,
                             content=csv.encode())
     assert again.status_code == 201 and again.json()["duplicate"] is True
