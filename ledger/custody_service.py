@@ -201,6 +201,9 @@ class SellCard:
     today: date
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
+    def prefetch(self) -> tuple[Any, list[str]]:
+        return store.prefetch_products, [self.product_id]
+
     def run(self, batch: Batch) -> dict[str, Any]:
         merchant_id, product = store.product(batch, self.product_id)
         _require_merchant_access(self.principal, merchant_id)
@@ -270,6 +273,9 @@ class Consume:
     units: int
     today: date
     unit: str | None = None  # the request's field: "sessions" or "amount_fen"
+
+    def prefetch(self) -> tuple[Any, list[str]]:
+        return store.prefetch_cards, [self.card_id]
 
     def run(self, batch: Batch) -> dict[str, Any]:
         self.principal.require_role(Role.merchant, Role.operator)
@@ -520,6 +526,9 @@ class RefundCard:
     reason: str
     today: date
     token: str | None = None
+
+    def prefetch(self) -> tuple[Any, list[str]]:
+        return store.prefetch_cards, [self.card_id]
 
     def run(self, batch: Batch) -> dict[str, Any]:
         if self.reason not in ("cooling_off", "balance"):

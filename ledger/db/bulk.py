@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -21,8 +22,10 @@ def _field(value: Any) -> str:
         return str(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return "\\\\x" + bytes(value).hex()
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, dict | list):  # jsonb
+        return json.dumps(value, ensure_ascii=False).translate(_ESCAPES)
     return str(value).translate(_ESCAPES)
 
 

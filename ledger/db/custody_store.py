@@ -339,3 +339,21 @@ def confirm_deposits_fifo(batch: Batch, deposit_ids: list[int], amount_fen: int)
         open_fen = row["open_fen"] - taken
         batch.rows.update(b.ExpectedDeposit, deposit_id, open_fen=open_fen,
                           status="cleared" if open_fen == 0 else "pending")
+
+
+def prefetch_cards(batch: Batch, card_ids: list[str]) -> None:
+    """Cards, their merchants and their accounts, three queries for a whole batch."""
+    load_rows(batch, c.Card, card_ids)
+    cards = [row for i in card_ids if (row := batch.rows.get(c.Card, i)) is not None]
+    load_rows(batch, c.Merchant, sorted({row["merchant_id"] for row in cards}))
+    batch.load_accounts(row["account_id"] for row in cards)
+
+
+def prefetch_products(batch: Batch, product_ids: list[str]) -> None:
+    missing = [i for i in product_ids if batch.rows.get(c.Product, i) is None]
+    if missing:
+        for found in batch.conn.execute(select(c.Product.__table__)
+                                        .where(c.Product.id.in_(missing))):
+            batch.rows.remember(c.Product, found.id, dict(found._mapping))
+    products = [row for i in product_ids if (row := batch.rows.get(c.Product, i)) is not None]
+    load_rows(batch, c.Merchant, sorted({row["merchant_id"] for row in products}))

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, bindparam, update
 
+from ledger.db.bulk import copy_rows
 from ledger.errors import require
 
 RowKey = tuple[Any, Any]  # (table model, primary key)
@@ -62,17 +63,19 @@ class RowCache:
         before = self._rows[key]
         self._undo.append((key, before))
         self._rows[key] = {**before, **values}
-        if key not in self._inserted:
+        if key not in self._inserted and not isinstance(table, str):
+            # A table named by a string is the batch's own memo (the latest rule set, ...).
             self._dirty[key].update(values)
         return self._rows[key]
 
     def flush(self) -> None:
         """Write new rows, then changed columns, table by table; the undo log is spent."""
-        by_table: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        by_shape: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
         for key in self._inserted:
-            by_table[key[0]].append(self._rows[key])
-        for table, rows in by_table.items():
-            self.conn.execute(insert(table), rows)
+            row = self._rows[key]
+            by_shape[(key[0], tuple(row))].append(row)
+        for (table, columns), rows in by_shape.items():
+            copy_rows(self.conn, table.__tablename__, columns, rows)
         self._flush_updates()
         self._inserted.clear()
         self._dirty.clear()

@@ -68,6 +68,7 @@ def execute_batch(conn: Connection, requests: Sequence[WriteRequest]
         batch = Batch(conn)
         seen = _prefetch_idempotency(conn, requests)
         batch.load_accounts(_account_hints(requests))
+        _prefetch(batch, requests)
         results: list[Outcome | LedgerError] = []
         for index, request in enumerate(requests):
             results.append(_run_one(batch, request, index, seen))
@@ -114,6 +115,21 @@ def _account_hints(requests: Sequence[WriteRequest]) -> set[int]:
         if hint is not None:
             ids.update(hint())
     return ids
+
+
+def _prefetch(batch: Batch, requests: Sequence[WriteRequest]) -> None:
+    """Rows the batch's commands will read, loaded with one query per kind, not per command.
+
+    A command may offer `prefetch() -> (loader, ids)`; the loaders are called once each with
+    every id the batch asked for (a command's own read then finds its row in the batch)."""
+    wanted: dict[Any, set[Any]] = {}
+    for request in requests:
+        hint = getattr(request.command, "prefetch", None)
+        if hint is not None:
+            loader, ids = hint()
+            wanted.setdefault(loader, set()).update(ids)
+    for loader, ids in wanted.items():
+        loader(batch, sorted(ids))
 
 
 def _idempotency_slot(request: WriteRequest) -> tuple[int, str] | None:
