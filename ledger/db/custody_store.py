@@ -345,8 +345,11 @@ def prefetch_cards(batch: Batch, card_ids: list[str]) -> None:
     """Cards, their merchants and their accounts, three queries for a whole batch."""
     load_rows(batch, c.Card, card_ids)
     cards = [row for i in card_ids if (row := batch.rows.get(c.Card, i)) is not None]
-    load_rows(batch, c.Merchant, sorted({row["merchant_id"] for row in cards}))
-    batch.load_accounts(row["account_id"] for row in cards)
+    merchant_ids = sorted({row["merchant_id"] for row in cards})
+    load_rows(batch, c.Merchant, merchant_ids)
+    charts = [merchant_accounts(batch, m) for m in merchant_ids]
+    batch.load_accounts([row["account_id"] for row in cards]
+                        + [a for chart in charts for a in chart.values()])
 
 
 def prefetch_products(batch: Batch, product_ids: list[str]) -> None:
@@ -356,4 +359,6 @@ def prefetch_products(batch: Batch, product_ids: list[str]) -> None:
                                         .where(c.Product.id.in_(missing))):
             batch.rows.remember(c.Product, found.id, dict(found._mapping))
     products = [row for i in product_ids if (row := batch.rows.get(c.Product, i)) is not None]
-    load_rows(batch, c.Merchant, sorted({row["merchant_id"] for row in products}))
+    merchant_ids = sorted({row["merchant_id"] for row in products})
+    load_rows(batch, c.Merchant, merchant_ids)
+    batch.load_accounts([a for m in merchant_ids for a in merchant_accounts(batch, m).values()])
