@@ -65,6 +65,10 @@ class EmbeddedPostgres:
     home: Path
     settings: dict[str, str]
 
+    def __post_init__(self) -> None:
+        # The server runs in its data directory: every path it is given must be absolute.
+        self.home = self.home.resolve()
+
     @property
     def pgdata(self) -> Path:
         return self.home / "pgdata"
