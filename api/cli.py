@@ -73,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     auto = consumptions.add_parser("auto-confirm", help="silence past the period confirms")
     auto.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
     audit_cli.add_commands(sub)
-    args = parser.parse_args(argv)
     reconcile = sub.add_parser("reconcile", help="bank statements").add_subparsers(
         dest="reconcile_command", required=True)
     imported = reconcile.add_parser("import", help="import and match a statement file")
     imported.add_argument("file", type=Path)
     imported.add_argument("--bank", required=True, help="the bank id the file comes from")
+    args = parser.parse_args(argv)
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
                 "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
                 "reconcile": _reconcile}
