@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,7 +16,13 @@ from ledger.auth import Principal, Role
 from ledger.bank import limits as bank_limits
 from ledger.bank.model import StatementRejected
 from ledger.bank.payments import build_pain001, build_payment_csv
-from ledger.bank_service import AnswerInstruction, ImportStatementFile, ResolveBreak
+from ledger.bank.statements import detect_and_parse
+from ledger.bank_service import (
+    AnswerInstruction,
+    ImportStatementFile,
+    ResolveBreak,
+    require_bank,
+)
 from ledger.db import bank_queries as views
 from ledger.errors import NotFound
 
@@ -46,7 +53,11 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
     if len(data) > bank_limits.statement_bytes_max:
         raise StatementRejected(f"file is over the {bank_limits.statement_bytes_max} byte "
                                 "limit", field="file")
-    command = ImportStatementFile(who, bank_id, filename, data, context_of(request).clock())
+    require_bank(who, bank_id)  # before any parsing of what a stranger sent
+    # Parsed here, off the appender: a big file's parse must not hold up every other write.
+    statements = await run_in_threadpool(detect_and_parse, data, filename or None)
+    command = ImportStatementFile(who, bank_id, filename, data, context_of(request).clock(),
+                                  tuple(statements))
     return await write(request, who, command)
 
 
@@ -106,7 +117,8 @@ async def resolve_break(request: Request, break_id: Annotated[str, Path(max_leng
 
 
 @router.get("/cross-verifications")
-def list_cross_verifications(request: Request, who: Authed,
-                             merchant_id: str | None = None) -> dict[str, Any]:
+def list_cross_verifications(request: Request, who: Authed, merchant_id: str | None = None,
+                             bank_id: str | None = None) -> dict[str, Any]:
+    """The last cross-verification of each custody account (交叉验证)."""
     with context_of(request).engine.connect() as conn:
-        return views.cross_verifications(conn, who, merchant_id)
+        return views.cross_verifications(conn, who, merchant_id, bank_id)

@@ -64,7 +64,11 @@ def _instruction(r: Any, is_release: bool, today: date) -> PaymentInstruction:
 
 def breaks(conn: Connection, principal: Principal, bank_id: str | None,
            merchant_id: str | None, status: str | None, today: date) -> dict[str, Any]:
+    """Breaks, oldest first, with their age in days; `by_bank_merchant` sums the open ones
+    per bank and merchant (count, amount, oldest age)."""
     if principal.role == Role.bank:
+        if bank_id is not None and bank_id != principal.bank_id:
+            raise Forbidden("a bank key reads only its own bank's breaks")
         bank_id = principal.bank_id
     elif principal.role == Role.merchant:
         raise Forbidden("breaks are for the operator, regulators and banks")
@@ -77,17 +81,33 @@ def breaks(conn: Connection, principal: Principal, bank_id: str | None,
         query = query.where(b.ReconciliationBreak.status == status)
     rows = conn.execute(query.order_by(b.ReconciliationBreak.id)).all()
     items = [{**_plain(r._mapping), "age_days": (today - r.opened_on).days} for r in rows]
-    return {"items": items, "open": sum(1 for i in items if i["status"] == "open")}
+    groups: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for i in items:
+        if i["status"] != "open":
+            continue
+        group = groups.setdefault((i["bank_id"], i["merchant_id"]), {
+            "bank_id": i["bank_id"], "merchant_id": i["merchant_id"], "open": 0,
+            "amount_fen": 0, "oldest_age_days": 0})
+        group["open"] += 1
+        group["amount_fen"] += i["amount_fen"]
+        group["oldest_age_days"] = max(group["oldest_age_days"], i["age_days"])
+    return {"items": items, "open": sum(1 for i in items if i["status"] == "open"),
+            "by_bank_merchant": [groups[k] for k in
+                                 sorted(groups, key=lambda k: (k[0], k[1] or ""))]}
 
 
-def cross_verifications(conn: Connection, principal: Principal, merchant_id: str | None
-                        ) -> dict[str, Any]:
+def cross_verifications(conn: Connection, principal: Principal, merchant_id: str | None,
+                        bank_id: str | None = None) -> dict[str, Any]:
     """The last cross-verification of every custody account (the principal may see)."""
+    if principal.role == Role.bank and bank_id is not None and bank_id != principal.bank_id:
+        raise Forbidden("a bank key reads only its own bank's cross-verifications")
     latest = (select(func.max(b.CrossVerification.id))
               .group_by(b.CrossVerification.bank_id, b.CrossVerification.account))
     query = select(b.CrossVerification.__table__).where(b.CrossVerification.id.in_(latest))
     if merchant_id:
         query = query.where(b.CrossVerification.merchant_id == merchant_id)
+    if bank_id:
+        query = query.where(b.CrossVerification.bank_id == bank_id)
     if principal.role == Role.bank:
         query = query.where(b.CrossVerification.bank_id == principal.bank_id)
     if principal.role == Role.merchant:
