@@ -30,7 +30,7 @@ from ledger.bank.statements import read_statement
 from ledger.bank_service import ImportStatementFile
 from ledger.custody_service import AutoConfirm, RunReleases
 from ledger.db import queries
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, LedgerError
 from ledger.journal import (
     GENESIS_PREV_HASH,
     PREV_RE,
@@ -82,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
                 "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
                 "reconcile": _reconcile}
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except LedgerError as refusal:  # an expected refusal: say it, no traceback
+        where = f" ({refusal.field})" if refusal.field else ""
+        print(f"refused: {refusal.detail}{where}", file=sys.stderr)
+        return 2
 
 
 def _serve(_: argparse.Namespace) -> int:

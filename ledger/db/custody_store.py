@@ -84,6 +84,8 @@ def latest_rule_set(batch: Batch, jurisdiction: str, industry: str) -> tuple[int
     for wanted in (industry, ANY_INDUSTRY):
         fresh = batch.rows.get(LATEST_RULES, (jurisdiction, wanted))
         if fresh is not None:
+            if fresh["id"] is None:  # known to have no version of its own: fall back
+                continue
             return fresh["id"], fresh["rules"]
         row = batch.conn.execute(
             select(c.RuleSetVersion.id, c.RuleSetVersion.rules)
@@ -95,6 +97,7 @@ def latest_rule_set(batch: Batch, jurisdiction: str, industry: str) -> tuple[int
             batch.rows.remember(LATEST_RULES, (jurisdiction, wanted),
                                 {"id": row.id, "rules": rules})
             return row.id, rules
+        batch.rows.remember(LATEST_RULES, (jurisdiction, wanted), {"id": None, "rules": None})
     raise NotFound(f"no rule set for {jurisdiction}/{industry} (nor a fallback '*')",
                    field="jurisdiction")
 
