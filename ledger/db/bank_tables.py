@@ -4,14 +4,11 @@ cross-verification of custody balances (交叉验证)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.db.tables import Base
-
-_SEQ_FK: dict[str, Any] = {"deferrable": True, "initially": "DEFERRED"}
+from ledger.db.tables import DEFERRED_FK, Base
 
 
 class StatementFile(Base):
@@ -26,7 +23,7 @@ class StatementFile(Base):
     body: Mapped[bytes]
     statements: Mapped[int] = mapped_column(Integer)
     lines: Mapped[int] = mapped_column(Integer)
-    imported_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    imported_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
 
 
 class StatementLine(Base):
@@ -97,8 +94,9 @@ class ReconciliationBreak(Base):
     opened_on: Mapped[date] = mapped_column(Date)
     status: Mapped[str]
     resolution: Mapped[str | None]
-    opened_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
-    resolved_seq: Mapped[int | None] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    opened_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
+    resolved_seq: Mapped[int | None] = mapped_column(
+        ForeignKey("journal_entries.seq", **DEFERRED_FK))
     __table_args__ = (
         CheckConstraint("status IN ('open','resolved')", name="status_known"),
         CheckConstraint("kind IN ('unmatched_line','missing_line','returned_after_settlement',"
@@ -121,4 +119,4 @@ class CrossVerification(Base):
     bank_balance_fen: Mapped[int]
     ledger_balance_fen: Mapped[int]
     difference_fen: Mapped[int]
-    verified_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    verified_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))

@@ -21,10 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.db.tables import Base
-
-# Rows that name a journal entry or an account of the same batch: those are written at flush.
-_SEQ_FK: dict[str, Any] = {"deferrable": True, "initially": "DEFERRED"}
+from ledger.db.tables import DEFERRED_FK, Base
 
 
 class RuleSetVersion(Base):
@@ -34,7 +31,7 @@ class RuleSetVersion(Base):
     industry: Mapped[str]
     version: Mapped[int] = mapped_column(Integer)
     rules: Mapped[dict[str, Any]]
-    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
     __table_args__ = (UniqueConstraint("jurisdiction", "industry", "version",
                                        name="uq_rule_sets_version"),)
 
@@ -55,7 +52,7 @@ class Merchant(Base):
     tier: Mapped[str]
     hard_blocks: Mapped[dict[str, Any]]
     complaint_count: Mapped[int] = mapped_column(Integer, server_default="0")
-    filed_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    filed_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
     __table_args__ = (
         CheckConstraint("status IN ('active','frozen','closed')", name="status_known"),
         CheckConstraint("tier IN ('blue','yellow','red')", name="tier_known"),
@@ -68,7 +65,7 @@ class MerchantAccount(Base):
     __tablename__ = "merchant_accounts"
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
     purpose: Mapped[str] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", **_SEQ_FK), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", **DEFERRED_FK), unique=True)
 
 
 class Product(Base):
@@ -81,7 +78,7 @@ class Product(Base):
     sessions: Mapped[int] = mapped_column(Integer)
     bonus_units: Mapped[int]
     validity_months: Mapped[int] = mapped_column(SmallInteger)
-    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
     __table_args__ = (
         CheckConstraint("kind IN ('stored_value','sessions')", name="kind_known"),
         CheckConstraint("price_fen > 0 AND sessions >= 0 AND bonus_units >= 0",
@@ -95,7 +92,7 @@ class Card(Base):
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
     product_id: Mapped[str] = mapped_column(ForeignKey("products.id"))
     rule_set_id: Mapped[int] = mapped_column(ForeignKey("rule_sets.id"))
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", **_SEQ_FK), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", **DEFERRED_FK), unique=True)
     consumer_id: Mapped[str] = mapped_column(index=True)
     token_hash: Mapped[bytes]
     named: Mapped[bool]
@@ -110,7 +107,7 @@ class Card(Base):
     disputed: Mapped[bool]
     sold_on: Mapped[date] = mapped_column(Date)
     expires_on: Mapped[date] = mapped_column(Date)
-    sold_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    sold_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
     __table_args__ = (
         CheckConstraint("status IN ('active','refund_pending','refunded','closed')",
                         name="status_known"),
@@ -134,7 +131,7 @@ class Consumption(Base):
     confirm_by: Mapped[date] = mapped_column(Date)
     confirmed_on: Mapped[date | None] = mapped_column(Date)
     release_id: Mapped[int | None] = mapped_column(ForeignKey("release_instructions.id"))
-    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
     __table_args__ = (
         CheckConstraint("status IN ('pending','confirmed','rejected')", name="status_known"),
         CheckConstraint("units > 0 AND paid_fen >= 0 AND custody_fen BETWEEN 0 AND paid_fen",
@@ -155,9 +152,9 @@ class ReleaseInstruction(Base):
     end_to_end_id: Mapped[str] = mapped_column(unique=True)
     # The bank's answer to the instruction file: pending, accepted or rejected.
     bank_status: Mapped[str] = mapped_column(server_default="pending")
-    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
     resolved_seq: Mapped[int | None] = mapped_column(
-        ForeignKey("journal_entries.seq", **_SEQ_FK))
+        ForeignKey("journal_entries.seq", **DEFERRED_FK))
     __table_args__ = (
         CheckConstraint("status IN ('pending','settled','failed')", name="status_known"),
         CheckConstraint("amount_fen >= 0 AND holdback_fen >= 0", name="amounts_valid"),
@@ -179,9 +176,9 @@ class RefundInstruction(Base):
     end_to_end_id: Mapped[str] = mapped_column(unique=True)
     # The bank's answer to the instruction file: pending, accepted or rejected.
     bank_status: Mapped[str] = mapped_column(server_default="pending")
-    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **_SEQ_FK))
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
     resolved_seq: Mapped[int | None] = mapped_column(
-        ForeignKey("journal_entries.seq", **_SEQ_FK))
+        ForeignKey("journal_entries.seq", **DEFERRED_FK))
     __table_args__ = (
         CheckConstraint("status IN ('pending','settled','failed')", name="status_known"),
         CheckConstraint("reason IN ('cooling_off','balance','dispute','closure')",

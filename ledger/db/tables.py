@@ -29,6 +29,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime
 
+# Rows that name a journal entry or an account written by the same batch: those are
+# inserted at flush, after them, so the check waits for the commit.
+DEFERRED_FK: dict[str, Any] = {"deferrable": True, "initially": "DEFERRED"}
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
