@@ -29,7 +29,7 @@ from ledger.bank.matching import (
 )
 from ledger.bank.model import Direction, Statement
 from ledger.bank.statements import detect_and_parse
-from ledger.custody_service import _post, resolve_refund, resolve_release
+from ledger.custody_service import post_entry, resolve_refund, resolve_release
 from ledger.db import bank_store as bs
 from ledger.db import bank_tables as b
 from ledger.db import custody_store as store
@@ -196,7 +196,7 @@ def _clear_deposits(run: _Run, m: store.MerchantRow, statement: Statement, ids: 
     for start in range(0, len(cleared), refs_per_entry_max):
         chunk = cleared[start:start + refs_per_entry_max]
         amount = sum(fen for _, fen in chunk)
-        _post(run.batch, "deposits.cleared", [(m.accounts["custody_cash"], amount),
+        post_entry(run.batch, "deposits.cleared", [(m.accounts["custody_cash"], amount),
                                               (m.accounts["custody_in_transit"], -amount)],
               {"merchant_id": m.id, "statement_id": statement.statement_id,
                "references": [ref for ref, _ in chunk], "amount_fen": amount})
@@ -288,7 +288,7 @@ def _return_settled(run: _Run, m: store.MerchantRow, line: Line, line_id: int, t
     pending = "release_pending" if is_release else "refunds_payable"
     mark = run.batch.mark()
     try:
-        _post(run.batch, "release.returned" if is_release else "refund.returned",
+        post_entry(run.batch, "release.returned" if is_release else "refund.returned",
               [(m.accounts["custody_cash"], line.amount_fen),
                (m.accounts[pending], -line.amount_fen)],
               {"merchant_id": m.id, "end_to_end_id": e2e, "amount_fen": line.amount_fen})
@@ -342,7 +342,7 @@ def _unclear(run: _Run, m: store.MerchantRow, line: Line, line_id: int, ref: str
              deposits: list[dict[str, Any]]) -> Applied:
     mark = run.batch.mark()
     try:
-        _post(run.batch, "deposits.reversed",
+        post_entry(run.batch, "deposits.reversed",
               [(m.accounts["custody_in_transit"], line.amount_fen),
                (m.accounts["custody_cash"], -line.amount_fen)],
               {"merchant_id": m.id, "references": [d["reference"] for d in deposits],

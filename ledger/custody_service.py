@@ -36,7 +36,7 @@ closure_cards_max = 100_000
 months_days_approx = 31
 
 
-def _post(batch: Batch, kind: str, legs: Sequence[tuple[int, int]],
+def post_entry(batch: Batch, kind: str, legs: Sequence[tuple[int, int]],
           details: Mapping[str, Any]) -> EntryRef:
     """Journal `kind`: as a balanced transaction of the non-zero legs, or as a bare event."""
     postings = tuple(Posting(account, amount, "CNY") for account, amount in legs if amount)
@@ -221,7 +221,7 @@ class SellCard:
                    "total_units": product.total_units, "rule_set_id": rule_set_id,
                    "card_account_id": account, "sold_on": self.today.isoformat(),
                    "expires_on": expires_on.isoformat()}
-        entry = _post(batch, "card.sold", [(m.accounts["custody_in_transit"], custody),
+        entry = post_entry(batch, "card.sold", [(m.accounts["custody_in_transit"], custody),
                                            (m.accounts["direct_share"], direct),
                                            (account, -product.price_fen)], details)
         store.insert_row(batch, c.Card, {
@@ -305,7 +305,7 @@ class Consume:
                    "custody_fen": used.custody_fen, "direct_fen": used.direct_fen,
                    "status": "pending" if pending else "confirmed",
                    "confirm_by": confirm_by.isoformat()}
-        entry = _post(batch, "card.consumed", [(card.account_id, used.paid_fen),
+        entry = post_entry(batch, "card.consumed", [(card.account_id, used.paid_fen),
                                                (earned, -used.custody_fen),
                                                (m.accounts["direct_share"], -used.direct_fen)],
                       details)
@@ -355,12 +355,12 @@ def _settle_consumption(batch: Batch, row: Any, card: store.CardRow, confirm: bo
     if confirm:
         legs = [(m.accounts["earned_pending"], row["custody_fen"]),
                 (m.accounts["earned"], -row["custody_fen"])]
-        entry = _post(batch, "consumption.confirmed", legs, details)
+        entry = post_entry(batch, "consumption.confirmed", legs, details)
         store.update_row(batch, c.Consumption, row["id"], status="confirmed", confirmed_on=today)
         return {**details, "status": "confirmed", "journal_seq": entry.seq}
     legs = [(m.accounts["earned_pending"], row["custody_fen"]),
             (m.accounts["direct_share"], direct), (card.account_id, -row["paid_fen"])]
-    entry = _post(batch, "consumption.rejected", legs, details)
+    entry = post_entry(batch, "consumption.rejected", legs, details)
     store.update_row(batch, c.Consumption, row["id"], status="rejected")
     money = card.money
     store.update_row(batch, c.Card, card.id, used_units=money.used_units - row["units"],
@@ -423,7 +423,7 @@ def _release_for(batch: Batch, m: store.MerchantRow, as_of: date) -> dict[str, A
     details = {"release_id": release_id, "merchant_id": m.id, "period_start": start.isoformat(),
                "period_end": end.isoformat(), "amount_fen": amount, "holdback_fen": holdback,
                "consumptions": len(consumption_ids), "bank_id": m.bank_id}
-    entry = _post(batch, "release.instructed", [(m.accounts["earned"], earned),
+    entry = post_entry(batch, "release.instructed", [(m.accounts["earned"], earned),
                                                 (m.accounts["release_pending"], -amount),
                                                 (m.accounts["reserve"], -holdback)], details)
     e2e = _end_to_end_id("R", entry)
@@ -447,7 +447,7 @@ def _fail_release(batch: Batch, m: store.MerchantRow, row: Any, reason: str) -> 
     legs = [(m.accounts["release_pending"], row["amount_fen"]),
             (m.accounts["reserve"], row["holdback_fen"]),
             (m.accounts["earned"], -(row["amount_fen"] + row["holdback_fen"]))]
-    entry = _post(batch, "release.failed", legs, {"release_id": row["id"], "merchant_id": m.id,
+    entry = post_entry(batch, "release.failed", legs, {"release_id": row["id"], "merchant_id": m.id,
                                                   "reason": reason})
     store.update_row(batch, c.ReleaseInstruction, row["id"], status="failed",
                      resolved_seq=entry.seq)
@@ -481,10 +481,11 @@ def resolve_release(batch: Batch, m: store.MerchantRow, row: dict[str, Any], set
         entry = _fail_release(batch, m, row, reason or "payment failed")
         return {"release_id": row["id"], "status": "failed", "journal_seq": entry.seq}
     _require_cash(batch, m, row["amount_fen"], "release")
-    entry = _post(batch, "release.settled", [(m.accounts["release_pending"], row["amount_fen"]),
-                                             (m.accounts["custody_cash"], -row["amount_fen"])],
-                  {"release_id": row["id"], "merchant_id": m.id, "by": by,
-                   "end_to_end_id": row["end_to_end_id"]})
+    legs = [(m.accounts["release_pending"], row["amount_fen"]),
+            (m.accounts["custody_cash"], -row["amount_fen"])]
+    entry = post_entry(batch, "release.settled", legs,
+                       {"release_id": row["id"], "merchant_id": m.id, "by": by,
+                        "end_to_end_id": row["end_to_end_id"]})
     store.update_row(batch, c.ReleaseInstruction, row["id"], status="settled",
                      resolved_seq=entry.seq)
     return {"release_id": row["id"], "status": "settled", "journal_seq": entry.seq}
@@ -507,10 +508,10 @@ class ConfirmDeposit:
         if self.amount_fen > in_transit:
             raise Refused(f"only {in_transit} fen are in transit", field="amount_fen")
         store.confirm_deposits_fifo(batch, pending, self.amount_fen)
-        entry = _post(batch, "deposit.confirmed", [(m.accounts["custody_cash"], self.amount_fen),
-                                                   (m.accounts["custody_in_transit"],
-                                                    -self.amount_fen)],
-                      {"merchant_id": m.id, "amount_fen": self.amount_fen})
+        legs = [(m.accounts["custody_cash"], self.amount_fen),
+                (m.accounts["custody_in_transit"], -self.amount_fen)]
+        entry = post_entry(batch, "deposit.confirmed", legs,
+                           {"merchant_id": m.id, "amount_fen": self.amount_fen})
         return {"merchant_id": m.id, "amount_fen": self.amount_fen, "journal_seq": entry.seq}
 
 
@@ -560,7 +561,7 @@ def _refund(batch: Batch, card: store.CardRow, reason: str,
     details = {"refund_id": refund_id, "card_id": card.id, "merchant_id": m.id,
                "reason": reason, "claim_fen": claim, "amount_fen": custody,
                "merchant_due_fen": due, "consumer_id": card.consumer_id}
-    entry = _post(batch, "refund.instructed", [(card.account_id, claim),
+    entry = post_entry(batch, "refund.instructed", [(card.account_id, claim),
                                                (m.accounts["refunds_payable"], -custody),
                                                (m.accounts["merchant_refund_due"], -due)],
                   details)
@@ -597,7 +598,7 @@ def resolve_refund(batch: Batch, m: store.MerchantRow, row: dict[str, Any], sett
     details = {"refund_id": row["id"], "card_id": card.id, "merchant_id": m.id, "by": by}
     if settled:
         _require_cash(batch, m, row["amount_fen"], "refund")
-        entry = _post(batch, "refund.settled",
+        entry = post_entry(batch, "refund.settled",
                       [(m.accounts["refunds_payable"], row["amount_fen"]),
                        (m.accounts["custody_cash"], -row["amount_fen"])], details)
         card_status = "refunded"
@@ -605,7 +606,7 @@ def resolve_refund(batch: Batch, m: store.MerchantRow, row: dict[str, Any], sett
         legs = [(m.accounts["refunds_payable"], row["amount_fen"]),
                 (m.accounts["merchant_refund_due"], row["merchant_due_fen"]),
                 (card.account_id, -row["claim_fen"])]
-        entry = _post(batch, "refund.failed", legs, {**details, "reason": reason})
+        entry = post_entry(batch, "refund.failed", legs, {**details, "reason": reason})
         card_status = "active" if m.status != MerchantStatus.closed else "closed"
     status = "settled" if settled else "failed"
     store.update_row(batch, c.RefundInstruction, row["id"], status=status,
