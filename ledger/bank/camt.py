@@ -10,6 +10,7 @@ Every refusal names the element path, 1-based like XPath: `Stmt[1]/Ntry[3]/Amt`.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -144,7 +145,14 @@ class _Doc:
         return value
 
     def _path(self, path: str) -> str:
-        return "/".join(self.tag(part) for part in path.split("/"))
+        return _qualified(self.ns, path)
+
+
+@functools.lru_cache(maxsize=512)
+def _qualified(ns: str, path: str) -> str:
+    """`Ntry/Amt` in namespace ns, spelled for ElementPath; a statement asks the same few
+    dozen paths hundreds of thousands of times."""
+    return "/".join(f"{{{ns}}}{part}" for part in path.split("/"))
 
 
 @dataclass(frozen=True, slots=True)
