@@ -30,6 +30,7 @@ from ledger.bank.statements import read_statement
 from ledger.bank_service import ImportStatementFile
 from ledger.custody_service import AutoConfirm, RunReleases
 from ledger.db import queries
+from ledger.db.embedded import EmbeddedUnavailable
 from ledger.errors import InvalidInput, LedgerError
 from ledger.journal import (
     GENESIS_PREV_HASH,
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except LedgerError as refusal:  # an expected refusal: say it, no traceback
         where = f" ({refusal.field})" if refusal.field else ""
         print(f"refused: {refusal.detail}{where}", file=sys.stderr)
+        return 2
+    except EmbeddedUnavailable as missing:  # no PostgreSQL to start: say what to install
+        print(f"yufu: {missing}", file=sys.stderr)
         return 2
 
 
