@@ -1,10 +1,9 @@
-"""Money as integer fen with its currency, and exact splitting."""
+"""Money as integer fen: checking amounts and currencies, and splitting exactly."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from ledger import limits
 from ledger.errors import InvalidInput, require
@@ -30,27 +29,6 @@ def check_amount(amount_fen: object, field: str, *, allow_zero: bool = False,
     if amount_fen < 0 and not allow_negative:
         raise InvalidInput("must be positive", field=field)
     return amount_fen
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    fen: int
-    currency: str = "CNY"
-
-    def __post_init__(self) -> None:
-        require(isinstance(self.fen, int) and not isinstance(self.fen, bool), "fen is an int")
-        require(bool(_CURRENCY_RE.match(self.currency)), "currency is ISO 4217")
-
-    def __add__(self, other: Money) -> Money:
-        require(self.currency == other.currency, "same currency")
-        return Money(self.fen + other.fen, self.currency)
-
-    def __sub__(self, other: Money) -> Money:
-        require(self.currency == other.currency, "same currency")
-        return Money(self.fen - other.fen, self.currency)
-
-    def __neg__(self) -> Money:
-        return Money(-self.fen, self.currency)
 
 
 def split_by_weights(total_fen: int, weights: Sequence[int]) -> list[int]:
@@ -83,9 +61,3 @@ def split_even(total_fen: int, parts: int) -> list[int]:
     shares = [base] * parts
     shares[-1] += rest
     return shares
-
-
-def share_of(total_fen: int, numerator: int, denominator: int) -> int:
-    """floor(total * numerator / denominator) in exact integers; the caller keeps the rest."""
-    require(denominator > 0 and numerator >= 0, "a valid ratio")
-    return total_fen * numerator // denominator

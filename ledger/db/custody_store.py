@@ -285,13 +285,14 @@ def mark_released(batch: Batch, consumption_ids: list[int], release_id: int | No
         batch.rows.update(c.Consumption, consumption_id, release_id=release_id)
 
 
-def load_rows(batch: Batch, table: Any, row_ids: list[Any]) -> None:
-    """Bring rows into the batch in one query (locked), those it does not hold yet."""
+def load_rows(batch: Batch, table: Any, row_ids: list[Any], lock: bool = True) -> None:
+    """Bring rows into the batch in one query (locked, unless they never change), those it
+    does not hold yet."""
     missing = [i for i in row_ids if batch.rows.get(table, i) is None]
     if not missing:
         return
-    found = batch.conn.execute(select(table.__table__).where(table.id.in_(missing))
-                               .order_by(table.id).with_for_update())
+    query = select(table.__table__).where(table.id.in_(missing)).order_by(table.id)
+    found = batch.conn.execute(query.with_for_update() if lock else query)
     for row in found:
         batch.rows.remember(table, row.id, dict(row._mapping))
 
@@ -356,11 +357,7 @@ def prefetch_cards(batch: Batch, card_ids: list[str]) -> None:
 
 
 def prefetch_products(batch: Batch, product_ids: list[str]) -> None:
-    missing = [i for i in product_ids if batch.rows.get(c.Product, i) is None]
-    if missing:
-        for found in batch.conn.execute(select(c.Product.__table__)
-                                        .where(c.Product.id.in_(missing))):
-            batch.rows.remember(c.Product, found.id, dict(found._mapping))
+    load_rows(batch, c.Product, product_ids, lock=False)  # products never change
     products = [row for i in product_ids if (row := batch.rows.get(c.Product, i)) is not None]
     merchant_ids = sorted({row["merchant_id"] for row in products})
     load_rows(batch, c.Merchant, merchant_ids)
