@@ -9,12 +9,13 @@ undone from the buffers (`mark` / `undo_to`), so it never sinks its batch.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from ledger import journal, merkle
 from ledger.books import (
@@ -28,7 +29,7 @@ from ledger.books import (
 from ledger.db import tables as t
 from ledger.db.audit_queries import stored_frontier
 from ledger.db.bulk import copy_rows, copy_text
-from ledger.db.rowcache import RowCache
+from ledger.db.rowcache import RowCache, RowKey
 from ledger.errors import Conflict, NotFound, require
 
 JOURNAL_COLUMNS = ("seq", "ts", "kind", "prev_hash", "entry_hash", "body")
@@ -50,6 +51,42 @@ ACCOUNT_BALANCES_SQL = text(
 id_block_size = 64
 _id_pools: dict[tuple[str, str], list[int]] = {}  # per database and table
 _id_lock = threading.Lock()
+
+
+HEAD_SQL = select(t.ChainHead.seq, t.ChainHead.entry_hash, t.ChainHead.ts,
+                  t.ChainHead.generation).where(t.ChainHead.id == 1).with_for_update()
+# Past this many rows a process starts its carry afresh rather than grow without bound.
+carry_rows_max = 200_000
+
+
+@dataclass
+class Carry:
+    """What one process committed, kept for its next batch: balances and custody rows.
+
+    Valid only while the chain head shows the same (generation, seq, entry hash) that the
+    commit left: the database bumps the generation on every write to these tables, by anyone
+    (migration 0005). While one writer has the database to itself, its batches then read
+    nothing but the chain head. A batch takes the carry out of the shelf for its run and puts
+    it back after its commit (or rollback), so two batches never share one."""
+
+    head: tuple[int, int, bytes]  # generation, seq, entry hash
+    accounts: dict[int, Account] = field(default_factory=dict)
+    rows: dict[RowKey, dict[str, Any]] = field(default_factory=dict)
+
+
+_carries: weakref.WeakKeyDictionary[Engine, Carry] = weakref.WeakKeyDictionary()
+_carries_lock = threading.Lock()
+
+
+def _take_carry(engine: Engine, head: tuple[int, int, bytes]) -> Carry:
+    with _carries_lock:
+        kept = _carries.pop(engine, None)
+    return kept if kept is not None and kept.head == head else Carry(head)
+
+
+def _shelve_carry(engine: Engine, carry: Carry) -> None:
+    with _carries_lock:
+        _carries[engine] = carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +112,7 @@ class Mark:
 class Batch:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        head = conn.execute(
-            select(t.ChainHead.seq, t.ChainHead.entry_hash, t.ChainHead.ts)
-            .where(t.ChainHead.id == 1).with_for_update()).one()
+        head = conn.execute(HEAD_SQL).one()
         self.seq: int = head.seq
         self.entry_hash: bytes = bytes(head.entry_hash)
         self.ts: datetime = head.ts or datetime.fromtimestamp(0, UTC)
@@ -96,7 +131,10 @@ class Batch:
         # Set by `write`: a command that wrote directly can no longer be undone from the
         # buffers, so an expected error after it is treated as a bug (the batch is retried).
         self.wrote_directly = False
-        self.rows = RowCache(conn)
+        self._carry = _take_carry(conn.engine, (head.generation, head.seq, self.entry_hash))
+        self._direct_writes = False
+        self._generation_after: int | None = None
+        self.rows = RowCache(conn, self._carry.rows)
         self._command_mark = self.mark()
 
     # -- marks, so one failing command leaves no trace -------------------------------
@@ -125,7 +163,13 @@ class Batch:
     def load_accounts(self, ids: Iterable[int]) -> dict[int, Account]:
         """The accounts with these ids that exist, locked in id order for the batch."""
         wanted = set(ids)
-        missing = sorted(wanted - self.accounts.keys())
+        missing = []
+        for account_id in sorted(wanted - self.accounts.keys()):
+            kept = self._carry.accounts.get(account_id)
+            if kept is None:
+                missing.append(account_id)
+            else:
+                self.accounts[account_id] = kept
         if missing:
             rows = self.conn.execute(
                 select(t.Account.id, t.Account.kind, t.Account.currency, t.Account.non_negative,
@@ -237,7 +281,7 @@ class Batch:
 
     def write(self, statement: Any, params: Any = None) -> Any:
         """Execute a direct write (custody state): only after every check has passed."""
-        self.wrote_directly = True
+        self.wrote_directly = self._direct_writes = True
         return self.conn.execute(statement, params)
 
     def add_row(self, table: Any, row: dict[str, Any]) -> None:
@@ -296,8 +340,33 @@ class Batch:
                 "ids": ids, "balances": [self.accounts[i].balance_fen for i in ids]})
         if self.journal_rows:
             require(self.journal_rows[-1]["seq"] == self.seq, "the head is the last entry")
-            conn.execute(update(t.ChainHead).where(t.ChainHead.id == 1)
-                         .values(seq=self.seq, entry_hash=self.entry_hash, ts=self.ts))
+            self._generation_after = conn.execute(
+                update(t.ChainHead).where(t.ChainHead.id == 1)
+                .values(seq=self.seq, entry_hash=self.entry_hash, ts=self.ts)
+                .returning(t.ChainHead.generation)).scalar_one()
+
+    # -- after the transaction ---------------------------------------------------------
+    def committed(self) -> None:
+        """Pass what this batch committed on to the process's next batch."""
+        carry = self._carry
+        if self._generation_after is None:
+            # Nothing journaled: either nothing was written (the carry stands) or something
+            # was, outside the journal's bookkeeping (then nobody can vouch for the carry).
+            if self._direct_writes or self.extra_rows:
+                return
+        elif self._direct_writes:
+            return  # rows written by SQL are not in the batch's copies
+        else:
+            carry.accounts.update(self.accounts)
+            carry.rows.update(self.rows.carried_rows())
+            carry.head = (self._generation_after, self.seq, self.entry_hash)
+            if len(carry.rows) + len(carry.accounts) > carry_rows_max:
+                carry = Carry(carry.head)
+        _shelve_carry(self.conn.engine, carry)
+
+    def rolled_back(self) -> None:
+        """The database is as it was before the batch, and so is the carry: put it back."""
+        _shelve_carry(self.conn.engine, self._carry)
 
     def _flush_extra_rows(self) -> None:
         grouped: dict[Any, list[dict[str, Any]]] = {}

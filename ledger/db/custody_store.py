@@ -16,6 +16,7 @@ from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db import tables as t
 from ledger.db.batch import Batch
+from ledger.db.rowcache import LATEST_RULES
 from ledger.errors import NotFound
 
 # The merchant's chart: purpose -> account kind. Every account must never go negative.
@@ -102,7 +103,6 @@ def latest_rule_set(batch: Batch, jurisdiction: str, industry: str) -> tuple[int
                    field="jurisdiction")
 
 
-LATEST_RULES = "latest rule set"  # a cache key of the batch, not a table
 
 
 def note_new_rule_set(batch: Batch, view: dict[str, Any], rules: RuleSet) -> None:

@@ -5,6 +5,10 @@ first consumption to the second. Keeping the rows here (with an undo log, like t
 lets each command cost one read per row it needs and nothing per write until the flush.
 Queries that aggregate over a table (which cards are due, what a period releases) call
 `sync` first, while their command has changed nothing yet, so they see every earlier write.
+
+Rows of the carried tables also outlive the batch: the writer hands them to its next batch,
+which uses them while the chain head's write generation shows nobody else wrote (see
+`batch.Carry`).
 """
 
 from __future__ import annotations
@@ -19,10 +23,25 @@ from ledger.errors import require
 
 RowKey = tuple[Any, Any]  # (table model, primary key)
 
+# A batch's memo of the newest rule set per (jurisdiction, industry): a key, not a table.
+LATEST_RULES = "latest rule set"
+# What a batch may pass on to the next one: tables whose every write bumps the chain head's
+# generation (migration 0005), and memos derived only from them. Accounts go separately.
+CARRIED_TABLES = frozenset({"cards", "merchants", "merchant_accounts", "products", "rule_sets",
+                            LATEST_RULES})
+
+
+def carried(table: Any) -> bool:
+    return (table if isinstance(table, str) else table.__tablename__) in CARRIED_TABLES
+
 
 class RowCache:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, kept: dict[RowKey, dict[str, Any]] | None = None
+                 ) -> None:
         self.conn = conn
+        # Rows committed by earlier batches, still current (read only: a batch copies a row
+        # before it uses it, so a failed batch leaves them as they were).
+        self._kept = kept if kept is not None else {}
         self._rows: dict[RowKey, dict[str, Any]] = {}
         self._inserted: dict[RowKey, None] = {}  # ordered: rows go in as they were made
         self._dirty: dict[RowKey, set[str]] = defaultdict(set)
@@ -44,7 +63,17 @@ class RowCache:
         return len(self._undo) > mark
 
     def get(self, table: Any, row_id: Any) -> dict[str, Any] | None:
-        return self._rows.get((table, row_id))
+        key = (table, row_id)
+        row = self._rows.get(key)
+        if row is None:
+            kept = self._kept.get(key)
+            if kept is not None:
+                row = self._rows[key] = dict(kept)
+        return row
+
+    def carried_rows(self) -> dict[RowKey, dict[str, Any]]:
+        """The batch's rows of the carried tables, as they stand (call after the commit)."""
+        return {key: row for key, row in self._rows.items() if carried(key[0])}
 
     def remember(self, table: Any, row_id: Any, row: dict[str, Any]) -> dict[str, Any]:
         """A row just read from the database (it already holds every earlier write)."""

@@ -77,6 +77,9 @@ class ChainHead(Base):
     seq: Mapped[int]
     entry_hash: Mapped[bytes]
     ts: Mapped[datetime | None]
+    # Bumped by the database on every write to a table a writer carries between batches
+    # (migration 0005), so a process knows whether its copy of those rows is still current.
+    generation: Mapped[int] = mapped_column(BigInteger, server_default="0")
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
 
 

@@ -64,15 +64,22 @@ class _ItemCrashed(Exception):
 def execute_batch(conn: Connection, requests: Sequence[WriteRequest]
                   ) -> list[Outcome | LedgerError]:
     """Run requests in one transaction on `conn`; commits. Raises _ItemCrashed on a bug."""
-    with conn.begin():
-        batch = Batch(conn)
-        seen = _prefetch_idempotency(conn, requests)
-        batch.load_accounts(_account_hints(requests))
-        _prefetch(batch, requests)
-        results: list[Outcome | LedgerError] = []
-        for index, request in enumerate(requests):
-            results.append(_run_one(batch, request, index, seen))
-        batch.flush()
+    batch: Batch | None = None
+    try:
+        with conn.begin():
+            batch = Batch(conn)
+            seen = _prefetch_idempotency(conn, requests)
+            batch.load_accounts(_account_hints(requests))
+            _prefetch(batch, requests)
+            results: list[Outcome | LedgerError] = []
+            for index, request in enumerate(requests):
+                results.append(_run_one(batch, request, index, seen))
+            batch.flush()
+    except BaseException:
+        if batch is not None:
+            batch.rolled_back()
+        raise
+    batch.committed()
     return results
 
 
