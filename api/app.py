@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.context import Context
+from api.lane import Lane
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
@@ -79,9 +80,11 @@ class BodyLimit:
 
 def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudonym-key",
                audit_key: Ed25519PrivateKey | None = None,
-               tree_head_interval_s: float | None = limits.tree_head_interval_s) -> FastAPI:
+               tree_head_interval_s: float | None = limits.tree_head_interval_s,
+               lane: bool = True) -> FastAPI:
     """The app. Without an audit key (tests) it signs tree heads with a throwaway key, and
-    only on demand; `yufu serve` passes the configured key and signs on the interval too."""
+    only on demand; `yufu serve` passes the configured key and signs on the interval too.
+    `lane` serves the till's writes on the short path of api/lane.py."""
     writer = Writer(engine)
     signer = TreeHeadSigner(audit_key, tree_head_interval_s) if audit_key is not None \
         else TreeHeadSigner(Ed25519PrivateKey.generate(), None)
@@ -106,6 +109,8 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
     app.state.ctx = Context(engine, writer, pseudonym_key)
     app.state.signer = signer
     problems.install(app)
+    if lane:
+        app.add_middleware(Lane)  # inside BodyLimit (added next, so outermost)
     app.add_middleware(BodyLimit)
     app.include_router(system.router)
     app.include_router(ledger_routes.router)

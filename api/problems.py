@@ -39,6 +39,26 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return text or "body"
 
 
+def invariant_problem(error: InvariantViolation) -> JSONResponse:
+    log.error("invariant violated", exc_info=error)
+    return problem(500, "invariant_violation", "Invariant violated",
+                   "a ledger invariant would break; nothing was written")
+
+
+def unexpected_problem(error: Exception) -> JSONResponse:
+    log.error("unexpected error", exc_info=error)
+    return problem(500, "internal_error", "Internal error", "the request failed; see the logs")
+
+
+def problem_for(error: Exception) -> JSONResponse:
+    """The answer to an error raised by a command or by authentication (api/lane.py)."""
+    if isinstance(error, InvariantViolation):
+        return invariant_problem(error)
+    if isinstance(error, LedgerError):
+        return ledger_problem(error)
+    return unexpected_problem(error)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def on_ledger_error(_: Request, error: LedgerError) -> JSONResponse:
@@ -61,11 +81,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(InvariantViolation)
     async def on_bug(_: Request, error: InvariantViolation) -> JSONResponse:
-        log.error("invariant violated", exc_info=error)
-        return problem(500, "invariant_violation", "Invariant violated",
-                       "a ledger invariant would break; nothing was written")
+        return invariant_problem(error)
 
     @app.exception_handler(Exception)
     async def on_unexpected(_: Request, error: Exception) -> JSONResponse:
-        log.error("unexpected error", exc_info=error)
-        return problem(500, "internal_error", "Internal error", "the request failed; see the logs")
+        return unexpected_problem(error)
