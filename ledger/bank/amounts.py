@@ -8,11 +8,9 @@ more than two decimals is refused rather than rounded.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from typing import Final
 
 from ledger import limits
-from ledger.errors import require
 
 # ISO 4217 currencies whose minor unit is not two digits. A "fen" amount for them would be off
 # by a power of ten, so they are refused outright rather than converted wrongly.
@@ -27,6 +25,7 @@ _AMOUNT_RE: Final = {
     ",": re.compile(r"(?P<sign>-?)(?P<int>[0-9]{1,14}),(?P<frac>[0-9]{0,2})"),
 }
 _FEN_PER_UNIT: Final = 100
+_MINOR_DIGITS: Final = 2
 
 
 class AmountFormatError(ValueError):
@@ -44,19 +43,21 @@ def check_currency_code(code: str) -> str:
 def fen_from_text(text: str, *, mark: str = ".", allow_negative: bool = False) -> int:
     """"1234.56" -> 123456. `mark` is "." (ISO 20022, CSV) or "," (MT940, where it is mandatory).
 
-    The grammar is checked first, so Decimal only ever sees plain digits: no exponents, no
+    The grammar is checked first, so only plain digits are ever converted: no exponents, no
     "NaN", no whitespace, and nothing that could round.
     """
     match = _AMOUNT_RE[mark].fullmatch(text)
     if match is None:
         shape = "digits with a decimal point" if mark == "." else "digits with a decimal comma"
         raise AmountFormatError(f"amount {text[:40]!r} is not {shape} and at most 2 decimals")
-    if match["sign"] and not allow_negative:
+    sign, units, cents = match.group("sign", "int", "frac")
+    if sign and not allow_negative:
         raise AmountFormatError(f"amount {text!r} must not be negative")
-    number = Decimal(f"{match['sign']}{match['int']}.{match['frac'] or '0'}")
-    scaled = number * _FEN_PER_UNIT
-    fen = int(scaled)
-    require(scaled == fen, "an amount with at most 2 decimals is a whole number of fen")
+    # Whole units and at most two decimals, ASCII digits only (the grammar): exact in
+    # integers, and a third cheaper than through Decimal (a big statement has 200,000).
+    fen = int(units) * _FEN_PER_UNIT + int((cents or "").ljust(_MINOR_DIGITS, "0"))
+    if sign:
+        fen = -fen
     if abs(fen) > limits.amount_fen_max:
         raise AmountFormatError(f"amount {text!r} exceeds {limits.amount_fen_max} fen")
     return fen
