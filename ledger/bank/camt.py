@@ -11,6 +11,7 @@ Every refusal names the element path, 1-based like XPath: `Stmt[1]/Ntry[3]/Amt`.
 from __future__ import annotations
 
 import functools
+import gc
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -47,6 +48,13 @@ _CLOSING_CODE: Final = "CLBD"
 _NOT_PROVIDED: Final = "NOTPROVIDED"
 _DATE_RE: Final = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:Z|[+-][0-9]{2}:[0-9]{2})?")
 _NO_ELEMENTS_CODE: Final = expat.errors.codes[expat.errors.XML_ERROR_NO_ELEMENTS]
+# By value, without the Enum call's cost: a big statement reads 300,000 of these.
+_DIRECTIONS: Final = {d.value: d for d in Direction}
+_STATUSES: Final = {s.value: s for s in EntryStatus}
+_DAYS_CACHED: Final = 1024  # distinct date texts remembered: a statement has a few days
+_CURRENCIES_CACHED: Final = 64  # currency codes checked and remembered
+_PROLOG_READ_BYTES: Final = 64 * 1024  # the DTD check reads this much at a time, see _refuse_dtd
+_TREE_FEED_BYTES: Final = 1024 * 1024  # the tree is built this much at a time, see _tree
 
 
 def parse_xml(data: bytes) -> Element:
@@ -61,7 +69,7 @@ def parse_xml(data: bytes) -> Element:
         # at C speed; the tree is then built by the C ElementTree, which has nothing left to
         # expand. defusedxml's pure-Python tree builder was most of a big file's import time.
         _refuse_dtd(data)
-        root: Element = ElementTree.fromstring(data)
+        root = _tree(data)
     except DTDForbidden as exc:
         raise StatementRejected(
             "a DTD (<!DOCTYPE ...>) is not accepted: entity declarations and external "
@@ -79,6 +87,9 @@ def parse_xml(data: bytes) -> Element:
 
 
 def _refuse_dtd(data: bytes) -> None:
+    """Raise DTDForbidden for a DTD. One can only come before the root element (the prolog),
+    so the pass stops at the root's start tag: whatever follows is the tree builder's to
+    read, and any fault in it is reported by the same expat, at the same line and column."""
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
 
@@ -88,10 +99,38 @@ def _refuse_dtd(data: bytes) -> None:
     def entity(*_: object) -> None:
         raise EntitiesForbidden(None, None, None, None, None, None)
 
+    root_seen = False
+
+    def start(*_: object) -> None:
+        nonlocal root_seen
+        root_seen = True
+
     parser.StartDoctypeDeclHandler = doctype
     parser.EntityDeclHandler = entity
     parser.ExternalEntityRefHandler = lambda *_: False
-    parser.Parse(data, True)
+    parser.StartElementHandler = start
+    for offset in range(0, len(data), _PROLOG_READ_BYTES):
+        parser.Parse(data[offset:offset + _PROLOG_READ_BYTES], False)
+        if root_seen:
+            return
+    parser.Parse(b"", True)  # no root element: expat says what is wrong, and where
+
+
+def _tree(data: bytes) -> Element:
+    """The C ElementTree's tree of `data`, built a slice at a time. What is built so far is
+    frozen out of the cyclic garbage collector's sight after each slice (gc.freeze), and
+    thawed at the end: a big statement is millions of elements, none of them garbage, and
+    the collector's full passes over the growing tree were 40% of the build. The freeze is
+    process-wide, so other threads' cyclic garbage waits for the thaw (a second or two)."""
+    parser = ElementTree.XMLParser()
+    try:
+        for offset in range(0, len(data), _TREE_FEED_BYTES):
+            parser.feed(data[offset:offset + _TREE_FEED_BYTES])
+            gc.freeze()
+        root: Element = parser.close()
+    finally:
+        gc.unfreeze()
+    return root
 
 
 def parse_camt(data: bytes, kinds: frozenset[str]) -> list[Statement]:
@@ -101,17 +140,26 @@ def parse_camt(data: bytes, kinds: frozenset[str]) -> list[Statement]:
 
 def statements_from_tree(root: Element, kinds: frozenset[str]) -> list[Statement]:
     """Read an already defused-parsed document; the namespace decides 053 or 054."""
+    gc.freeze()  # the tree, out of the collector's sight while it is read: see _tree
+    try:
+        return _statements(root, kinds)
+    finally:
+        gc.unfreeze()
+
+
+def _statements(root: Element, kinds: frozenset[str]) -> list[Statement]:
     kind, version, doc = _identify(root, kinds)
     body_name, item_name = _BODIES[kind]
-    body = doc.find(root, body_name)
+    body = doc.find(doc.kids(root), body_name)
     if body is None:
         raise StatementRejected(f"missing {body_name}", field="Document")
-    _check_counts(doc, body, item_name)
+    in_body = doc.kids(body)
+    _check_counts(doc, body, in_body, item_name)
     header = _Header(
         format=f"camt.{kind}.001.{version:02d}",
-        message_id=doc.required(body, "GrpHdr/MsgId", ""),
-        created_at=_datetime(doc.text(body, "GrpHdr/CreDtTm", ""), "GrpHdr/CreDtTm"))
-    items = doc.findall(body, item_name)
+        message_id=doc.required(in_body, "GrpHdr/MsgId", ""),
+        created_at=_datetime(doc.text(in_body, "GrpHdr/CreDtTm", ""), "GrpHdr/CreDtTm"))
+    items = doc.findall(in_body, item_name)
     if not items:
         raise StatementRejected(f"no {item_name} in the file", field=body_name)
     return [_statement(doc, item, f"{item_name}[{i}]", header, with_balances=kind == "053")
@@ -119,40 +167,87 @@ def statements_from_tree(root: Element, kinds: frozenset[str]) -> list[Statement
 
 
 # --- the document --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Doc:
-    """Finds elements in the document's one namespace, and reads their text with a bound."""
+# An element's children by qualified tag, each list in document order: an element is read
+# through one pass over its children rather than a search of them per path asked.
+_Kids = dict[str, list[Element]]
 
-    ns: str
+
+class _Doc:
+    """Finds elements in the document's one namespace, and reads their text with a bound.
+
+    Every look-up starts from an element's `kids`: its first step is a dict look-up, the
+    others the C ElementTree's plain-tag `find`. (A path with a slash goes through
+    ElementPath, in Python: two dozen of those an entry were most of a big file's parse.)
+    The results are ElementPath's: the first match in document order (`find`), every match
+    in document order (`findall`).
+    """
+
+    __slots__ = ("_steps", "ns")
+
+    def __init__(self, ns: str) -> None:
+        self.ns = ns
+        # path -> the qualified tag of its first step and of the others
+        self._steps: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def tag(self, name: str) -> str:
         return f"{{{self.ns}}}{name}"
 
-    def find(self, el: Element, path: str) -> Element | None:
-        return el.find(self._path(path))
+    def has(self, kids: _Kids, name: str) -> bool:
+        """Whether there is a child `name`: without one, no path through it finds anything."""
+        return (self._steps.get(name) or self._compile(name))[0] in kids
 
-    def findall(self, el: Element, path: str) -> list[Element]:
-        return el.findall(self._path(path))
+    def kids(self, el: Element) -> _Kids:
+        found: _Kids = {}
+        for child in el:
+            tag = child.tag
+            if tag in found:
+                found[tag].append(child)
+            else:
+                found[tag] = [child]
+        return found
 
-    def text(self, el: Element, path: str, where: str) -> str | None:
-        node = el.find(self._path(path))
-        return None if node is None else _bounded(node.text, _join(where, path))
+    def find(self, kids: _Kids, path: str) -> Element | None:
+        first, rest = self._steps.get(path) or self._compile(path)
+        nodes = kids.get(first)
+        if nodes is None:
+            return None
+        node = nodes[0]
+        for tag in rest:
+            child = node.find(tag)
+            if child is None:  # not under the first of its parents: ElementPath tries the rest
+                found = _findall(nodes, rest)
+                return found[0] if found else None
+            node = child
+        return node
 
-    def required(self, el: Element, path: str, where: str) -> str:
-        value = self.text(el, path, where)
+    def findall(self, kids: _Kids, path: str) -> list[Element]:
+        first, rest = self._steps.get(path) or self._compile(path)
+        return _findall(kids.get(first, []), rest)
+
+    def text(self, kids: _Kids, path: str, where: str) -> str | None:
+        node = self.find(kids, path)
+        return None if node is None else _bounded(node.text, where, path)
+
+    def required(self, kids: _Kids, path: str, where: str) -> str:
+        value = self.text(kids, path, where)
         if value is None:
             raise StatementRejected(f"missing {path}", field=_join(where, path))
         return value
 
-    def _path(self, path: str) -> str:
-        return _qualified(self.ns, path)
+    def _compile(self, path: str) -> tuple[str, tuple[str, ...]]:
+        first, *rest = (self.tag(part) for part in path.split("/"))
+        # The paths are this module's constants: a few dozen at most.
+        steps = self._steps[path] = (first, tuple(rest))
+        return steps
 
 
-@functools.lru_cache(maxsize=512)
-def _qualified(ns: str, path: str) -> str:
-    """`Ntry/Amt` in namespace ns, spelled for ElementPath; a statement asks the same few
-    dozen paths hundreds of thousands of times."""
-    return "/".join(f"{{{ns}}}{part}" for part in path.split("/"))
+def _findall(nodes: list[Element], tags: tuple[str, ...]) -> list[Element]:
+    """Every element at the end of `tags` under these nodes, in document order."""
+    for tag in tags:
+        if not nodes:
+            break
+        nodes = [child for node in nodes for child in node.findall(tag)]
+    return nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +277,8 @@ def _identify(root: Element, kinds: frozenset[str]) -> tuple[str, int, _Doc]:
     return match["kind"], version, _Doc(ns)
 
 
-def _check_counts(doc: _Doc, body: Element, item_name: str) -> None:
-    entries = len(doc.findall(body, f"{item_name}/Ntry"))
+def _check_counts(doc: _Doc, body: Element, in_body: _Kids, item_name: str) -> None:
+    entries = len(doc.findall(in_body, f"{item_name}/Ntry"))
     if entries > limits.statement_entries_max:
         raise StatementRejected(
             f"{entries} entries, over the limit of {limits.statement_entries_max} per file",
@@ -198,8 +293,9 @@ def _check_counts(doc: _Doc, body: Element, item_name: str) -> None:
 # --- one statement -------------------------------------------------------------------------
 def _statement(doc: _Doc, item: Element, where: str, header: _Header,
                *, with_balances: bool) -> Statement:
-    balances = _balances(doc, item, where) if with_balances else {}
-    currency = _account_currency(doc, item, where, balances)
+    kids = doc.kids(item)
+    balances = _balances(doc, kids, where) if with_balances else {}
+    currency = _account_currency(doc, kids, where, balances)
     for code, balance in balances.items():
         if balance.currency != currency:
             raise StatementRejected(
@@ -207,18 +303,18 @@ def _statement(doc: _Doc, item: Element, where: str, header: _Header,
                 field=f"{balance.path}/Amt")
     opening = next((balances[c] for c in _OPENING_CODES if c in balances), None)
     closing = balances.get(_CLOSING_CODE)
-    entries = tuple(_entry(doc, ntry, f"{where}/Ntry[{i}]", currency)
-                    for i, ntry in enumerate(doc.findall(item, "Ntry"), 1))
+    entries = tuple(_entry(doc, doc.kids(ntry), f"{where}/Ntry[{i}]", currency)
+                    for i, ntry in enumerate(doc.findall(kids, "Ntry"), 1))
     statement = Statement(
         format=header.format,
         message_id=header.message_id,
-        statement_id=doc.required(item, "Id", where),
-        account=_account_id(doc, item, "Acct", where, required=True) or "",
+        statement_id=doc.required(kids, "Id", where),
+        account=_account_id(doc, kids, "Acct", where, required=True) or "",
         currency=currency,
         opening_booked_fen=opening.signed_fen if opening else None,
         closing_booked_fen=closing.signed_fen if closing else None,
         closing_date=closing.date if closing else None,
-        created_at=_datetime(doc.text(item, "CreDtTm", where), f"{where}/CreDtTm")
+        created_at=_datetime(doc.text(kids, "CreDtTm", where), f"{where}/CreDtTm")
         or header.created_at,
         entries=entries)
     check_balances(statement, field=f"{where}/Bal")
@@ -233,18 +329,19 @@ class _Balance:
     date: date
 
 
-def _balances(doc: _Doc, item: Element, where: str) -> dict[str, _Balance]:
+def _balances(doc: _Doc, kids: _Kids, where: str) -> dict[str, _Balance]:
     """The opening and closing booked balances by type code; other types are not needed."""
     found: dict[str, _Balance] = {}
-    for i, bal in enumerate(doc.findall(item, "Bal"), 1):
+    for i, element in enumerate(doc.findall(kids, "Bal"), 1):
         path = f"{where}/Bal[{i}]"
+        bal = doc.kids(element)
         code = doc.text(bal, "Tp/CdOrPrtry/Cd", path)  # None for a proprietary type
         if code not in (*_OPENING_CODES, _CLOSING_CODE):
             continue
         if code in found:
             raise StatementRejected(f"a second {code} balance", field=f"{path}/Tp")
         fen, currency = _amount(doc, bal, "Amt", path, allow_zero=True)
-        sign = _direction(doc.required(bal, "CdtDbtInd", path), f"{path}/CdtDbtInd")
+        sign = _direction(doc.required(bal, "CdtDbtInd", path), path)
         when = _date_choice(doc, bal, "Dt", path)
         if when is None:
             raise StatementRejected("missing Dt", field=f"{path}/Dt")
@@ -252,25 +349,26 @@ def _balances(doc: _Doc, item: Element, where: str) -> dict[str, _Balance]:
     return found
 
 
-def _account_currency(doc: _Doc, item: Element, where: str,
+def _account_currency(doc: _Doc, kids: _Kids, where: str,
                       balances: dict[str, _Balance]) -> str:
     """Acct/Ccy when the bank gives it (it is optional); else the balances' or first entry's."""
-    given = doc.text(item, "Acct/Ccy", where)
+    given = doc.text(kids, "Acct/Ccy", where)
     if given is not None:
         return _currency(given, f"{where}/Acct/Ccy")
     for balance in balances.values():
         return balance.currency
-    first = doc.find(item, "Ntry/Amt")
+    first = doc.find(kids, "Ntry/Amt")
     if first is not None:
         return _currency(first.get("Ccy", ""), f"{where}/Ntry[1]/Amt/@Ccy")
     raise StatementRejected("cannot tell the account currency: give Acct/Ccy",
                             field=f"{where}/Acct/Ccy")
 
 
-def _account_id(doc: _Doc, el: Element, path: str, where: str, *,
+def _account_id(doc: _Doc, kids: _Kids, path: str, where: str, *,
                 required: bool = False) -> str | None:
     """An account's IBAN, or else its other identification (Othr/Id)."""
-    value = doc.text(el, f"{path}/Id/IBAN", where) or doc.text(el, f"{path}/Id/Othr/Id", where)
+    value = doc.text(kids, f"{path}/Id/IBAN", where) \
+        or doc.text(kids, f"{path}/Id/Othr/Id", where)
     if value is None and required:
         raise StatementRejected("missing account identification (Id/IBAN or Id/Othr/Id)",
                                 field=_join(where, f"{path}/Id"))
@@ -278,35 +376,36 @@ def _account_id(doc: _Doc, el: Element, path: str, where: str, *,
 
 
 # --- entries and their details -------------------------------------------------------------
-def _entry(doc: _Doc, ntry: Element, where: str, currency: str) -> StatementEntry:
+def _entry(doc: _Doc, ntry: _Kids, where: str, currency: str) -> StatementEntry:
     fen, entry_currency = _amount(doc, ntry, "Amt", where)
-    _same_currency(entry_currency, currency, f"{where}/Amt")
-    direction = _direction(doc.required(ntry, "CdtDbtInd", where), f"{where}/CdtDbtInd")
-    reversal = _reversal(doc.text(ntry, "RvslInd", where), f"{where}/RvslInd")
-    return StatementEntry(
-        position=where,
-        amount_fen=fen,
-        direction=direction,
-        status=_status(doc, ntry, where),
-        booking_date=_date_choice(doc, ntry, "BookgDt", where),
-        value_date=_date_choice(doc, ntry, "ValDt", where),
-        reversal=reversal,
-        bank_reference=doc.text(ntry, "AcctSvcrRef", where),
-        details=_details(doc, ntry, where, currency, fen, direction, reversal))
+    _same_currency(entry_currency, currency, where, "Amt")
+    direction = _direction(doc.required(ntry, "CdtDbtInd", where), where)
+    reversal = _reversal(doc.text(ntry, "RvslInd", where), where)
+    status = _status(doc, ntry, where)
+    booked_on = _date_choice(doc, ntry, "BookgDt", where)
+    valued_on = _date_choice(doc, ntry, "ValDt", where)
+    bank_reference = doc.text(ntry, "AcctSvcrRef", where)
+    return StatementEntry(where, fen, direction, status, booked_on, valued_on, reversal,
+                          bank_reference,
+                          _details(doc, ntry, where, currency, fen, direction, reversal))
 
 
-def _details(doc: _Doc, ntry: Element, where: str, currency: str, entry_fen: int,
+def _details(doc: _Doc, ntry: _Kids, where: str, currency: str, entry_fen: int,
              direction: Direction, reversal: bool) -> tuple[TxDetail, ...]:
     """The entry's TxDtls, across every NtryDtls. A batch's details must add up to the entry:
     one that does not has lost a transaction, or nets charges or mixed directions that we
     cannot attribute, and is refused rather than half-matched."""
+    blocks = doc.findall(ntry, "NtryDtls")
+    if not blocks:
+        return ()
+    tx_tag = doc.tag("TxDtls")
     located = [(f"{where}/NtryDtls[{i}]/TxDtls[{j}]", tx)
-               for i, block in enumerate(doc.findall(ntry, "NtryDtls"), 1)
-               for j, tx in enumerate(doc.findall(block, "TxDtls"), 1)]
+               for i, block in enumerate(blocks, 1)
+               for j, tx in enumerate(block.findall(tx_tag), 1)]
     lone_fen = entry_fen if len(located) == 1 else None
-    details = tuple(
-        _detail(doc, tx, path, currency, lone_fen, direction, reversal) for path, tx in located)
-    total_fen = sum(d.amount_fen for d in details)
+    details = tuple([_detail(doc, doc.kids(tx), path, currency, lone_fen, direction, reversal)
+                     for path, tx in located])
+    total_fen = sum([d.amount_fen for d in details])
     if details and total_fen != entry_fen:
         raise StatementRejected(
             f"the {len(details)} transaction details add up to {total_fen} fen, the entry is "
@@ -314,36 +413,42 @@ def _details(doc: _Doc, ntry: Element, where: str, currency: str, entry_fen: int
     return details
 
 
-def _detail(doc: _Doc, tx: Element, where: str, currency: str, lone_fen: int | None,
+def _detail(doc: _Doc, tx: _Kids, where: str, currency: str, lone_fen: int | None,
             direction: Direction, reversal: bool) -> TxDetail:
     fen = _detail_amount(doc, tx, where, currency, lone_fen)
     detail_direction = doc.text(tx, "CdtDbtInd", where)
     if detail_direction is not None and \
-            _direction(detail_direction, f"{where}/CdtDbtInd") is not direction:
+            _direction(detail_direction, where) is not direction:
         raise StatementRejected("a transaction detail against its entry's direction (a netted "
                                 "batch) is not supported", field=f"{where}/CdtDbtInd")
     # The counterparty is the other side of the original payment: its debtor for money in,
     # its creditor for money out, and the reverse for a reversal of either.
     original_credit = (direction is Direction.credit) != reversal
-    side = "Dbtr" if original_credit else "Cdtr"
     end_to_end_id = doc.text(tx, "Refs/EndToEndId", where)
-    return TxDetail(
-        amount_fen=fen,
-        end_to_end_id=None if end_to_end_id == _NOT_PROVIDED else end_to_end_id,
-        creditor_reference=_first_text(doc, tx, "RmtInf/Strd/CdtrRefInf/Ref", where),
-        remittance_unstructured=_joined_text(doc, tx, "RmtInf/Ustrd", where),
-        counterparty_name=doc.text(tx, f"RltdPties/{side}/Nm", where)
-        or doc.text(tx, f"RltdPties/{side}/Pty/Nm", where),
-        counterparty_account=_account_id(doc, tx, f"RltdPties/{side}Acct", where),
-        bank_reference=doc.text(tx, "Refs/AcctSvcrRef", where))
+    creditor_reference = _first_text(doc, tx, "RmtInf/Strd/CdtrRefInf/Ref", where)
+    remittance = _joined_text(doc, tx, "RmtInf/Ustrd", where)
+    name, account = _counterparty(doc, tx, where, "Dbtr" if original_credit else "Cdtr")
+    return TxDetail(fen, None if end_to_end_id == _NOT_PROVIDED else end_to_end_id,
+                    creditor_reference, remittance, name, account,
+                    doc.text(tx, "Refs/AcctSvcrRef", where))
 
 
-def _detail_amount(doc: _Doc, tx: Element, where: str, currency: str,
+def _counterparty(doc: _Doc, tx: _Kids, where: str, side: str) -> tuple[str | None, str | None]:
+    """The name and account of the party on `side` (Dbtr or Cdtr), as far as given."""
+    if not doc.has(tx, "RltdPties"):
+        return None, None
+    name = doc.text(tx, f"RltdPties/{side}/Nm", where) \
+        or doc.text(tx, f"RltdPties/{side}/Pty/Nm", where)
+    return name, _account_id(doc, tx, f"RltdPties/{side}Acct", where)
+
+
+def _detail_amount(doc: _Doc, tx: _Kids, where: str, currency: str,
                    lone_fen: int | None) -> int:
     for path in ("Amt", "AmtDtls/TxAmt/Amt"):
-        if doc.find(tx, path) is not None:
-            fen, detail_currency = _amount(doc, tx, path, where)
-            _same_currency(detail_currency, currency, f"{where}/{path}")
+        node = doc.find(tx, path)
+        if node is not None:
+            fen, detail_currency = _amount_of(node, where, path)
+            _same_currency(detail_currency, currency, where, path)
             return fen
     if lone_fen is None:
         raise StatementRejected("each transaction detail of a batched entry must give its "
@@ -351,85 +456,116 @@ def _detail_amount(doc: _Doc, tx: Element, where: str, currency: str,
     return lone_fen
 
 
-def _status(doc: _Doc, ntry: Element, where: str) -> EntryStatus:
+def _status(doc: _Doc, ntry: _Kids, where: str) -> EntryStatus:
     """`<Sts>BOOK</Sts>` up to v06, `<Sts><Cd>BOOK</Cd></Sts>` from v07; either is read."""
     sts = doc.find(ntry, "Sts")
     if sts is None:
         raise StatementRejected("missing Sts", field=f"{where}/Sts")
-    if doc.find(sts, "Prtry") is not None:
+    if sts.find(doc.tag("Prtry")) is not None:
         raise StatementRejected("a proprietary entry status is not supported",
                                 field=f"{where}/Sts/Prtry")
-    nested = doc.find(sts, "Cd")
-    code = _bounded((nested if nested is not None else sts).text, f"{where}/Sts") or ""
-    try:
-        return EntryStatus(code)
-    except ValueError:
+    nested = sts.find(doc.tag("Cd"))
+    code = _bounded((nested if nested is not None else sts).text, where, "Sts") or ""
+    status = _STATUSES.get(code)
+    if status is None:
         raise StatementRejected(f"entry status {code!r} is not BOOK, PDNG or INFO",
-                                field=f"{where}/Sts") from None
+                                field=f"{where}/Sts")
+    return status
 
 
 # --- leaf values ---------------------------------------------------------------------------
-def _amount(doc: _Doc, el: Element, path: str, where: str,
-            *, allow_zero: bool = False) -> tuple[int, str]:
+def _amount(doc: _Doc, kids: _Kids, path: str, where: str,
+             *, allow_zero: bool = False) -> tuple[int, str]:
     """An amount in fen with its currency (the Ccy attribute); only a balance may be zero."""
-    node = doc.find(el, path)
-    field = _join(where, path)
+    node = doc.find(kids, path)
     if node is None:
-        raise StatementRejected(f"missing {path}", field=field)
+        raise StatementRejected(f"missing {path}", field=_join(where, path))
+    return _amount_of(node, where, path, allow_zero=allow_zero)
+
+
+def _amount_of(node: Element, where: str, path: str,
+               *, allow_zero: bool = False) -> tuple[int, str]:
     try:
         fen = fen_from_text((node.text or "").strip())
     except AmountFormatError as exc:
-        raise StatementRejected(str(exc), field=field) from None
+        raise StatementRejected(str(exc), field=_join(where, path)) from None
     if fen == 0 and not allow_zero:
-        raise StatementRejected("amount must not be zero", field=field)
-    return fen, _currency(node.get("Ccy", ""), f"{field}/@Ccy")
+        raise StatementRejected("amount must not be zero", field=_join(where, path))
+    code = node.get("Ccy", "")
+    problem = _currency_problem(code)
+    if problem is not None:
+        raise StatementRejected(problem, field=f"{_join(where, path)}/@Ccy")
+    return fen, code
 
 
 def _currency(code: str, field: str) -> str:
+    problem = _currency_problem(code)
+    if problem is not None:
+        raise StatementRejected(problem, field=field)
+    return code
+
+
+@functools.lru_cache(maxsize=_CURRENCIES_CACHED)
+def _currency_problem(code: str) -> str | None:
+    """Why `code` is refused, or None; a statement names one currency 200,000 times."""
     try:
-        return check_currency_code(code)
+        check_currency_code(code)
     except AmountFormatError as exc:
-        raise StatementRejected(str(exc), field=field) from None
+        return str(exc)
+    return None
 
 
-def _same_currency(found: str, account: str, field: str) -> None:
+def _same_currency(found: str, account: str, where: str, path: str) -> None:
     if found != account:
         raise StatementRejected(
             f"amount in {found} on an account in {account}: entries in another currency than "
-            f"the account's are not accepted", field=field)
+            f"the account's are not accepted", field=_join(where, path))
 
 
-def _direction(code: str, field: str) -> Direction:
-    try:
-        return Direction(code)
-    except ValueError:
-        raise StatementRejected(f"{code!r} is not CRDT or DBIT", field=field) from None
+def _direction(code: str, where: str) -> Direction:
+    """The CdtDbtInd `code` of the element at `where`."""
+    direction = _DIRECTIONS.get(code)
+    if direction is None:
+        raise StatementRejected(f"{code!r} is not CRDT or DBIT", field=f"{where}/CdtDbtInd")
+    return direction
 
 
-def _reversal(text: str | None, field: str) -> bool:
+def _reversal(text: str | None, where: str) -> bool:
+    """The RvslInd `text` of the entry at `where`."""
     if text is None or text in ("false", "0"):
         return False
     if text in ("true", "1"):
         return True
-    raise StatementRejected(f"{text!r} is not a boolean (true or false)", field=field)
+    raise StatementRejected(f"{text!r} is not a boolean (true or false)",
+                            field=f"{where}/RvslInd")
 
 
-def _date_choice(doc: _Doc, el: Element, path: str, where: str) -> date | None:
+def _date_choice(doc: _Doc, kids: _Kids, path: str, where: str) -> date | None:
     """A DateAndDateTimeChoice: `<X><Dt>` or `<X><DtTm>`; None when `<X>` is absent."""
-    if doc.find(el, path) is None:
+    if doc.find(kids, path) is None:
         return None
-    day = doc.text(el, f"{path}/Dt", where)
+    day = doc.text(kids, f"{path}/Dt", where)
     if day is not None:
-        match = _DATE_RE.fullmatch(day)
-        try:
-            return date.fromisoformat(match[1] if match else "not a date")
-        except ValueError:
+        found = _day(day)
+        if found is None:
             raise StatementRejected(f"{day!r} is not a date (YYYY-MM-DD)",
-                                    field=_join(where, f"{path}/Dt")) from None
-    moment = _datetime(doc.text(el, f"{path}/DtTm", where), _join(where, f"{path}/DtTm"))
+                                    field=_join(where, f"{path}/Dt"))
+        return found
+    moment = _datetime(doc.text(kids, f"{path}/DtTm", where), _join(where, f"{path}/DtTm"))
     if moment is None:
         raise StatementRejected("needs Dt or DtTm", field=_join(where, path))
     return moment.date()
+
+
+@functools.lru_cache(maxsize=_DAYS_CACHED)
+def _day(text: str) -> date | None:
+    """An ISO date (an offset after it is allowed and ignored), or None; a statement's
+    hundreds of thousands of dates are a handful of days."""
+    match = _DATE_RE.fullmatch(text)
+    try:
+        return date.fromisoformat(match[1] if match else "not a date")
+    except ValueError:
+        return None
 
 
 def _datetime(text: str | None, field: str) -> datetime | None:
@@ -443,27 +579,35 @@ def _datetime(text: str | None, field: str) -> datetime | None:
                                 field=field) from None
 
 
-def _first_text(doc: _Doc, el: Element, path: str, where: str) -> str | None:
-    for node in doc.findall(el, path):
-        value = _bounded(node.text, _join(where, path))
+def _first_text(doc: _Doc, kids: _Kids, path: str, where: str) -> str | None:
+    first = doc.find(kids, path)
+    if first is None:
+        return None
+    value = _bounded(first.text, where, path)
+    if value:  # the first match in document order is what the loop below would return
+        return value
+    for node in doc.findall(kids, path):
+        value = _bounded(node.text, where, path)
         if value:
             return value
     return None
 
 
-def _joined_text(doc: _Doc, el: Element, path: str, where: str) -> str | None:
+def _joined_text(doc: _Doc, kids: _Kids, path: str, where: str) -> str | None:
     """Repeated text elements (Ustrd) joined with a space, under the same bound as one."""
-    field = _join(where, path)
-    parts = [part for node in doc.findall(el, path) if (part := _bounded(node.text, field))]
-    return _bounded(" ".join(parts), field) if parts else None
+    parts = [part for node in doc.findall(kids, path)
+             if (part := _bounded(node.text, where, path))]
+    return _bounded(" ".join(parts), where, path) if parts else None
 
 
-def _bounded(text: str | None, field: str) -> str | None:
+def _bounded(text: str | None, where: str, path: str = "") -> str | None:
+    """Stripped text, None for none; the field at fault is `where` joined with `path`, put
+    together only for a refusal (the text of every element read passes through here)."""
     value = (text or "").strip()
     if len(value) > limits.statement_text_chars_max:
         raise StatementRejected(
             f"text of {len(value)} characters, over the limit of "
-            f"{limits.statement_text_chars_max}", field=field)
+            f"{limits.statement_text_chars_max}", field=_join(where, path) if path else where)
     return value or None
 
 
