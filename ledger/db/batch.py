@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 
 from ledger import journal, merkle
 from ledger.books import (
@@ -369,8 +369,10 @@ class Batch:
         _shelve_carry(self.conn.engine, self._carry)
 
     def _flush_extra_rows(self) -> None:
-        grouped: dict[Any, list[dict[str, Any]]] = {}
+        # One COPY per table and shape: a statement each, so each fires its table's
+        # statement triggers (the write generation's bump) once, not once per row.
+        grouped: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
         for table, row in self.extra_rows:
-            grouped.setdefault(table, []).append(row)
-        for table, rows in grouped.items():
-            self.conn.execute(insert(table), rows)
+            grouped.setdefault((table, tuple(row)), []).append(row)
+        for (table, columns), rows in grouped.items():
+            copy_rows(self.conn, table.__tablename__, columns, rows)

@@ -286,6 +286,26 @@ def test_journal_and_postings_refuse_update_delete_and_truncate(
     assert footprint(engine) == before
 
 
+@pytest.mark.parametrize("change", [
+    "name = 'renamed'", "kind = 'liability'", "currency = 'USD'", "non_negative = false",
+    "merchant_id = 'm_other'", "bank_id = 'OTHER-BANK'", "opened_seq = opened_seq + 1",
+])
+def test_an_account_keeps_its_identity(engine: Engine, posted: dict[str, int],
+                                       change: str) -> None:
+    before = footprint(engine)
+    with rolled_back(engine) as conn, pytest.raises(ProgrammingError) as caught:
+        conn.execute(text(f"UPDATE accounts SET {change} WHERE id = :id"), {"id": posted["cash"]})
+    assert pg_error(caught) == ("42501", "yufu: only an account's cached balance may change")
+    assert footprint(engine) == before
+
+
+def test_only_an_accounts_balance_may_change(engine: Engine, posted: dict[str, int]) -> None:
+    with rolled_back(engine) as conn:
+        changed = conn.execute(text("UPDATE accounts SET balance_fen = balance_fen + 1 "
+                                    "WHERE id = :id"), {"id": posted["cash"]})
+        assert changed.rowcount == 1
+
+
 def append_raw(conn: Connection, payload: dict[str, Any], *, seq_shift: int = 0,
                prev: bytes | None = None, kind: str = "transaction",
                hash_flip: bool = False) -> int:
