@@ -123,10 +123,12 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
 def app_from_environment() -> FastAPI:
     """The app of one `yufu serve` worker process: everything from the environment, which
     the parent process prepared (database migrated, keys made)."""
-    from api.runtime import audit_signing_key, connect, pseudonym_key
+    from api.runtime import audit_signing_key, connect, pseudonym_key, settle_heap
     from api.settings import Settings
 
     settings = Settings()
     assert settings.database_url is not None, "the parent process sets YUFU_DATABASE_URL"
-    return create_app(connect(settings.database_url), pseudonym_key(settings.home),
-                      audit_signing_key(settings))
+    app = create_app(connect(settings.database_url), pseudonym_key(settings.home),
+                     audit_signing_key(settings))
+    settle_heap()
+    return app

@@ -22,6 +22,7 @@ from api.runtime import (
     ensure_default_rule_sets,
     pseudonym_key,
     run_command,
+    settle_heap,
     upgrade,
 )
 from api.settings import Settings
@@ -125,6 +126,7 @@ def _serve(_: argparse.Namespace) -> int:
                         workers=settings.workers, **options)
             return 0
         app = create_app(engine, pseudonym_key(settings.home), audit_key)
+        settle_heap()
         uvicorn.run(app, **options)
     return 0
 

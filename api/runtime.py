@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import secrets
@@ -46,6 +47,15 @@ def database(settings: Settings) -> Iterator[str]:
     finally:
         if not was_running:
             embedded.stop()
+
+
+def settle_heap() -> None:
+    """Before serving: collect, then move every object alive now (the libraries, the app) out
+    of the collector's sight. A full collection walks every tracked object; without this the
+    service's own start-up objects made each one a pause of about 60 ms, every few seconds
+    under load, which showed as the p99 of every request in flight."""
+    gc.collect()
+    gc.freeze()
 
 
 def alembic_config(url: str) -> Config:
