@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy import Connection, Engine, select, text
 
 from ledger import journal, merkle
 from ledger.books import (
@@ -28,8 +28,9 @@ from ledger.books import (
 )
 from ledger.db import tables as t
 from ledger.db.audit_queries import stored_frontier
-from ledger.db.bulk import copy_rows, copy_text
+from ledger.db.bulk import copy_text
 from ledger.db.rowcache import RowCache, RowKey
+from ledger.db.script import Script, script_rows_max
 from ledger.errors import Conflict, NotFound, require
 
 JOURNAL_COLUMNS = ("seq", "ts", "kind", "prev_hash", "entry_hash", "body")
@@ -45,9 +46,11 @@ NODE_COLUMNS = ("level", "idx", "hash")
 _last_frontier: tuple[int, bytes, merkle.Frontier] | None = None
 
 
-ACCOUNT_BALANCES_SQL = text(
-    "UPDATE accounts SET balance_fen = v.balance FROM unnest(CAST(:ids AS bigint[]), "
-    "CAST(:balances AS bigint[])) AS v(id, balance) WHERE accounts.id = v.id")
+ACCOUNT_BALANCES_SQL = (
+    "UPDATE accounts SET balance_fen = v.balance FROM unnest(CAST(%(ids)s AS bigint[]), "
+    "CAST(%(balances)s AS bigint[])) AS v(id, balance) WHERE accounts.id = v.id")
+HEAD_MOVE_SQL = ("UPDATE chain_head SET seq = %(seq)s, entry_hash = %(entry_hash)s, "
+                 "ts = %(ts)s WHERE id = 1 RETURNING generation")
 id_block_size = 64
 _id_pools: dict[tuple[str, str], list[int]] = {}  # per database and table
 _id_lock = threading.Lock()
@@ -311,39 +314,54 @@ class Batch:
     def _leaves(self) -> list[bytes]:
         return [merkle.leaf_hash(row["body"]) for row in self.journal_rows]
 
-    def _flush_merkle_nodes(self) -> None:
+    def _flush_merkle_nodes(self, script: Script) -> None:
         """Store the nodes the new entries complete: about two small rows per entry."""
         global _last_frontier
         frontier, nodes = merkle.append_leaves(self._stored_frontier(), self._leaves())
         require(frontier.size == self.seq, "the Merkle tree has one leaf per journal entry")
-        # Formatted here, not by copy_rows: a node is two integers and a hash, and this
-        # is about seven times faster than the general row formatter.
-        copy_text(self.conn, "merkle_nodes", NODE_COLUMNS,
-                  "".join([f"{n.level}\t{n.index}\t\\\\x{n.digest.hex()}\n" for n in nodes]))
+        if len(nodes) <= script_rows_max:
+            script.insert("merkle_nodes", NODE_COLUMNS, [
+                {"level": n.level, "idx": n.index, "hash": n.digest} for n in nodes])
+        else:
+            # Formatted here, not by copy_rows: a node is two integers and a hash, and this
+            # is about seven times faster than the general row formatter.
+            script.run()
+            copy_text(self.conn, "merkle_nodes", NODE_COLUMNS,
+                      "".join([f"{n.level}\t{n.index}\t\\\\x{n.digest.hex()}\n"
+                               for n in nodes]))
         _last_frontier = (self.seq, self.entry_hash, frontier)
 
     # -- the write --------------------------------------------------------------------
     def flush(self) -> None:
-        conn = self.conn
-        copy_rows(conn, "journal_entries", JOURNAL_COLUMNS, self.journal_rows)
+        script = Script(self.conn)
+        script.insert("journal_entries", JOURNAL_COLUMNS, self.journal_rows)
         if self.journal_rows:
-            self._flush_merkle_nodes()
+            self._flush_merkle_nodes(script)
         # Accounts opened in this batch go in before the postings that name them.
-        self._flush_extra_rows()
-        self.rows.flush()
-        copy_rows(conn, "transactions", TRANSACTION_COLUMNS, self.transaction_rows)
-        copy_rows(conn, "postings", POSTING_COLUMNS, self.posting_rows)
+        self._flush_extra_rows(script)
+        self.rows.flush(script)
+        script.insert("transactions", TRANSACTION_COLUMNS, self.transaction_rows)
+        script.insert("postings", POSTING_COLUMNS, self.posting_rows)
         if self._dirty_accounts:
             # One statement for every account the batch moved, in id order.
             ids = sorted(self._dirty_accounts)
-            conn.execute(ACCOUNT_BALANCES_SQL, {
-                "ids": ids, "balances": [self.accounts[i].balance_fen for i in ids]})
+            script.add(ACCOUNT_BALANCES_SQL, ids=ids,
+                       balances=[self.accounts[i].balance_fen for i in ids])
         if self.journal_rows:
             require(self.journal_rows[-1]["seq"] == self.seq, "the head is the last entry")
-            self._generation_after = conn.execute(
-                update(t.ChainHead).where(t.ChainHead.id == 1)
-                .values(seq=self.seq, entry_hash=self.entry_hash, ts=self.ts)
-                .returning(t.ChainHead.generation)).scalar_one()
+            script.add(HEAD_MOVE_SQL, seq=self.seq, entry_hash=self.entry_hash, ts=self.ts)
+        head = script.run()
+        if self.journal_rows:
+            self._generation_after = int(head[0])
+
+    def _flush_extra_rows(self, script: Script) -> None:
+        # One insert per table and shape: a statement each, so each fires its table's
+        # statement triggers (the write generation's bump) once, not once per row.
+        grouped: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
+        for table, row in self.extra_rows:
+            grouped.setdefault((table, tuple(row)), []).append(row)
+        for (table, columns), rows in grouped.items():
+            script.insert(table.__tablename__, columns, rows)
 
     # -- after the transaction ---------------------------------------------------------
     def committed(self) -> None:
@@ -367,12 +385,3 @@ class Batch:
     def rolled_back(self) -> None:
         """The database is as it was before the batch, and so is the carry: put it back."""
         _shelve_carry(self.conn.engine, self._carry)
-
-    def _flush_extra_rows(self) -> None:
-        # One COPY per table and shape: a statement each, so each fires its table's
-        # statement triggers (the write generation's bump) once, not once per row.
-        grouped: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
-        for table, row in self.extra_rows:
-            grouped.setdefault((table, tuple(row)), []).append(row)
-        for (table, columns), rows in grouped.items():
-            copy_rows(self.conn, table.__tablename__, columns, rows)

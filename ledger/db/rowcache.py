@@ -17,10 +17,9 @@ from collections import defaultdict
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, TextClause, bindparam, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection
 
-from ledger.db.bulk import copy_rows
+from ledger.db.script import Script, adapted, column_type
 from ledger.errors import require
 
 RowKey = tuple[Any, Any]  # (table model, primary key)
@@ -99,54 +98,43 @@ class RowCache:
             self._dirty[key].update(values)
         return self._rows[key]
 
-    def flush(self) -> None:
-        """Write new rows, then changed columns, table by table; the undo log is spent."""
+    def flush(self, script: Script | None = None) -> None:
+        """Write new rows, then changed columns, table by table; the undo log is spent. With
+        a script, the writes join it (the caller runs it); without, they go now."""
+        own = script is None
+        queued = script if script is not None else Script(self.conn)
         by_shape: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
         for key in self._inserted:
             row = self._rows[key]
             by_shape[(key[0], tuple(row))].append(row)
         for (table, columns), rows in by_shape.items():
-            copy_rows(self.conn, table.__tablename__, columns, rows)
-        self._flush_updates()
+            queued.insert(table.__tablename__, columns, rows)
+        self._queue_updates(queued)
+        if own:
+            queued.run()
         self._inserted.clear()
         self._dirty.clear()
         self._undo.clear()
 
-    def _flush_updates(self) -> None:
-        groups: dict[tuple[Any, frozenset[str]], list[dict[str, Any]]] = defaultdict(list)
+    def _queue_updates(self, script: Script) -> None:
+        """One UPDATE ... FROM unnest(typed arrays) per table and set of changed columns, so
+        the table's statement triggers (the write generation's bump) fire once."""
+        groups: dict[tuple[Any, frozenset[str]], list[tuple[Any, dict[str, Any]]]] = \
+            defaultdict(list)
         for (table, row_id), columns in self._dirty.items():
-            row = self._rows[(table, row_id)]
-            params = {f"v_{c}": row[c] for c in columns}
-            groups[(table, frozenset(columns))].append({"k_id": row_id, **params})
-        for (table, names), batch_params in groups.items():
-            ordered = sorted(names)
-            if len(batch_params) > 1 and not _has_json(table, ordered):
-                # One statement for the group: one round trip, and the table's statement
-                # triggers (the write generation's bump) fire once.
-                self.conn.execute(_unnest_update(table, tuple(ordered)), {
-                    "k_id": [p["k_id"] for p in batch_params],
-                    **{f"v_{c}": [p[f"v_{c}"] for p in batch_params] for c in ordered}})
-                continue
-            statement = update(table).where(table.id == bindparam("k_id")).values(
-                {c: bindparam(f"v_{c}") for c in ordered})
-            self.conn.execute(statement, batch_params)
-
-
-def _has_json(table: Any, columns: list[str]) -> bool:
-    return any(isinstance(table.__table__.c[c].type, JSON) for c in columns)
+            groups[(table, frozenset(columns))].append((row_id, self._rows[(table, row_id)]))
+        for (table, names), rows in groups.items():
+            changed = tuple(sorted(names))
+            script.add(_unnest_update(table.__tablename__, changed),
+                       k_id=[row_id for row_id, _ in rows],
+                       **{f"v_{c}": [adapted(row[c]) for _, row in rows] for c in changed})
 
 
 @lru_cache(maxsize=256)
-def _unnest_update(table: Any, columns: tuple[str, ...]) -> TextClause:
-    """UPDATE ... FROM unnest(typed arrays): many rows' changed columns in one statement."""
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-
-    def sql_type(name: str) -> str:
-        return str(table.__table__.c[name].type.compile(dialect=dialect))
-
-    name = table.__tablename__
-    arrays = ", ".join(f"CAST(:v_{c} AS {sql_type(c)}[])" for c in columns)
+def _unnest_update(name: str, columns: tuple[str, ...]) -> str:
+    arrays = ", ".join(f"CAST(%(v_{c})s AS {column_type(name, c)}[])" for c in columns)
     sets = ", ".join(f'"{c}" = v."{c}"' for c in columns)
     fields = ", ".join(f'"{c}"' for c in columns)
-    return text(f'UPDATE {name} SET {sets} FROM unnest(CAST(:k_id AS {sql_type("id")}[]), '
-                f'{arrays}) AS v(k_id, {fields}) WHERE {name}.id = v.k_id')
+    return (f"UPDATE {name} SET {sets} FROM unnest(CAST(%(k_id)s AS "
+            f"{column_type(name, 'id')}[]), {arrays}) AS v(k_id, {fields}) "
+            f"WHERE {name}.id = v.k_id")
