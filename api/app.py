@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
@@ -78,6 +80,13 @@ class BodyLimit:
         await self.app(scope, counted, answer)
 
 
+# FastAPI's OpenTelemetry hooks (newer releases) look for a provider on every request; the
+# service configures none, so they are switched off rather than asked ~1,000 times a second.
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
+
+
 def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudonym-key",
                audit_key: Ed25519PrivateKey | None = None,
                tree_head_interval_s: float | None = limits.tree_head_interval_s,
@@ -102,7 +111,7 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
                     await task
             writer.stop()
 
-    app = FastAPI(title="Yufu custody ledger", version="1", lifespan=lifespan,
+    app = FastAPI(title="Yufu custody ledger", version="1", lifespan=lifespan, **_NO_TELEMETRY,
                   description="Prepaid-fund custody ledger: double entry in integer fen, "
                               "a hash-chained journal, custody flows. Errors are RFC 9457 "
                               "problem+json; writes take an Idempotency-Key header.")

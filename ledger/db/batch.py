@@ -138,6 +138,7 @@ class Batch:
         self._direct_writes = False
         self._generation_after: int | None = None
         self.rows = RowCache(conn, self._carry.rows)
+        self._database = str(conn.engine.url)  # whose sequences the id pools draw from
         self._command_mark = self.mark()
 
     # -- marks, so one failing command leaves no trace -------------------------------
@@ -253,7 +254,7 @@ class Batch:
         unique whether or not its batch commits, and one round trip serves many rows."""
         name = table.__tablename__
         with _id_lock:
-            pool = _id_pools.setdefault((str(self.conn.engine.url), name), [])
+            pool = _id_pools.setdefault((self._database, name), [])
             if not pool:
                 values = self.conn.execute(
                     text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "

@@ -120,7 +120,10 @@ def rule_set(batch: Batch, rule_set_id: int) -> RuleSet:
         return cached
     fresh = batch.rows.get(c.RuleSetVersion, rule_set_id)
     if fresh is not None:
-        return parse_rule_set(fresh["rules"])
+        # Made in this batch, or carried from an earlier one: parsed once either way (an id
+        # whose batch rolls back is never drawn again, so its entry is never asked for).
+        rules = _rules_by_id[rule_set_id] = parse_rule_set(fresh["rules"])
+        return rules
     rules = parse_rule_set(batch.conn.execute(
         select(c.RuleSetVersion.rules).where(c.RuleSetVersion.id == rule_set_id)).scalar_one())
     _rules_by_id[rule_set_id] = rules

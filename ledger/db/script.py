@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import JSON, Connection
 from sqlalchemy.dialects import postgresql
 
 from ledger.db.bulk import copy_rows
@@ -51,7 +51,8 @@ class Script:
         arrays = ", ".join(f"CAST(%({c})s AS {column_type(table, c)}[])" for c in columns)
         names = ", ".join(f'"{c}"' for c in columns)
         self.add(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
-                 **{c: [adapted(row[c]) for row in rows] for c in columns})
+                 **{c: [adapted(row[c]) for row in rows] if is_json(table, c)
+                    else [row[c] for row in rows] for c in columns})
 
     def run(self) -> Any:
         """Send what is queued as one query; the last statement's first row, if any."""
@@ -69,6 +70,11 @@ class Script:
 def adapted(value: Any) -> Any:
     # psycopg2 sends lists as ARRAY literals; a JSON document goes as text, cast to jsonb.
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
+
+@lru_cache(maxsize=512)
+def is_json(table: str, column: str) -> bool:
+    return isinstance(Base.metadata.tables[table].c[column].type, JSON)
 
 
 @lru_cache(maxsize=512)
