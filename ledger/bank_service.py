@@ -29,6 +29,7 @@ from ledger.bank.matching import (
 )
 from ledger.bank.model import Direction, Statement
 from ledger.bank.statements import detect_and_parse
+from ledger.collector import collector_paused
 from ledger.custody_service import post_entry, resolve_refund, resolve_release
 from ledger.db import bank_store as bs
 from ledger.db import bank_tables as b
@@ -85,8 +86,9 @@ class ImportStatementFile:
             if (s.account, s.statement_id) not in seen:
                 seen.add((s.account, s.statement_id))
                 fresh.append(s)
-        return _import(_Run(batch, self, batch.next_id(b.StatementFile), digest), statements,
-                       fresh, accounts)
+        with collector_paused():  # the parsed file and its lines: see ledger/collector.py
+            return _import(_Run(batch, self, batch.next_id(b.StatementFile), digest),
+                           statements, fresh, accounts)
 
 
 def _identified(statements: list[Statement], accounts: dict[str, str],

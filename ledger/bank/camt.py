@@ -11,7 +11,6 @@ Every refusal names the element path, 1-based like XPath: `Stmt[1]/Ntry[3]/Amt`.
 from __future__ import annotations
 
 import functools
-import gc
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -34,6 +33,7 @@ from ledger.bank.model import (
     check_balances,
     check_statement_size,
 )
+from ledger.collector import collector_paused
 
 _NAMESPACE_RE: Final = re.compile(
     r"urn:iso:std:iso:20022:tech:xsd:camt\.(?P<kind>05[34])\.001\.(?P<version>[0-9]{2})")
@@ -54,7 +54,6 @@ _STATUSES: Final = {s.value: s for s in EntryStatus}
 _DAYS_CACHED: Final = 1024  # distinct date texts remembered: a statement has a few days
 _CURRENCIES_CACHED: Final = 64  # currency codes checked and remembered
 _PROLOG_READ_BYTES: Final = 64 * 1024  # the DTD check reads this much at a time, see _refuse_dtd
-_TREE_FEED_BYTES: Final = 1024 * 1024  # the tree is built this much at a time, see _tree
 
 
 def parse_xml(data: bytes) -> Element:
@@ -117,19 +116,10 @@ def _refuse_dtd(data: bytes) -> None:
 
 
 def _tree(data: bytes) -> Element:
-    """The C ElementTree's tree of `data`, built a slice at a time. What is built so far is
-    frozen out of the cyclic garbage collector's sight after each slice (gc.freeze), and
-    thawed at the end: a big statement is millions of elements, none of them garbage, and
-    the collector's full passes over the growing tree were 40% of the build. The freeze is
-    process-wide, so other threads' cyclic garbage waits for the thaw (a second or two)."""
-    parser = ElementTree.XMLParser()
-    try:
-        for offset in range(0, len(data), _TREE_FEED_BYTES):
-            parser.feed(data[offset:offset + _TREE_FEED_BYTES])
-            gc.freeze()
-        root: Element = parser.close()
-    finally:
-        gc.unfreeze()
+    """The C ElementTree's tree of `data`, with the garbage collector paused: its passes
+    over the growing tree were 40% of the build (see ledger/collector.py)."""
+    with collector_paused():
+        root: Element = ElementTree.fromstring(data)
     return root
 
 
@@ -140,11 +130,8 @@ def parse_camt(data: bytes, kinds: frozenset[str]) -> list[Statement]:
 
 def statements_from_tree(root: Element, kinds: frozenset[str]) -> list[Statement]:
     """Read an already defused-parsed document; the namespace decides 053 or 054."""
-    gc.freeze()  # the tree, out of the collector's sight while it is read: see _tree
-    try:
+    with collector_paused():  # the tree's millions of elements: see ledger/collector.py
         return _statements(root, kinds)
-    finally:
-        gc.unfreeze()
 
 
 def _statements(root: Element, kinds: frozenset[str]) -> list[Statement]:
