@@ -58,6 +58,15 @@ _id_lock = threading.Lock()
 
 HEAD_SQL = select(t.ChainHead.seq, t.ChainHead.entry_hash, t.ChainHead.ts,
                   t.ChainHead.generation).where(t.ChainHead.id == 1).with_for_update()
+# The appender's own connection runs in autocommit and opens and closes its transactions
+# itself, each in the same round trip as the statements beside it (see writer.py).
+BEGIN_HEAD_SQL = ("BEGIN; SELECT seq, entry_hash, ts, generation FROM chain_head "
+                  "WHERE id = 1 FOR UPDATE")
+# The generation the commit leaves, kept in the session past the COMMIT it rides with.
+HEAD_MOVE_KEEP_SQL = (
+    "WITH moved AS (UPDATE chain_head SET seq = %(seq)s, entry_hash = %(entry_hash)s, "
+    "ts = %(ts)s WHERE id = 1 RETURNING generation) "
+    "SELECT set_config('yufu.generation', generation::text, false) FROM moved")
 # Past this many rows a process starts its carry afresh rather than grow without bound.
 carry_rows_max = 200_000
 
@@ -113,9 +122,11 @@ class Mark:
 
 
 class Batch:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, begin: bool = False) -> None:
+        """Lock the chain head in the caller's transaction, or (`begin`, on a connection in
+        autocommit) in one this batch opens, and that `flush(commit=True)` closes."""
         self.conn = conn
-        head = conn.execute(HEAD_SQL).one()
+        head = (conn.exec_driver_sql(BEGIN_HEAD_SQL) if begin else conn.execute(HEAD_SQL)).one()
         self.seq: int = head.seq
         self.entry_hash: bytes = bytes(head.entry_hash)
         self.ts: datetime = head.ts or datetime.fromtimestamp(0, UTC)
@@ -333,7 +344,8 @@ class Batch:
         _last_frontier = (self.seq, self.entry_hash, frontier)
 
     # -- the write --------------------------------------------------------------------
-    def flush(self) -> None:
+    def flush(self, commit: bool = False) -> None:
+        """Write everything; with `commit`, the COMMIT goes in the same round trip."""
         script = Script(self.conn)
         script.insert("journal_entries", JOURNAL_COLUMNS, self.journal_rows)
         if self.journal_rows:
@@ -348,9 +360,14 @@ class Batch:
             ids = sorted(self._dirty_accounts)
             script.add(ACCOUNT_BALANCES_SQL, ids=ids,
                        balances=[self.accounts[i].balance_fen for i in ids])
+        moved = {"seq": self.seq, "entry_hash": self.entry_hash, "ts": self.ts}
         if self.journal_rows:
             require(self.journal_rows[-1]["seq"] == self.seq, "the head is the last entry")
-            script.add(HEAD_MOVE_SQL, seq=self.seq, entry_hash=self.entry_hash, ts=self.ts)
+            script.add(HEAD_MOVE_KEEP_SQL if commit else HEAD_MOVE_SQL, **moved)
+        if commit:
+            script.add("COMMIT")
+            if self.journal_rows:
+                script.add("SELECT current_setting('yufu.generation')")
         head = script.run()
         if self.journal_rows:
             self._generation_after = int(head[0])

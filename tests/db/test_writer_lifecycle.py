@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from ledger.db.writer import Writer, WriteRequest
+from ledger.books import Posting, TransactionDraft
+from ledger.db import queries
+from ledger.db.batch import Batch
+from ledger.db.writer import Writer, WriteRequest, execute_resilient
 from ledger.errors import Busy
 from ledger.service import OpenAccount
+from tests.conftest import open_account
 
 request_wait_s = 30
 
@@ -41,3 +47,50 @@ def test_an_unreachable_database_fails_requests_without_killing_the_appender() -
     finally:
         writer.stop()
     unreachable.dispose()
+
+
+class _Crashes:
+    """A command with a bug: it appends, then fails with an unexpected error."""
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        batch.append("test.crash", {"note": "about to fail"})
+        raise RuntimeError("a bug in a command")
+
+
+class _FailsAtCommit:
+    """Posts a balanced transfer, then loses a posting: only the deferred check (at COMMIT)
+    can see it."""
+
+    def __init__(self, accounts: tuple[int, int]) -> None:
+        self.accounts = accounts
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        debit, credit = self.accounts
+        batch.post(TransactionDraft((Posting(debit, 5, "CNY"), Posting(credit, -5, "CNY")),
+                                    memo="loses a posting"))
+        batch.posting_rows.pop()
+        return {}
+
+
+def test_the_appenders_own_transactions_survive_a_bug_and_a_failed_commit(
+        engine: Engine) -> None:
+    """The appender's connection is in autocommit and opens and commits its transactions
+    itself; a crashing command and a commit the database refuses each fail alone, and the
+    connection goes on working."""
+    accounts = (open_account(engine, "asset"), open_account(engine, "asset"))
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        head_before = queries.chain_head(conn)[0]
+        requests = [_open(), WriteRequest(_Crashes()), _open(),
+                    WriteRequest(_FailsAtCommit(accounts)), _open()]
+        execute_resilient(conn, requests)
+        outcomes = [r.future.exception(timeout=request_wait_s) or r.future.result()
+                    for r in requests]
+        assert isinstance(outcomes[1], RuntimeError)
+        assert "postings" in str(outcomes[3])
+        opened = [o.body["id"] for o in (outcomes[0], outcomes[2], outcomes[4])]
+        assert len(set(opened)) == 3
+        after = [_open()]
+        execute_resilient(conn, after)
+        assert after[0].future.result(timeout=request_wait_s).body["id"] > max(opened)
+        assert queries.chain_head(conn)[0] == head_before + 4  # four accounts, nothing else
