@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.tables import DEFERRED_FK, Base
@@ -31,7 +31,8 @@ class StatementLine(Base):
 
     __tablename__ = "statement_lines"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    file_id: Mapped[int] = mapped_column(ForeignKey("statement_files.id"), index=True)
+    # Not indexed: files are never deleted or changed, and nothing lists a file's lines.
+    file_id: Mapped[int] = mapped_column(ForeignKey("statement_files.id"))
     bank_id: Mapped[str]
     account: Mapped[str]
     statement_id: Mapped[str]
@@ -75,7 +76,9 @@ class ExpectedDeposit(Base):
         CheckConstraint("status IN ('pending','cleared')", name="status_known"),
         CheckConstraint("amount_fen > 0 AND open_fen BETWEEN 0 AND amount_fen",
                         name="amount_positive"),
-        Index("ix_expected_deposits_pending", "merchant_id", "status", "expected_by"),
+        # The pending ones only: a deposit cleared leaves the index (see migration 0007).
+        Index("ix_expected_deposits_pending", "merchant_id", "expected_by",
+              postgresql_where=text("status = 'pending'")),
     )
 
 
