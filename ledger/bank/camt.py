@@ -177,11 +177,12 @@ class _Doc:
         self._steps: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def tag(self, name: str) -> str:
-        return f"{{{self.ns}}}{name}"
+        """An element name as the parser spells its tag, `{namespace}name`."""
+        return (self._steps.get(name) or self._compile(name))[0]
 
     def has(self, kids: _Kids, name: str) -> bool:
         """Whether there is a child `name`: without one, no path through it finds anything."""
-        return (self._steps.get(name) or self._compile(name))[0] in kids
+        return self.tag(name) in kids
 
     def kids(self, el: Element) -> _Kids:
         found: _Kids = {}
@@ -212,7 +213,11 @@ class _Doc:
         return _findall(kids.get(first, []), rest)
 
     def text(self, kids: _Kids, path: str, where: str) -> str | None:
-        node = self.find(kids, path)
+        first, rest = self._steps.get(path) or self._compile(path)
+        nodes = kids.get(first)
+        if nodes is None:  # the usual way for an optional element to be absent: said fast
+            return None
+        node = self.find(kids, path) if rest else nodes[0]
         return None if node is None else _bounded(node.text, where, path)
 
     def required(self, kids: _Kids, path: str, where: str) -> str:
@@ -222,7 +227,7 @@ class _Doc:
         return value
 
     def _compile(self, path: str) -> tuple[str, tuple[str, ...]]:
-        first, *rest = (self.tag(part) for part in path.split("/"))
+        first, *rest = (f"{{{self.ns}}}{part}" for part in path.split("/"))
         # The paths are this module's constants: a few dozen at most.
         steps = self._steps[path] = (first, tuple(rest))
         return steps
@@ -382,8 +387,8 @@ def _details(doc: _Doc, ntry: _Kids, where: str, currency: str, entry_fen: int,
     """The entry's TxDtls, across every NtryDtls. A batch's details must add up to the entry:
     one that does not has lost a transaction, or nets charges or mixed directions that we
     cannot attribute, and is refused rather than half-matched."""
-    blocks = doc.findall(ntry, "NtryDtls")
-    if not blocks:
+    blocks = ntry.get(doc.tag("NtryDtls"))
+    if blocks is None:
         return ()
     tx_tag = doc.tag("TxDtls")
     located = [(f"{where}/NtryDtls[{i}]/TxDtls[{j}]", tx)
@@ -529,7 +534,7 @@ def _reversal(text: str | None, where: str) -> bool:
 
 def _date_choice(doc: _Doc, kids: _Kids, path: str, where: str) -> date | None:
     """A DateAndDateTimeChoice: `<X><Dt>` or `<X><DtTm>`; None when `<X>` is absent."""
-    if doc.find(kids, path) is None:
+    if not doc.has(kids, path):
         return None
     day = doc.text(kids, f"{path}/Dt", where)
     if day is not None:
