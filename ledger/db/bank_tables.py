@@ -31,8 +31,9 @@ class StatementLine(Base):
 
     __tablename__ = "statement_lines"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    # Not indexed: files are never deleted or changed, and nothing lists a file's lines.
-    file_id: Mapped[int] = mapped_column(ForeignKey("statement_files.id"))
+    # -> statement_files.id, checked once per statement rather than by a foreign key (see
+    # migration 0008). Not indexed: files never change, and nothing lists a file's lines.
+    file_id: Mapped[int]
     bank_id: Mapped[str]
     account: Mapped[str]
     statement_id: Mapped[str]
@@ -71,7 +72,8 @@ class ExpectedDeposit(Base):
     open_fen: Mapped[int]
     expected_by: Mapped[date] = mapped_column(Date)
     status: Mapped[str]
-    cleared_line_id: Mapped[int | None] = mapped_column(ForeignKey("statement_lines.id"))
+    # -> statement_lines.id, checked once per statement (see migration 0008)
+    cleared_line_id: Mapped[int | None]
     __table_args__ = (
         CheckConstraint("status IN ('pending','cleared')", name="status_known"),
         CheckConstraint("amount_fen > 0 AND open_fen BETWEEN 0 AND amount_fen",
