@@ -74,7 +74,8 @@ def run_command(engine: Engine, cmd: object, status_code: int = 201) -> dict[str
     """Run one command synchronously, outside the appender thread (CLI, bootstrap, tests)."""
     request = WriteRequest(cmd, status_code)  # type: ignore[arg-type]
     with engine.connect() as conn:
-        execute_resilient(conn, [request])
+        # As the appender does: the batch opens and commits its own transaction.
+        execute_resilient(conn.execution_options(isolation_level="AUTOCOMMIT"), [request])
     return request.future.result().body
 
 
