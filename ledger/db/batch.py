@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, select, text
 
@@ -62,6 +62,11 @@ HEAD_SQL = select(t.ChainHead.seq, t.ChainHead.entry_hash, t.ChainHead.ts,
 # itself, each in the same round trip as the statements beside it (see writer.py).
 BEGIN_HEAD_SQL = ("BEGIN; SELECT seq, entry_hash, ts, generation FROM chain_head "
                   "WHERE id = 1 FOR UPDATE")
+# After a commit, when more requests wait: the next batch's transaction and chain-head lock,
+# in the same round trip, with the generation this commit left beside the head.
+RELOCK_SQL = ("BEGIN; SELECT seq, entry_hash, ts, generation, "
+              "current_setting('yufu.generation')::bigint AS committed_generation "
+              "FROM chain_head WHERE id = 1 FOR UPDATE")
 # The generation the commit leaves, kept in the session past the COMMIT it rides with.
 HEAD_MOVE_KEEP_SQL = (
     "WITH moved AS (UPDATE chain_head SET seq = %(seq)s, entry_hash = %(entry_hash)s, "
@@ -108,6 +113,15 @@ class EntryRef:
     ts: str
 
 
+class LockedHead(NamedTuple):
+    """The chain head as a batch found it, under its lock."""
+
+    seq: int
+    entry_hash: bytes
+    ts: datetime | None
+    generation: int
+
+
 @dataclass(frozen=True, slots=True)
 class Mark:
     journal_rows: int
@@ -122,11 +136,16 @@ class Mark:
 
 
 class Batch:
-    def __init__(self, conn: Connection, *, begin: bool = False) -> None:
+    def __init__(self, conn: Connection, *, begin: bool = False,
+                 head: LockedHead | None = None) -> None:
         """Lock the chain head in the caller's transaction, or (`begin`, on a connection in
-        autocommit) in one this batch opens, and that `flush(commit=True)` closes."""
+        autocommit) in one this batch opens, and that `flush(commit=True)` closes. `head`:
+        the previous batch's commit already opened the transaction and took the lock."""
         self.conn = conn
-        head = (conn.exec_driver_sql(BEGIN_HEAD_SQL) if begin else conn.execute(HEAD_SQL)).one()
+        if head is None:
+            head = LockedHead(*(conn.exec_driver_sql(BEGIN_HEAD_SQL) if begin
+                                else conn.execute(HEAD_SQL)).one())
+        self.next_head: LockedHead | None = None  # set by flush(relock=True)
         self.seq: int = head.seq
         self.entry_hash: bytes = bytes(head.entry_hash)
         self.ts: datetime = head.ts or datetime.fromtimestamp(0, UTC)
@@ -344,8 +363,9 @@ class Batch:
         _last_frontier = (self.seq, self.entry_hash, frontier)
 
     # -- the write --------------------------------------------------------------------
-    def flush(self, commit: bool = False) -> None:
-        """Write everything; with `commit`, the COMMIT goes in the same round trip."""
+    def flush(self, commit: bool = False, relock: bool = False) -> None:
+        """Write everything; with `commit`, the COMMIT goes in the same round trip, and with
+        `relock` the next batch's BEGIN and chain-head lock too (see `next_head`)."""
         script = Script(self.conn)
         script.insert("journal_entries", JOURNAL_COLUMNS, self.journal_rows)
         if self.journal_rows:
@@ -367,10 +387,13 @@ class Batch:
         if commit:
             script.add("COMMIT")
             if self.journal_rows:
-                script.add("SELECT current_setting('yufu.generation')")
+                script.add(RELOCK_SQL if relock
+                           else "SELECT current_setting('yufu.generation')::bigint")
         head = script.run()
         if self.journal_rows:
-            self._generation_after = int(head[0])
+            self._generation_after = int(head[-1])
+            if commit and relock:
+                self.next_head = LockedHead(*head[:4])
 
     def _flush_extra_rows(self, script: Script) -> None:
         # One insert per table and shape: a statement each, so each fires its table's

@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -62,24 +62,34 @@ class _ItemCrashed(Exception):
         self.index, self.error = index, error
 
 
-def execute_batch(conn: Connection, requests: Sequence[WriteRequest]
+# Connection.info key: the chain head a commit re-locked for the connection's next batch.
+LOCKED_HEAD = "yufu.locked_head"
+
+
+def execute_batch(conn: Connection, requests: Sequence[WriteRequest],
+                  more_waiting: Callable[[], bool] | None = None
                   ) -> list[Outcome | LedgerError]:
     """Run requests in one transaction on `conn`; commits. Raises _ItemCrashed on a bug.
 
     On a connection in autocommit (the appender's own), the batch opens its transaction in
     the round trip that locks the chain head and commits in the one that writes: two round
-    trips fewer a batch, each of which, under load, also waited for the interpreter lock."""
+    trips fewer a batch, each of which, under load, also waited for the interpreter lock.
+    When `more_waiting()` says requests are queued at the commit, the same round trip opens
+    the next batch's transaction and takes its lock (never when idle: the lock would then
+    hold up every other writer)."""
     own_transaction = bool(conn.connection.dbapi_connection.autocommit)  # type: ignore[union-attr]
+    locked = conn.info.pop(LOCKED_HEAD, None)
     batch: Batch | None = None
     try:
         with contextlib.nullcontext() if own_transaction else conn.begin():
-            batch = Batch(conn, begin=own_transaction)
+            batch = Batch(conn, begin=own_transaction, head=locked)
             seen = _prefetch_idempotency(conn, requests)
             batch.load_accounts(_account_hints(requests))
             _prefetch(batch, requests)
             results = [_run_one(batch, request, index, seen)
                        for index, request in enumerate(requests)]
-            batch.flush(commit=own_transaction)
+            relock = own_transaction and more_waiting is not None and more_waiting()
+            batch.flush(commit=own_transaction, relock=relock)
     except BaseException:
         if own_transaction:
             _abandon(conn)
@@ -88,8 +98,16 @@ def execute_batch(conn: Connection, requests: Sequence[WriteRequest]
         raise
     if own_transaction:
         conn.commit()  # closes SQLAlchemy's own bookkeeping; the database has committed
+    if batch.next_head is not None:
+        conn.info[LOCKED_HEAD] = batch.next_head
     batch.committed()
     return results
+
+
+def release_lock(conn: Connection) -> None:
+    """End a transaction a commit opened for a next batch that is not coming."""
+    if conn.info.pop(LOCKED_HEAD, None) is not None:
+        _abandon(conn)
 
 
 def _abandon(conn: Connection) -> None:
@@ -179,12 +197,13 @@ def _prefetch_idempotency(conn: Connection, requests: Sequence[WriteRequest]
             for r in rows}
 
 
-def execute_resilient(conn: Connection, requests: Sequence[WriteRequest]) -> None:
+def execute_resilient(conn: Connection, requests: Sequence[WriteRequest],
+                      more_waiting: Callable[[], bool] | None = None) -> None:
     """Run a batch and resolve every request's future; a crashing request fails alone."""
     pending = list(requests)
     while pending:
         try:
-            results = execute_batch(conn, pending)
+            results = execute_batch(conn, pending, more_waiting)
         except _ItemCrashed as crash:
             culprit = pending.pop(crash.index)
             log.error("write request failed with a bug", exc_info=crash.error)
@@ -258,7 +277,7 @@ class Writer:
             try:
                 conn = conn or self._engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT")  # execute_batch opens and commits itself
-                execute_resilient(conn, requests)
+                execute_resilient(conn, requests, lambda: not self._queue.empty())
             except Exception as error:  # the database went away: fail this batch, reconnect
                 log.exception("appender batch failed")
                 for request in requests:
@@ -270,6 +289,7 @@ class Writer:
             if stop:
                 break
         if conn is not None:
+            release_lock(conn)
             conn.close()
 
     def _gather(self, first: WriteRequest) -> tuple[list[WriteRequest], bool]:

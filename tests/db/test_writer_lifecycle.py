@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine
 from ledger.books import Posting, TransactionDraft
 from ledger.db import queries
 from ledger.db.batch import Batch
-from ledger.db.writer import Writer, WriteRequest, execute_resilient
+from ledger.db.writer import LOCKED_HEAD, Writer, WriteRequest, execute_resilient, release_lock
 from ledger.errors import Busy
 from ledger.service import OpenAccount
 from tests.conftest import open_account
@@ -94,3 +94,29 @@ def test_the_appenders_own_transactions_survive_a_bug_and_a_failed_commit(
         execute_resilient(conn, after)
         assert after[0].future.result(timeout=request_wait_s).body["id"] > max(opened)
         assert queries.chain_head(conn)[0] == head_before + 4  # four accounts, nothing else
+
+
+def test_a_commit_with_requests_waiting_takes_the_next_lock_in_the_same_round_trip(
+        engine: Engine) -> None:
+    """With requests queued, the commit's round trip opens the next batch's transaction and
+    locks the chain head for it; the next batch uses that lock, a failing one gives it up,
+    and a writer going idle releases it, so other writers are never held up by it."""
+    with engine.connect() as raw:
+        conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+        first = [_open()]
+        execute_resilient(conn, first, lambda: True)
+        assert conn.info[LOCKED_HEAD].seq == queries.chain_head(conn)[0]
+        crashing = [_open(), WriteRequest(_Crashes())]
+        execute_resilient(conn, crashing, lambda: True)  # the crash gives the lock up
+        assert isinstance(crashing[1].future.exception(timeout=request_wait_s), RuntimeError)
+        assert crashing[0].future.result(timeout=request_wait_s).body["id"] > \
+            first[0].future.result(timeout=request_wait_s).body["id"]
+        assert LOCKED_HEAD in conn.info  # the retry without the culprit relocked
+        release_lock(conn)
+        assert LOCKED_HEAD not in conn.info
+        # Nothing is left locked: another connection's writer goes straight through.
+        other = [_open()]
+        with engine.connect() as second:
+            execute_resilient(second.execution_options(isolation_level="AUTOCOMMIT"), other)
+        assert other[0].future.result(timeout=request_wait_s).body["id"] > \
+            crashing[0].future.result(timeout=request_wait_s).body["id"]
