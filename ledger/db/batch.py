@@ -49,8 +49,6 @@ _last_frontier: tuple[int, bytes, merkle.Frontier] | None = None
 ACCOUNT_BALANCES_SQL = (
     "UPDATE accounts SET balance_fen = v.balance FROM unnest(CAST(%(ids)s AS bigint[]), "
     "CAST(%(balances)s AS bigint[])) AS v(id, balance) WHERE accounts.id = v.id")
-HEAD_MOVE_SQL = ("UPDATE chain_head SET seq = %(seq)s, entry_hash = %(entry_hash)s, "
-                 "ts = %(ts)s WHERE id = 1 RETURNING generation")
 id_block_size = 64
 _id_pools: dict[tuple[str, str], list[int]] = {}  # per database and table
 _id_lock = threading.Lock()
@@ -67,8 +65,9 @@ BEGIN_HEAD_SQL = ("BEGIN; SELECT seq, entry_hash, ts, generation FROM chain_head
 RELOCK_SQL = ("BEGIN; SELECT seq, entry_hash, ts, generation, "
               "current_setting('yufu.generation')::bigint AS committed_generation "
               "FROM chain_head WHERE id = 1 FOR UPDATE")
-# The generation the commit leaves, kept in the session past the COMMIT it rides with.
-HEAD_MOVE_KEEP_SQL = (
+# Move the head; the generation the batch leaves comes back, and stays in the session past
+# a COMMIT in the same round trip (a rollback undoes it with the rest).
+HEAD_MOVE_SQL = (
     "WITH moved AS (UPDATE chain_head SET seq = %(seq)s, entry_hash = %(entry_hash)s, "
     "ts = %(ts)s WHERE id = 1 RETURNING generation) "
     "SELECT set_config('yufu.generation', generation::text, false) FROM moved")
@@ -380,10 +379,9 @@ class Batch:
             ids = sorted(self._dirty_accounts)
             script.add(ACCOUNT_BALANCES_SQL, ids=ids,
                        balances=[self.accounts[i].balance_fen for i in ids])
-        moved = {"seq": self.seq, "entry_hash": self.entry_hash, "ts": self.ts}
         if self.journal_rows:
             require(self.journal_rows[-1]["seq"] == self.seq, "the head is the last entry")
-            script.add(HEAD_MOVE_KEEP_SQL if commit else HEAD_MOVE_SQL, **moved)
+            script.add(HEAD_MOVE_SQL, seq=self.seq, entry_hash=self.entry_hash, ts=self.ts)
         if commit:
             script.add("COMMIT")
             if self.journal_rows:
