@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import date
@@ -95,11 +96,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _exit_on_sigterm() -> None:
+    """uvicorn shuts down gracefully on SIGTERM (systemd, Docker, Kubernetes), then re-raises
+    it to the handler it found. The default one ends the process at once, before `database()`
+    stops the embedded PostgreSQL; this one unwinds, as Ctrl-C does."""
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _serve(_: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
 
+    _exit_on_sigterm()
     settings = Settings()
     with database(settings) as url:
         upgrade(url)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,13 @@ class Live:
 def live(tmp_path: Path) -> Iterator[Live]:
     """`yufu serve` on a free port with its own YUFU_HOME (and so its own embedded
     PostgreSQL); stopped with Ctrl-C (SIGINT) afterwards, its PostgreSQL too, come what may."""
+    with serving(tmp_path, signal.SIGINT) as (live_server, _):
+        yield live_server
+
+
+@contextmanager
+def serving(tmp_path: Path, stop_with: signal.Signals
+            ) -> Iterator[tuple[Live, subprocess.Popen[bytes]]]:
     home, port = tmp_path / "home", free_port()
     env = {**os.environ, "YUFU_HOME": str(home), "YUFU_PORT": str(port),
            "YUFU_HOST": "127.0.0.1"}
@@ -77,10 +85,10 @@ def live(tmp_path: Path) -> Iterator[Live]:
             time.sleep(0.2)
         key = (home / "operator.key").read_text().strip()
         assert key in log_path.read_text(), "the bootstrap key is printed on first start"
-        yield Live(url, home, key)
+        yield Live(url, home, key), server
     finally:
         if server.poll() is None:
-            server.send_signal(signal.SIGINT)  # Ctrl-C: the API stops, then its database
+            server.send_signal(stop_with)  # the API stops, then its database
             try:
                 server.wait(timeout=stop_timeout_s)
             except subprocess.TimeoutExpired:
@@ -113,3 +121,15 @@ def test_the_readme_walkthrough_runs_as_written(live: Live, tmp_path: Path) -> N
     verified = re.match(r"OK: ([0-9]+) entries verified; head hash ([0-9a-f]{64})", lines[7])
     assert verified is not None, lines[7]
     assert int(sold.group(2)) < int(verified.group(1))
+
+
+def test_serve_stopped_with_sigterm_stops_its_postgresql_too(tmp_path: Path) -> None:
+    """SIGTERM is how systemd, Docker and Kubernetes stop a service: uvicorn re-raises it
+    after its graceful shutdown, which must end in our clean-up, not the default handler's
+    instant exit (that left the embedded PostgreSQL running)."""
+    with serving(tmp_path, signal.SIGTERM) as (live_server, server):
+        embedded = EmbeddedPostgres(live_server.home / "pg", embedded_settings())
+        assert embedded.is_running()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=stop_timeout_s)
+        assert not embedded.is_running(), "yufu serve left its PostgreSQL running"
