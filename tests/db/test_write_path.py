@@ -359,6 +359,38 @@ def test_unbalanced_transaction_inserted_by_hand_fails_at_commit(
     assert footprint(engine) == before
 
 
+@pytest.mark.parametrize(("posting", "refused"), [
+    ({"account": 10**9}, "a posting names an account that does not exist in its currency"),
+    ({"currency": "USD"}, "a posting names an account that does not exist in its currency"),
+    ({"transaction": 10**9}, "a posting names a transaction that does not exist with its count"),
+    ({"count": 3}, "a posting names a transaction that does not exist with its count"),
+])
+def test_a_posting_names_an_existing_account_and_transaction(
+        engine: Engine, posted: dict[str, int], posting: dict[str, Any], refused: str) -> None:
+    """Checked once per statement (migration 0009), with a foreign key's SQLSTATE."""
+    before = footprint(engine)
+    with rolled_back(engine) as conn:
+        seq = append_raw(conn, {"memo": "raw", "reverses": None, "postings": []})
+        conn.execute(text("INSERT INTO transactions (id, memo, postings_count, reverses_id, ts) "
+                          "VALUES (:id, 'raw', 2, NULL, now())"), {"id": seq})
+        values = {"tx": posting.get("transaction", seq), "count": posting.get("count", 2),
+                  "account": posting.get("account", posted["cash"]),
+                  "currency": posting.get("currency", "CNY")}
+        with pytest.raises(IntegrityError) as caught:
+            conn.execute(text("INSERT INTO postings (transaction_id, idx, postings_count, "
+                              "account_id, currency, amount_fen) VALUES (:tx, 0, :count, "
+                              ":account, :currency, 7)"), values)
+    assert pg_error(caught) == ("23503", f"yufu: {refused}")
+    assert footprint(engine) == before
+
+
+def test_an_account_a_posting_names_is_never_deleted(engine: Engine,
+                                                     posted: dict[str, int]) -> None:
+    with rolled_back(engine) as conn, pytest.raises(ProgrammingError) as caught:
+        conn.execute(text("DELETE FROM accounts WHERE id = :id"), {"id": posted["cash"]})
+    assert pg_error(caught)[0] == "42501"
+
+
 def test_balanced_transaction_inserted_by_hand_passes_the_deferred_check(
         engine: Engine, posted: dict[str, int]) -> None:
     with rolled_back(engine) as conn:  # checked at COMMIT, so force the check now
