@@ -125,9 +125,9 @@ def write_import(batch: Batch, file_row: dict[str, Any], lines: Sequence[dict[st
     """The file, its lines (COPY) and the deposits they cleared (one UPDATE), straight to the
     database: the last thing an import does, after every check (see `Batch.write`). A
     cleared deposit the batch already holds is changed there too, so it stays true."""
-    copy_binary_row(batch.conn, b.StatementFile.__tablename__, FILE_COLUMNS,
-                    _file_fields(file_row))
-    copy_text(batch.conn, b.StatementLine.__tablename__, LINE_COLUMNS,
+    conn = batch.writing_directly()
+    copy_binary_row(conn, b.StatementFile.__tablename__, FILE_COLUMNS, _file_fields(file_row))
+    copy_text(conn, b.StatementLine.__tablename__, LINE_COLUMNS,
               "".join([_line_copy(row) for row in lines]))
     direct: list[tuple[int, int]] = []
     for deposit_id, line_id in cleared.items():
@@ -136,9 +136,9 @@ def write_import(batch: Batch, file_row: dict[str, Any], lines: Sequence[dict[st
         else:
             batch.rows.update(b.ExpectedDeposit, deposit_id, open_fen=0, status="cleared",
                               cleared_line_id=line_id)
-    # Through `Batch.write` even when no deposit is cleared: that is how the batch learns
-    # that this command wrote straight to the database (the two COPYs above included).
-    done = batch.write(text(
+    if not direct:
+        return
+    done = conn.execute(text(
         "UPDATE expected_deposits AS d SET status = 'cleared', open_fen = 0, "
         "cleared_line_id = v.line_id "
         "FROM unnest(CAST(:ids AS bigint[]), CAST(:lines AS bigint[])) AS v(id, line_id) "

@@ -314,8 +314,14 @@ class Batch:
 
     def write(self, statement: Any, params: Any = None) -> Any:
         """Execute a direct write (custody state): only after every check has passed."""
+        return self.writing_directly().execute(statement, params)
+
+    def writing_directly(self) -> Connection:
+        """The connection, for writes the batch's buffers do not hold (a COPY, an UPDATE):
+        only after every check has passed. The command can no longer be undone from the
+        buffers, and the batch passes no carry on."""
         self.wrote_directly = self._direct_writes = True
-        return self.conn.execute(statement, params)
+        return self.conn
 
     def add_row(self, table: Any, row: dict[str, Any]) -> None:
         """Buffer a row of another table for the bulk flush (undone with the command)."""
