@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 
+from ledger.db.rowcache import CARRIED_TABLES, LATEST_RULES
 from tests.custody.conftest import Custody
 from tests.custody.support import Headers, assert_problem
 
@@ -97,3 +98,14 @@ def test_a_balance_changed_by_hand_is_read_again(custody: Custody, shop: Any) ->
 def test_the_generation_never_moves_back(custody: Custody) -> None:
     with pytest.raises(DBAPIError, match="never moves back"), custody.engine.begin() as conn:
         conn.execute(text("UPDATE chain_head SET generation = generation - 1"))
+
+
+def test_every_carried_table_bumps_the_generation(custody: Custody) -> None:
+    """The carry trusts rows only of tables whose writes the database counts (0005)."""
+    carried = {name for name in CARRIED_TABLES if name != LATEST_RULES} | {"accounts"}
+    with custody.engine.connect() as conn:
+        bumping = set(conn.execute(text(
+            "SELECT c.relname FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid "
+            "JOIN pg_proc p ON p.oid = g.tgfoid WHERE p.proname = 'yufu_bump_generation'"
+        )).scalars())
+    assert carried <= bumping, carried - bumping
