@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections import ChainMap
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Engine, select, text
 
@@ -49,7 +50,10 @@ _last_frontier: tuple[int, bytes, merkle.Frontier] | None = None
 ACCOUNT_BALANCES_SQL = (
     "UPDATE accounts SET balance_fen = v.balance FROM unnest(CAST(%(ids)s AS bigint[]), "
     "CAST(%(balances)s AS bigint[])) AS v(id, balance) WHERE accounts.id = v.id")
-id_block_size = 64
+# Ids drawn from a table's sequence per round trip. A batch that runs while the one before it
+# commits (`following`) has no connection: a pool running dry sends it the slow way, so the
+# blocks are large (an unused id is a gap, nothing more).
+id_block_size = 1_024
 _id_pools: dict[tuple[str, str], list[int]] = {}  # per database and table
 _id_lock = threading.Lock()
 
@@ -86,8 +90,8 @@ class Carry:
     it back after its commit (or rollback), so two batches never share one."""
 
     head: tuple[int, int, bytes]  # generation, seq, entry hash
-    accounts: dict[int, Account] = field(default_factory=dict)
-    rows: dict[RowKey, dict[str, Any]] = field(default_factory=dict)
+    accounts: MutableMapping[int, Account] = field(default_factory=dict)
+    rows: MutableMapping[RowKey, dict[str, Any]] = field(default_factory=dict)
 
 
 _carries: weakref.WeakKeyDictionary[Engine, Carry] = weakref.WeakKeyDictionary()
@@ -103,6 +107,26 @@ def _take_carry(engine: Engine, head: tuple[int, int, bytes]) -> Carry:
 def _shelve_carry(engine: Engine, carry: Carry) -> None:
     with _carries_lock:
         _carries[engine] = carry
+
+
+class Offline(BaseException):
+    """A batch made by `Batch.following` needed the database (a row nobody carried, a new
+    block of ids, a write of its own): the writer runs it again once its turn comes.
+    A BaseException, so that no command's `except Exception` mistakes it for a failure."""
+
+
+class _NoDatabase:
+    """The connection a batch made by `Batch.following` sees while the real one is busy."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.engine = conn.engine
+
+    def __getattr__(self, name: str) -> Any:
+        raise Offline(name)
+
+
+# The write generation a batch made by `following` assumes: unknown until `rebase`.
+_GENERATION_UNKNOWN = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +160,11 @@ class Mark:
 
 class Batch:
     def __init__(self, conn: Connection, *, begin: bool = False,
-                 head: LockedHead | None = None) -> None:
+                 head: LockedHead | None = None, carry: Carry | None = None) -> None:
         """Lock the chain head in the caller's transaction, or (`begin`, on a connection in
         autocommit) in one this batch opens, and that `flush(commit=True)` closes. `head`:
-        the previous batch's commit already opened the transaction and took the lock."""
+        the previous batch's commit already opened the transaction and took the lock.
+        `carry`: see `following`."""
         self.conn = conn
         if head is None:
             head = LockedHead(*(conn.exec_driver_sql(BEGIN_HEAD_SQL) if begin
@@ -163,12 +188,43 @@ class Batch:
         # Set by `write`: a command that wrote directly can no longer be undone from the
         # buffers, so an expected error after it is treated as a bug (the batch is retried).
         self.wrote_directly = False
-        self._carry = _take_carry(conn.engine, (head.generation, head.seq, self.entry_hash))
+        self._carry = carry if carry is not None else _take_carry(
+            conn.engine, (head.generation, head.seq, self.entry_hash))
         self._direct_writes = False
         self._generation_after: int | None = None
         self.rows = RowCache(conn, self._carry.rows)
         self._database = str(conn.engine.url)  # whose sequences the id pools draw from
         self._command_mark = self.mark()
+
+    @classmethod
+    def following(cls, before: Batch) -> Batch:
+        """A batch whose commands run while `before`'s flush is still in flight, on what
+        `before` leaves: its head, its balances and rows over the carry it took. The
+        connection is busy meanwhile, so the batch has none: a command that needs the
+        database raises `Offline` (see `_NoDatabase`). Nothing it did may be written until
+        `rebase` finds, under the lock, that `before` committed and nobody wrote since."""
+        head = LockedHead(before.seq, before.entry_hash, before.ts, _GENERATION_UNKNOWN)
+        batch = cls(cast(Connection, _NoDatabase(before.conn)), head=head, carry=Carry(
+            (_GENERATION_UNKNOWN, before.seq, before.entry_hash),
+            ChainMap(dict(before.accounts), before._carry.accounts),
+            ChainMap(before.rows.carried_rows(), before._carry.rows)))
+        return batch
+
+    def rebase(self, conn: Connection, head: LockedHead) -> bool:
+        """Bind a batch made by `following` to the connection, under the lock the writer now
+        holds: true if the carry the previous batch shelved shows this very head, i.e. that
+        batch committed what this one ran on, and nothing was written since."""
+        if (head.seq, bytes(head.entry_hash)) != (self._tree_size_before, self._hash_before):
+            return False
+        key = (head.generation, head.seq, bytes(head.entry_hash))
+        with _carries_lock:
+            kept = _carries.pop(conn.engine, None)
+        if kept is None or kept.head != key:
+            return False
+        self.conn = conn
+        self._carry = kept
+        self.rows.rebase(conn, kept.rows)
+        return True
 
     # -- marks, so one failing command leaves no trace -------------------------------
     def mark(self) -> Mark:
@@ -371,6 +427,11 @@ class Batch:
     def flush(self, commit: bool = False, relock: bool = False) -> None:
         """Write everything; with `commit`, the COMMIT goes in the same round trip, and with
         `relock` the next batch's BEGIN and chain-head lock too (see `next_head`)."""
+        self.flushed(self.flush_script(commit, relock).run(), commit, relock)
+
+    def flush_script(self, commit: bool = False, relock: bool = False) -> Script:
+        """The flush's script, not yet run: the writer runs it while the next batch's
+        commands run (see `following`); `flushed` then takes its result."""
         script = Script(self.conn)
         script.insert("journal_entries", JOURNAL_COLUMNS, self.journal_rows)
         if self.journal_rows:
@@ -393,7 +454,10 @@ class Batch:
             if self.journal_rows:
                 script.add(RELOCK_SQL if relock
                            else "SELECT current_setting('yufu.generation')::bigint")
-        head = script.run()
+        return script
+
+    def flushed(self, head: Any, commit: bool, relock: bool) -> None:
+        """Take in the flush script's result: the generation left, the next batch's lock."""
         if self.journal_rows:
             self._generation_after = int(head[-1])
             if commit and relock:

@@ -14,6 +14,7 @@ which uses them while the chain head's write generation shows nobody else wrote 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import MutableMapping
 from functools import lru_cache
 from typing import Any
 
@@ -37,8 +38,8 @@ def carried(table: Any) -> bool:
 
 
 class RowCache:
-    def __init__(self, conn: Connection, kept: dict[RowKey, dict[str, Any]] | None = None
-                 ) -> None:
+    def __init__(self, conn: Connection,
+                 kept: MutableMapping[RowKey, dict[str, Any]] | None = None) -> None:
         self.conn = conn
         # Rows committed by earlier batches, still current (read only: a batch copies a row
         # before it uses it, so a failed batch leaves them as they were).
@@ -47,6 +48,10 @@ class RowCache:
         self._inserted: dict[RowKey, None] = {}  # ordered: rows go in as they were made
         self._dirty: dict[RowKey, set[str]] = defaultdict(set)
         self._undo: list[tuple[RowKey, dict[str, Any] | None]] = []
+
+    def rebase(self, conn: Connection, kept: MutableMapping[RowKey, dict[str, Any]]) -> None:
+        """Bound to the connection, over the carry (see `Batch.rebase`)."""
+        self.conn, self._kept = conn, kept
 
     def mark(self) -> int:
         return len(self._undo)

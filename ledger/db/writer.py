@@ -9,6 +9,7 @@ error) makes the batch retry without the request that caused it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import queue
@@ -23,7 +24,8 @@ from sqlalchemy import Connection, Engine, select, tuple_
 
 from ledger import limits
 from ledger.db import tables as t
-from ledger.db.batch import Batch
+from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
+from ledger.db.script import Script
 from ledger.errors import Busy, IdempotencyConflict, InvariantViolation, LedgerError
 
 log = logging.getLogger("yufu.writer")
@@ -83,11 +85,7 @@ def execute_batch(conn: Connection, requests: Sequence[WriteRequest],
     try:
         with contextlib.nullcontext() if own_transaction else conn.begin():
             batch = Batch(conn, begin=own_transaction, head=locked)
-            seen = _prefetch_idempotency(conn, requests)
-            batch.load_accounts(_account_hints(requests))
-            _prefetch(batch, requests)
-            results = [_run_one(batch, request, index, seen)
-                       for index, request in enumerate(requests)]
+            results = _run_commands(batch, requests, _prefetch_idempotency(conn, requests))
             relock = own_transaction and more_waiting is not None and more_waiting()
             batch.flush(commit=own_transaction, relock=relock)
     except BaseException:
@@ -102,6 +100,14 @@ def execute_batch(conn: Connection, requests: Sequence[WriteRequest],
         conn.info[LOCKED_HEAD] = batch.next_head
     batch.committed()
     return results
+
+
+def _run_commands(batch: Batch, requests: Sequence[WriteRequest],
+                  seen: dict[tuple[int, str], tuple[bytes, Outcome]]
+                  ) -> list[Outcome | LedgerError]:
+    batch.load_accounts(_account_hints(requests))
+    _prefetch(batch, requests)
+    return [_run_one(batch, request, index, seen) for index, request in enumerate(requests)]
 
 
 def release_lock(conn: Connection) -> None:
@@ -210,16 +216,36 @@ def execute_resilient(conn: Connection, requests: Sequence[WriteRequest],
             _resolve(culprit.future, crash.error)
             continue
         except Exception as error:  # the commit itself failed (a deferred constraint, say)
-            if len(pending) == 1:
-                log.error("write batch failed at commit", exc_info=error)
-                _resolve(pending[0].future, error)
-                return
-            for request in pending:
-                execute_resilient(conn, [request])
+            _retry_alone(conn, pending, error)
             return
         for request, result in zip(pending, results, strict=True):
             _resolve(request.future, result)
         return
+
+
+def _retry_alone(conn: Connection, requests: Sequence[WriteRequest],
+                 error: Exception) -> None:
+    """A batch failed as a whole: each request runs again on its own, so only the one at
+    fault fails."""
+    if len(requests) == 1:
+        log.error("write batch failed at commit", exc_info=error)
+        _resolve(requests[0].future, error)
+        return
+    for request in requests:
+        execute_resilient(conn, [request])
+
+
+def _speculate(before: Batch, requests: Sequence[WriteRequest]
+               ) -> tuple[Batch, list[Outcome | LedgerError]] | None:
+    """Run the requests' commands on what `before` leaves, while its flush is in flight;
+    None if one of them needs the database, or crashed (they then run the ordinary way)."""
+    if any(_idempotency_slot(request) is not None for request in requests):
+        return None  # earlier results are read under the lock (_prefetch_idempotency)
+    try:
+        batch = Batch.following(before)
+        return batch, _run_commands(batch, requests, {})
+    except (Offline, Exception):  # a crash shows itself, with its request, the plain way
+        return None
 
 
 def _resolve(future: Future[Outcome], result: Outcome | BaseException) -> None:
@@ -232,8 +258,59 @@ def _resolve(future: Future[Outcome], result: Outcome | BaseException) -> None:
         future.set_result(result)
 
 
+@dataclass
+class _Flight:
+    """A batch whose commands have run, with its flush script (writes and COMMIT) ready to
+    run; its answers wait for the commit."""
+
+    batch: Batch
+    requests: list[WriteRequest]
+    results: list[Outcome | LedgerError]
+    relock: bool
+    script: Script
+
+
+_Following = tuple[Batch, list[Outcome | LedgerError]]
+
+
+class _Helper:
+    """A thread that gathers and runs the next batch's commands while the appender waits for
+    the database to run the current batch's flush."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = \
+            queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="yufu-helper", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], Any]) -> Future[Any]:
+        done: Future[Any] = Future()
+        self._jobs.put((job, done))
+        return done
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=limits.request_timeout_s)
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            work, done = job
+            try:
+                done.set_result(work())
+            except BaseException as error:  # the appender's to handle
+                done.set_exception(error)
+
+
 class Writer:
-    """The single appender of a process: a thread, a queue, one connection."""
+    """The single appender of a process: a thread, a queue, one connection.
+
+    Batches are pipelined: while the appender waits for the database to run one batch's
+    flush, a helper thread gathers the next batch and runs its commands on what the first
+    one leaves (`Batch.following`); the appender writes them once the first has committed and
+    the lock shows nobody else wrote meanwhile (`Batch.rebase`). Anything out of the ordinary
+    (a command that needs the database, a crash, a failed commit) goes the plain way.
+    The appender, not the helper, sends each flush, so the flush never waits for the
+    interpreter lock to start."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -268,29 +345,115 @@ class Writer:
         return request.future
 
     def _loop(self) -> None:
+        helper = _Helper()
         conn: Connection | None = None
-        while True:
-            first = self._queue.get()
-            if first is None:
-                break
-            requests, stop = self._gather(first)
+        flight: _Flight | None = None
+        stop = False
+        while not (stop and flight is None):
+            waiting: list[WriteRequest] = []
             try:
-                conn = conn or self._engine.connect().execution_options(
-                    isolation_level="AUTOCOMMIT")  # execute_batch opens and commits itself
-                execute_resilient(conn, requests, lambda: not self._queue.empty())
-            except Exception as error:  # the database went away: fail this batch, reconnect
+                if flight is None:
+                    first = self._queue.get()
+                    if first is None:
+                        break
+                    waiting, stop = self._gather(first)
+                    conn = conn or self._engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT")  # batches open and commit themselves
+                    flight = self._launch(conn, waiting)
+                    continue
+                assert conn is not None
+                flown = threading.Event()
+                ahead = helper.submit(functools.partial(self._run_ahead, flight, flown, stop))
+                try:
+                    landed = self._fly(conn, flight, flown)
+                finally:
+                    flown.set()
+                    waiting, stop, following = ahead.result()
+                flight = None
+                flight = self._follow(conn, waiting, following if landed else None)
+            except Exception as error:  # the database went away: fail these, reconnect
                 log.exception("appender batch failed")
-                for request in requests:
+                for request in [*(flight.requests if flight else []), *waiting]:
                     _resolve(request.future, error)
+                flight = None
                 if conn is not None:
                     conn.invalidate()
                     conn.close()
                 conn = None
-            if stop:
-                break
         if conn is not None:
             release_lock(conn)
             conn.close()
+        helper.stop()
+
+    def _more_waiting(self) -> bool:
+        return not self._queue.empty()
+
+    def _launch(self, conn: Connection, requests: list[WriteRequest],
+                ready: _Following | None = None) -> _Flight | None:
+        """Run the commands (unless `ready`) and make the flush script; None if the batch
+        went the plain way instead (a command crashed, a write was refused), answered."""
+        batch = ready[0] if ready else None
+        try:
+            if batch is None:
+                batch = Batch(conn, begin=True, head=conn.info.pop(LOCKED_HEAD, None))
+                results = _run_commands(batch, requests, _prefetch_idempotency(conn, requests))
+            else:
+                results = ready[1]  # type: ignore[index]
+            # Under load the helper gathers the next batch during the flight, so the queue
+            # is usually empty now: relock anyway, and let `_follow` give the lock up if no
+            # batch follows (one round trip when idle, instead of one when busy).
+            relock = True
+            script = batch.flush_script(commit=True, relock=relock)
+        except Exception:
+            _abandon(conn)
+            if batch is not None:
+                batch.rolled_back()
+            execute_resilient(conn, requests, self._more_waiting)
+            return None
+        return _Flight(batch, requests, results, relock, script)
+
+    def _fly(self, conn: Connection, flight: _Flight, flown: threading.Event) -> bool:
+        """Run the flight's flush and answer its requests; true if it committed."""
+        try:
+            head = flight.script.run()
+        except Exception as error:
+            _abandon(conn)
+            flight.batch.rolled_back()
+            flown.set()
+            _retry_alone(conn, flight.requests, error)
+            return False
+        flown.set()
+        flight.batch.flushed(head, commit=True, relock=flight.relock)
+        conn.commit()  # closes SQLAlchemy's own bookkeeping; the database has committed
+        if flight.batch.next_head is not None:
+            conn.info[LOCKED_HEAD] = flight.batch.next_head
+        flight.batch.committed()
+        for request, result in zip(flight.requests, flight.results, strict=True):
+            _resolve(request.future, result)
+        return True
+
+    def _run_ahead(self, flight: _Flight, flown: threading.Event, stop: bool
+                   ) -> tuple[list[WriteRequest], bool, _Following | None]:
+        """On the helper: gather the next batch while the flight is in the air, and run its
+        commands on what the flight leaves."""
+        waiting, stop = self._gather_during(flown, stop)
+        return waiting, stop, _speculate(flight.batch, waiting) if waiting else None
+
+    def _follow(self, conn: Connection, requests: list[WriteRequest],
+                following: _Following | None) -> _Flight | None:
+        """The batch that ran during the last flight, if its work still stands; else its
+        requests run again, now with the database."""
+        if not requests:
+            release_lock(conn)  # nobody waits: never hold the lock while idle
+            return None
+        if following is not None:
+            locked = conn.info.pop(LOCKED_HEAD, None)
+            if locked is None:
+                locked = LockedHead(*conn.exec_driver_sql(BEGIN_HEAD_SQL).one())
+            if following[0].rebase(conn, locked):
+                return self._launch(conn, requests, following)
+            conn.info[LOCKED_HEAD] = locked
+        return self._launch(conn, requests)
 
     def _gather(self, first: WriteRequest) -> tuple[list[WriteRequest], bool]:
         requests = [first]
@@ -307,3 +470,24 @@ class Writer:
                 return requests, True
             requests.append(item)
         return requests, False
+
+    def _gather_during(self, flown: threading.Event, stop: bool
+                       ) -> tuple[list[WriteRequest], bool]:
+        """What is queued while a flight is in the air: the first request waited for until the
+        flight lands, then whatever else is queued by then."""
+        requests: list[WriteRequest] = []
+        while not stop and len(requests) < limits.group_commit_requests_max:
+            try:
+                if requests or flown.is_set():
+                    item = self._queue.get_nowait()
+                else:
+                    item = self._queue.get(timeout=limits.flight_poll_ms / 1000)
+            except queue.Empty:
+                if requests or flown.is_set():
+                    break
+                continue
+            if item is None:
+                stop = True
+            else:
+                requests.append(item)
+        return requests, stop
