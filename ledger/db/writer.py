@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -318,6 +319,9 @@ class Writer:
             maxsize=limits.appender_queue_requests_max)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # For monitoring: batches sent, and batches that ran ahead during the previous
+        # flight and landed ("ran_ahead") or had to run again ("ran_again").
+        self.counts: Counter[str] = Counter()
 
     def start(self) -> None:
         with self._lock:
@@ -410,6 +414,7 @@ class Writer:
                 batch.rolled_back()
             execute_resilient(conn, requests, self._more_waiting)
             return None
+        self.counts["batches"] += 1
         return _Flight(batch, requests, results, relock, script)
 
     def _fly(self, conn: Connection, flight: _Flight, flown: threading.Event) -> bool:
@@ -451,7 +456,9 @@ class Writer:
             if locked is None:
                 locked = LockedHead(*conn.exec_driver_sql(BEGIN_HEAD_SQL).one())
             if following[0].rebase(conn, locked):
+                self.counts["ran_ahead"] += 1
                 return self._launch(conn, requests, following)
+            self.counts["ran_again"] += 1
             conn.info[LOCKED_HEAD] = locked
         return self._launch(conn, requests)
 

@@ -1,0 +1,215 @@
+"""Pipelined batches: the next batch runs while the one before it commits, and lands only if
+nothing moved underneath it.
+
+`Batch.following` runs a batch's commands on what the batch in flight leaves, with no
+connection; `Batch.rebase` binds it to the connection under the lock, and refuses when the
+flight did not commit what it ran on, or when anyone else wrote since. These tests drive the
+two steps by hand, as the writer does, and then the writer itself under load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, text
+
+from api.runtime import run_command
+from ledger.books import Posting, TransactionDraft
+from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
+from ledger.db.writer import LOCKED_HEAD, Writer, WriteRequest, release_lock
+from ledger.errors import InsufficientFunds
+from tests.conftest import open_account
+from tests.db.test_write_path import assert_journal_sound, balances, head_seq, transfer
+
+request_wait_s = 60
+
+
+@pytest.fixture
+def conn(engine: Engine) -> Iterator[Connection]:
+    """The appender's kind of connection: autocommit, batches open and commit themselves."""
+    with engine.connect() as raw:
+        appender = raw.execution_options(isolation_level="AUTOCOMMIT")
+        yield appender
+        release_lock(appender)
+
+
+@pytest.fixture
+def till(engine: Engine) -> tuple[int, int]:
+    """A cash account with 1,000 fen and a card account it paid into."""
+    cash = open_account(engine, "asset")
+    card = open_account(engine, "liability", non_negative=True)
+    run_command(engine, transfer((cash, 1_000), (card, -1_000)))
+    return cash, card
+
+
+def pay(batch: Batch, card: int, cash: int, fen: int) -> None:
+    batch.start_command()
+    batch.post(TransactionDraft((Posting(card, fen, "CNY"), Posting(cash, -fen, "CNY")),
+                                memo="session"))
+
+
+def fly(conn: Connection, batch: Batch) -> None:
+    """What the writer does with a batch in flight: flush, commit, relock, carry on."""
+    batch.flushed(batch.flush_script(commit=True, relock=True).run(), commit=True, relock=True)
+    conn.commit()
+    assert batch.next_head is not None
+    conn.info[LOCKED_HEAD] = batch.next_head
+    batch.committed()
+
+
+def land(conn: Connection, batch: Batch) -> bool:
+    locked = conn.info.pop(LOCKED_HEAD, None) or LockedHead(
+        *conn.exec_driver_sql(BEGIN_HEAD_SQL).one())
+    if batch.rebase(conn, locked):
+        fly(conn, batch)
+        return True
+    conn.info[LOCKED_HEAD] = locked
+    return False
+
+
+def first_batch(conn: Connection, till: tuple[int, int], fen: int) -> Batch:
+    cash, card = till
+    batch = Batch(conn, begin=True, head=conn.info.pop(LOCKED_HEAD, None))
+    pay(batch, card, cash, fen)
+    return batch
+
+
+def test_a_following_batch_sees_the_flight_and_lands_when_nobody_wrote(
+        engine: Engine, conn: Connection, till: tuple[int, int]) -> None:
+    cash, card = till
+    flight = first_batch(conn, till, 300)
+    following = Batch.following(flight)
+    pay(following, card, cash, 700)  # the whole rest of the card: 300 already spent above
+    with pytest.raises(InsufficientFunds):
+        pay(following, card, cash, 1)  # the card is empty on what the flight leaves
+    following.undo_command()
+    fly(conn, flight)
+    assert land(conn, following)
+    assert balances(engine, [card]) == {card: 0}
+    assert head_seq(engine) == following.seq
+    assert_journal_sound(engine)
+
+
+def test_a_following_batch_does_not_land_after_another_writer_appended(
+        engine: Engine, database_url: str, conn: Connection, till: tuple[int, int]) -> None:
+    cash, card = till
+    flight = first_batch(conn, till, 300)
+    following = Batch.following(flight)
+    pay(following, card, cash, 700)
+    fly(conn, flight)
+    release_lock(conn)  # as a writer that had no batch waiting at its commit
+    other = create_engine(database_url)  # another process: a carry of its own
+    try:
+        run_command(other, transfer((cash, -500), (card, 500)))  # a refund, say
+    finally:
+        other.dispose()
+    assert not land(conn, following)
+    release_lock(conn)
+    assert balances(engine, [card]) == {card: -200}  # 1,000 - 300 + 500 - nothing more
+    assert_journal_sound(engine)
+
+
+def test_a_following_batch_does_not_land_after_a_write_outside_the_journal(
+        engine: Engine, conn: Connection, till: tuple[int, int]) -> None:
+    """A write that appends nothing (an operator in psql) still moves the write generation,
+    and with it, every assumption the following batch made."""
+    cash, card = till
+    flight = first_batch(conn, till, 300)
+    following = Batch.following(flight)
+    pay(following, card, cash, 100)
+    fly(conn, flight)
+    seq = head_seq(engine)
+    release_lock(conn)
+    with engine.begin() as other:
+        other.execute(text("UPDATE accounts SET balance_fen = balance_fen WHERE id = :id"),
+                      {"id": card})
+    assert head_seq(engine) == seq  # nothing appended, yet the generation moved
+    assert not land(conn, following)
+    release_lock(conn)
+    assert balances(engine, [card]) == {card: -700}
+
+
+def test_a_following_batch_is_refused_the_database_it_has_not_got(
+        engine: Engine, database_url: str, conn: Connection, till: tuple[int, int]) -> None:
+    """A row nobody carried (an account the flight never touched) would need a read while
+    the connection is busy: the batch stops, and the writer runs its requests plainly."""
+    cash, card = till
+    other = create_engine(database_url)  # opened elsewhere: this process never carried it
+    try:
+        untouched = open_account(other, "asset")
+    finally:
+        other.dispose()
+    flight = first_batch(conn, till, 100)
+    following = Batch.following(flight)
+    with pytest.raises(Offline):
+        pay(following, untouched, cash, 1)
+    with pytest.raises(Offline):
+        following.writing_directly().execute(text("SELECT 1"))
+    fly(conn, flight)
+    release_lock(conn)
+    assert balances(engine, [card]) == {card: -900}
+
+
+def test_a_following_batch_does_not_land_when_the_flight_failed(
+        engine: Engine, conn: Connection, till: tuple[int, int]) -> None:
+    cash, card = till
+    flight = first_batch(conn, till, 300)
+    flight.posting_rows.pop()  # only the deferred check at COMMIT can see this
+    following = Batch.following(flight)
+    pay(following, card, cash, 100)
+    with pytest.raises(Exception, match="postings"):
+        flight.flush_script(commit=True, relock=True).run()
+    conn.exec_driver_sql("ROLLBACK")
+    flight.rolled_back()
+    assert not land(conn, following)
+    release_lock(conn)
+    assert balances(engine, [card]) == {card: -1_000}
+    assert_journal_sound(engine)
+
+
+class _FailsAtCommit:
+    def __init__(self, cash: int, card: int) -> None:
+        self.cash, self.card = cash, card
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        pay(batch, self.card, self.cash, 1)
+        batch.posting_rows.pop()
+        return {}
+
+
+def test_the_pipelined_writer_fails_only_what_fails_and_keeps_the_books_exact(
+        engine: Engine, till: tuple[int, int]) -> None:
+    """Many tills at once through one writer: batches run ahead of each other's commits,
+    some requests are refused, one batch fails at COMMIT; every answer is right and the
+    balances are exactly the accepted payments."""
+    cash, card = till
+    writer = Writer(engine)
+    writer.start()
+
+    def till_session(n: int) -> str:
+        if n == 40:
+            request = WriteRequest(_FailsAtCommit(cash, card))
+        else:
+            request = WriteRequest(transfer((card, 3), (cash, -3)))
+        try:
+            writer.submit(request).result(timeout=request_wait_s)
+        except InsufficientFunds:
+            return "refused"
+        except Exception as error:  # the one failing at commit
+            assert "postings" in str(error)
+            return "failed"
+        return "paid"
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(till_session, range(400)))
+    finally:
+        writer.stop()
+    assert outcomes.count("failed") == 1
+    assert outcomes.count("paid") == 1_000 // 3  # the card's 1,000 fen, 3 at a time
+    assert balances(engine, [card]) == {card: -(1_000 - 3 * outcomes.count("paid"))}
+    assert writer.counts["ran_ahead"] > 0  # the pipeline was really used
+    assert_journal_sound(engine)
