@@ -80,6 +80,19 @@ class BodyLimit:
         await self.app(scope, counted, answer)
 
 
+class YufuApp(FastAPI):
+    """FastAPI, with the body limit and the till's lane (api/lane.py) outermost: a till's
+    write then passes through none of FastAPI's own middleware layers (its error, telemetry
+    and body-limit wrappers, each of which wraps every message sent). The lane answers its
+    own failures as problem+json; everything else goes through the whole stack as before."""
+
+    lane = True
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        return BodyLimit(Lane(inner) if self.lane else inner)
+
+
 # FastAPI's OpenTelemetry hooks (newer releases) look for a provider on every request; the
 # service configures none, so they are switched off rather than asked ~1,000 times a second.
 _NO_TELEMETRY: dict[str, Any] = (
@@ -111,16 +124,14 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
                     await task
             writer.stop()
 
-    app = FastAPI(title="Yufu custody ledger", version="1", lifespan=lifespan, **_NO_TELEMETRY,
+    app = YufuApp(title="Yufu custody ledger", version="1", lifespan=lifespan, **_NO_TELEMETRY,
                   description="Prepaid-fund custody ledger: double entry in integer fen, "
                               "a hash-chained journal, custody flows. Errors are RFC 9457 "
                               "problem+json; writes take an Idempotency-Key header.")
     app.state.ctx = Context(engine, writer, pseudonym_key)
     app.state.signer = signer
     problems.install(app)
-    if lane:
-        app.add_middleware(Lane)  # inside BodyLimit (added next, so outermost)
-    app.add_middleware(BodyLimit)
+    app.lane = lane
     app.include_router(system.router)
     app.include_router(ledger_routes.router)
     app.include_router(custody_routes.router)

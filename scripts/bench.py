@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -261,23 +262,26 @@ async def scenario_pos(args: argparse.Namespace, service: Service) -> Result:
     pools = [[] for _ in world.merchants]  # per merchant: a client per worker is made below
 
     async def step(client_index: int, clients: list[Client]) -> tuple[int, int]:
+        # Every write carries an Idempotency-Key, as a till that may retry must send.
+        once = {"Idempotency-Key": f"pos-{uuid.uuid4()}"}
         roll = random.random()
         if roll < 0.70 and world.cards:
             n, card = random.choice(world.cards)
             status, _ = await clients[n].request(
-                "POST", f"/v1/cards/{card}/consumptions", {"amount_fen": random.randint(1, 50)})
+                "POST", f"/v1/cards/{card}/consumptions", {"amount_fen": random.randint(1, 50)},
+                once)
             return (1, 0) if status == 201 else (0, 1)
         if roll < 0.95 or len(world.cards) < 10:
             n = random.randrange(len(world.merchants))
             status, sale = await clients[n].request("POST", "/v1/cards", {
                 "product_id": world.merchants[n][2],
-                "consumer": {"external_id": f"c{random.random()}"}})
+                "consumer": {"external_id": f"c{random.random()}"}}, once)
             if status == 201:
                 world.cards.append((n, sale["card_id"]))
             return (1, 0) if status == 201 else (0, 1)
         n, card = world.cards.pop(random.randrange(len(world.cards)))
         status, _ = await clients[n].request("POST", f"/v1/cards/{card}/refunds",
-                                             {"reason": "balance"})
+                                             {"reason": "balance"}, once)
         return (1, 0) if status == 201 else (0, 1)
 
     workers = []
@@ -287,7 +291,8 @@ async def scenario_pos(args: argparse.Namespace, service: Service) -> Result:
         workers.append(clients)
     del pools
     result = Result("POS mix (70% consume, 25% sell, 5% refund)", args.seconds,
-                    note=f"{args.clients} clients, {args.merchants} merchants")
+                    note=f"{args.clients} clients, {args.merchants} merchants, "
+                    "every write with an Idempotency-Key")
     stop_at = time.perf_counter() + args.seconds
 
     async def loop(index: int) -> None:

@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, select, tuple_
+from sqlalchemy import Connection, Engine
 
 from ledger import limits
 from ledger.db import tables as t
@@ -103,8 +103,7 @@ def execute_batch(conn: Connection, requests: Sequence[WriteRequest],
     return results
 
 
-def _run_commands(batch: Batch, requests: Sequence[WriteRequest],
-                  seen: dict[tuple[int, str], tuple[bytes, Outcome]]
+def _run_commands(batch: Batch, requests: Sequence[WriteRequest], seen: Seen
                   ) -> list[Outcome | LedgerError]:
     batch.load_accounts(_account_hints(requests))
     _prefetch(batch, requests)
@@ -127,7 +126,7 @@ def _abandon(conn: Connection) -> None:
 
 
 def _run_one(batch: Batch, request: WriteRequest, index: int,
-             seen: dict[tuple[int, str], tuple[bytes, Outcome]]) -> Outcome | LedgerError:
+             seen: Seen) -> Outcome | LedgerError:
     key = _idempotency_slot(request)
     if key is not None and key in seen:
         first_hash, first = seen[key]
@@ -188,18 +187,21 @@ def _idempotency_slot(request: WriteRequest) -> tuple[int, str] | None:
     return (request.api_key_id, request.idempotency_key)
 
 
-def _prefetch_idempotency(conn: Connection, requests: Sequence[WriteRequest]
-                          ) -> dict[tuple[int, str], tuple[bytes, Outcome]]:
+# By primary key, for a batch's slots: a plain statement, as it runs for every batch.
+IDEMPOTENCY_SQL = (
+    "SELECT r.api_key_id, r.key, r.request_hash, r.status_code, r.response "
+    "FROM unnest(CAST(%(key_ids)s AS bigint[]), CAST(%(keys)s AS text[])) AS s(api_key_id, key) "
+    "JOIN idempotency_records r ON r.api_key_id = s.api_key_id AND r.key = s.key")
+
+
+def _prefetch_idempotency(conn: Connection, requests: Sequence[WriteRequest]) -> Seen:
     """Earlier results for the batch's keys, read under the chain-head lock, so a retry
     racing its original (in another process too) sees the committed first result."""
     slots = {s for s in (_idempotency_slot(r) for r in requests) if s is not None}
     if not slots:
         return {}
-    rows = conn.execute(
-        select(t.IdempotencyRecord.api_key_id, t.IdempotencyRecord.key,
-               t.IdempotencyRecord.request_hash, t.IdempotencyRecord.status_code,
-               t.IdempotencyRecord.response)
-        .where(tuple_(t.IdempotencyRecord.api_key_id, t.IdempotencyRecord.key).in_(list(slots))))
+    rows = conn.exec_driver_sql(IDEMPOTENCY_SQL, {"key_ids": [s[0] for s in slots],
+                                                  "keys": [s[1] for s in slots]})
     return {(r.api_key_id, r.key): (bytes(r.request_hash), Outcome(r.status_code, r.response))
             for r in rows}
 
@@ -236,15 +238,21 @@ def _retry_alone(conn: Connection, requests: Sequence[WriteRequest],
         execute_resilient(conn, [request])
 
 
-def _speculate(before: Batch, requests: Sequence[WriteRequest]
-               ) -> tuple[Batch, list[Outcome | LedgerError]] | None:
-    """Run the requests' commands on what `before` leaves, while its flush is in flight;
-    None if one of them needs the database, or crashed (they then run the ordinary way)."""
-    if any(_idempotency_slot(request) is not None for request in requests):
-        return None  # earlier results are read under the lock (_prefetch_idempotency)
+Seen = dict[tuple[int, str], tuple[bytes, Outcome]]  # idempotency slot: request hash, result
+
+
+def _speculate(before: _Flight, requests: Sequence[WriteRequest],
+               committed_results: Callable[[Sequence[WriteRequest]], Seen]
+               ) -> _Following | None:
+    """Run the requests' commands on what the flight `before` leaves, while it is in the
+    database; None if one of them needs the database, or crashed (they then run the plain
+    way). Earlier results for their idempotency keys: those committed (read on another
+    connection: a key committed by another process meanwhile is caught by the unique index
+    at the flush, and the batch then runs again) and those of the flight itself."""
     try:
-        batch = Batch.following(before)
-        return batch, _run_commands(batch, requests, {})
+        seen = {**committed_results(requests), **before.seen}
+        batch = Batch.following(before.batch)
+        return batch, _run_commands(batch, requests, seen), seen
     except (Offline, Exception):  # a crash shows itself, with its request, the plain way
         return None
 
@@ -267,11 +275,12 @@ class _Flight:
     batch: Batch
     requests: list[WriteRequest]
     results: list[Outcome | LedgerError]
+    seen: Seen
     relock: bool
     script: Script
 
 
-_Following = tuple[Batch, list[Outcome | LedgerError]]
+_Following = tuple[Batch, list[Outcome | LedgerError], Seen]
 
 
 class _Helper:
@@ -322,6 +331,7 @@ class Writer:
         # For monitoring: batches sent, and batches that ran ahead during the previous
         # flight and landed ("ran_ahead") or had to run again ("ran_again").
         self.counts: Counter[str] = Counter()
+        self._reader: Connection | None = None  # the helper's, for idempotency keys
 
     def start(self) -> None:
         with self._lock:
@@ -388,6 +398,7 @@ class Writer:
             release_lock(conn)
             conn.close()
         helper.stop()
+        self._close_reader()
 
     def _more_waiting(self) -> bool:
         return not self._queue.empty()
@@ -400,9 +411,10 @@ class Writer:
         try:
             if batch is None:
                 batch = Batch(conn, begin=True, head=conn.info.pop(LOCKED_HEAD, None))
-                results = _run_commands(batch, requests, _prefetch_idempotency(conn, requests))
+                seen = _prefetch_idempotency(conn, requests)
+                results = _run_commands(batch, requests, seen)
             else:
-                results = ready[1]  # type: ignore[index]
+                results, seen = ready[1], ready[2]  # type: ignore[index]
             # Under load the helper gathers the next batch during the flight, so the queue
             # is usually empty now: relock anyway, and let `_follow` give the lock up if no
             # batch follows (one round trip when idle, instead of one when busy).
@@ -415,7 +427,7 @@ class Writer:
             execute_resilient(conn, requests, self._more_waiting)
             return None
         self.counts["batches"] += 1
-        return _Flight(batch, requests, results, relock, script)
+        return _Flight(batch, requests, results, seen, relock, script)
 
     def _fly(self, conn: Connection, flight: _Flight, flown: threading.Event) -> bool:
         """Run the flight's flush and answer its requests; true if it committed."""
@@ -442,7 +454,29 @@ class Writer:
         """On the helper: gather the next batch while the flight is in the air, and run its
         commands on what the flight leaves."""
         waiting, stop = self._gather_during(flown, stop)
-        return waiting, stop, _speculate(flight.batch, waiting) if waiting else None
+        return waiting, stop, (_speculate(flight, waiting, self._committed_results)
+                               if waiting else None)
+
+    def _committed_results(self, requests: Sequence[WriteRequest]) -> Seen:
+        """Committed results for the requests' idempotency keys, on the helper's own
+        connection (the appender's is busy with the flight)."""
+        if all(_idempotency_slot(request) is None for request in requests):
+            return {}
+        try:
+            if self._reader is None:
+                self._reader = self._engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT")
+            return _prefetch_idempotency(self._reader, requests)
+        except Exception:
+            self._close_reader()
+            raise
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                self._reader.invalidate()
+                self._reader.close()
+            self._reader = None
 
     def _follow(self, conn: Connection, requests: list[WriteRequest],
                 following: _Following | None) -> _Flight | None:

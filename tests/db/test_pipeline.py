@@ -17,10 +17,18 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from api.runtime import run_command
+from ledger.auth import Role
 from ledger.books import Posting, TransactionDraft
 from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
-from ledger.db.writer import LOCKED_HEAD, Writer, WriteRequest, release_lock
+from ledger.db.writer import (
+    LOCKED_HEAD,
+    Writer,
+    WriteRequest,
+    release_lock,
+    request_fingerprint,
+)
 from ledger.errors import InsufficientFunds
+from ledger.service import IssueKey
 from tests.conftest import open_account
 from tests.db.test_write_path import assert_journal_sound, balances, head_seq, transfer
 
@@ -212,4 +220,36 @@ def test_the_pipelined_writer_fails_only_what_fails_and_keeps_the_books_exact(
     assert outcomes.count("paid") == 1_000 // 3  # the card's 1,000 fen, 3 at a time
     assert balances(engine, [card]) == {card: -(1_000 - 3 * outcomes.count("paid"))}
     assert writer.counts["ran_ahead"] > 0  # the pipeline was really used
+    assert_journal_sound(engine)
+
+
+def test_retries_with_the_same_idempotency_key_pay_once_however_the_batches_fall(
+        engine: Engine, till: tuple[int, int]) -> None:
+    """Each payment is sent three times at once with one key: whether its copies land in the
+    same batch, in a batch running ahead of the first copy's commit, or later, it is paid
+    once and every copy gets the first answer."""
+    cash, card = till
+    key_id = int(run_command(engine, IssueKey(Role.operator))["key_id"])  # type: ignore[call-overload]
+    writer = Writer(engine)
+    writer.start()
+
+    def send(n: int) -> tuple[int, Any, bool]:
+        body = f"pay {n // 3}".encode()
+        request = WriteRequest(transfer((card, 2), (cash, -2)), 201, key_id, f"k{n // 3}",
+                               request_fingerprint("POST", "/v1/transactions", body))
+        outcome = writer.submit(request).result(timeout=request_wait_s)
+        return n // 3, outcome.body["id"], outcome.replayed
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(send, range(300)))
+    finally:
+        writer.stop()
+    by_payment: dict[int, set[Any]] = {}
+    for payment, transaction_id, _ in answers:
+        by_payment.setdefault(payment, set()).add(transaction_id)
+    assert all(len(ids) == 1 for ids in by_payment.values())  # one transaction per key
+    assert sum(replayed for *_, replayed in answers) == 200
+    assert writer.counts["ran_ahead"] > 0
+    assert balances(engine, [card]) == {card: -(1_000 - 2 * 100)}
     assert_journal_sound(engine)
