@@ -32,6 +32,7 @@ class Script:
         self.conn = conn
         self._statements: list[str] = []
         self._params: dict[str, Any] = {}
+        self._rendered: bytes | None = None
 
     def add(self, sql: str, **params: Any) -> None:
         """A statement whose parameters are %(name)s placeholders, named uniquely here."""
@@ -54,17 +55,34 @@ class Script:
                  **{c: [adapted(row[c]) for row in rows] if is_json(table, c)
                     else [row[c] for row in rows] for c in columns})
 
-    def run(self) -> Any:
-        """Send what is queued as one query; the last statement's first row, if any."""
-        if not self._statements:
-            return None
-        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    def render(self, dbapi_connection: Any) -> None:
+        """Put the parameters into the queued statements now, with any connection to the
+        same server (quoting depends only on its settings): the writer's helper renders the
+        next batch's script while the appender's connection is busy; `run` sends it as is."""
+        cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(";\n".join(self._statements), self._params)
-            return cursor.fetchone() if cursor.description is not None else None
+            self._rendered = cursor.mogrify(";\n".join(self._statements), self._params)
         finally:
             cursor.close()
             self._statements, self._params = [], {}
+
+    def run(self, conn: Connection | None = None) -> Any:
+        """Send what is queued (on `conn`, if given) as one query; the last statement's first
+        row, if any."""
+        if conn is not None:
+            self.conn = conn
+        if not self._statements and self._rendered is None:
+            return None
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self._rendered is not None:
+                cursor.execute(self._rendered)
+            else:
+                cursor.execute(";\n".join(self._statements), self._params)
+            return cursor.fetchone() if cursor.description is not None else None
+        finally:
+            cursor.close()
+            self._statements, self._params, self._rendered = [], {}, None
 
 
 def adapted(value: Any) -> Any:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -30,6 +30,7 @@ from ledger.db.script import Script
 from ledger.errors import Busy, IdempotencyConflict, InvariantViolation, LedgerError
 
 log = logging.getLogger("yufu.writer")
+T = TypeVar("T")
 
 
 class Command(Protocol):
@@ -242,8 +243,8 @@ Seen = dict[tuple[int, str], tuple[bytes, Outcome]]  # idempotency slot: request
 
 
 def _speculate(before: _Flight, requests: Sequence[WriteRequest],
-               committed_results: Callable[[Sequence[WriteRequest]], Seen]
-               ) -> _Following | None:
+               committed_results: Callable[[Sequence[WriteRequest]], Seen],
+               render: Callable[[Script], None]) -> _Following | None:
     """Run the requests' commands on what the flight `before` leaves, while it is in the
     database; None if one of them needs the database, or crashed (they then run the plain
     way). Earlier results for their idempotency keys: those committed (read on another
@@ -252,7 +253,10 @@ def _speculate(before: _Flight, requests: Sequence[WriteRequest],
     try:
         seen = {**committed_results(requests), **before.seen}
         batch = Batch.following(before.batch)
-        return batch, _run_commands(batch, requests, seen), seen
+        results = _run_commands(batch, requests, seen)
+        script = batch.flush_script(commit=True, relock=True)
+        render(script)
+        return batch, results, seen, script
     except (Offline, Exception):  # a crash shows itself, with its request, the plain way
         return None
 
@@ -280,7 +284,8 @@ class _Flight:
     script: Script
 
 
-_Following = tuple[Batch, list[Outcome | LedgerError], Seen]
+# A batch run ahead: its batch, results, idempotency results and rendered flush script.
+_Following = tuple[Batch, list[Outcome | LedgerError], Seen, Script]
 
 
 class _Helper:
@@ -409,17 +414,17 @@ class Writer:
         went the plain way instead (a command crashed, a write was refused), answered."""
         batch = ready[0] if ready else None
         try:
-            if batch is None:
-                batch = Batch(conn, begin=True, head=conn.info.pop(LOCKED_HEAD, None))
-                seen = _prefetch_idempotency(conn, requests)
-                results = _run_commands(batch, requests, seen)
-            else:
-                results, seen = ready[1], ready[2]  # type: ignore[index]
             # Under load the helper gathers the next batch during the flight, so the queue
             # is usually empty now: relock anyway, and let `_follow` give the lock up if no
             # batch follows (one round trip when idle, instead of one when busy).
             relock = True
-            script = batch.flush_script(commit=True, relock=relock)
+            if batch is None:
+                batch = Batch(conn, begin=True, head=conn.info.pop(LOCKED_HEAD, None))
+                seen = _prefetch_idempotency(conn, requests)
+                results = _run_commands(batch, requests, seen)
+                script = batch.flush_script(commit=True, relock=relock)
+            else:
+                results, seen, script = ready[1], ready[2], ready[3]  # type: ignore[index]
         except Exception:
             _abandon(conn)
             if batch is not None:
@@ -432,7 +437,7 @@ class Writer:
     def _fly(self, conn: Connection, flight: _Flight, flown: threading.Event) -> bool:
         """Run the flight's flush and answer its requests; true if it committed."""
         try:
-            head = flight.script.run()
+            head = flight.script.run(conn)
         except Exception as error:
             _abandon(conn)
             flight.batch.rolled_back()
@@ -454,21 +459,28 @@ class Writer:
         """On the helper: gather the next batch while the flight is in the air, and run its
         commands on what the flight leaves."""
         waiting, stop = self._gather_during(flown, stop)
-        return waiting, stop, (_speculate(flight, waiting, self._committed_results)
-                               if waiting else None)
+        return waiting, stop, (_speculate(flight, waiting, self._committed_results,
+                                          self._render) if waiting else None)
 
     def _committed_results(self, requests: Sequence[WriteRequest]) -> Seen:
         """Committed results for the requests' idempotency keys, on the helper's own
         connection (the appender's is busy with the flight)."""
         if all(_idempotency_slot(request) is None for request in requests):
             return {}
+        return self._on_helper_connection(lambda conn: _prefetch_idempotency(conn, requests))
+
+    def _render(self, script: Script) -> None:
+        self._on_helper_connection(
+            lambda conn: script.render(conn.connection.dbapi_connection))
+
+    def _on_helper_connection(self, use: Callable[[Connection], T]) -> T:
         try:
             if self._reader is None:
                 self._reader = self._engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT")
-            return _prefetch_idempotency(self._reader, requests)
+            return use(self._reader)
         except Exception:
-            self._close_reader()
+            self._close_reader()  # a new one next time
             raise
 
     def _close_reader(self) -> None:

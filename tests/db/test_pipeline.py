@@ -20,6 +20,7 @@ from api.runtime import run_command
 from ledger.auth import Role
 from ledger.books import Posting, TransactionDraft
 from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
+from ledger.db.script import Script
 from ledger.db.writer import (
     LOCKED_HEAD,
     Writer,
@@ -253,3 +254,26 @@ def test_retries_with_the_same_idempotency_key_pay_once_however_the_batches_fall
     assert writer.counts["ran_ahead"] > 0
     assert balances(engine, [card]) == {card: -(1_000 - 2 * 100)}
     assert_journal_sound(engine)
+
+
+def test_a_script_rendered_on_another_connection_sends_the_same_values(
+        engine: Engine, conn: Connection) -> None:
+    """The helper renders the next batch's script on its own connection while the
+    appender's is busy; the values must arrive exactly as if bound on the appender's."""
+    awkward = ["it's", 'say "hi"', "back\\slash", "预付 卡", "%(not_a_param)s", "", "\n\t"]
+    blobs = [b"\x00\x01'\\", bytes(range(256)), b""]
+
+    def script_on(target: Connection) -> Script:
+        script = Script(target)
+        script.add("SELECT CAST(%(texts)s AS text[]), CAST(%(blobs)s AS bytea[]), "
+                   "CAST(%(fen)s AS bigint)", texts=awkward, blobs=blobs, fen=-(2**62))
+        return script
+
+    with engine.connect() as helper:
+        rendered = script_on(helper)
+        rendered.render(helper.connection.dbapi_connection)
+    texts, sent_blobs, fen = rendered.run(conn)
+    assert texts == awkward
+    assert [bytes(b) for b in sent_blobs] == blobs
+    assert fen == -(2**62)
+    assert tuple(script_on(conn).run()) == (texts, sent_blobs, fen)
