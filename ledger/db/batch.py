@@ -194,10 +194,11 @@ class Batch:
         self._generation_after: int | None = None
         self.rows = RowCache(conn, self._carry.rows)
         self._database = str(conn.engine.url)  # whose sequences the id pools draw from
+        self._sequences: Connection | None = None  # see `following`
         self._command_mark = self.mark()
 
     @classmethod
-    def following(cls, before: Batch) -> Batch:
+    def following(cls, before: Batch, sequences: Connection | None = None) -> Batch:
         """A batch whose commands run while `before`'s flush is still in flight, on what
         `before` leaves: its head, its balances and rows over the carry it took. The
         connection is busy meanwhile, so the batch has none: a command that needs the
@@ -208,6 +209,7 @@ class Batch:
             (_GENERATION_UNKNOWN, before.seq, before.entry_hash),
             ChainMap(dict(before.accounts), before._carry.accounts),
             ChainMap(before.rows.carried_rows(), before._carry.rows)))
+        batch._sequences = sequences
         return batch
 
     def rebase(self, conn: Connection, head: LockedHead) -> bool:
@@ -341,7 +343,9 @@ class Batch:
         with _id_lock:
             pool = _id_pools.setdefault((self._database, name), [])
             if not pool:
-                values = self.conn.execute(
+                # Sequences are outside transactions: a batch run ahead draws its ids on the
+                # writer's helper connection, if it was given one.
+                values = (self._sequences or self.conn).execute(
                     text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
                          "FROM generate_series(1, :n)"),
                     {"table": name, "n": id_block_size}).scalars().all()

@@ -244,7 +244,8 @@ Seen = dict[tuple[int, str], tuple[bytes, Outcome]]  # idempotency slot: request
 
 def _speculate(before: _Flight, requests: Sequence[WriteRequest],
                committed_results: Callable[[Sequence[WriteRequest]], Seen],
-               render: Callable[[Script], None]) -> _Following | None:
+               render: Callable[[Script], None], sequences: Connection | None
+               ) -> _Following | None:
     """Run the requests' commands on what the flight `before` leaves, while it is in the
     database; None if one of them needs the database, or crashed (they then run the plain
     way). Earlier results for their idempotency keys: those committed (read on another
@@ -252,7 +253,7 @@ def _speculate(before: _Flight, requests: Sequence[WriteRequest],
     at the flush, and the batch then runs again) and those of the flight itself."""
     try:
         seen = {**committed_results(requests), **before.seen}
-        batch = Batch.following(before.batch)
+        batch = Batch.following(before.batch, sequences)
         results = _run_commands(batch, requests, seen)
         script = batch.flush_script(commit=True, relock=True)
         render(script)
@@ -459,8 +460,14 @@ class Writer:
         """On the helper: gather the next batch while the flight is in the air, and run its
         commands on what the flight leaves."""
         waiting, stop = self._gather_during(flown, stop)
-        return waiting, stop, (_speculate(flight, waiting, self._committed_results,
-                                          self._render) if waiting else None)
+        if not waiting:
+            return waiting, stop, None
+        try:
+            sequences = self._on_helper_connection(lambda conn: conn)
+        except Exception:
+            sequences = None  # the ids then come the slow way, if the pool runs dry
+        return waiting, stop, _speculate(flight, waiting, self._committed_results,
+                                         self._render, sequences)
 
     def _committed_results(self, requests: Sequence[WriteRequest]) -> Seen:
         """Committed results for the requests' idempotency keys, on the helper's own
@@ -475,6 +482,8 @@ class Writer:
 
     def _on_helper_connection(self, use: Callable[[Connection], T]) -> T:
         try:
+            if self._reader is not None and self._reader.invalidated:
+                self._close_reader()  # it lost its server
             if self._reader is None:
                 self._reader = self._engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT")

@@ -19,6 +19,8 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from api.runtime import run_command
 from ledger.auth import Role
 from ledger.books import Posting, TransactionDraft
+from ledger.db import batch as batch_module
+from ledger.db import tables as t
 from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
 from ledger.db.script import Script
 from ledger.db.writer import (
@@ -277,3 +279,21 @@ def test_a_script_rendered_on_another_connection_sends_the_same_values(
     assert [bytes(b) for b in sent_blobs] == blobs
     assert fen == -(2**62)
     assert tuple(script_on(conn).run()) == (texts, sent_blobs, fen)
+
+
+def test_a_batch_run_ahead_draws_ids_on_the_helpers_connection(
+        engine: Engine, conn: Connection, till: tuple[int, int]) -> None:
+    """Sequences are outside transactions: with a connection of its own for them, a batch
+    run ahead whose id pool is dry does not have to wait for its turn."""
+    flight = first_batch(conn, till, 1)
+    batch_module._id_pools.clear()
+    with pytest.raises(Offline):
+        Batch.following(flight).next_id(t.ApiKey)
+    batch_module._id_pools.clear()
+    with engine.connect() as helper:
+        drawn = Batch.following(flight, helper).next_id(t.ApiKey)
+    fly(conn, flight)
+    release_lock(conn)
+    with engine.connect() as other:
+        last = other.execute(text("SELECT last_value FROM api_keys_id_seq")).scalar_one()
+    assert drawn <= last
