@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from api.runtime import run_command
@@ -262,7 +265,8 @@ def test_a_script_rendered_on_another_connection_sends_the_same_values(
         engine: Engine, conn: Connection) -> None:
     """The helper renders the next batch's script on its own connection while the
     appender's is busy; the values must arrive exactly as if bound on the appender's."""
-    awkward = ["it's", 'say "hi"', "back\\slash", "预付 卡", "%(not_a_param)s", "", "\n\t"]
+    awkward = ["it's", 'say "hi"', "back\\slash", "预付 卡", "%(not_a_param)s", "", "\n\t", None,
+               "NULL", "{a,b}", " padded "]
     blobs = [b"\x00\x01'\\", bytes(range(256)), b""]
 
     def script_on(target: Connection) -> Script:
@@ -297,3 +301,23 @@ def test_a_batch_run_ahead_draws_ids_on_the_helpers_connection(
     with engine.connect() as other:
         last = other.execute(text("SELECT last_value FROM api_keys_id_seq")).scalar_one()
     assert drawn <= last
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.none() | st.text(alphabet=st.characters(blacklist_characters="\x00"))),
+       blobs=st.lists(st.none() | st.binary(max_size=64)),
+       fen=st.lists(st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+       moments=st.lists(st.none() | st.datetimes(timezones=st.just(UTC))))
+def test_lists_sent_as_array_literals_arrive_exactly(
+        conn: Connection, texts: list[str | None], blobs: list[bytes | None],
+        fen: list[int | None], moments: list[datetime | None]) -> None:
+    script = Script(conn)
+    script.add("SELECT CAST(%(texts)s AS text[]), CAST(%(blobs)s AS bytea[]), "
+               "CAST(%(fen)s AS bigint[]), CAST(%(moments)s AS timestamptz[])",
+               texts=texts, blobs=blobs, fen=fen, moments=moments)
+    got_texts, got_blobs, got_fen, got_moments = script.run()
+    assert got_texts == texts
+    assert [None if b is None else bytes(b) for b in got_blobs] == blobs
+    assert got_fen == fen
+    assert got_moments == moments
