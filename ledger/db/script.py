@@ -41,9 +41,8 @@ class Script:
         to the array's type, as every one in this module is."""
         prefix = f"s{len(self._statements)}_"
         for name, value in params.items():
-            sql = sql.replace(f"%({name})s", f"%({prefix}{name})s")
             self._params[prefix + name] = array_literal(value) if type(value) is list else value
-        self._statements.append(sql)
+        self._statements.append(_prefixed(sql, prefix, tuple(params)))
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
@@ -86,6 +85,14 @@ class Script:
         finally:
             cursor.close()
             self._statements, self._params, self._rendered = [], {}, None
+
+
+@lru_cache(maxsize=1024)
+def _prefixed(sql: str, prefix: str, names: tuple[str, ...]) -> str:
+    # A batch's script is the same few statements, batch after batch.
+    for name in names:
+        sql = sql.replace(f"%({name})s", f"%({prefix}{name})s")
+    return sql
 
 
 def array_literal(values: list[Any]) -> str | list[Any]:
