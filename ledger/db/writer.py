@@ -56,6 +56,9 @@ class WriteRequest:
     future: Future[Outcome] = field(default_factory=Future)
 
 
+Seen = dict[tuple[int, str], tuple[bytes, Outcome]]  # idempotency slot: request hash, result
+
+
 def request_fingerprint(method: str, path: str, body: bytes) -> bytes:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).digest()
 
@@ -237,9 +240,6 @@ def _retry_alone(conn: Connection, requests: Sequence[WriteRequest],
         return
     for request in requests:
         execute_resilient(conn, [request])
-
-
-Seen = dict[tuple[int, str], tuple[bytes, Outcome]]  # idempotency slot: request hash, result
 
 
 def _speculate(before: _Flight, requests: Sequence[WriteRequest],
