@@ -255,7 +255,8 @@ class Batch:
         """The accounts with these ids that exist, locked in id order for the batch."""
         wanted = set(ids)
         missing = []
-        for account_id in sorted(wanted - self.accounts.keys()):
+        # Not `wanted - self.accounts.keys()`: that walks every account of the batch.
+        for account_id in sorted(i for i in wanted if i not in self.accounts):
             kept = self._carry.accounts.get(account_id)
             if kept is None:
                 missing.append(account_id)
