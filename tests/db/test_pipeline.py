@@ -321,3 +321,36 @@ def test_lists_sent_as_array_literals_arrive_exactly(
     assert [None if b is None else bytes(b) for b in got_blobs] == blobs
     assert got_fen == fen
     assert got_moments == moments
+
+
+def test_two_pipelined_writers_on_one_database_keep_the_books_exact(
+        engine: Engine, database_url: str, till: tuple[int, int]) -> None:
+    """Two processes' writers (two engines: two carries, two pipelines) pay from the same
+    card at once. Each one's batches run ahead on what its own flight leaves, and the other's
+    commits keep invalidating that: whatever lands, the card is never overdrawn and the
+    balances are exactly the payments that were accepted."""
+    cash, card = till
+    other = create_engine(database_url)
+    writers = [Writer(engine), Writer(other)]
+    for writer in writers:
+        writer.start()
+
+    def pay_once(n: int) -> bool:
+        request = WriteRequest(transfer((card, 7), (cash, -7)))
+        try:
+            writers[n % 2].submit(request).result(timeout=request_wait_s)
+        except InsufficientFunds:
+            return False
+        return True
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            paid = sum(pool.map(pay_once, range(300)))
+    finally:
+        for writer in writers:
+            writer.stop()
+        other.dispose()
+    assert paid == 1_000 // 7
+    assert balances(engine, [card]) == {card: -(1_000 - 7 * paid)}
+    assert sum(w.counts["batches"] for w in writers) > 0
+    assert_journal_sound(engine)
