@@ -24,7 +24,8 @@ postings_page_default: Final = 100
 # first request of a batch waits for company when the queue is not already busy.
 group_commit_requests_max: Final = 256
 group_commit_wait_ms: Final = 1.0
-# How often the appender, with nothing queued, looks whether the batch in flight has landed.
+# How often the writer's helper, with nothing queued, looks whether the batch in flight has
+# landed.
 flight_poll_ms: Final = 0.5
 appender_queue_requests_max: Final = 20_000
 request_timeout_s: Final = 30.0

@@ -275,13 +275,17 @@ def _resolve(future: Future[Outcome], result: Outcome | BaseException) -> None:
 @dataclass
 class _Flight:
     """A batch whose commands have run, with its flush script (writes and COMMIT) ready to
-    run; its answers wait for the commit."""
+    run; its answers wait for the commit.
+
+    Every flight's commit also takes the next batch's lock: under load the helper gathers
+    the next batch during the flight, so the queue is usually empty when the script is
+    made, and asking it would mostly say no. `_follow` gives the lock up if no batch
+    follows (one round trip when idle, instead of one when busy)."""
 
     batch: Batch
     requests: list[WriteRequest]
     results: list[Outcome | LedgerError]
     seen: Seen
-    relock: bool
     script: Script
 
 
@@ -404,7 +408,10 @@ class Writer:
             release_lock(conn)
             conn.close()
         helper.stop()
-        self._close_reader()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):  # its server may be gone
+                self._reader.close()
+            self._reader = None
 
     def _more_waiting(self) -> bool:
         return not self._queue.empty()
@@ -415,15 +422,11 @@ class Writer:
         went the plain way instead (a command crashed, a write was refused), answered."""
         batch = ready[0] if ready else None
         try:
-            # Under load the helper gathers the next batch during the flight, so the queue
-            # is usually empty now: relock anyway, and let `_follow` give the lock up if no
-            # batch follows (one round trip when idle, instead of one when busy).
-            relock = True
             if batch is None:
                 batch = Batch(conn, begin=True, head=conn.info.pop(LOCKED_HEAD, None))
                 seen = _prefetch_idempotency(conn, requests)
                 results = _run_commands(batch, requests, seen)
-                script = batch.flush_script(commit=True, relock=relock)
+                script = batch.flush_script(commit=True, relock=True)
             else:
                 results, seen, script = ready[1], ready[2], ready[3]  # type: ignore[index]
         except Exception:
@@ -433,7 +436,7 @@ class Writer:
             execute_resilient(conn, requests, self._more_waiting)
             return None
         self.counts["batches"] += 1
-        return _Flight(batch, requests, results, seen, relock, script)
+        return _Flight(batch, requests, results, seen, script)
 
     def _fly(self, conn: Connection, flight: _Flight, flown: threading.Event) -> bool:
         """Run the flight's flush and answer its requests; true if it committed."""
@@ -446,7 +449,7 @@ class Writer:
             _retry_alone(conn, flight.requests, error)
             return False
         flown.set()
-        flight.batch.flushed(head, commit=True, relock=flight.relock)
+        flight.batch.flushed(head, commit=True, relock=True)
         conn.commit()  # closes SQLAlchemy's own bookkeeping; the database has committed
         if flight.batch.next_head is not None:
             conn.info[LOCKED_HEAD] = flight.batch.next_head
