@@ -9,6 +9,7 @@ two steps by hand, as the writer does, and then the writer itself under load.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from api.runtime import run_command
 from ledger.auth import Role
@@ -25,6 +27,7 @@ from ledger.books import Posting, TransactionDraft
 from ledger.db import batch as batch_module
 from ledger.db import tables as t
 from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
+from ledger.db.engine import make_engine
 from ledger.db.script import Script
 from ledger.db.writer import (
     LOCKED_HEAD,
@@ -34,7 +37,7 @@ from ledger.db.writer import (
     request_fingerprint,
 )
 from ledger.errors import InsufficientFunds
-from ledger.service import IssueKey
+from ledger.service import IssueKey, OpenAccount
 from tests.conftest import open_account
 from tests.db.test_write_path import assert_journal_sound, balances, head_seq, transfer
 
@@ -353,4 +356,46 @@ def test_two_pipelined_writers_on_one_database_keep_the_books_exact(
     assert paid == 1_000 // 7
     assert balances(engine, [card]) == {card: -(1_000 - 7 * paid)}
     assert sum(w.counts["batches"] for w in writers) > 0
+    assert_journal_sound(engine)
+
+
+def test_the_pipelined_writer_survives_its_connections_being_killed(
+        engine: Engine, database_url: str) -> None:
+    """A database restart or a network cut, mid-load: the appender's and the helper's
+    connections are terminated while batches are in flight. Every request is answered
+    (at worst with the connection's error, for the client to retry with its key), the
+    writer reconnects by itself, and nothing half-written is left: the journal is sound."""
+    own = make_engine(f"{database_url}&application_name=yufu-killed"
+                      if "?" in database_url else f"{database_url}?application_name=yufu-killed")
+    writer = Writer(own)
+    writer.start()
+
+    def open_one(_: int) -> Any:
+        request = WriteRequest(OpenAccount.parse({"kind": "asset", "name": "survivor"}))
+        try:
+            return writer.submit(request).result(timeout=request_wait_s).body["id"]
+        except DBAPIError as error:
+            return error
+
+    def cut() -> int:
+        with engine.connect() as other:
+            return int(other.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'yufu-killed'")).scalar_one())
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            first = pool.map(open_one, range(600))
+            time.sleep(0.2)
+            killed = cut()
+            during = list(first)
+            after = list(pool.map(open_one, range(100)))
+    finally:
+        writer.stop()
+        own.dispose()
+    opened = [result for result in during + after if isinstance(result, int)]
+    assert killed >= 1  # the appender's connection, at least
+    assert len(opened) == len(set(opened))
+    assert all(isinstance(result, int) for result in after)  # reconnected
+    assert len(opened) >= 600  # at most the requests in flight at the cut failed
     assert_journal_sound(engine)
