@@ -420,15 +420,15 @@ class Writer:
                 ready: _Following | None = None) -> _Flight | None:
         """Run the commands (unless `ready`) and make the flush script; None if the batch
         went the plain way instead (a command crashed, a write was refused), answered."""
-        batch = ready[0] if ready else None
+        batch: Batch | None = None
         try:
-            if batch is None:
+            if ready is not None:
+                batch, results, seen, script = ready
+            else:
                 batch = Batch(conn, begin=True, head=conn.info.pop(LOCKED_HEAD, None))
                 seen = _prefetch_idempotency(conn, requests)
                 results = _run_commands(batch, requests, seen)
                 script = batch.flush_script(commit=True, relock=True)
-            else:
-                results, seen, script = ready[1], ready[2], ready[3]  # type: ignore[index]
         except Exception:
             _abandon(conn)
             if batch is not None:
