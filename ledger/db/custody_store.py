@@ -103,8 +103,6 @@ def latest_rule_set(batch: Batch, jurisdiction: str, industry: str) -> tuple[int
                    field="jurisdiction")
 
 
-
-
 def note_new_rule_set(batch: Batch, view: dict[str, Any], rules: RuleSet) -> None:
     batch.rows.insert(c.RuleSetVersion, view["id"], view)
     key = (view["jurisdiction"], view["industry"])
