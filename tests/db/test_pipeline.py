@@ -308,7 +308,10 @@ def test_a_batch_run_ahead_draws_ids_on_the_helpers_connection(
 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(texts=st.lists(st.none() | st.text(alphabet=st.characters(blacklist_characters="\x00"))),
+# Text PostgreSQL can hold: no NUL, no lone surrogates (the domain refuses both before any
+# write; see journal._text_problem).
+@given(texts=st.lists(st.none() | st.text(alphabet=st.characters(
+           blacklist_categories=("Cs",), blacklist_characters="\x00"))),
        blobs=st.lists(st.none() | st.binary(max_size=64)),
        fen=st.lists(st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1)),
        moments=st.lists(st.none() | st.datetimes(timezones=st.just(UTC))))
