@@ -45,7 +45,8 @@ class Merchant(Base):
     department: Mapped[str]
     department_pending: Mapped[bool]
     jurisdiction: Mapped[str]
-    bank_id: Mapped[str] = mapped_column(index=True)
+    # The custodian bank, registered (banks) before a merchant can be filed with it.
+    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id", **DEFERRED_FK), index=True)
     custody_account: Mapped[str]
     rule_set_id: Mapped[int] = mapped_column(ForeignKey("rule_sets.id"))
     status: Mapped[str]

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -60,11 +61,19 @@ class JournalEntry(Base):
     prev_hash: Mapped[bytes]
     entry_hash: Mapped[bytes] = mapped_column(unique=True)
     body: Mapped[bytes]
+    # Whose entry it is, copied from the payload at append (outside the hashed bytes): a bank
+    # reads only its own merchants' entries and its own, found by index (docs/security.md).
+    merchant_id: Mapped[str | None]
+    bank_id: Mapped[str | None]
     __table_args__ = (
         CheckConstraint("seq >= 1", name="seq_positive"),
         CheckConstraint("octet_length(prev_hash) = 32 AND octet_length(entry_hash) = 32",
                         name="hash_lengths"),
         Index("ix_journal_entries_kind_seq", "kind", "seq"),
+        Index("ix_journal_entries_merchant_id_seq", "merchant_id", "seq",
+              postgresql_where="merchant_id IS NOT NULL"),
+        Index("ix_journal_entries_bank_id_seq", "bank_id", "seq",
+              postgresql_where="bank_id IS NOT NULL"),
     )
 
 
@@ -154,10 +163,20 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     issued_seq: Mapped[int] = mapped_column(
         ForeignKey("journal_entries.seq", deferrable=True, initially="DEFERRED"))
+    # A consumer's key names the consumer's pseudonym (never the phone number).
+    consumer_id: Mapped[str | None] = mapped_column(index=True)
+    expires_at: Mapped[datetime | None]
     __table_args__ = (
-        CheckConstraint("role IN ('operator','merchant','bank','regulator')", name="role_known"),
+        CheckConstraint("role IN ('operator','merchant','bank','regulator','consumer')",
+                        name="role_known"),
         CheckConstraint("(role = 'merchant') = (merchant_id IS NOT NULL)", name="merchant_scope"),
         CheckConstraint("(role = 'bank') = (bank_id IS NOT NULL)", name="bank_scope"),
+        CheckConstraint("(role = 'consumer') = (consumer_id IS NOT NULL)",
+                        name="consumer_scope"),
+        # Every key names something that exists: a filed merchant, a registered bank.
+        # (Checked at the commit: a merchant and its first key may be written together.)
+        ForeignKeyConstraint(["merchant_id"], ["merchants.id"], **DEFERRED_FK),
+        ForeignKeyConstraint(["bank_id"], ["banks.id"], **DEFERRED_FK),
     )
 
 
