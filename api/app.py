@@ -18,11 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import problems
 from api.context import Context
 from api.lane import Lane
+from api.messages import MessageSender
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
 from api.routes import ledger as ledger_routes
 from api.routes import system
+from api.routes import trust as trust_routes
 from api.signer import TreeHeadSigner
 from ledger import limits
 from ledger.bank import limits as bank_limits
@@ -103,7 +105,7 @@ _NO_TELEMETRY: dict[str, Any] = (
 def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudonym-key",
                audit_key: Ed25519PrivateKey | None = None,
                tree_head_interval_s: float | None = limits.tree_head_interval_s,
-               lane: bool = True) -> FastAPI:
+               lane: bool = True, sender: MessageSender | None = None) -> FastAPI:
     """The app. Without an audit key (tests) it signs tree heads with a throwaway key, and
     only on demand; `yufu serve` passes the configured key and signs on the interval too.
     `lane` serves the till's writes on the short path of api/lane.py."""
@@ -111,9 +113,12 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
     signer = TreeHeadSigner(audit_key, tree_head_interval_s) if audit_key is not None \
         else TreeHeadSigner(Ed25519PrivateKey.generate(), None)
 
+    ctx = Context(engine, writer, pseudonym_key, sender=sender)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        ctx.keys.start()
         task = asyncio.create_task(signer.run(writer)) if signer.interval_s else None
         try:
             yield
@@ -122,17 +127,19 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            ctx.keys.stop()
             writer.stop()
 
     app = YufuApp(title="Yufu custody ledger", version="1", lifespan=lifespan, **_NO_TELEMETRY,
                   description="Prepaid-fund custody ledger: double entry in integer fen, "
                               "a hash-chained journal, custody flows. Errors are RFC 9457 "
                               "problem+json; writes take an Idempotency-Key header.")
-    app.state.ctx = Context(engine, writer, pseudonym_key)
+    app.state.ctx = ctx
     app.state.signer = signer
     problems.install(app)
     app.lane = lane
     app.include_router(system.router)
+    app.include_router(trust_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(custody_routes.router)
     app.include_router(audit_routes.router)
@@ -143,12 +150,13 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
 def app_from_environment() -> FastAPI:
     """The app of one `yufu serve` worker process: everything from the environment, which
     the parent process prepared (database migrated, keys made)."""
+    from api.messages import sender_from_environment
     from api.runtime import audit_signing_key, connect, pseudonym_key, settle_heap
     from api.settings import Settings
 
     settings = Settings()
     assert settings.database_url is not None, "the parent process sets YUFU_DATABASE_URL"
     app = create_app(connect(settings.database_url), pseudonym_key(settings.home),
-                     audit_signing_key(settings))
+                     audit_signing_key(settings), sender=sender_from_environment(settings.home))
     settle_heap()
     return app

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+from sqlalchemy import Engine
 
 from api import audit_cli
 from api.context import china_today
+from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
 from api.runtime import (
     audit_signing_key,
     bootstrap_operator_key,
@@ -27,7 +32,7 @@ from api.runtime import (
     upgrade,
 )
 from api.settings import Settings
-from ledger.auth import Principal, Role
+from ledger.auth import ISSUED_ROLES, Principal, Role, cli_actor
 from ledger.bank.statements import read_statement
 from ledger.bank_service import ImportStatementFile
 from ledger.custody_service import AutoConfirm, RunReleases
@@ -44,6 +49,10 @@ from ledger.journal import (
     decode_entry,
 )
 from ledger.service import IssueKey
+from ledger.trust_service import RegisterBank, RevokeKey
+
+cli_keys_listed_max: Final = 100_000
+CODE_IN_TEXT = re.compile(r"([0-9]{6})")
 
 # POS terminals keep a connection open between sales; uvicorn's default closes it after 5 s.
 keep_alive_s = 75
@@ -59,10 +68,29 @@ def main(argv: list[str] | None = None) -> int:
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command",
                                                                   required=True)
     create = keys.add_parser("create", help="issue a key; prints it once")
-    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--role", required=True, choices=[r.value for r in ISSUED_ROLES])
     create.add_argument("--merchant")
     create.add_argument("--bank")
     create.add_argument("--label", default="")
+    create.add_argument("--expires-at", type=_aware_datetime,
+                        help="ISO 8601 with a time zone, e.g. 2027-06-30T00:00:00+08:00")
+    listed = keys.add_parser("list", help="every key: scope, expiry, revocation (no secrets)")
+    listed.add_argument("--role", choices=[r.value for r in Role])
+    revoke = keys.add_parser("revoke", help="revoke a key; effective on the next request")
+    revoke.add_argument("key_id", type=int)
+    revoke.add_argument("--reason", default="")
+    banks = sub.add_parser("banks", help="custodian banks").add_subparsers(
+        dest="banks_command", required=True)
+    register = banks.add_parser("register", help="register a custodian bank")
+    register.add_argument("bank_id")
+    register.add_argument("--name", required=True)
+    register.add_argument("--code", required=True, help="CNAPS code (12 digits) or BIC")
+    banks.add_parser("list", help="the registered banks")
+    outbox = sub.add_parser("outbox", help="messages the development sender wrote "
+                                           "(one-time codes)")
+    outbox.add_argument("--to", help="only messages to this phone or external id")
+    outbox.add_argument("--code", action="store_true",
+                        help="print only the newest message's code")
     verify = sub.add_parser("verify", help="recompute the journal's hash chain")
     verify.add_argument("--file", type=Path, help="verify an export offline (no database)")
     export = sub.add_parser("export", help="write the journal as JSON Lines")
@@ -84,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
                 "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
-                "reconcile": _reconcile}
+                "reconcile": _reconcile, "banks": _banks, "outbox": _outbox}
     try:
         return handlers[args.command](args)
     except LedgerError as refusal:  # an expected refusal: say it, no traceback
@@ -137,7 +165,8 @@ def _serve(_: argparse.Namespace) -> int:
             uvicorn.run("api.app:app_from_environment", factory=True,
                         workers=settings.workers, **options)
             return 0
-        app = create_app(engine, pseudonym_key(settings.home), audit_key)
+        app = create_app(engine, pseudonym_key(settings.home), audit_key,
+                         sender=sender_from_environment(settings.home))
         settle_heap()
         uvicorn.run(app, **options)
     return 0
@@ -146,7 +175,7 @@ def _serve(_: argparse.Namespace) -> int:
 def _job(command: object) -> dict[str, object]:
     with database(Settings()) as url:
         upgrade(url)
-        return run_command(connect(url), command, 200)
+        return _cli_command(connect(url), command, 200)
 
 
 def _releases(args: argparse.Namespace) -> int:
@@ -184,11 +213,64 @@ def _db(_: argparse.Namespace) -> int:
 def _keys(args: argparse.Namespace) -> int:
     with database(Settings()) as url:
         upgrade(url)
-        body = run_command(connect(url), IssueKey(Role(args.role), args.merchant, args.bank,
-                                                  args.label))
+        engine = connect(url)
+        if args.keys_command == "list":
+            with engine.connect() as conn:
+                page = queries.keys_page(conn, 0, cli_keys_listed_max, args.role)
+            for item in page["items"]:
+                print(json.dumps(item, ensure_ascii=False))
+            return 0
+        if args.keys_command == "revoke":
+            command: object = RevokeKey(None, args.key_id, args.reason, datetime.now(UTC))
+            print(json.dumps(_cli_command(engine, command, 200), ensure_ascii=False))
+            return 0
+        body = _cli_command(engine, IssueKey(Role(args.role), args.merchant, args.bank,
+                                             args.label, args.expires_at))
     print(body["key"])
     print(f"(key id {body['key_id']}, role {body['role']}; only its hash is stored)",
           file=sys.stderr)
+    return 0
+
+
+def _cli_command(engine: Engine, command: object, status_code: int = 201) -> dict[str, Any]:
+    """A write made from the command line: attributed to the OS account that ran it."""
+    return run_command(engine, command, status_code, cli_actor(getpass.getuser()))
+
+
+def _aware_datetime(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. +08:00")
+    return moment
+
+
+def _banks(args: argparse.Namespace) -> int:
+    with database(Settings()) as url:
+        upgrade(url)
+        engine = connect(url)
+        if args.banks_command == "list":
+            with engine.connect() as conn:
+                body = queries.banks(conn)
+        else:
+            body = _cli_command(engine, RegisterBank(args.bank_id, args.name, args.code))
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    """The development sender's outbox (YUFU_HOME/outbox.jsonl): what a real SMS gateway
+    would have delivered. Readable only by whoever can read YUFU_HOME: the operator."""
+    messages = read_outbox(Settings().home / OUTBOX_FILE_NAME, args.to)
+    if args.code:
+        codes = [m["text"] for m in messages]
+        found = CODE_IN_TEXT.search(codes[-1]) if codes else None
+        if found is None:
+            print("no code in the outbox", file=sys.stderr)
+            return 1
+        print(found.group(1))
+        return 0
+    for message in messages:
+        print(json.dumps(message, ensure_ascii=False))
     return 0
 
 

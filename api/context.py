@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
+import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -15,14 +15,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from api.keycache import KeyCache
+from api.messages import MessageSender
 from ledger import limits
-from ledger.auth import Principal, secret_matches, split_key
-from ledger.db import queries
-from ledger.db.writer import Command, Writer, WriteRequest, request_fingerprint
+from ledger.auth import Principal
+from ledger.db.writer import Command, Outcome, Writer, WriteRequest, request_fingerprint
 from ledger.errors import InvalidInput, Unauthorized
-
-key_cache_ttl_s = 60.0
-
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 
@@ -38,33 +36,16 @@ class Context:
     writer: Writer
     pseudonym_key: bytes = b"yufu-development-pseudonym-key"
     clock: Callable[[], date] = china_today
-    _keys: dict[str, tuple[float, bytes, Principal]] = field(default_factory=dict)
-    _keys_lock: threading.Lock = field(default_factory=threading.Lock)
+    sender: MessageSender | None = None
+    keys: KeyCache = field(init=False)
 
-    def cached_principal(self, presented: str) -> Principal | None:
-        prefix, secret = split_key(presented)
-        cached = self._keys.get(prefix)
-        if cached is None or time.monotonic() - cached[0] > key_cache_ttl_s:
-            return None
-        if not secret_matches(secret, cached[1]):
-            raise Unauthorized("unknown API key")
-        return cached[2]
+    def __post_init__(self) -> None:
+        self.keys = KeyCache(self.engine)
 
-    def authenticate(self, presented: str) -> Principal:
-        prefix, secret = split_key(presented)
-        now = time.monotonic()
-        cached = self._keys.get(prefix)
-        if cached is None or now - cached[0] > key_cache_ttl_s:
-            with self.engine.connect() as conn:
-                found = queries.principal_for_prefix(conn, prefix)
-            if found is None:
-                raise Unauthorized("unknown API key")
-            cached = (now, *found)
-            with self._keys_lock:
-                self._keys[prefix] = cached
-        if not secret_matches(secret, cached[1]):
-            raise Unauthorized("unknown API key")
-        return cached[2]
+    @property
+    def code_secret(self) -> bytes:
+        """The key of the one-time codes' hashes: derived, so it is never the pseudonyms'."""
+        return hmac.new(self.pseudonym_key, b"yufu one-time codes", hashlib.sha256).digest()
 
 
 def context_of(request: Request) -> Context:
@@ -72,18 +53,29 @@ def context_of(request: Request) -> Context:
     return ctx
 
 
-async def principal_of(request: Request) -> Principal:
-    # async, so the usual case (a cached key) costs no hop to the thread pool.
+def presented_key(request: Request) -> str:
     header = request.headers.get("authorization", "")
     presented = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    presented = presented or request.headers.get("x-api-key", "")
+    return presented or request.headers.get("x-api-key", "")
+
+
+async def principal_of(request: Request) -> Principal:
+    # async, so the usual case (a cached key) costs no hop to the thread pool.
+    presented = presented_key(request)
     if not presented:
         raise Unauthorized("an API key is required (Authorization: Bearer <key>)")
-    ctx = context_of(request)
-    cached = ctx.cached_principal(presented)
-    if cached is not None:
-        return cached
-    return await run_in_threadpool(ctx.authenticate, presented)
+    keys = context_of(request).keys
+    principal = keys.cached(presented)
+    if principal is None:
+        principal = await run_in_threadpool(keys.authenticate, presented)
+    request.scope["yufu.principal"] = principal  # for the access log and records of reads
+    return principal
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """The caller's key if one is presented (a consumer's card look-up also takes a receipt
+    code instead)."""
+    return await principal_of(request) if presented_key(request) else None
 
 
 def idempotency_key_of(request: Request) -> str | None:
@@ -103,21 +95,16 @@ async def write(request: Request, principal: Principal, command: Command,
     fingerprint = None
     if key is not None:
         fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
-    pending = WriteRequest(command, status_code, principal.key_id, key, fingerprint)
-    future = asyncio.wrap_future(context_of(request).writer.submit(pending))
-    outcome = await asyncio.wait_for(future, timeout=limits.request_timeout_s)
+    pending = WriteRequest(command, status_code, principal.key_id, key, fingerprint,
+                           principal.actor)
+    outcome = await submit(request, pending)
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
 
 
-async def submit_as_consumer(request: Request, command: Command, status_code: int = 200
-                             ) -> JSONResponse:
-    """A consumer's write, authorised by the card's token inside the command (no API key,
-    so no Idempotency-Key: these writes are safe to retry, a repeat is refused as done)."""
-    pending = WriteRequest(command, status_code)
+async def submit(request: Request, pending: WriteRequest) -> Outcome:
     future = asyncio.wrap_future(context_of(request).writer.submit(pending))
-    outcome = await asyncio.wait_for(future, timeout=limits.request_timeout_s)
-    return JSONResponse(outcome.body, status_code=outcome.status_code)
+    return await asyncio.wait_for(future, timeout=limits.request_timeout_s)
 
 
 def as_json(body: dict[str, Any]) -> JSONResponse:

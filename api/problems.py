@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import InvariantViolation, LedgerError
+from ledger.errors import InvariantViolation, LedgerError, RateLimited
 
 log = logging.getLogger("yufu.api")
 PROBLEM_JSON = "application/problem+json"
@@ -28,7 +28,10 @@ def problem(status: int, code: str, title: str, detail: str, field: str | None =
 
 def ledger_problem(error: LedgerError) -> JSONResponse:
     title = error.code.replace("_", " ").capitalize()
-    return problem(error.status, error.code, title, error.detail, error.field)
+    answer = problem(error.status, error.code, title, error.detail, error.field)
+    if isinstance(error, RateLimited):
+        answer.headers["Retry-After"] = str(error.retry_after_s)
+    return answer
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:

@@ -6,9 +6,10 @@ import gc
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -17,7 +18,7 @@ from sqlalchemy import Engine, func, select
 
 from api.settings import Settings, embedded_settings
 from ledger import audit
-from ledger.auth import Role
+from ledger.auth import SYSTEM_ACTOR, Role
 from ledger.custody.rules import default_rule_sets
 from ledger.custody_service import CreateRuleSet
 from ledger.db import custody_tables as c
@@ -78,9 +79,10 @@ def upgrade(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-def run_command(engine: Engine, cmd: object, status_code: int = 201) -> dict[str, object]:
+def run_command(engine: Engine, cmd: object, status_code: int = 201,
+                actor: Mapping[str, Any] = SYSTEM_ACTOR) -> dict[str, Any]:
     """Run one command synchronously, outside the appender thread (CLI, bootstrap, tests)."""
-    request = WriteRequest(cmd, status_code)  # type: ignore[arg-type]
+    request = WriteRequest(cmd, status_code, actor=actor)  # type: ignore[arg-type]
     with engine.connect() as conn:
         # As the appender does: the batch opens and commits its own transaction.
         execute_resilient(conn.execution_options(isolation_level="AUTOCOMMIT"), [request])

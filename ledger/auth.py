@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from ledger.errors import Forbidden, InvalidInput, Unauthorized
 
@@ -20,6 +22,15 @@ class Role(StrEnum):
     merchant = "merchant"
     bank = "bank"
     regulator = "regulator"
+    # A cardholder, after proving control of the phone number (or external id) the card was
+    # sold to with a one-time code: every card sold to that pseudonym is theirs.
+    consumer = "consumer"
+
+
+# The roles a key can be issued for by an operator; consumers get theirs by one-time code.
+ISSUED_ROLES = (Role.operator, Role.merchant, Role.bank, Role.regulator)
+# Who wrote a journal entry when no key did: tree heads, bootstrap, scheduled jobs.
+SYSTEM_ACTOR: Mapping[str, Any] = {"role": "system"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +39,20 @@ class Principal:
     role: Role
     merchant_id: str | None = None
     bank_id: str | None = None
+    consumer_id: str | None = None
+
+    @property
+    def actor(self) -> dict[str, Any]:
+        """How the journal names this key's writes (docs/journal-format.md)."""
+        named: dict[str, Any] = {"key_id": self.key_id, "role": self.role.value}
+        if self.consumer_id is not None:
+            named["consumer_id"] = self.consumer_id
+        return named
+
+    def require_consumer(self) -> str:
+        if self.role != Role.consumer or self.consumer_id is None:
+            raise Forbidden("only the cardholder's own consumer key can do this")
+        return self.consumer_id
 
     def require_role(self, *roles: Role) -> None:
         if self.role not in roles:
@@ -43,7 +68,9 @@ class Principal:
             return True
         if self.role == Role.merchant:
             return merchant_id is not None and merchant_id == self.merchant_id
-        return bank_id is not None and bank_id == self.bank_id
+        if self.role == Role.bank:
+            return bank_id is not None and bank_id == self.bank_id
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +100,12 @@ def split_key(presented: str) -> tuple[str, str]:
 
 def secret_matches(secret: str, stored_hash: bytes) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+def cli_actor(os_user: str) -> dict[str, Any]:
+    """The actor of a write made with the `yufu` CLI, which needs the database's own
+    credentials (so only the operator can run it): named by the OS account that ran it."""
+    return {"role": Role.operator.value, "via": "cli", "os_user": os_user}
 
 
 def check_scope(role: Role, merchant_id: str | None, bank_id: str | None) -> None:

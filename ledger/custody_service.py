@@ -6,7 +6,6 @@ last, so an expected refusal never leaves anything behind.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from ledger.custody.settlement import period_of, prorate_payouts, release_split
 from ledger.db import custody_store as store
 from ledger.db import custody_tables as c
 from ledger.db.batch import Batch, EntryRef
+from ledger.db.trust_store import bank_registered
 from ledger.errors import (
     Conflict,
     Forbidden,
@@ -107,6 +107,9 @@ class FileMerchant:
 
     def run(self, batch: Batch) -> dict[str, Any]:
         f = self.filing
+        if not bank_registered(batch, f.bank_id):
+            raise InvalidInput(f"bank {f.bank_id} is not registered (POST /v1/banks)",
+                               field="bank_id")
         taken = store.credit_code_taken(batch, f.credit_code)
         if taken is not None:
             raise Conflict(f"credit code already filed as merchant {taken}", field="credit_code")
@@ -199,7 +202,8 @@ class SellCard:
     consumer_id: str
     named: bool
     today: date
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Reads the card's status and receipt, nothing else: the consumer acts with their own key.
+    receipt_code: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     def prefetch(self) -> tuple[Any, list[str]]:
         return store.prefetch_products, [self.product_id]
@@ -227,14 +231,14 @@ class SellCard:
         store.insert_row(batch, c.Card, {
             "id": card_id, "merchant_id": m.id, "product_id": self.product_id,
             "rule_set_id": rule_set_id, "account_id": account, "consumer_id": self.consumer_id,
-            "token_hash": card_rules.token_hash(self.token), "named": self.named,
+            "token_hash": card_rules.token_hash(self.receipt_code), "named": self.named,
             "kind": product.kind.value, "paid_fen": product.price_fen, "custody_fen": custody,
             "total_units": product.total_units, "used_units": 0, "consumed_paid_fen": 0,
             "consumed_custody_fen": 0, "status": "active", "disputed": False,
             "sold_on": self.today, "expires_on": expires_on, "sold_seq": entry.seq})
         if custody:
             store.expect_deposit(batch, entry.seq, m.id, card_id, custody, self.today)
-        return {**details, "consumer_token": self.token, "journal_seq": entry.seq,
+        return {**details, "receipt_code": self.receipt_code, "journal_seq": entry.seq,
                 "entry_hash": entry.entry_hash.hex()}
 
 
@@ -249,18 +253,27 @@ def _add_months(day: date, months: int) -> date:
     raise AssertionError("a month has at least 28 days")
 
 
-def _card_for(batch: Batch, principal: Principal | None, card_id: str,
-              token: str | None = None) -> store.CardRow:
-    """The card, if this principal (or this consumer token) may act on it."""
-    card = store.card(batch, card_id)
-    if principal is None:
-        if token is None or not hmac.compare_digest(card_rules.token_hash(token),
-                                                    card.token_hash):
-            raise Forbidden("the consumer token does not match this card")
-        return card
-    if principal.role == Role.merchant and principal.merchant_id != card.merchant_id:
+def _card_for(batch: Batch, principal: Principal, card_id: str) -> store.CardRow:
+    """The card, if this principal may act on it: the operator on any, a merchant on its own
+    cards, a consumer on the cards sold to them. To anyone else an existing card and a
+    missing one answer alike."""
+    try:
+        card = store.card(batch, card_id)
+    except NotFound:
+        card = None
+    if card is None or not _may_act_on(principal, card):
         raise NotFound(f"card {card_id} does not exist", field="card_id")
     return card
+
+
+def _may_act_on(principal: Principal, card: store.CardRow) -> bool:
+    if principal.role == Role.operator:
+        return True
+    if principal.role == Role.merchant:
+        return principal.merchant_id == card.merchant_id
+    if principal.role == Role.consumer:
+        return principal.consumer_id == card.consumer_id
+    return False
 
 
 # -- consumption ---------------------------------------------------------------------------
@@ -325,26 +338,38 @@ class Consume:
 
 @dataclass(frozen=True)
 class SettleConsumption:
-    """The consumer confirms (token), rejects (token), or silence confirms (auto)."""
+    """The cardholder, with their own consumer key, confirms or rejects a consumption (the
+    merchant, who recorded it, never can); silence confirms it (AutoConfirm)."""
 
+    principal: Principal
     consumption_id: int
     confirm: bool
     today: date
-    token: str | None = None
 
     def run(self, batch: Batch) -> dict[str, Any]:
-        row = store.consumption(batch, self.consumption_id)
+        consumer_id = self.principal.require_consumer()
+        row, card = _consumption_for(batch, consumer_id, self.consumption_id)
         if row["status"] != "pending":
             raise Conflict(f"the consumption is already {row['status']}", field="consumption_id")
-        card = store.card(batch, row["card_id"])
-        if self.token is not None:
-            _card_for(batch, None, card.id, self.token)
         if not self.confirm and card.status != "active":
             # The value would go back onto a card that can no longer be used or refunded.
             raise Refused(f"the card is {card.status}: the consumption can only be confirmed",
                           field="consumption_id")
-        return _settle_consumption(batch, row, card, self.confirm, self.today,
-                                   "consumer" if self.token is not None else "silence")
+        return _settle_consumption(batch, row, card, self.confirm, self.today, "consumer")
+
+
+def _consumption_for(batch: Batch, consumer_id: str, consumption_id: int
+                     ) -> tuple[dict[str, Any], store.CardRow]:
+    """The consumption and its card, if the card is this consumer's; to anyone else an
+    existing consumption and a missing one answer alike (ids are sequential)."""
+    try:
+        row = store.consumption(batch, consumption_id)
+        card = store.card(batch, row["card_id"])
+    except NotFound:
+        card = None
+    if card is None or card.consumer_id != consumer_id:
+        raise NotFound(f"consumption {consumption_id} does not exist", field="consumption_id")
+    return row, card
 
 
 def _settle_consumption(batch: Batch, row: Any, card: store.CardRow, confirm: bool,
@@ -522,11 +547,10 @@ class ConfirmDeposit:
 class RefundCard:
     """Cooling-off (everything paid back, bonus void) or a balance refund (bonus prorated)."""
 
-    principal: Principal | None
+    principal: Principal
     card_id: str
     reason: str
     today: date
-    token: str | None = None
 
     def prefetch(self) -> tuple[Any, list[str]]:
         return store.prefetch_cards, [self.card_id]
@@ -534,9 +558,8 @@ class RefundCard:
     def run(self, batch: Batch) -> dict[str, Any]:
         if self.reason not in ("cooling_off", "balance"):
             raise InvalidInput("must be cooling_off or balance", field="reason")
-        if self.principal is not None:
-            self.principal.require_role(Role.merchant, Role.operator)
-        card = _card_for(batch, self.principal, self.card_id, self.token)
+        self.principal.require_role(Role.merchant, Role.operator, Role.consumer)
+        card = _card_for(batch, self.principal, self.card_id)
         if card.status != "active":
             raise Refused(f"the card is {card.status}", field="card_id")
         if self.reason == "cooling_off":
@@ -617,19 +640,20 @@ def resolve_refund(batch: Batch, m: store.MerchantRow, row: dict[str, Any], sett
 
 @dataclass(frozen=True)
 class DisputeCard:
-    """Open (consumer token or operator) or resolve (operator) a dispute. While open, the
-    card's earned money is held back from release."""
+    """Open (the cardholder's consumer key, or the operator) or resolve (the operator) a
+    dispute. While open, the card's earned money is held back from release."""
 
-    principal: Principal | None
+    principal: Principal
     card_id: str
     open: bool
     outcome: str = ""
-    token: str | None = None
 
     def run(self, batch: Batch) -> dict[str, Any]:
-        if self.principal is not None:
+        if self.open:
+            self.principal.require_role(Role.operator, Role.consumer)
+        else:
             self.principal.require_role(Role.operator)
-        card = _card_for(batch, self.principal, self.card_id, self.token)
+        card = _card_for(batch, self.principal, self.card_id)
         if card.disputed == self.open:
             state = "already disputed" if self.open else "not disputed"
             raise Conflict(f"the card is {state}", field="card_id")

@@ -63,6 +63,17 @@ class Busy(LedgerError):
     status = 503
 
 
+class RateLimited(LedgerError):
+    """Too many attempts (one-time codes, failed authentications, requests): wait and retry."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, detail: str, *, retry_after_s: int, field: str | None = None) -> None:
+        super().__init__(detail, field=field)
+        self.retry_after_s = max(1, retry_after_s)
+
+
 class BodyTooLarge(LedgerError):
     code = "body_too_large"
     status = 413

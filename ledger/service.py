@@ -7,18 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from ledger import limits
-from ledger.auth import NewKey, Role, check_scope, new_key
+from ledger import journal, limits
+from ledger.auth import ISSUED_ROLES, NewKey, Role, check_scope, new_key
 from ledger.books import Account, AccountKind, TransactionDraft, parse_postings, reversal_of
 from ledger.db import tables as t
 from ledger.db.batch import Batch
+from ledger.db.trust_store import bank_registered, merchant_filed
 from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.money import check_currency
 
 
-def _storable(value: str, field: str) -> str:
+def storable(value: str, field: str) -> str:
     """Text PostgreSQL and the journal can hold: no NUL character, no lone surrogate."""
     if "\x00" in value:
         raise InvalidInput("must not contain NUL characters", field=field)
@@ -42,7 +44,7 @@ def _text(raw: Mapping[str, Any], name: str, *, chars_max: int, required: bool =
         raise InvalidInput(f"must be at most {chars_max} characters", field=name)
     if required and not value.strip():
         raise InvalidInput("must not be blank", field=name)
-    return _storable(value, name)
+    return storable(value, name)
 
 
 def _optional_id(raw: Mapping[str, Any], name: str) -> str | None:
@@ -119,7 +121,7 @@ class ReverseTransaction:
     memo: str = ""
 
     def __post_init__(self) -> None:
-        _storable(self.memo, "memo")
+        storable(self.memo, "memo")
 
     def run(self, batch: Batch) -> dict[str, Any]:
         postings = batch.postings_of(self.original_id)
@@ -162,27 +164,54 @@ class PostBatch:
 
 @dataclass(frozen=True)
 class IssueKey:
+    """An operator issues a key for a filed merchant, a registered bank, a regulator or
+    another operator; optionally expiring (rotation: issue the new key, then revoke the old)."""
+
     role: Role
     merchant_id: str | None = None
     bank_id: str | None = None
     label: str = ""
+    expires_at: datetime | None = None
 
     def __post_init__(self) -> None:
         for name in ("merchant_id", "bank_id", "label"):
             value = getattr(self, name)
             if value is not None:
-                _storable(value, name)
+                storable(value, name)
+        if self.role not in ISSUED_ROLES:
+            raise InvalidInput("consumers get their key with a one-time code "
+                               "(POST /v1/consumer/keys)", field="role")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise InvalidInput("must carry a time zone", field="expires_at")
 
     def run(self, batch: Batch) -> dict[str, Any]:
         check_scope(self.role, self.merchant_id, self.bank_id)
-        key: NewKey = new_key()
-        key_id = batch.next_id(t.ApiKey)
-        view = {"key_id": key_id, "prefix": key.prefix, "role": self.role.value,
-                "merchant_id": self.merchant_id, "bank_id": self.bank_id, "label": self.label}
-        ref = batch.append("key.issued", view)
-        batch.add_row(t.ApiKey, {"id": key_id, "prefix": key.prefix,
-                                 "secret_hash": key.secret_hash, "role": self.role.value,
-                                 "merchant_id": self.merchant_id, "bank_id": self.bank_id,
-                                 "label": self.label, "issued_seq": ref.seq})
-        # The plaintext leaves once, in this answer; it is never stored or journaled.
-        return {**view, "key": key.plaintext, "issued_seq": ref.seq}
+        if self.merchant_id is not None and not merchant_filed(batch, self.merchant_id):
+            raise InvalidInput(f"merchant {self.merchant_id} is not filed", field="merchant_id")
+        if self.bank_id is not None and not bank_registered(batch, self.bank_id):
+            raise InvalidInput(f"bank {self.bank_id} is not registered (POST /v1/banks)",
+                               field="bank_id")
+        return issue_key(batch, self.role, self.merchant_id, self.bank_id, label=self.label,
+                         expires_at=self.expires_at)
+
+
+def issue_key(batch: Batch, role: Role, merchant_id: str | None = None,
+              bank_id: str | None = None, consumer_id: str | None = None, label: str = "",
+              expires_at: datetime | None = None) -> dict[str, Any]:
+    """Append the key's issue and buffer its row; the plaintext is only in the answer."""
+    key: NewKey = new_key()
+    key_id = batch.next_id(t.ApiKey)
+    expires = None if expires_at is None else journal.format_ts(expires_at)
+    view = {"key_id": key_id, "prefix": key.prefix, "role": role.value,
+            "merchant_id": merchant_id, "bank_id": bank_id, "label": label,
+            "expires_at": expires}
+    if consumer_id is not None:
+        view["consumer_id"] = consumer_id
+    ref = batch.append("key.issued", view)
+    batch.add_row(t.ApiKey, {"id": key_id, "prefix": key.prefix,
+                             "secret_hash": key.secret_hash, "role": role.value,
+                             "merchant_id": merchant_id, "bank_id": bank_id,
+                             "consumer_id": consumer_id, "label": label,
+                             "expires_at": expires_at, "issued_seq": ref.seq})
+    # The plaintext leaves once, in this answer; it is never stored or journaled.
+    return {**view, "key": key.plaintext, "issued_seq": ref.seq}

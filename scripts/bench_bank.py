@@ -35,7 +35,7 @@ from sqlalchemy import Engine, text
 
 from api.context import china_today
 from api.runtime import connect
-from ledger.auth import Principal, Role
+from ledger.auth import SYSTEM_ACTOR, Principal, Role
 from ledger.bank.statements import detect_and_parse
 from ledger.bank_service import ImportStatementFile
 from ledger.custody_service import RefundCard, SellCard
@@ -143,6 +143,7 @@ def breakdown(engine: Engine, data: bytes, today: date) -> tuple[float, float]:
         transaction = conn.begin()
         started = time.perf_counter()
         batch = Batch(conn)
+        batch.start_command(SYSTEM_ACTOR)
         command.run(batch)
         batch.flush()
         match_s = time.perf_counter() - started

@@ -3,7 +3,11 @@ template; each test module gets its own database cloned from it."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import re
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -13,12 +17,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, make_url, text
+from stdnum.cn import uscc
 
 from api.app import create_app
+from api.messages import OUTBOX_FILE_NAME, OutboxSender, read_outbox
 from api.runtime import ensure_default_rule_sets, run_command, upgrade
 from ledger.auth import Role
+from ledger.custody.merchants import parse_filing
+from ledger.custody.rules import DEFAULT_JURISDICTION
+from ledger.custody_service import FileMerchant
 from ledger.db.engine import make_engine
+from ledger.errors import Conflict
 from ledger.service import IssueKey, OpenAccount
+from ledger.trust_service import RegisterBank
 from tests import testdb
 
 
@@ -70,14 +81,60 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def app_client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+def outbox() -> Iterator[OutboxSender]:
+    """The development sender, as `yufu serve` uses it, writing to a folder of its own."""
+    home = Path(tempfile.mkdtemp(prefix="yufu-test-outbox-"))
+    try:
+        yield OutboxSender(home / OUTBOX_FILE_NAME)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def app_client(engine: Engine, outbox: OutboxSender) -> Iterator[TestClient]:
+    with TestClient(create_app(engine, sender=outbox), raise_server_exceptions=False) as client:
         yield client
+
+
+def bank_code(bank_id: str) -> str:
+    """A made-up but well-formed CNAPS code (12 digits), one per bank id."""
+    return f"{int.from_bytes(hashlib.sha256(bank_id.encode()).digest()[:8], 'big'):012d}"[-12:]
+
+
+def register_bank(engine: Engine, bank_id: str) -> None:
+    """Register the custodian bank a test files merchants with (once per database)."""
+    with contextlib.suppress(Conflict):  # registered by an earlier test of the module
+        run_command(engine, RegisterBank(bank_id, f"{bank_id} 银行", bank_code(bank_id)))
 
 
 def issue_key(engine: Engine, role: Role, merchant_id: str | None = None,
               bank_id: str | None = None) -> str:
+    if bank_id is not None:
+        register_bank(engine, bank_id)
     return str(run_command(engine, IssueKey(role, merchant_id, bank_id))["key"])
+
+
+def file_merchant(engine: Engine, bank_id: str, industry: str = "体育健身") -> str:
+    """A merchant filed directly (not over HTTP), for tests that only need one to exist."""
+    register_bank(engine, bank_id)
+    base = f"91110105{uuid.uuid4().int % 10**9:09d}"
+    filing = parse_filing({"name": "测试商户", "credit_code": base + uscc.calc_check_digit(base),
+                           "industry": industry, "bank_id": bank_id,
+                           "custody_account": "0200001234567"}, DEFAULT_JURISDICTION)
+    return str(run_command(engine, FileMerchant(filing))["id"])
+
+
+def consumer_key(client: TestClient, outbox: OutboxSender, phone: str) -> dict[str, str]:
+    """A cardholder's own key, the way a consumer gets one: a code sent to the phone, read
+    from the development outbox, traded for a key."""
+    r = client.post("/v1/consumer/codes", json={"phone": phone})
+    assert r.status_code == 202, r.text
+    messages = read_outbox(outbox.path, phone)
+    code = re.search(r"[0-9]{6}", messages[-1]["text"])
+    assert code is not None
+    r = client.post("/v1/consumer/keys", json={"phone": phone, "code": code.group(0)})
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['key']}"}
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from api.context import context_of, principal_of, submit_as_consumer, write
+from api.context import context_of, optional_principal, principal_of, write
 from ledger import limits
 from ledger.auth import Principal, Role
 from ledger.custody import cards as card_rules
@@ -37,13 +37,16 @@ from ledger.custody_service import (
 )
 from ledger.db import custody_queries as views
 from ledger.db import custody_tables as c
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, Unauthorized
 
 router = APIRouter(prefix="/v1")
 Authed = Annotated[Principal, Depends(principal_of)]
 Id = Annotated[str, Path(min_length=1, max_length=64)]
 NumericId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-ConsumerToken = Annotated[str | None, Header(alias="X-Consumer-Token", max_length=100)]
+# The receipt code from the sale: reads the card's status and receipt, acts for nobody.
+ReceiptCode = Annotated[str | None, Header(alias="X-Receipt-Code", max_length=100,
+                                           description="the receipt code from the sale")]
+MaybeAuthed = Annotated[Principal | None, Depends(optional_principal)]
 units_max = 10**12
 reason_chars_max = 500
 
@@ -227,21 +230,39 @@ def get_exposure(request: Request, who: Authed) -> dict[str, Any]:
 @router.post("/cards", status_code=201)
 async def sell_card(request: Request, body: SaleIn, who: Authed) -> JSONResponse:
     who.require_role(Role.merchant, Role.operator)
-    reference = body.consumer.phone or body.consumer.external_id
-    if (body.consumer.phone is None) == (body.consumer.external_id is None):
-        raise InvalidInput("give exactly one of phone or external_id", field="consumer")
-    kind = "phone" if body.consumer.phone else "external"
     ctx = context_of(request)
-    consumer_id = card_rules.consumer_pseudonym(ctx.pseudonym_key, f"{kind}:{reference}")
+    consumer_id = consumer_id_of(request, body.consumer)
     return await write(request, who, SellCard(who, body.product_id, consumer_id, body.named,
                                               ctx.clock()))
 
 
+def consumer_id_of(request: Request, consumer: ConsumerIn) -> str:
+    """The pseudonym of a phone number or external id: what a sale names and a one-time code
+    proves (the phone number itself is never kept)."""
+    if (consumer.phone is None) == (consumer.external_id is None):
+        raise InvalidInput("give exactly one of phone or external_id", field="consumer")
+    kind = "phone" if consumer.phone else "external"
+    reference = consumer.phone or consumer.external_id
+    return card_rules.consumer_pseudonym(context_of(request).pseudonym_key,
+                                         f"{kind}:{reference}")
+
+
 @router.get("/cards/{card_id}")
-def consumer_card(request: Request, card_id: Id, token: ConsumerToken = None
-                  ) -> dict[str, Any]:
+def consumer_card(request: Request, card_id: Id, who: MaybeAuthed,
+                  receipt: ReceiptCode = None) -> dict[str, Any]:
+    """The card as its holder sees it: with the consumer's own key, the receipt code from the
+    sale, or a key that may read the merchant's books."""
     with context_of(request).engine.connect() as conn:
-        return views.consumer_card_status(conn, card_id, _token(token))
+        return views.consumer_card_status(conn, card_id, card_reader(who, receipt))
+
+
+def card_reader(who: Principal | None, receipt: str | None) -> Principal | str:
+    if who is not None:
+        return who
+    if not receipt:
+        raise Unauthorized("the cardholder's consumer key (Authorization: Bearer) or the "
+                           "sale's receipt code (X-Receipt-Code) is required")
+    return receipt
 
 
 @router.post("/cards/{card_id}/consumptions", status_code=201)
@@ -257,29 +278,19 @@ async def consume(request: Request, card_id: Id, body: ConsumptionIn, who: Authe
 
 
 @router.post("/consumptions/{consumption_id}/confirm")
-async def confirm_consumption(request: Request, consumption_id: NumericId,
-                              token: ConsumerToken = None) -> JSONResponse:
-    return await _consumer_settles(request, consumption_id, True, token)
+async def confirm_consumption(request: Request, consumption_id: NumericId, who: Authed
+                              ) -> JSONResponse:
+    """The cardholder confirms, with their own consumer key."""
+    command = SettleConsumption(who, consumption_id, True, context_of(request).clock())
+    return await write(request, who, command, 200)
 
 
 @router.post("/consumptions/{consumption_id}/reject")
-async def reject_consumption(request: Request, consumption_id: NumericId,
-                             token: ConsumerToken = None) -> JSONResponse:
-    return await _consumer_settles(request, consumption_id, False, token)
-
-
-async def _consumer_settles(request: Request, consumption_id: int, confirm: bool,
-                            token: str | None) -> JSONResponse:
-    ctx = context_of(request)
-    command = SettleConsumption(consumption_id, confirm, ctx.clock(), _token(token))
-    return await submit_as_consumer(request, command)
-
-
-def _token(token: str | None) -> str:
-    if not token:
-        raise InvalidInput("the consumer token from the sale is required",
-                           field="X-Consumer-Token")
-    return token
+async def reject_consumption(request: Request, consumption_id: NumericId, who: Authed
+                             ) -> JSONResponse:
+    """The cardholder rejects, with their own consumer key: the value goes back on the card."""
+    command = SettleConsumption(who, consumption_id, False, context_of(request).clock())
+    return await write(request, who, command, 200)
 
 
 @router.post("/consumptions/auto-confirm")
@@ -299,19 +310,17 @@ async def refund_card(request: Request, card_id: Id, body: RefundIn, who: Authed
 
 
 @router.post("/cards/{card_id}/consumer-refunds", status_code=201)
-async def consumer_refund(request: Request, card_id: Id, body: RefundIn,
-                          token: ConsumerToken = None) -> JSONResponse:
-    command = RefundCard(None, card_id, body.reason, context_of(request).clock(), _token(token))
-    return await submit_as_consumer(request, command, 201)
+async def consumer_refund(request: Request, card_id: Id, body: RefundIn, who: Authed
+                          ) -> JSONResponse:
+    """The cardholder asks for their money back, with their own consumer key."""
+    who.require_role(Role.consumer)
+    command = RefundCard(who, card_id, body.reason, context_of(request).clock())
+    return await write(request, who, command)
 
 
 @router.post("/cards/{card_id}/dispute")
-async def dispute_card(request: Request, card_id: Id, token: ConsumerToken = None
-                       ) -> JSONResponse:
-    """Opened by the consumer (X-Consumer-Token) or an operator (API key)."""
-    if token:
-        return await submit_as_consumer(request, DisputeCard(None, card_id, True, token=token))
-    who = await principal_of(request)
+async def dispute_card(request: Request, card_id: Id, who: Authed) -> JSONResponse:
+    """Opened by the cardholder (their consumer key) or an operator."""
     return await write(request, who, DisputeCard(who, card_id, True), 200)
 
 

@@ -106,11 +106,11 @@ def get_journal(request: Request, who: Authed,
                 limits.journal_page_entries_default) -> dict[str, Any]:
     who.require_role(Role.operator, Role.regulator, Role.bank)
     with context_of(request).engine.connect() as conn:
-        return queries.journal_page(conn, after, limit)
+        return queries.journal_page(conn, after, limit, who)
 
 
 @router.get("/journal/{seq}")
 def get_journal_entry(request: Request, seq: SeqPath, who: Authed) -> dict[str, Any]:
     who.require_role(Role.operator, Role.regulator, Role.bank)
     with context_of(request).engine.connect() as conn:
-        return queries.journal_entry(conn, seq)
+        return queries.journal_entry(conn, seq, who)

@@ -34,7 +34,8 @@ from ledger.db.rowcache import RowCache, RowKey
 from ledger.db.script import Script, script_rows_max
 from ledger.errors import Conflict, NotFound, require
 
-JOURNAL_COLUMNS = ("seq", "ts", "kind", "prev_hash", "entry_hash", "body")
+JOURNAL_COLUMNS = ("seq", "ts", "kind", "prev_hash", "entry_hash", "body", "merchant_id",
+                   "bank_id")
 TRANSACTION_COLUMNS = ("id", "memo", "postings_count", "reverses_id", "ts")
 POSTING_COLUMNS = ("transaction_id", "idx", "postings_count", "account_id", "currency",
                    "amount_fen")
@@ -196,6 +197,8 @@ class Batch:
         self._database = str(conn.engine.url)  # whose sequences the id pools draw from
         self._sequences: Connection | None = None  # see `following`
         self._command_mark = self.mark()
+        # Who the running command acts for (ledger.auth.actor_of): named in every entry.
+        self.actor: dict[str, Any] | None = None
 
     @classmethod
     def following(cls, before: Batch, sequences: Connection | None = None) -> Batch:
@@ -280,6 +283,9 @@ class Batch:
     # -- appending ------------------------------------------------------------------
     def append(self, kind: str, payload: Mapping[str, Any]) -> EntryRef:
         # encode_entry refuses a payload outside the canonical subset (floats, ...).
+        # Every entry says who made it: the writer sets the actor of each request it runs.
+        require(self.actor is not None, "every journal entry names its actor")
+        payload = {**payload, "actor": self.actor}
         now = datetime.now(UTC)
         # Timestamps never go backwards along the chain, even if the clock does.
         self.ts = max(now, self.ts)
@@ -289,7 +295,8 @@ class Batch:
         entry_hash = journal.entry_hash(body)
         self.journal_rows.append({"seq": seq, "ts": self.ts, "kind": kind,
                                   "prev_hash": self.entry_hash, "entry_hash": entry_hash,
-                                  "body": body})
+                                  "body": body, "merchant_id": payload.get("merchant_id"),
+                                  "bank_id": payload.get("bank_id")})
         self.seq, self.entry_hash = seq, entry_hash
         return EntryRef(seq, entry_hash, ts_text)
 
@@ -366,9 +373,10 @@ class Batch:
         self.rows.flush()
         self._command_mark = self.mark()
 
-    def start_command(self) -> None:
+    def start_command(self, actor: Mapping[str, Any]) -> None:
         self._command_mark = self.mark()
         self.wrote_directly = False
+        self.actor = dict(actor)
 
     def undo_command(self) -> None:
         self.undo_to(self._command_mark)

@@ -16,7 +16,7 @@ from ledger.custody.settlement import period_of, release_split
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db import tables as t
-from ledger.errors import Forbidden, NotFound
+from ledger.errors import NotFound
 
 
 def _merchant_row(conn: Connection, merchant_id: str) -> Any:
@@ -27,13 +27,15 @@ def _merchant_row(conn: Connection, merchant_id: str) -> Any:
 
 
 def check_merchant_reader(principal: Principal, merchant: Any) -> None:
+    """Decided before existence: to a key that may not read it, a merchant that exists
+    answers as one that does not."""
     if principal.role in (Role.operator, Role.regulator):
         return
     if principal.role == Role.merchant and principal.merchant_id == merchant.id:
         return
     if principal.role == Role.bank and principal.bank_id == merchant.bank_id:
         return
-    raise Forbidden("this key may not read this merchant's books")
+    raise NotFound(f"merchant {merchant.id} does not exist", field="merchant_id")
 
 
 def merchant_balances(conn: Connection, merchant_id: str) -> dict[str, int]:
@@ -170,13 +172,31 @@ def merchant_cards(conn: Connection, principal: Principal, merchant_id: str, aft
     return {"items": items, "next_after": rows[-1].id if len(rows) == limit else None}
 
 
-def consumer_card_status(conn: Connection, card_id: str, token: str) -> dict[str, Any]:
-    """What a consumer may see with the card id and the token handed out at the sale."""
+def may_read_card(reader: Principal | str, card: Any, merchant_bank_id: str) -> bool:
+    """A card is read with the sale's receipt code, the cardholder's consumer key, or a key
+    that may read the merchant's books."""
+    if isinstance(reader, str):
+        return hmac.compare_digest(token_hash(reader), bytes(card.token_hash))
+    if reader.role == Role.consumer:
+        return bool(reader.consumer_id == card.consumer_id)
+    if reader.role in (Role.operator, Role.regulator):
+        return True
+    if reader.role == Role.merchant:
+        return bool(reader.merchant_id == card.merchant_id)
+    return reader.role == Role.bank and reader.bank_id == merchant_bank_id
+
+
+def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
+                         ) -> dict[str, Any]:
+    """What a cardholder may see of their card (to anyone else: as if it did not exist)."""
     row = conn.execute(
-        select(c.Card.__table__, t.Account.balance_fen.label("account_balance"))
-        .join(t.Account, t.Account.id == c.Card.account_id).where(c.Card.id == card_id)).first()
-    if row is None or not hmac.compare_digest(token_hash(token), bytes(row.token_hash)):
-        raise NotFound("no card matches this id and token", field="card_id")
+        select(c.Card.__table__, t.Account.balance_fen.label("account_balance"),
+               c.Merchant.bank_id.label("merchant_bank_id"))
+        .join(t.Account, t.Account.id == c.Card.account_id)
+        .join(c.Merchant, c.Merchant.id == c.Card.merchant_id)
+        .where(c.Card.id == card_id)).first()
+    if row is None or not may_read_card(reader, row, row.merchant_bank_id):
+        raise NotFound(f"card {card_id} does not exist", field="card_id")
     m = _merchant_row(conn, row.merchant_id)
     remaining = -row.account_balance
     in_custody = row.custody_fen - row.consumed_custody_fen if row.status == "active" else 0

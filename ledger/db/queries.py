@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -12,7 +14,9 @@ from sqlalchemy import Connection, func, select
 from ledger import journal
 from ledger.auth import Principal, Role
 from ledger.books import normal_sign
+from ledger.db import custody_tables as c
 from ledger.db import tables as t
+from ledger.db import trust_tables as tt
 from ledger.errors import Forbidden, NotFound
 
 verify_chunk_entries = 5000
@@ -21,10 +25,10 @@ verify_chunk_entries = 5000
 def account_view(conn: Connection, principal: Principal, account_id: int,
                  as_of: int | None = None) -> dict[str, Any]:
     row = conn.execute(select(t.Account.__table__).where(t.Account.id == account_id)).first()
-    if row is None or (as_of is not None and row.opened_seq > as_of):
+    # Decided before existence: an account this key may not read answers as a missing one.
+    if row is None or (as_of is not None and row.opened_seq > as_of) or \
+            not principal.may_read_account(row.merchant_id, row.bank_id):
         raise NotFound(f"account {account_id} does not exist", field="id")
-    if not principal.may_read_account(row.merchant_id, row.bank_id):
-        raise Forbidden(f"this key may not read account {account_id}")
     balance = row.balance_fen
     if as_of is not None:
         balance = conn.execute(
@@ -73,17 +77,41 @@ _ENTRY_COLUMNS = (t.JournalEntry.seq, t.JournalEntry.kind, t.JournalEntry.prev_h
                   t.JournalEntry.entry_hash, t.JournalEntry.body)
 
 
-def journal_page(conn: Connection, after: int, limit: int) -> dict[str, Any]:
-    rows = conn.execute(select(*_ENTRY_COLUMNS).where(t.JournalEntry.seq > after)
-                        .order_by(t.JournalEntry.seq).limit(limit)).all()
+def _bank_scope(bank_id: str) -> Any:
+    """A bank's entries: its own, and those of the merchants whose custodian it is."""
+    own_merchants = select(c.Merchant.id).where(c.Merchant.bank_id == bank_id)
+    return (t.JournalEntry.bank_id == bank_id) | t.JournalEntry.merchant_id.in_(own_merchants)
+
+
+def _scoped(query: Any, principal: Principal | None) -> Any:
+    if principal is None or principal.role in (Role.operator, Role.regulator):
+        return query
+    if principal.role == Role.bank and principal.bank_id is not None:
+        return query.where(_bank_scope(principal.bank_id))
+    raise Forbidden("the journal is for the operator, regulators and custodian banks")
+
+
+def journal_page(conn: Connection, after: int, limit: int,
+                 principal: Principal | None = None) -> dict[str, Any]:
+    """A page of the journal; a bank's pages hold only its own entries (next_after then
+    skips the others)."""
+    query = select(*_ENTRY_COLUMNS).where(t.JournalEntry.seq > after)
+    rows = conn.execute(_scoped(query, principal).order_by(t.JournalEntry.seq)
+                        .limit(limit)).all()
     items = [entry_view(*r) for r in rows]
     head = conn.execute(select(t.ChainHead.seq).where(t.ChainHead.id == 1)).scalar_one()
-    next_after = rows[-1].seq if rows and rows[-1].seq < head else None
+    if principal is not None and principal.role == Role.bank:
+        next_after = rows[-1].seq if len(rows) == limit else None
+    else:
+        next_after = rows[-1].seq if rows and rows[-1].seq < head else None
     return {"items": items, "head_seq": head, "next_after": next_after}
 
 
-def journal_entry(conn: Connection, seq: int) -> dict[str, Any]:
-    row = conn.execute(select(*_ENTRY_COLUMNS).where(t.JournalEntry.seq == seq)).first()
+def journal_entry(conn: Connection, seq: int, principal: Principal | None = None
+                  ) -> dict[str, Any]:
+    """One entry; to a bank an entry of another bank's merchant answers as missing."""
+    query = select(*_ENTRY_COLUMNS).where(t.JournalEntry.seq == seq)
+    row = conn.execute(_scoped(query, principal)).first()
     if row is None:
         raise NotFound(f"journal entry {seq} does not exist", field="seq")
     return entry_view(*row)
@@ -120,8 +148,48 @@ def account_balance_mismatches(conn: Connection) -> list[int]:
     return [r.id for r in rows]
 
 
-def principal_for_prefix(conn: Connection, prefix: str) -> tuple[bytes, Principal] | None:
-    row = conn.execute(select(t.ApiKey.__table__).where(t.ApiKey.prefix == prefix)).first()
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    secret_hash: bytes
+    principal: Principal
+    expires_at: datetime | None
+    revoked: bool
+
+
+def key_for_prefix(conn: Connection, prefix: str) -> StoredKey | None:
+    row = conn.execute(
+        select(t.ApiKey.__table__, tt.KeyRevocation.revoked_seq)
+        .outerjoin(tt.KeyRevocation, tt.KeyRevocation.key_id == t.ApiKey.id)
+        .where(t.ApiKey.prefix == prefix)).first()
     if row is None:
         return None
-    return bytes(row.secret_hash), Principal(row.id, Role(row.role), row.merchant_id, row.bank_id)
+    principal = Principal(row.id, Role(row.role), row.merchant_id, row.bank_id, row.consumer_id)
+    return StoredKey(bytes(row.secret_hash), principal, row.expires_at,
+                     row.revoked_seq is not None)
+
+
+def keys_page(conn: Connection, after: int, limit: int, role: str | None = None
+              ) -> dict[str, Any]:
+    """Keys as an operator lists them: never the secret, nor its hash."""
+    query = (select(t.ApiKey.id, t.ApiKey.prefix, t.ApiKey.role, t.ApiKey.merchant_id,
+                    t.ApiKey.bank_id, t.ApiKey.consumer_id, t.ApiKey.label,
+                    t.ApiKey.created_at, t.ApiKey.expires_at, t.ApiKey.issued_seq,
+                    tt.KeyRevocation.revoked_seq, tt.KeyRevocation.reason)
+             .outerjoin(tt.KeyRevocation, tt.KeyRevocation.key_id == t.ApiKey.id)
+             .where(t.ApiKey.id > after).order_by(t.ApiKey.id).limit(limit))
+    if role is not None:
+        query = query.where(t.ApiKey.role == role)
+    rows = conn.execute(query).all()
+    items = [{"key_id": r.id, "prefix": r.prefix, "role": r.role, "merchant_id": r.merchant_id,
+              "bank_id": r.bank_id, "consumer_id": r.consumer_id, "label": r.label,
+              "created_at": journal.format_ts(r.created_at),
+              "expires_at": None if r.expires_at is None else journal.format_ts(r.expires_at),
+              "issued_seq": r.issued_seq, "revoked_seq": r.revoked_seq,
+              "revoked_reason": r.reason} for r in rows]
+    return {"items": items, "next_after": rows[-1].id if len(rows) == limit else None}
+
+
+def banks(conn: Connection) -> dict[str, Any]:
+    rows = conn.execute(select(tt.Bank.__table__).order_by(tt.Bank.id)).all()
+    return {"items": [{"id": r.id, "name": r.name, "code": r.code,
+                       "registered_seq": r.registered_seq} for r in rows]}

@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 
 from ledger import limits
+from ledger.auth import SYSTEM_ACTOR
 from ledger.db import tables as t
 from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
 from ledger.db.script import Script
@@ -53,6 +54,9 @@ class WriteRequest:
     api_key_id: int | None = None
     idempotency_key: str | None = None
     request_hash: bytes | None = None
+    # Named in every journal entry the command appends (ledger.auth.actor_of): the API passes
+    # its caller's key; what Yufu does on its own (tree heads, bootstrap) is the system's.
+    actor: Mapping[str, Any] = field(default_factory=lambda: dict(SYSTEM_ACTOR))
     future: Future[Outcome] = field(default_factory=Future)
 
 
@@ -139,7 +143,7 @@ def _run_one(batch: Batch, request: WriteRequest, index: int,
                 "this Idempotency-Key was used before with a different request",
                 field="Idempotency-Key")
         return Outcome(first.status_code, first.body, replayed=True)
-    batch.start_command()
+    batch.start_command(request.actor)
     try:
         body = request.command.run(batch)
     except LedgerError as error:

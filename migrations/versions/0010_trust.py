@@ -28,6 +28,18 @@ BEGIN
 END $$;
 CREATE TRIGGER key_revocations_notify AFTER INSERT ON key_revocations
   FOR EACH ROW EXECUTE FUNCTION yufu_key_revoked();
+CREATE FUNCTION yufu_operator_remains() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM api_keys k
+                  WHERE k.role = 'operator' AND (k.expires_at IS NULL OR k.expires_at > now())
+                    AND NOT EXISTS (SELECT 1 FROM key_revocations r WHERE r.key_id = k.id)) THEN
+    RAISE EXCEPTION 'yufu: the last active operator key cannot be revoked'
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER key_revocations_operator_remains AFTER INSERT ON key_revocations
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION yufu_operator_remains();
 """
 
 # The entry's merchant and bank, as its payload names them (the hashed bytes stay as they are).
@@ -147,6 +159,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER key_revocations_operator_remains ON key_revocations")
+    op.execute("DROP FUNCTION yufu_operator_remains()")
     op.execute("DROP TRIGGER key_revocations_notify ON key_revocations")
     op.execute("DROP FUNCTION yufu_key_revoked()")
     op.drop_constraint(op.f("fk_merchants_bank_id_banks"), "merchants", type_="foreignkey")

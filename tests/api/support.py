@@ -65,3 +65,11 @@ def balance(client: TestClient, headers: dict[str, str], account_id: int) -> int
     response = client.get(f"/v1/accounts/{account_id}", headers=headers)
     assert response.status_code == 200, response.text
     return int(response.json()["balance_fen"])
+
+
+def acted_by(payload: dict[str, Any], role: str) -> dict[str, Any]:
+    """The payload without its actor, once the actor is checked to be a key of this role."""
+    rest = dict(payload)
+    actor = rest.pop("actor")
+    assert actor["role"] == role and isinstance(actor["key_id"], int), actor
+    return rest

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.messages import OutboxSender
 from ledger.auth import Role
 from tests.api.support import nothing_written
 from tests.conftest import issue_key, open_account
@@ -35,8 +36,9 @@ def plain_client(engine: Engine) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="module")
-def world(app_client: TestClient, engine: Engine, operator: Headers) -> dict[str, Any]:
-    custody = Custody(app_client, engine, operator)
+def world(app_client: TestClient, engine: Engine, operator: Headers,
+          outbox: OutboxSender) -> dict[str, Any]:
+    custody = Custody(app_client, engine, operator, outbox)
     merchant = custody.file("体育健身")
     other = custody.file("体育健身")
     key = custody.merchant_key(merchant["id"])

@@ -21,7 +21,7 @@ from api.cli import main as yufu
 from ledger import audit, merkle
 from ledger.auth import Role
 from tests.audit.support import doc_key, journal_size, memory_tree, post_transfers
-from tests.conftest import issue_key
+from tests.conftest import file_merchant, issue_key, register_bank
 
 Headers = dict[str, str]
 SIZES_MAX = 64
@@ -67,7 +67,7 @@ def keys(engine: Engine) -> Keys:
     return Keys(bearer(issue_key(engine, Role.operator)),
                 bearer(issue_key(engine, Role.regulator)),
                 bearer(issue_key(engine, Role.bank, bank_id="ICBC-BJ")),
-                bearer(issue_key(engine, Role.merchant, "m-nobody")))
+                bearer(issue_key(engine, Role.merchant, file_merchant(engine, "OTHER-BANK"))))
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,7 @@ def world(client: TestClient, engine: Engine, keys: Keys) -> World:
     rng = random.Random(9162)
     merchants, cards = [], []
     for industry, bank, sold in (("体育健身", "ICBC-BJ", 2), ("餐饮", "CCB-BJ", 1)):
+        register_bank(engine, bank)
         r = client.post("/v1/merchants", headers=keys.operator, json={
             "name": f"{industry}商户", "credit_code": credit_code(rng), "industry": industry,
             "bank_id": bank, "custody_account": "0200001234567"})
@@ -118,7 +119,7 @@ def test_a_receipt_has_no_proof_until_a_head_covers_the_sale(client: TestClient,
                                                             world: World) -> None:
     card = world.cards[0]
     r = client.get(f"/v1/cards/{card['card_id']}/receipt",
-                   headers={"X-Consumer-Token": card["consumer_token"]})
+                   headers={"X-Receipt-Code": card["receipt_code"]})
     assert r.status_code == 200, r.text
     receipt = r.json()
     assert receipt["journal_seq"] == card["journal_seq"]
@@ -227,6 +228,26 @@ PUBLIC = ["/v1/audit/public-key", "/v1/audit/tree-head", "/v1/audit/tree-heads"]
 READERS_ONLY = ["/v1/audit/proofs/inclusion?seq=1&tree_size=1",
                 "/v1/audit/proofs/consistency?first=1&second=2", "/v1/audit/merchants",
                 "/v1/audit/totals", "/v1/audit/journal/export"]
+BANKS_NOT = {"/v1/audit/proofs/inclusion?seq=1&tree_size=1": 404,
+             "/v1/audit/journal/export": 403}
+
+
+def test_a_bank_proves_its_own_merchants_entries(client: TestClient, keys: Keys,
+                                                  world: World) -> None:
+    client.post("/v1/audit/tree-heads", headers=keys.operator)
+    head = client.get("/v1/audit/tree-head").json()
+    own, other = world.cards[0], world.cards[-1]  # at ICBC-BJ, and at CCB-BJ
+    path = "/v1/audit/proofs/inclusion"
+    r = client.get(path, headers=keys.bank,
+                   params={"seq": own["journal_seq"], "tree_size": head["tree_size"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["leaf_index"] == own["journal_seq"] - 1
+    r = client.get(path, headers=keys.bank,
+                   params={"seq": other["journal_seq"], "tree_size": head["tree_size"]})
+    assert r.status_code == 404, r.text
+    missing = client.get(path, headers=keys.bank,
+                         params={"seq": head["tree_size"] + 10**6, "tree_size": head["tree_size"]})
+    assert missing.status_code in (404, 422)
 
 
 @pytest.mark.parametrize("path", PUBLIC + READERS_ONLY)
@@ -235,7 +256,11 @@ def test_who_may_read_what(client: TestClient, keys: Keys, world: World, path: s
                            role: str) -> None:
     client.post("/v1/audit/tree-heads", headers=keys.operator)
     r = client.get(path, headers=keys.by_role(role))
-    if path in PUBLIC or role in ("regulator", "bank", "operator"):
+    if role == "bank" and path in BANKS_NOT:
+        # A bank reads its own merchants' entries only: entry 1 is not one of them, and the
+        # whole export is every bank's.
+        assert r.status_code == BANKS_NOT[path], (role, path, r.text)
+    elif path in PUBLIC or role in ("regulator", "bank", "operator"):
         assert r.status_code == 200, (role, path, r.text)
     else:
         assert r.status_code == (401 if role == "none" else 403), (role, path, r.text)
@@ -300,7 +325,7 @@ def test_a_receipt_proves_the_sale_once_a_head_covers_it(client: TestClient, key
     client.post("/v1/audit/tree-heads", headers=keys.operator)
     for card in world.cards:
         r = client.get(f"/v1/cards/{card['card_id']}/receipt",
-                       headers={"X-Consumer-Token": card["consumer_token"]})
+                       headers={"X-Receipt-Code": card["receipt_code"]})
         assert r.status_code == 200, r.text
         receipt = r.json()
         head, proof = receipt["tree_head"], receipt["inclusion"]
@@ -315,15 +340,15 @@ def test_a_receipt_proves_the_sale_once_a_head_covers_it(client: TestClient, key
                                        bytes.fromhex(head["root_hash"]))
 
 
-def test_a_receipt_needs_the_cards_token(client: TestClient, world: World) -> None:
+def test_a_receipt_needs_the_cards_receipt_code(client: TestClient, world: World) -> None:
     card = world.cards[0]
     path = f"/v1/cards/{card['card_id']}/receipt"
-    assert client.get(path).status_code == 422
-    assert client.get(path, headers={"X-Consumer-Token": "wrong"}).status_code == 404
-    other = world.cards[1]["consumer_token"]
-    assert client.get(path, headers={"X-Consumer-Token": other}).status_code == 404
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"X-Receipt-Code": "wrong"}).status_code == 404
+    other = world.cards[1]["receipt_code"]
+    assert client.get(path, headers={"X-Receipt-Code": other}).status_code == 404
     assert client.get("/v1/cards/card_nope/receipt",
-                      headers={"X-Consumer-Token": card["consumer_token"]}).status_code == 404
+                      headers={"X-Receipt-Code": card["receipt_code"]}).status_code == 404
 
 
 def test_the_interval_signer_signs_only_when_the_journal_grew(engine: Engine,

@@ -34,7 +34,7 @@ from tests.audit.support import (
     sign_head,
     verifier,
 )
-from tests.conftest import issue_key
+from tests.conftest import file_merchant, issue_key
 
 VERIFIER = Path(__file__).resolve().parents[2] / "scripts" / "verify_audit.py"
 SAMPLE = "25"
@@ -127,7 +127,7 @@ def test_another_pinned_key_fails_the_key_check(service: Service, tmp_path: Path
 
 def test_a_key_that_may_not_read_the_journal_cannot_verify(service: Service,
                                                            engine: Engine) -> None:
-    merchant = issue_key(engine, Role.merchant, "m-1")
+    merchant = issue_key(engine, Role.merchant, file_merchant(engine, "B1"))
     code, out = run_verifier("--url", service.url, "--key", merchant)
     assert code == 2, out
     assert "ERROR could not verify" in out and "403" in out

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from ledger.auth import Role
-from tests.conftest import issue_key
+from tests.conftest import issue_key, register_bank
 from tests.custody.support import Headers, bearer, credit_code, head_seq
 
 SAMPLES = Path(__file__).parents[1] / "bank" / "samples"
@@ -69,6 +69,7 @@ class Banking:
     def merchant(self, bank_id: str, industry: str = "体育健身") -> Merchant:
         """体育健身 keeps 100% in custody (a sale's deposit is its price); 美容美发 40%."""
         account = f"62{self.rng.randrange(10**14):014d}"
+        register_bank(self.engine, bank_id)
         body = {"name": f"商户{self.rng.randrange(10**6)}", "industry": industry,
                 "credit_code": credit_code(self.rng), "bank_id": bank_id,
                 "custody_account": account}

@@ -4,13 +4,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from ledger.auth import Role
-from tests.conftest import issue_key
+from tests.conftest import issue_key, register_bank
 
 
 def test_a_statement_clears_a_sale_and_cross_verifies(app_client: TestClient, engine: Engine,
                                                        operator: dict[str, str]) -> None:
     ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
     ctx.clock = lambda: date(2026, 11, 2)
+    register_bank(engine, "B1")
     r = app_client.post("/v1/merchants", headers=operator, json={
         "name": "游泳馆", "credit_code": "91110105MA01XYHW2E", "industry": "体育健身",
         "bank_id": "B1", "custody_account": "6226090000000048"})

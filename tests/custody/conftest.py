@@ -11,18 +11,22 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from api.messages import OutboxSender
 from ledger.auth import Role
-from tests.conftest import issue_key
+from tests.conftest import consumer_key, issue_key, register_bank
 from tests.custody.support import Headers, bearer, credit_code
 
 
 class Custody:
     """Drives the custody API as the operator, merchants, banks and consumers do."""
 
-    def __init__(self, client: TestClient, engine: Engine, operator: Headers) -> None:
+    def __init__(self, client: TestClient, engine: Engine, operator: Headers,
+                 outbox: OutboxSender) -> None:
         self.client, self.engine, self.operator = client, engine, operator
+        self.outbox = outbox
         self.rng = random.Random(uuid.uuid4().int)
         self.phones = 0
+        self._consumers: dict[str, Headers] = {}
 
     def set_today(self, day: date) -> None:
         self.client.app.state.ctx.clock = lambda: day  # type: ignore[attr-defined]
@@ -35,6 +39,7 @@ class Custody:
 
     def file(self, industry: str, bank_id: str = "ICBC-BJ", name: str | None = None
              ) -> dict[str, Any]:
+        register_bank(self.engine, bank_id)
         body = {"name": name or f"商户{self.rng.randrange(10**6)}", "industry": industry,
                 "credit_code": credit_code(self.rng), "bank_id": bank_id,
                 "custody_account": f"02{self.rng.randrange(10**11):011d}"}
@@ -52,16 +57,23 @@ class Custody:
 
     def sell(self, product_id: str, key: Headers, named: bool = True) -> dict[str, Any]:
         self.phones += 1
-        body = {"product_id": product_id, "consumer": {"phone": f"1390000{self.phones:04d}"},
-                "named": named}
-        return dict(self.ok("POST", "/v1/cards", key, body, 201))
+        phone = f"1390000{self.phones:04d}"
+        body = {"product_id": product_id, "consumer": {"phone": phone}, "named": named}
+        return {**self.ok("POST", "/v1/cards", key, body, 201), "phone": phone}
+
+    def consumer(self, sale: dict[str, Any]) -> Headers:
+        """The cardholder's own key (one per phone, by one-time code)."""
+        phone = sale["phone"]
+        if phone not in self._consumers:
+            self._consumers[phone] = consumer_key(self.client, self.outbox, phone)
+        return self._consumers[phone]
 
     def consume(self, card_id: str, key: Headers, **body: Any) -> dict[str, Any]:
         return dict(self.ok("POST", f"/v1/cards/{card_id}/consumptions", key, body, 201))
 
-    def confirm(self, consumption_id: int, token: str) -> dict[str, Any]:
+    def confirm(self, consumption_id: int, sale: dict[str, Any]) -> dict[str, Any]:
         return dict(self.ok("POST", f"/v1/consumptions/{consumption_id}/confirm",
-                            {"X-Consumer-Token": token}))
+                            self.consumer(sale)))
 
     def deposit(self, merchant_id: str, key: Headers, amount_fen: int) -> dict[str, Any]:
         return dict(self.ok("POST", f"/v1/merchants/{merchant_id}/deposits", key,
@@ -79,5 +91,6 @@ class Custody:
 
 
 @pytest.fixture(scope="module")
-def custody(app_client: TestClient, engine: Engine, operator: Headers) -> Custody:
-    return Custody(app_client, engine, operator)
+def custody(app_client: TestClient, engine: Engine, operator: Headers,
+            outbox: OutboxSender) -> Custody:
+    return Custody(app_client, engine, operator, outbox)

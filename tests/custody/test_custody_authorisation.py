@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from api.routes import custody as custody_routes
 from api.routes import ledger as ledger_routes
-from api.routes import system as system_routes
+from api.routes import trust as trust_routes
 from ledger.auth import Role
 from tests.conftest import issue_key
 from tests.custody.conftest import Custody
@@ -38,7 +38,7 @@ def scene(custody: Custody) -> dict[str, Any]:
     card_a, card_a2 = custody.sell(pa["id"], ka), custody.sell(pa["id"], ka)
     card_b = custody.sell(pb["id"], kb)
     use = custody.consume(card_a["card_id"], ka, sessions=2)
-    custody.confirm(use["consumption_id"], card_a["consumer_token"])
+    custody.confirm(use["consumption_id"], card_a)
     custody.deposit(a["id"], icbc, 120_000)
     releases = custody.run_releases(date(2026, 3, 16), a["id"])
     assert [r["amount_fen"] for r in releases] == [18_000]
@@ -47,7 +47,8 @@ def scene(custody: Custody) -> dict[str, Any]:
     assert refund["amount_fen"] == 60_000
     return {"a": a, "b": b, "ka": ka, "kb": kb, "icbc": icbc, "boc": boc, "pa": pa, "pb": pb,
             "card_a": card_a, "card_b": card_b, "release": releases[0],
-            "refund": refund, "regulator": bearer(issue_key(custody.engine, Role.regulator))}
+            "refund": refund, "use": use,
+            "regulator": bearer(issue_key(custody.engine, Role.regulator))}
 
 
 def test_a_merchant_cannot_sell_another_merchants_product(
@@ -72,11 +73,11 @@ def test_a_merchant_cannot_consume_or_refund_another_merchants_card(
         r = app_client.post(f"/v1/cards/{card}/refunds", headers=scene["kb"],
                             json={"reason": "balance"})
         assert_problem(r, 404, field="card_id", code="not_found")
-    r = app_client.get(f"/v1/cards/{card}", headers={"X-Consumer-Token": "x"})
+    r = app_client.get(f"/v1/cards/{card}", headers={"X-Receipt-Code": "x"})
     assert r.status_code == 404
     # The card is untouched: 4 of its 6 sessions, 40000 fen left.
     r = app_client.get(f"/v1/cards/{card}",
-                       headers={"X-Consumer-Token": scene["card_a"]["consumer_token"]})
+                       headers={"X-Receipt-Code": scene["card_a"]["receipt_code"]})
     assert r.status_code == 200, r.text
     assert (r.json()["remaining_units"], r.json()["remaining_paid_fen"]) == (4, 40_000)
 
@@ -183,20 +184,23 @@ def _regulator_writes(scene: dict[str, Any]) -> list[tuple[str, dict[str, Any] |
         ("/v1/releases/run", {"as_of": "2030-01-01"}),
         (f"/v1/releases/{scene['release']['release_id']}/resolve", {"outcome": "failed"}),
         (f"/v1/refunds/{scene['refund']['refund_id']}/resolve", {"outcome": "settled"}),
+        (f"/v1/consumptions/{scene['use']['consumption_id']}/confirm", None),
+        (f"/v1/consumptions/{scene['use']['consumption_id']}/reject", None),
+        (f"/v1/cards/{card}/consumer-refunds", {"reason": "balance"}),
+        ("/v1/banks", {"id": "NEW-BANK", "name": "x", "code": "102100099996"}),
+        ("/v1/keys/1/revoke", None),
     ]
 
 
-# POSTs authorised by the consumer's card token, not by an API key (see README).
-CONSUMER_POSTS = {"/v1/consumptions/{consumption_id}/confirm",
-                  "/v1/consumptions/{consumption_id}/reject",
-                  "/v1/cards/{card_id}/consumer-refunds"}
+# POSTs that take no API key: a consumer asks for a one-time code and trades it for a key.
+CONSUMER_POSTS = {"/v1/consumer/codes", "/v1/consumer/keys"}
 
 
 def test_a_regulator_key_cannot_write_at_all(app_client: TestClient, engine: Engine,
                                              scene: dict[str, Any]) -> None:
     writes = _regulator_writes(scene)
     # The list covers every keyed POST of the ledger, custody and system routes.
-    posts = {route.path for module in (custody_routes, ledger_routes, system_routes)
+    posts = {route.path for module in (custody_routes, ledger_routes, trust_routes)
              for route in module.router.routes
              if isinstance(route, APIRoute) and "POST" in route.methods}
     templates = {_template(path) for path, _ in writes}
@@ -208,11 +212,6 @@ def test_a_regulator_key_cannot_write_at_all(app_client: TestClient, engine: Eng
         for path, body in writes:
             r = app_client.post(path, headers=scene["regulator"], json=body)
             assert_problem(r, 403, code="forbidden")
-        # The consumer's own writes take a card token, which a regulator key is not.
-        for path in (f"/v1/consumptions/{scene['release']['release_id']}/confirm",
-                     f"/v1/cards/{scene['card_a']['card_id']}/consumer-refunds"):
-            r = app_client.post(path, headers=scene["regulator"], json={"reason": "balance"})
-            assert_problem(r, 422, field="X-Consumer-Token")
     # ... while it reads everything.
     a = scene["a"]["id"]
     for path in (f"/v1/merchants/{a}", f"/v1/merchants/{a}/cards", "/v1/exposure",
@@ -241,11 +240,12 @@ def _all_routes(client: TestClient) -> list[APIRoute]:
 def _template(path: str) -> str:
     parts = path.split("/")
     names = {"merchants": "merchant_id", "cards": "card_id", "releases": "release_id",
-             "refunds": "refund_id", "transactions": "transaction_id"}
+             "refunds": "refund_id", "transactions": "transaction_id",
+             "consumptions": "consumption_id", "keys": "key_id"}
     out = []
     for i, part in enumerate(parts):
         previous = parts[i - 1] if i else ""
-        if previous in names and part not in ("run", "batch", ""):
+        if previous in names and part not in ("run", "batch", "auto-confirm", ""):
             out.append("{" + names[previous] + "}")
         else:
             out.append(part)

@@ -189,7 +189,7 @@ def test_a_fully_custodied_merchant_with_deposits_in_transit_pays_every_claim(
                            validity_months=3)
     cards = [custody.sell(pack["id"], key) for _ in range(3)]
     use = custody.consume(cards[0]["card_id"], key, sessions=2)
-    custody.confirm(use["consumption_id"], cards[0]["consumer_token"])
+    custody.confirm(use["consumption_id"], cards[0])
     assert use["paid_fen"] == 6_000
     custody.deposit(m["id"], bank, 30_001)  # one card of three has arrived
     custody.ok("POST", f"/v1/merchants/{m['id']}/freeze", custody.operator, {"reason": "跑路"})

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from stdnum.cn import uscc
 
+from tests.conftest import register_bank
 from tests.custody.conftest import Custody
 from tests.custody.support import (
     USCC_ALPHABET,
@@ -32,6 +33,7 @@ def _sale(client: TestClient, key: dict[str, str], product_id: str, named: bool 
 
 def test_a_bad_or_duplicate_credit_code_is_refused(app_client: TestClient, engine: Engine,
                                                    custody: Custody) -> None:
+    register_bank(engine, "ICBC-BJ")
     code = credit_code(random.Random(7))
     wrong = code[:-1] + next(c for c in USCC_ALPHABET if c != code[-1])
     assert not uscc.is_valid(wrong)
@@ -177,7 +179,8 @@ def test_close_needs_a_freeze_and_a_closed_merchant_stays_closed(
 
 def test_unknown_things_are_404(app_client: TestClient, engine: Engine,
                                 custody: Custody) -> None:
-    token = {"X-Consumer-Token": "whatever"}
+    # A cardholder's own key (of a phone no card was sold to: codes are sent all the same).
+    token = custody.consumer({"phone": "13700000000"})
     with nothing_written(app_client, engine):
         assert_problem(app_client.get("/v1/cards/card_nope", headers=token), 404,
                        field="card_id", code="not_found")
@@ -285,7 +288,7 @@ def test_cooling_off_only_within_the_days_and_before_any_use(
     assert (r["claim_fen"], r["amount_fen"], r["merchant_due_fen"]) == (45_000, 45_000, 0)
     # A 40% commerce card: custody pays its share, the merchant owes the rest; bonus is void.
     r = custody.ok("POST", f"/v1/cards/{shop_card['card_id']}/consumer-refunds",
-                   {"X-Consumer-Token": shop_card["consumer_token"]},
+                   custody.consumer(shop_card),
                    {"reason": "cooling_off"}, 201)
     assert (r["claim_fen"], r["amount_fen"], r["merchant_due_fen"]) == (100_001, 40_000, 60_001)
     with nothing_written(app_client, engine):
@@ -297,20 +300,21 @@ def test_cooling_off_only_within_the_days_and_before_any_use(
         assert_problem(r, 422, field="card_id", code="refused",
                        detail_has="the card is refund_pending")
     custody.set_today(MONDAY + timedelta(days=8))
+    day_8_holder, used_holder = custody.consumer(on_day_8), custody.consumer(used)
     with nothing_written(app_client, engine):
         r = app_client.post(f"/v1/cards/{on_day_8['card_id']}/refunds", headers=kt,
                             json={"reason": "cooling_off"})
         assert_problem(r, 422, code="refused",
                        detail_has="the cooling-off period of 7 days has passed")
         r = app_client.post(f"/v1/cards/{on_day_8['card_id']}/consumer-refunds",
-                            headers={"X-Consumer-Token": on_day_8["consumer_token"]},
+                            headers=day_8_holder,
                             json={"reason": "cooling_off"})
         assert_problem(r, 422, code="refused",
                        detail_has="the cooling-off period of 7 days has passed")
         r = app_client.post(f"/v1/cards/{on_day_8['card_id']}/consumer-refunds",
-                            headers={"X-Consumer-Token": used["consumer_token"]},
-                            json={"reason": "balance"})
-        assert_problem(r, 403, code="forbidden")
+                            headers=used_holder, json={"reason": "balance"})
+        # Another cardholder's card is not even admitted to exist.
+        assert_problem(r, 404, field="card_id", code="not_found")
     # A balance refund is still there: 14 of 15 sessions, 3000 fen each.
     r = custody.ok("POST", f"/v1/cards/{used['card_id']}/refunds", kt, {"reason": "balance"},
                    201)
@@ -330,7 +334,7 @@ def test_a_period_is_released_once_and_a_release_settled_once(
     card = custody.sell(product["id"], key)
     use = custody.consume(card["card_id"], key, sessions=2)
     assert (use["paid_fen"], use["status"]) == (9_522, "pending")  # 2 x 4761
-    custody.confirm(use["consumption_id"], card["consumer_token"])
+    custody.confirm(use["consumption_id"], card)
     custody.deposit(m["id"], bank, 33_333)
     first = custody.run_releases(MONDAY + timedelta(days=9), m["id"])
     # 9522 earned: 8570 released, 952 held back (10%, largest remainder).
@@ -364,7 +368,7 @@ def test_a_dispute_holds_back_the_cards_releases_until_resolved(
     assert custody.consume(calm["card_id"], key, sessions=2)["custody_fen"] == 4_000
     assert custody.consume(disputed["card_id"], key, sessions=5)["custody_fen"] == 10_000
     r = app_client.post(f"/v1/cards/{disputed['card_id']}/dispute",
-                        headers={"X-Consumer-Token": disputed["consumer_token"]})
+                        headers=custody.consumer(disputed))
     assert r.status_code == 200 and r.json()["disputed"] is True
     with nothing_written(app_client, engine):
         r = app_client.post(f"/v1/cards/{disputed['card_id']}/dispute",
@@ -489,8 +493,8 @@ def test_a_retried_sale_never_sells_twice(app_client: TestClient, engine: Engine
     assert custody.balances(m["id"])["custody_in_transit"] == 8_000
 
 
-def test_a_consumer_token_works_only_for_its_own_card(app_client: TestClient, engine: Engine,
-                                                      custody: Custody) -> None:
+def test_a_consumer_key_works_only_for_the_holders_own_cards(
+        app_client: TestClient, engine: Engine, custody: Custody) -> None:
     custody.set_today(MONDAY)
     m = custody.file("学科类培训")
     key = custody.merchant_key(m["id"])
@@ -498,28 +502,34 @@ def test_a_consumer_token_works_only_for_its_own_card(app_client: TestClient, en
                               validity_months=3)
     mine, theirs = custody.sell(product["id"], key), custody.sell(product["id"], key)
     use = custody.consume(mine["card_id"], key, sessions=1)
-    wrong = {"X-Consumer-Token": theirs["consumer_token"]}
+    wrong, holder = custody.consumer(theirs), custody.consumer(mine)
     with nothing_written(app_client, engine):
+        # Another holder's consumption and card answer as if they did not exist.
         for action in ("confirm", "reject"):
             r = app_client.post(f"/v1/consumptions/{use['consumption_id']}/{action}",
                                 headers=wrong)
-            assert_problem(r, 403, code="forbidden")
+            assert_problem(r, 404, field="consumption_id", code="not_found")
         r = app_client.post(f"/v1/cards/{mine['card_id']}/consumer-refunds", headers=wrong,
                             json={"reason": "balance"})
-        assert_problem(r, 403, code="forbidden")
+        assert_problem(r, 404, field="card_id", code="not_found")
         r = app_client.post(f"/v1/cards/{mine['card_id']}/dispute", headers=wrong)
-        assert_problem(r, 403, code="forbidden")
+        assert_problem(r, 404, field="card_id", code="not_found")
         assert_problem(app_client.get(f"/v1/cards/{mine['card_id']}", headers=wrong), 404,
                        field="card_id")
-    # The right token: the consumer rejects the lesson, and the card is whole again.
-    r = custody.ok("POST", f"/v1/consumptions/{use['consumption_id']}/reject",
-                   {"X-Consumer-Token": mine["consumer_token"]})
+        # The sale's receipt code reads the card, and does nothing else.
+        receipt = {"X-Receipt-Code": mine["receipt_code"]}
+        assert app_client.get(f"/v1/cards/{mine['card_id']}", headers=receipt
+                              ).status_code == 200
+        r = app_client.post(f"/v1/consumptions/{use['consumption_id']}/confirm",
+                            headers=receipt)
+        assert_problem(r, 401, code="unauthorized")
+    # The holder's own key: the consumer rejects the lesson, and the card is whole again.
+    r = custody.ok("POST", f"/v1/consumptions/{use['consumption_id']}/reject", holder)
     assert r["status"] == "rejected"
-    view = custody.ok("GET", f"/v1/cards/{mine['card_id']}",
-                      {"X-Consumer-Token": mine["consumer_token"]})
+    view = custody.ok("GET", f"/v1/cards/{mine['card_id']}", holder)
     assert (view["remaining_units"], view["remaining_paid_fen"]) == (20, 20_000)
     with nothing_written(app_client, engine):
         r = app_client.post(f"/v1/consumptions/{use['consumption_id']}/confirm",
-                            headers={"X-Consumer-Token": mine["consumer_token"]})
+                            headers=holder)
         assert_problem(r, 409, field="consumption_id", code="conflict",
                        detail_has="already rejected")

@@ -53,6 +53,7 @@ from ledger.custody_service import (
     SettleConsumption,
 )
 from ledger.errors import Conflict, InsufficientFunds, LedgerError, Refused
+from tests.conftest import register_bank
 from tests.custody.support import (
     card_balances,
     check_custody_identity,
@@ -127,7 +128,7 @@ class MCard:
     paid: int
     custody: int
     total_units: int
-    token: str
+    holder: Principal  # the cardholder's own consumer key
     sold_on: date
     expires_on: date
     rules: Rules
@@ -353,7 +354,8 @@ class CustodyMachine(RuleBasedStateMachine):
                 body["expires_on"], body["named"]) == (
             p.price, custody, p.price - custody, total, expires.isoformat(), named)
         self.cards[body["card_id"]] = MCard(
-            body["card_id"], m.id, p.kind, p.price, custody, total, body["consumer_token"],
+            body["card_id"], m.id, p.kind, p.price, custody, total,
+            Principal(0, Role.consumer, consumer_id=consumer),
             self.today, expires, r, balance=p.price)
         m.books["custody_in_transit"] += custody
         m.books["direct_share"] += p.price - custody
@@ -413,7 +415,7 @@ class CustodyMachine(RuleBasedStateMachine):
         use = self.pick(data, list(self.consumptions.values()),
                         lambda u: u.status == "pending")
         card = self.cards[use.card_id]
-        command = SettleConsumption(use.id, confirm, self.today, card.token)
+        command = SettleConsumption(card.holder, use.id, confirm, self.today)
         if use.status != "pending":
             self.refused(command, Conflict)
             return
@@ -583,9 +585,8 @@ class CustodyMachine(RuleBasedStateMachine):
     def refund(self, data: st.DataObject, reason: str, by_consumer: bool) -> None:
         card = self.pick(data, list(self.cards.values()),
                          lambda c: c.status == "active" and c.balance > 0)
-        principal = None if by_consumer else self.merchant_principal(card.merchant_id)
-        command = RefundCard(principal, card.id, reason, self.today,
-                             card.token if by_consumer else None)
+        principal = card.holder if by_consumer else self.merchant_principal(card.merchant_id)
+        command = RefundCard(principal, card.id, reason, self.today)
         if card.status != "active" or card.balance == 0 or (reason == "cooling_off" and (
                 card.used > 0 or self.today > card.sold_on + timedelta(
                     days=card.rules.cooling_off_days))):
@@ -639,7 +640,7 @@ class CustodyMachine(RuleBasedStateMachine):
     @rule(data=st.data(), by_consumer=st.booleans())
     def open_dispute(self, data: st.DataObject, by_consumer: bool) -> None:
         card = self.pick(data, list(self.cards.values()), lambda c: not c.disputed)
-        command = DisputeCard(None, card.id, True, token=card.token) if by_consumer \
+        command = DisputeCard(card.holder, card.id, True) if by_consumer \
             else DisputeCard(OPERATOR, card.id, True)
         if card.disputed:
             self.refused(command, Conflict)
@@ -843,6 +844,7 @@ class CustodyMachine(RuleBasedStateMachine):
 
 def test_custody_flows_keep_the_books(engine: Engine) -> None:
     CustodyMachine.engine = engine
+    register_bank(engine, BANK)
     with engine.connect() as conn:
         CustodyMachine.verified.update(zip(("seq", "hash"), check_journal(conn), strict=True))
     run_state_machine_as_test(CustodyMachine, settings=settings(

@@ -97,16 +97,24 @@ def serving(tmp_path: Path, stop_with: signal.Signals
         EmbeddedPostgres(home / "pg", embedded_settings()).stop()  # if it is still up
 
 
-def test_the_readme_walkthrough_runs_as_written(live: Live, tmp_path: Path) -> None:
+def test_the_readme_walkthrough_runs_as_written_twice_in_a_row(live: Live,
+                                                                 tmp_path: Path) -> None:
     script = tmp_path / "walkthrough.sh"
     script.write_text("set -euo pipefail\n" + walkthrough(), encoding="utf-8")
     env = {**os.environ, "YUFU": live.url, "KEY": live.key, "YUFU_HOME": str(live.home)}
     env.pop("YUFU_DATABASE_URL", None)
-    done = subprocess.run(["bash", "-euo", "pipefail", str(script)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-    lines = done.stdout.splitlines()
-    assert len(lines) >= 8, done.stdout  # `yufu verify` may say more after its "OK:"
+    cards = []
+    for _ in range(2):
+        done = subprocess.run(["bash", "-euo", "pipefail", str(script)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+        cards.append(check_walkthrough_output(done.stdout))
+    assert cards[0] != cards[1]
+
+
+def check_walkthrough_output(stdout: str) -> str:
+    lines = stdout.splitlines()
+    assert len(lines) >= 9, stdout  # `yufu verify` may say more after its "OK:"
     sold = re.fullmatch(r"card (card_[0-9a-f]{16}) recorded at journal entry ([0-9]+)", lines[0])
     assert sold is not None, lines[0]
     card_id = sold.group(1)
@@ -121,6 +129,9 @@ def test_the_readme_walkthrough_runs_as_written(live: Live, tmp_path: Path) -> N
     verified = re.match(r"OK: ([0-9]+) entries verified; head hash ([0-9a-f]{64})", lines[7])
     assert verified is not None, lines[7]
     assert int(sold.group(2)) < int(verified.group(1))
+    assert lines[-2].startswith("OK"), lines[-2]  # the auditor's verifier
+    assert lines[-1] == str(int(sold.group(2)) - 1)  # the receipt's leaf index
+    return card_id
 
 
 def test_serve_stopped_with_sigterm_stops_its_postgresql_too(tmp_path: Path) -> None:

@@ -3,14 +3,17 @@ from datetime import date, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from api.messages import OutboxSender
 from ledger.auth import Role
-from tests.conftest import issue_key
+from tests.conftest import consumer_key, issue_key, register_bank
 
 
 def test_a_card_goes_from_sale_to_release_and_closure(app_client: TestClient, engine: Engine,
-                                                      operator: dict[str, str]) -> None:
+                                                      operator: dict[str, str],
+                                                      outbox: OutboxSender) -> None:
     ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
     ctx.clock = lambda: date(2026, 11, 2)
+    register_bank(engine, "ICBC-BJ")
     r = app_client.post("/v1/merchants", headers=operator, json={
         "name": "朝阳少儿游泳馆", "credit_code": "91110000600037341L", "industry": "体育健身",
         "bank_id": "ICBC-BJ", "custody_account": "0200001234567"})
@@ -28,7 +31,7 @@ def test_a_card_goes_from_sale_to_release_and_closure(app_client: TestClient, en
         "product_id": product["id"], "consumer": {"phone": "13800138000"}})
     assert r.status_code == 201, r.text
     card = r.json()
-    token = {"X-Consumer-Token": card["consumer_token"]}
+    token = consumer_key(app_client, outbox, "13800138000")
     r = app_client.post(f"/v1/cards/{card['card_id']}/consumptions", headers=mkey,
                         json={"sessions": 3})
     assert r.status_code == 201, r.text

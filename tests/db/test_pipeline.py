@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from api.runtime import run_command
-from ledger.auth import Role
+from ledger.auth import SYSTEM_ACTOR, Role
 from ledger.books import Posting, TransactionDraft
 from ledger.db import batch as batch_module
 from ledger.db import tables as t
@@ -63,7 +63,7 @@ def till(engine: Engine) -> tuple[int, int]:
 
 
 def pay(batch: Batch, card: int, cash: int, fen: int) -> None:
-    batch.start_command()
+    batch.start_command(SYSTEM_ACTOR)
     batch.post(TransactionDraft((Posting(card, fen, "CNY"), Posting(cash, -fen, "CNY")),
                                 memo="session"))
 

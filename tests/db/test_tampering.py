@@ -27,7 +27,7 @@ from ledger import journal
 from ledger.auth import Role
 from ledger.db import queries
 from ledger.service import IssueKey, PostTransaction, ReverseTransaction
-from tests.conftest import open_account
+from tests.conftest import file_merchant, open_account
 
 YUFU = Path(sys.executable).with_name("yufu")
 
@@ -45,7 +45,8 @@ class History:
 def history(engine: Engine) -> History:
     cash = open_account(engine, "asset", non_negative=True, name="备付金")
     card = open_account(engine, "liability", non_negative=True)
-    run_command(engine, IssueKey(Role.merchant, merchant_id="m-1", label="收银台"))
+    run_command(engine, IssueKey(Role.merchant, merchant_id=file_merchant(engine, "B1"),
+                                 label="收银台"))
     payments = []
     for n in range(1, 7):
         body = run_command(engine, PostTransaction.parse({"memo": f"pay {n}", "postings": [

@@ -1,0 +1,153 @@
+"""Who may act: API keys (issue, list, revoke), the registry of custodian banks, and the
+consumer's own credential (a one-time code, then a consumer key)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from api.context import context_of, principal_of, submit, write
+from api.routes.custody import ConsumerIn, consumer_id_of
+from ledger import consumer, limits
+from ledger.auth import Principal, Role
+from ledger.db import queries
+from ledger.db.writer import WriteRequest
+from ledger.errors import Busy, Unauthorized
+from ledger.service import IssueKey
+from ledger.trust_service import RegisterBank, RequestCode, RevokeKey, VerifyCode
+
+router = APIRouter(prefix="/v1")
+Authed = Annotated[Principal, Depends(principal_of)]
+KeyId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+keys_page_max = 1000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KeyIn(Strict):
+    role: Literal["operator", "merchant", "bank", "regulator"]
+    merchant_id: str | None = Field(default=None, max_length=limits.owner_chars_max)
+    bank_id: str | None = Field(default=None, max_length=limits.owner_chars_max)
+    label: str = Field(default="", max_length=limits.name_chars_max)
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="when the key stops working (rotation: issue the new key, "
+                                  "then revoke the old one)")
+
+
+class RevokeIn(Strict):
+    reason: str = Field(default="", max_length=500)
+
+
+class BankIn(Strict):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=limits.name_chars_max)
+    code: str = Field(min_length=8, max_length=12, description="CNAPS code or SWIFT BIC")
+
+
+class CodeIn(Strict):
+    phone: str | None = Field(default=None, max_length=64)
+    external_id: str | None = Field(default=None, max_length=64)
+
+
+class ConsumerKeyIn(CodeIn):
+    code: str = Field(min_length=1, max_length=12)
+    label: str = Field(default="", max_length=limits.name_chars_max)
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+@router.post("/keys", status_code=201)
+async def issue_key(request: Request, body: KeyIn, who: Authed) -> JSONResponse:
+    who.require_role(Role.operator)
+    command = IssueKey(Role(body.role), body.merchant_id, body.bank_id, body.label,
+                       body.expires_at)
+    return await write(request, who, command)
+
+
+@router.get("/keys")
+def list_keys(request: Request, who: Authed,
+              after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+              limit: Annotated[int, Query(ge=1, le=keys_page_max)] = 100,
+              role: Literal["operator", "merchant", "bank", "regulator", "consumer"] | None
+              = None) -> dict[str, Any]:
+    """Every key with its scope, expiry and revocation: never its secret."""
+    who.require_role(Role.operator)
+    with context_of(request).engine.connect() as conn:
+        return queries.keys_page(conn, after, limit, role)
+
+
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(request: Request, key_id: KeyId, who: Authed,
+                     body: RevokeIn | None = None) -> JSONResponse:
+    """An operator revokes any key, a holder its own. Takes effect on the next request."""
+    reason = body.reason if body is not None else ""
+    answer = await write(request, who, RevokeKey(who, key_id, reason, datetime.now(UTC)), 200)
+    if answer.status_code == 200:
+        context_of(request).keys.forget(key_id)
+    return answer
+
+
+# -- banks ----------------------------------------------------------------------------------
+
+
+@router.post("/banks", status_code=201)
+async def register_bank(request: Request, body: BankIn, who: Authed) -> JSONResponse:
+    who.require_role(Role.operator)
+    return await write(request, who, RegisterBank(body.id, body.name, body.code))
+
+
+@router.get("/banks")
+def list_banks(request: Request, who: Authed) -> dict[str, Any]:
+    who.require_role(Role.operator, Role.regulator, Role.bank, Role.merchant)
+    with context_of(request).engine.connect() as conn:
+        return queries.banks(conn)
+
+
+# -- the consumer's own credential ------------------------------------------------------------
+
+
+@router.post("/consumer/codes", status_code=202)
+async def request_code(request: Request, body: CodeIn) -> JSONResponse:
+    """Send a one-time code to the phone (or external id) cards were sold to. Answers alike
+    whether or not any card was sold to it, so it tells nobody who holds cards."""
+    ctx = context_of(request)
+    consumer_id = consumer_id_of(request, ConsumerIn(phone=body.phone,
+                                                     external_id=body.external_id))
+    code = consumer.new_code()
+    secret_hash = consumer.code_hash(ctx.code_secret, consumer_id, code)
+    outcome = await submit(request, WriteRequest(
+        RequestCode(consumer_id, secret_hash, datetime.now(UTC)), 202,
+        actor={"role": Role.consumer.value, "consumer_id": consumer_id}))
+    if outcome.status_code == 202 and ctx.sender is not None:
+        to = body.phone or body.external_id or ""
+        try:
+            await run_in_threadpool(ctx.sender.send, to, consumer.message_text(code))
+        except Exception as error:  # the code is stored but was not delivered: ask again
+            raise Busy("the code could not be sent: ask again shortly") from error
+    return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+
+@router.post("/consumer/keys", status_code=201)
+async def consumer_key(request: Request, body: ConsumerKeyIn) -> JSONResponse:
+    """Trade a one-time code for a consumer key: it confirms, rejects, disputes and asks for
+    refunds on every card sold to that phone, and nobody else can."""
+    ctx = context_of(request)
+    consumer_id = consumer_id_of(request, ConsumerIn(phone=body.phone,
+                                                     external_id=body.external_id))
+    code = consumer.check_code_format(body.code)
+    command = VerifyCode(consumer_id, code, ctx.code_secret, datetime.now(UTC), body.label)
+    outcome = await submit(request, WriteRequest(command, 201, actor={
+        "role": Role.consumer.value, "consumer_id": consumer_id, "via": "one_time_code"}))
+    if outcome.status_code == 201 and not outcome.body.get("verified", False):
+        left = outcome.body.get("attempts_left", 0)
+        raise Unauthorized(f"wrong code ({left} attempts left)", field="code")
+    body_out = {k: v for k, v in outcome.body.items() if k != "verified"}
+    return JSONResponse(body_out, status_code=outcome.status_code)

@@ -1,0 +1,134 @@
+"""Trust use cases: registering custodian banks, revoking keys, and the consumer's own
+credential (a one-time code, then a consumer key). Each a command in one group commit."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from ledger import consumer
+from ledger.auth import Principal, Role
+from ledger.db import trust_store as store
+from ledger.db import trust_tables as tt
+from ledger.db.batch import Batch
+from ledger.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
+from ledger.service import issue_key, storable
+
+bank_id_chars_max: Final = 64
+# CNAPS bank codes (大额支付系统行号) are 12 digits; SWIFT BICs 8 or 11 characters.
+BANK_CODE_RE = re.compile(r"^(?:[0-9]{12}|[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\Z")
+BANK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+
+
+@dataclass(frozen=True)
+class RegisterBank:
+    bank_id: str
+    name: str
+    code: str
+
+    def __post_init__(self) -> None:
+        if not BANK_ID_RE.match(self.bank_id):
+            raise InvalidInput("1 to 64 letters, digits, '.', '_' or '-'", field="id")
+        if not BANK_CODE_RE.match(self.code):
+            raise InvalidInput("a CNAPS bank code (12 digits) or a SWIFT BIC (8 or 11)",
+                               field="code")
+        storable(self.name, "name")
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        if store.bank_registered(batch, self.bank_id):
+            raise Conflict(f"bank {self.bank_id} is already registered", field="id")
+        taken = store.bank_code_taken(batch, self.code)
+        if taken is not None:
+            raise Conflict(f"code {self.code} is bank {taken}'s", field="code")
+        view = {"bank_id": self.bank_id, "name": self.name, "code": self.code}
+        entry = batch.append("bank.registered", view)
+        batch.add_row(tt.Bank, {"id": self.bank_id, "name": self.name, "code": self.code,
+                                "registered_seq": entry.seq})
+        return {"id": self.bank_id, "name": self.name, "code": self.code,
+                "journal_seq": entry.seq}
+
+
+@dataclass(frozen=True)
+class RevokeKey:
+    """An operator revokes any key; a merchant, bank or consumer may revoke its own (a lost
+    phone, a leaked till). The last active operator key stays, or nobody could administer
+    Yufu."""
+
+    principal: Principal | None  # None: the CLI, run by whoever holds the database
+    key_id: int
+    reason: str
+    now: datetime
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        p = self.principal
+        if p is not None:
+            p.require_writer()  # a regulator writes nothing, not even its own revocation
+        row = store.key_row(batch, self.key_id)
+        own = p is not None and p.key_id == self.key_id
+        if row is None or (p is not None and p.role != Role.operator and not own):
+            # Decided before existence: another's key id and a missing one answer alike.
+            raise NotFound(f"key {self.key_id} does not exist", field="key_id")
+        if row.revoked_seq is not None:
+            raise Conflict(f"key {self.key_id} is already revoked", field="key_id")
+        if row.role == Role.operator.value and \
+                store.other_active_operator_keys(batch, self.key_id, self.now) == 0:
+            raise Conflict("the last active operator key cannot be revoked: issue another "
+                           "first", field="key_id")
+        view = {"key_id": self.key_id, "role": row.role, "merchant_id": row.merchant_id,
+                "bank_id": row.bank_id, "consumer_id": row.consumer_id,
+                "reason": storable(self.reason, "reason")}
+        entry = batch.append("key.revoked", view)
+        store.record_revocation(batch, self.key_id, self.reason, entry.seq)
+        return {**view, "revoked": True, "journal_seq": entry.seq}
+
+
+@dataclass(frozen=True)
+class RequestCode:
+    """Store a new one-time code for the consumer; the caller sends it once this commits."""
+
+    consumer_id: str
+    code_hash: bytes
+    now: datetime
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        sent = store.codes_sent_since(batch, self.consumer_id, self.now, consumer.codes_window_s)
+        if len(sent) >= consumer.codes_per_consumer_max:
+            wait = consumer.codes_window_s - (self.now - sent[0]).total_seconds()
+            raise RateLimited(f"at most {consumer.codes_per_consumer_max} codes an hour are "
+                              "sent to one phone", retry_after_s=int(wait) + 1, field="phone")
+        code_id = batch.next_id(tt.ConsumerCode)
+        expires = consumer.code_expiry(self.now)
+        store.insert_code(batch, {"id": code_id, "consumer_id": self.consumer_id,
+                                  "code_hash": self.code_hash, "created_at": self.now,
+                                  "expires_at": expires, "attempts": 0, "used_at": None})
+        return {"sent": True, "expires_in_s": consumer.code_ttl_s}
+
+
+@dataclass(frozen=True)
+class VerifyCode:
+    """A right code gives the consumer a key bound to their pseudonym; a wrong one counts
+    against the code (and is answered, not raised, so the count is kept)."""
+
+    consumer_id: str
+    code: str
+    secret: bytes
+    now: datetime
+    label: str = ""
+
+    def run(self, batch: Batch) -> dict[str, Any]:
+        row = store.latest_code(batch, self.consumer_id, self.now)
+        if row is None or row["attempts"] >= consumer.code_attempts_max:
+            raise Unauthorized("no valid code for this phone: ask for a new one",
+                               field="code")
+        if not consumer.code_matches(self.secret, self.consumer_id, self.code,
+                                     bytes(row["code_hash"])):
+            attempts = row["attempts"] + 1
+            store.update_code(batch, row["id"], attempts=attempts)
+            return {"verified": False,
+                    "attempts_left": consumer.code_attempts_max - attempts}
+        store.update_code(batch, row["id"], used_at=self.now)
+        issued = issue_key(batch, Role.consumer, consumer_id=self.consumer_id,
+                           label=self.label, expires_at=consumer.key_expiry(self.now))
+        return {"verified": True, **issued}
