@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from api.settings import Settings, embedded_settings
@@ -34,6 +35,7 @@ from ledger.service import IssueKey
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("yufu")
+INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,18 @@ def database(settings: Settings) -> Iterator[Database]:
 def migrate(db: Database) -> None:
     """As the owner: the migrations, then the service role's privileges (on every start, so
     the tables of a new migration get theirs at once)."""
-    upgrade(db.owner_url)
     if not db.roles_split:
         _warn_roles_not_split()
+        try:
+            upgrade(db.owner_url)
+        except DBAPIError as refused:
+            if getattr(refused.orig, "pgcode", None) != INSUFFICIENT_PRIVILEGE:
+                raise
+            raise SystemExit("yufu: the migrations need the schema's owner, and "
+                             "YUFU_DATABASE_URL's role is not: set YUFU_MIGRATION_DATABASE_URL "
+                             "(docs/database.md)") from refused
         return
+    upgrade(db.owner_url)
     service_role = _current_user(db.service_url)
     owner = create_engine(db.owner_url, poolclass=NullPool)
     try:
@@ -108,8 +118,9 @@ def service_engine(settings: Settings) -> Iterator[Engine]:
 @cache
 def _warn_roles_not_split() -> None:
     log.warning("YUFU_MIGRATION_DATABASE_URL is not set (or names the service's own role): "
-                "migrations run as the service's role, which therefore owns the schema and "
-                "could change the journal; see docs/database.md to split the roles")
+                "migrations run with YUFU_DATABASE_URL's role, and if that role owns the "
+                "schema the service could change the journal; docs/database.md splits the "
+                "roles")
 
 
 def _current_user(url: str) -> str:

@@ -60,10 +60,10 @@ def template_name(server: testdb.Server) -> Iterator[str]:
     ensure_default_rule_sets(engine)
     engine.dispose()
     yield name
-    _drop(server.owner_url, name)
+    drop_database(server.owner_url, name)
 
 
-def _drop(server_url: str, name: str) -> None:
+def drop_database(server_url: str, name: str) -> None:
     admin = create_engine(make_url(testdb.normalise_url(server_url)), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -76,7 +76,7 @@ def module_database(server: testdb.Server, template_name: str) -> Iterator[str]:
     name = f"yufu_t_{uuid.uuid4().hex[:10]}"
     testdb.create_database(server.owner_url, name, template=template_name)
     yield name
-    _drop(server.owner_url, name)
+    drop_database(server.owner_url, name)
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,9 @@ class Access(enum.Enum):
     # Rows the service changes in place: caches of the journal (balances, the chain head)
     # and custody state whose every change is journaled.
     change = ("SELECT", "INSERT", "UPDATE")
-    # The owner's own bookkeeping: the service never reads it.
-    owner_only = ()
+    # Read only: the schema's revision, which a command run with the service's URL alone
+    # reads to find its migrations done (runtime.migrate).
+    read = ("SELECT",)
 
     @property
     def privileges(self) -> tuple[str, ...]:
@@ -72,8 +73,8 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     "cross_verifications": Access.append,
     "expected_deposits": Access.change,  # cleared by statements and confirmations
     "reconciliation_breaks": Access.change,  # resolved
-    # Alembic's revision: read and written by migrations only.
-    "alembic_version": Access.owner_only,
+    # Alembic's revision: written by the migrations only.
+    "alembic_version": Access.read,
 })
 # The tables whose id sequence the service moves on by setval as well as nextval (a whole
 # block of statement line ids in one round trip: bank_store.line_ids): UPDATE on the
@@ -109,9 +110,8 @@ def grant(conn: Connection, service_role: str) -> None:
     statements = [f"GRANT USAGE ON SCHEMA {quote(_schema(conn))} TO {role}"]
     for name in tables:
         statements.append(f"REVOKE ALL ON TABLE {quote(name)} FROM {role}")
-        if TABLES[name].privileges:
-            statements.append(f"GRANT {', '.join(TABLES[name].privileges)} ON TABLE "
-                              f"{quote(name)} TO {role}")
+        statements.append(f"GRANT {', '.join(TABLES[name].privileges)} ON TABLE "
+                          f"{quote(name)} TO {role}")
     for sequence, moved in _sequences(conn):
         statements.append(f"REVOKE ALL ON SEQUENCE {quote(sequence)} FROM {role}")
         statements.append(f"GRANT USAGE, SELECT{', UPDATE' if moved else ''} ON SEQUENCE "

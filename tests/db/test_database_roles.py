@@ -10,18 +10,21 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from api.runtime import Database, _warn_roles_not_split, database, migrate
 from api.settings import Settings
 from ledger.db import embedded, privileges
 from ledger.db.embedded import OWNER_ROLE, SERVICE_ROLE, EmbeddedPostgres
+from tests import testdb
+from tests.conftest import drop_database
 from tests.db.test_write_path import pg_error, rolled_back
 from tests.testdb import TEST_SETTINGS
 
@@ -91,7 +94,7 @@ def test_the_grants_are_the_policy(engine: Engine, owner_engine: Engine) -> None
         "SELECT", "INSERT"}
     assert held["accounts"] == held["cards"] == held["chain_head"] == {
         "SELECT", "INSERT", "UPDATE"}
-    assert held["alembic_version"] == set()
+    assert held["alembic_version"] == {"SELECT"}
     assert held == {name: set(privileges.TABLES[name].privileges) for name in held}
 
 
@@ -132,6 +135,36 @@ def test_without_the_owners_url_migrations_run_as_before_and_a_warning_says_so(
         migrate(Database(owner_database_url, owner_database_url))
     warned = [r for r in caplog.records if "YUFU_MIGRATION_DATABASE_URL" in r.getMessage()]
     assert len(warned) == 1
+
+
+def test_with_the_services_url_alone_a_migrated_database_serves_and_a_new_one_is_refused(
+        server: testdb.Server, database_url: str) -> None:
+    migrate(Database(database_url, database_url))  # at the head: Alembic only reads
+    name = f"yufu_empty_{uuid.uuid4().hex[:10]}"
+    testdb.create_database(server.owner_url, name)
+    try:
+        with pytest.raises(SystemExit, match="set YUFU_MIGRATION_DATABASE_URL"):
+            migrate(Database(server.service(name), server.service(name)))
+    finally:
+        drop_database(server.owner_url, name)
+
+
+def test_on_an_external_server_the_suite_can_make_its_own_service_role(
+        server: testdb.Server) -> None:
+    role = "yufu_test_service_made_here"
+    made = testdb.external(server.owner_url, None, role=role)
+    try:
+        engine = create_engine(made.service_url)
+        with engine.connect() as conn:
+            assert conn.execute(text(
+                "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
+            )).one() == (role, False)
+        engine.dispose()
+    finally:
+        owner = create_engine(server.owner_url, isolation_level="AUTOCOMMIT")
+        with owner.connect() as conn:
+            conn.execute(text(f'DROP ROLE "{role}"'))
+        owner.dispose()
 
 
 def test_an_external_server_gives_the_service_its_url_and_the_owner_the_migration_url(
