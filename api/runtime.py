@@ -91,6 +91,11 @@ def migrate(db: Database) -> None:
                              "(docs/database.md)") from refused
         return
     upgrade(db.owner_url)
+    grant_service(db)
+
+
+def grant_service(db: Database) -> None:
+    """As the owner: the service role's privileges, exactly ledger/db/privileges.py's."""
     service_role = _current_user(db.service_url)
     owner = create_engine(db.owner_url, poolclass=NullPool)
     try:

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from api.app import create_app
-from api.runtime import Database, ensure_default_rule_sets, migrate, run_command
+from api.runtime import Database, ensure_default_rule_sets, grant_service, migrate, run_command
 from ledger.auth import Role
 from ledger.db.engine import make_engine
 from ledger.service import IssueKey, OpenAccount
@@ -72,9 +72,12 @@ def drop_database(server_url: str, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def module_database(server: testdb.Server, template_name: str) -> Iterator[str]:
-    """The module's own database, cloned from the template (grants included)."""
+    """The module's own database, cloned from the template (its tables' grants with it) and
+    granted as a start of `yufu serve` grants it (a database's own privileges are not
+    cloned)."""
     name = f"yufu_t_{uuid.uuid4().hex[:10]}"
     testdb.create_database(server.owner_url, name, template=template_name)
+    grant_service(Database(service_url=server.service(name), owner_url=server.owner(name)))
     yield name
     drop_database(server.owner_url, name)
 

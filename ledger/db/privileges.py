@@ -107,7 +107,16 @@ def grant(conn: Connection, service_role: str) -> None:
                           "(classify them in ledger/db/privileges.py)")
     quote = conn.dialect.identifier_preparer.quote_identifier
     role = quote(service_role)
-    statements = [f"GRANT USAGE ON SCHEMA {quote(_schema(conn))} TO {role}"]
+    database = quote(str(conn.execute(text("SELECT current_database()")).scalar_one()))
+    statements = [
+        # No temporary tables, for anyone but the owner: a session's own pg_temp comes first
+        # in its search path, so a temporary `postings` or `chain_head` would be what the
+        # triggers' functions read and write in that session (the balance check, the link
+        # check, the write generation's bump), and they would pass on its say-so.
+        f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC",
+        f"REVOKE ALL ON DATABASE {database} FROM {role}",
+        f"GRANT CONNECT ON DATABASE {database} TO {role}",
+        f"GRANT USAGE ON SCHEMA {quote(_schema(conn))} TO {role}"]
     for name in tables:
         statements.append(f"REVOKE ALL ON TABLE {quote(name)} FROM {role}")
         statements.append(f"GRANT {', '.join(TABLES[name].privileges)} ON TABLE "
@@ -146,9 +155,14 @@ def problems(conn: Connection, service_role: str) -> list[str]:
         "UNION ALL SELECT 'the schema' FROM pg_namespace "
         "WHERE oid = current_schema()::regnamespace AND nspowner = to_regrole(:role)"),
         {"role": service_role}).scalars()]
-    if conn.execute(text("SELECT has_schema_privilege(:role, current_schema(), 'CREATE')"),
-                    {"role": service_role}).scalar_one():
-        found.append("it may create objects in the schema")
+    creates = conn.execute(text(
+        "SELECT has_schema_privilege(:role, current_schema(), 'CREATE'), "
+        "has_database_privilege(:role, current_database(), 'CREATE'), "
+        "has_database_privilege(:role, current_database(), 'TEMPORARY')"),
+        {"role": service_role}).one()
+    found += [what for what, can in zip(
+        ("it may create objects in the schema", "it may create schemas",
+         "it may create temporary tables"), creates, strict=True) if can]
     checks = ", ".join(f"has_table_privilege(:role, c.oid, '{p}')"
                        for p in TABLE_PRIVILEGES_ALL)
     for name, *held in conn.execute(text(

@@ -48,6 +48,8 @@ def service_role(engine: Engine) -> str:
     "ALTER TABLE journal_entries DISABLE TRIGGER ALL",
     "SET session_replication_role = replica",
     "CREATE TABLE yufu_intruder (id bigint)",
+    "CREATE TEMPORARY TABLE postings (transaction_id bigint)",  # would shadow the real one
+    "CREATE SCHEMA yufu_service",
     "DROP TABLE journal_entries",
     "DROP TRIGGER journal_entries_append_only ON journal_entries",
 ])
