@@ -3,8 +3,8 @@ passes every check, and each tampering is caught and named at its first failure.
 
 The tamperings are made as the database's owner with triggers off
 (session_replication_role = replica), as an insider with the owner's password could (the
-service's role cannot), and undone afterwards. This module
-has its own database (tests/conftest.py gives one per module).
+service's role cannot), and undone afterwards. This module has its own database
+(tests/conftest.py gives one per module).
 """
 
 from __future__ import annotations
