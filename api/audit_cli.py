@@ -18,10 +18,8 @@ from api.runtime import (
     PROJECT_ROOT,
     audit_signing_key,
     check_audit_key,
-    connect,
-    database,
     run_command,
-    upgrade,
+    service_engine,
 )
 from api.settings import Settings
 from ledger import audit
@@ -50,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(audit.public_key_pem(key.public_key()), end="")
         print(f"key id {audit.key_id(key.public_key())}", file=sys.stderr)
         return 0
-    with database(settings) as url:
-        upgrade(url)
-        engine = connect(url)
+    with service_engine(settings) as engine:
         check_audit_key(engine, key, settings.audit_key_rotate)
         body = run_command(engine, SignTreeHead(key), 200)
     print(json.dumps(body, indent=2))

@@ -26,10 +26,11 @@ from api.runtime import (
     connect,
     database,
     ensure_default_rule_sets,
+    migrate,
     pseudonym_key,
     run_command,
+    service_engine,
     settle_heap,
-    upgrade,
 )
 from api.settings import Settings
 from ledger.auth import ISSUED_ROLES, Principal, Role, cli_actor
@@ -38,6 +39,7 @@ from ledger.bank_service import ImportStatementFile
 from ledger.custody_service import AutoConfirm, RunReleases
 from ledger.db import queries
 from ledger.db.embedded import EmbeddedUnavailable
+from ledger.db.privileges import UnsafeRoles
 from ledger.errors import InvalidInput, LedgerError
 from ledger.journal import (
     GENESIS_PREV_HASH,
@@ -122,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except EmbeddedUnavailable as missing:  # no PostgreSQL to start: say what to install
         print(f"yufu: {missing}", file=sys.stderr)
         return 2
+    except UnsafeRoles as unsafe:  # the service's role could rewrite history: do not serve
+        print(f"yufu: {unsafe}", file=sys.stderr)
+        return 2
 
 
 def _exit_on_sigterm() -> None:
@@ -141,9 +146,10 @@ def _serve(_: argparse.Namespace) -> int:
 
     _exit_on_sigterm()
     settings = Settings()
-    with database(settings) as url:
-        upgrade(url)
-        engine = connect(url)
+    with database(settings) as db:
+        migrate(db)
+        # Everything from here on, the bootstrap's writes too, goes through the service role.
+        engine = connect(db.service_url)
         ensure_default_rule_sets(engine)
         key = bootstrap_operator_key(engine, settings.home)
         audit_key = audit_signing_key(settings)
@@ -160,7 +166,9 @@ def _serve(_: argparse.Namespace) -> int:
             # Each worker process builds its own app (and appender) on the same database;
             # they serialise on the chain head, so the HTTP work spreads over the cores.
             engine.dispose()
-            os.environ["YUFU_DATABASE_URL"] = url
+            # The workers get the service's URL only: none of them needs the owner's.
+            os.environ["YUFU_DATABASE_URL"] = db.service_url
+            os.environ.pop("YUFU_MIGRATION_DATABASE_URL", None)
             os.environ["YUFU_HOME"] = str(settings.home.resolve())
             uvicorn.run("api.app:app_from_environment", factory=True,
                         workers=settings.workers, **options)
@@ -173,9 +181,8 @@ def _serve(_: argparse.Namespace) -> int:
 
 
 def _job(command: object) -> dict[str, object]:
-    with database(Settings()) as url:
-        upgrade(url)
-        return _cli_command(connect(url), command, 200)
+    with service_engine(Settings()) as engine:
+        return _cli_command(engine, command, 200)
 
 
 def _releases(args: argparse.Namespace) -> int:
@@ -204,16 +211,14 @@ def _auto_confirm(args: argparse.Namespace) -> int:
 
 
 def _db(_: argparse.Namespace) -> int:
-    with database(Settings()) as url:
-        upgrade(url)
+    with database(Settings()) as db:
+        migrate(db)
     print("database is at the latest migration")
     return 0
 
 
 def _keys(args: argparse.Namespace) -> int:
-    with database(Settings()) as url:
-        upgrade(url)
-        engine = connect(url)
+    with service_engine(Settings()) as engine:
         if args.keys_command == "list":
             with engine.connect() as conn:
                 page = queries.keys_page(conn, 0, cli_keys_listed_max, args.role)
@@ -245,9 +250,7 @@ def _aware_datetime(text: str) -> datetime:
 
 
 def _banks(args: argparse.Namespace) -> int:
-    with database(Settings()) as url:
-        upgrade(url)
-        engine = connect(url)
+    with service_engine(Settings()) as engine:
         if args.banks_command == "list":
             with engine.connect() as conn:
                 body = queries.banks(conn)
@@ -302,8 +305,8 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"BROKEN at sequence number {bad.seq}: line {bad.seq} of the file is "
                   f"malformed ({bad.reason})")
             return 1
-    with database(Settings()) as url:
-        engine = connect(url)
+    with database(Settings()) as db:
+        engine = connect(db.service_url)
         with engine.connect() as conn:
             code, count, last_hash = _report(check_chain(queries.stored_entries(conn)))
             if code:
@@ -359,7 +362,7 @@ def _entries_from_file(path: Path) -> Iterator[StoredEntry]:
 
 def _export(args: argparse.Namespace) -> int:
     count = 0
-    with database(Settings()) as url, connect(url).connect() as conn, \
+    with database(Settings()) as db, connect(db.service_url).connect() as conn, \
             args.out.open("wb") as out:
         for stored in queries.stored_entries(conn):
             out.write(b'{"entry":' + stored.body + b',"hash":"' +

@@ -8,13 +8,17 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from api.settings import Settings, embedded_settings
 from ledger import audit
@@ -22,6 +26,7 @@ from ledger.auth import SYSTEM_ACTOR, Role
 from ledger.custody.rules import default_rule_sets
 from ledger.custody_service import CreateRuleSet
 from ledger.db import custody_tables as c
+from ledger.db import privileges
 from ledger.db import tables as t
 from ledger.db.audit_queries import latest_head
 from ledger.db.embedded import EmbeddedPostgres
@@ -31,23 +36,106 @@ from ledger.service import IssueKey
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("yufu")
+INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE
+
+
+@dataclass(frozen=True)
+class Database:
+    """The two ways into the database (docs/database.md): the service's restricted role,
+    which every read and write of the running service uses, and the owner's, which runs the
+    migrations and grants the service its privileges."""
+
+    service_url: str
+    owner_url: str
+
+    @property
+    def roles_split(self) -> bool:
+        return self.owner_url != self.service_url
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The database URL: YUFU_DATABASE_URL, else an embedded cluster under YUFU_HOME,
-    started if needed and stopped afterwards if we started it."""
+def database(settings: Settings) -> Iterator[Database]:
+    """YUFU_DATABASE_URL (the service's) and YUFU_MIGRATION_DATABASE_URL (the owner's), else
+    an embedded cluster under YUFU_HOME, started if needed and stopped afterwards if we
+    started it."""
     if settings.database_url:
-        yield normalise_url(settings.database_url)
+        service_url = normalise_url(settings.database_url)
+        owner_url = settings.migration_database_url
+        yield Database(service_url, normalise_url(owner_url) if owner_url else service_url)
         return
+    if settings.migration_database_url:
+        raise SystemExit("yufu: YUFU_MIGRATION_DATABASE_URL is set but YUFU_DATABASE_URL is "
+                         "not: set both (the service's URL and the owner's), or neither for "
+                         "the embedded PostgreSQL")
     embedded = EmbeddedPostgres(settings.home / "pg", embedded_settings())
     was_running = (embedded.pgdata / "PG_VERSION").exists() and embedded.is_running()
-    url = embedded.start()
+    embedded.start()
     try:
-        yield url
+        yield Database(embedded.service_url, embedded.owner_url)
     finally:
         if not was_running:
             embedded.stop()
+
+
+def migrate(db: Database) -> None:
+    """As the owner: the migrations, then the service role's privileges (on every start, so
+    the tables of a new migration get theirs at once)."""
+    if not db.roles_split:
+        _warn_roles_not_split()
+        try:
+            upgrade(db.owner_url)
+        except DBAPIError as refused:
+            if getattr(refused.orig, "pgcode", None) != INSUFFICIENT_PRIVILEGE:
+                raise
+            raise SystemExit("yufu: the migrations need the schema's owner, and "
+                             "YUFU_DATABASE_URL's role is not: set YUFU_MIGRATION_DATABASE_URL "
+                             "(docs/database.md)") from refused
+        return
+    upgrade(db.owner_url)
+    grant_service(db)
+
+
+def grant_service(db: Database) -> None:
+    """As the owner: the service role's privileges, exactly ledger/db/privileges.py's."""
+    service_role = _current_user(db.service_url)
+    owner = create_engine(db.owner_url, poolclass=NullPool)
+    try:
+        with owner.begin() as conn:
+            if service_role == conn.execute(text("SELECT current_user")).scalar_one():
+                _warn_roles_not_split()
+                return
+            privileges.grant(conn, service_role)
+    finally:
+        owner.dispose()
+
+
+@contextmanager
+def service_engine(settings: Settings) -> Iterator[Engine]:
+    """For a command: the database up and migrated, and an engine on it as the service."""
+    with database(settings) as db:
+        migrate(db)
+        engine = connect(db.service_url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@cache
+def _warn_roles_not_split() -> None:
+    log.warning("YUFU_MIGRATION_DATABASE_URL is not set (or names the service's own role): "
+                "migrations run with YUFU_DATABASE_URL's role, and if that role owns the "
+                "schema the service could change the journal; docs/database.md splits the "
+                "roles")
+
+
+def _current_user(url: str) -> str:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SELECT current_user")).scalar_one())
+    finally:
+        engine.dispose()
 
 
 # The collector's generation thresholds while serving (CPython's default: 700, 10, 10). A

@@ -12,6 +12,10 @@ class Settings:
     home: Path = field(default_factory=lambda: Path(os.environ.get("YUFU_HOME", ".yufu")))
     database_url: str | None = field(
         default_factory=lambda: os.environ.get("YUFU_DATABASE_URL") or None)
+    # The owner's URL on that server: migrations and the service role's grants
+    # (docs/database.md). Unset, they run with YUFU_DATABASE_URL, and the roles are not split.
+    migration_database_url: str | None = field(
+        default_factory=lambda: os.environ.get("YUFU_MIGRATION_DATABASE_URL") or None)
     host: str = field(default_factory=lambda: os.environ.get("YUFU_HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(os.environ.get("YUFU_PORT", "8000")))
     # The key that turns phone numbers into pseudonymous consumer ids; generated at first start.

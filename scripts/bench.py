@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.db.embedded import EmbeddedPostgres
+
 ROOT = Path(__file__).resolve().parents[1]
 startup_timeout_s = 120
 latency_buckets = 100
@@ -128,7 +130,9 @@ class Service:
 
     @property
     def database_url(self) -> str:
-        return f"postgresql+psycopg2://postgres@/postgres?host={self.home / 'pg' / 'run'}"
+        """The service role's URL on the service's embedded PostgreSQL (docs/database.md):
+        what the benchmarks write through directly is held to what the service may do."""
+        return EmbeddedPostgres(self.home / "pg", {}).service_url
 
     def __exit__(self, *_: object) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -334,7 +338,9 @@ async def run(args: argparse.Namespace, service: Service) -> list[Result]:
 
 
 def verify(service: Service) -> str:
-    env = {**os.environ, "YUFU_DATABASE_URL": service.database_url}
+    # The service's own YUFU_HOME: `yufu verify` finds its PostgreSQL running and leaves it so.
+    env = {**os.environ, "YUFU_HOME": str(service.home)}
+    env.pop("YUFU_DATABASE_URL", None)
     done = subprocess.run([str(ROOT / ".venv/bin/yufu"), "verify"], env=env,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -1,5 +1,10 @@
 """Fixtures: a real PostgreSQL (embedded unless YUFU_TEST_DATABASE_URL), migrated once into a
-template; each test module gets its own database cloned from it."""
+template; each test module gets its own database cloned from it.
+
+As in production, the owner migrates and grants, and the service role does the rest: the
+`engine` fixture and the app under test connect as the service role, so the whole suite shows
+the service works with no more than ledger/db/privileges.py grants. Tests that go around the
+service on purpose (triggers off, the triggers' own refusals) use `owner_engine`."""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from stdnum.cn import uscc
 
 from api.app import create_app
 from api.messages import OUTBOX_FILE_NAME, OutboxSender, read_outbox
-from api.runtime import ensure_default_rule_sets, run_command, upgrade
+from api.runtime import Database, ensure_default_rule_sets, grant_service, migrate, run_command
 from ledger.auth import Role
 from ledger.custody.merchants import parse_filing
 from ledger.custody.rules import DEFAULT_JURISDICTION
@@ -34,31 +39,41 @@ from tests import testdb
 
 
 @pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
+def server() -> Iterator[testdb.Server]:
     external = os.environ.get("YUFU_TEST_DATABASE_URL")
     if external:
-        yield external
+        yield testdb.external(external, os.environ.get("YUFU_TEST_SERVICE_DATABASE_URL"))
         return
     home = Path(tempfile.mkdtemp(prefix="yufu-pytest-"))
     try:
         yield testdb.start(home)
     finally:
         testdb.stop(home)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def template_name(server_url: str) -> Iterator[str]:
+def server_url(server: testdb.Server) -> str:
+    """The owner's URL: for tests that make (and migrate) databases of their own."""
+    return server.owner_url
+
+
+@pytest.fixture(scope="session")
+def template_name(server: testdb.Server) -> Iterator[str]:
+    """Migrated and granted as `yufu serve` does it (the owner), then the default rule sets
+    written as the service."""
     name = f"yufu_tpl_{uuid.uuid4().hex[:10]}"
-    url = testdb.create_database(server_url, name)
-    upgrade(url)
-    engine = make_engine(url)
+    testdb.create_database(server.owner_url, name)
+    db = Database(service_url=server.service(name), owner_url=server.owner(name))
+    migrate(db)
+    engine = make_engine(db.service_url)
     ensure_default_rule_sets(engine)
     engine.dispose()
     yield name
-    _drop(server_url, name)
+    drop_database(server.owner_url, name)
 
 
-def _drop(server_url: str, name: str) -> None:
+def drop_database(server_url: str, name: str) -> None:
     admin = create_engine(make_url(testdb.normalise_url(server_url)), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -66,16 +81,46 @@ def _drop(server_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def database_url(server_url: str, template_name: str) -> Iterator[str]:
+def module_database(server: testdb.Server, template_name: str) -> Iterator[str]:
+    """The module's own database, cloned from the template (its tables' grants with it) and
+    granted as a start of `yufu serve` grants it (a database's own privileges are not
+    cloned)."""
     name = f"yufu_t_{uuid.uuid4().hex[:10]}"
-    url = testdb.create_database(server_url, name, template=template_name)
-    yield url
-    _drop(server_url, name)
+    testdb.create_database(server.owner_url, name, template=template_name)
+    grant_service(Database(service_url=server.service(name), owner_url=server.owner(name)))
+    yield name
+    drop_database(server.owner_url, name)
+
+
+@pytest.fixture(scope="module")
+def database_url(server: testdb.Server, module_database: str) -> str:
+    """The module's database as the service reaches it: its restricted role."""
+    return server.service(module_database)
+
+
+@pytest.fixture(scope="module")
+def owner_database_url(server: testdb.Server, module_database: str) -> str:
+    """The module's database as its owner reaches it: for tests that play an insider who
+    goes around the service (triggers off, history rewritten) or check the triggers."""
+    return server.owner(module_database)
+
+
+@pytest.fixture(scope="module")
+def database_env(database_url: str, owner_database_url: str) -> dict[str, str]:
+    """The environment of a `yufu` command on the module's database: both roles' URLs."""
+    return {"YUFU_DATABASE_URL": database_url, "YUFU_MIGRATION_DATABASE_URL": owner_database_url}
 
 
 @pytest.fixture(scope="module")
 def engine(database_url: str) -> Iterator[Engine]:
     eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def owner_engine(owner_database_url: str) -> Iterator[Engine]:
+    eng = make_engine(owner_database_url)
     yield eng
     eng.dispose()
 

@@ -202,9 +202,10 @@ def _refused(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> 
     "DELETE FROM tree_heads",
     "TRUNCATE tree_heads",
 ])
-def test_nodes_and_heads_are_append_only(engine: Engine, grown: int, sql: str) -> None:
+def test_nodes_and_heads_are_append_only_even_to_their_owner(
+        engine: Engine, owner_engine: Engine, grown: int, sql: str) -> None:
     sign_head(engine, doc_key())
-    assert "append-only" in _refused(engine, sql)
+    assert "append-only" in _refused(owner_engine, sql)  # the service's role: no privilege
 
 
 def _head_row(tree_size: int, root: bytes) -> dict[str, Any]:

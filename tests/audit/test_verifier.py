@@ -1,9 +1,10 @@
 """scripts/verify_audit.py and `yufu audit verify` against a live service: a sound journal
 passes every check, and each tampering is caught and named at its first failure.
 
-The tamperings are made as the database's superuser with triggers off
-(session_replication_role = replica), as an insider could, and undone afterwards. This module
-has its own database (tests/conftest.py gives one per module).
+The tamperings are made as the database's owner with triggers off
+(session_replication_role = replica), as an insider with the owner's password could (the
+service's role cannot), and undone afterwards. This module has its own database
+(tests/conftest.py gives one per module).
 """
 
 from __future__ import annotations
@@ -137,13 +138,14 @@ def test_a_key_that_may_not_read_the_journal_cannot_verify(service: Service,
 
 
 @contextmanager
-def tampered(engine: Engine, table: str, key: str, keys: list[int], sql: str,
+def tampered(owner_engine: Engine, table: str, key: str, keys: list[int], sql: str,
              params: dict[str, Any] | None = None) -> Iterator[None]:
-    """Run `sql` with triggers off, then put the rows with these keys back as they were."""
-    with engine.connect() as conn:
+    """Run `sql` as the owner with triggers off, then put the rows with these keys back as
+    they were."""
+    with owner_engine.connect() as conn:
         saved = [dict(r._mapping) for r in conn.execute(
             text(f"SELECT * FROM {table} WHERE {key} = ANY(:keys)"), {"keys": keys})]
-    _as_insider(engine, lambda conn: conn.execute(text(sql), params or {}))
+    _as_insider(owner_engine, lambda conn: conn.execute(text(sql), params or {}))
     try:
         yield
     finally:
@@ -152,11 +154,11 @@ def tampered(engine: Engine, table: str, key: str, keys: list[int], sql: str,
             columns = list(saved[0])
             conn.execute(text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                               f"({', '.join(':' + c for c in columns)})"), saved)
-        _as_insider(engine, restore)
+        _as_insider(owner_engine, restore)
 
 
-def _as_insider(engine: Engine, action: Any) -> None:
-    with engine.begin() as conn:
+def _as_insider(owner_engine: Engine, action: Any) -> None:
+    with owner_engine.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         action(conn)
 
@@ -167,9 +169,9 @@ ALTER = ("UPDATE journal_entries SET body = convert_to(replace(convert_from(body
 AMOUNT_X10 = {"old": '"amount_fen":', "new": '"amount_fen":1'}
 
 
-def test_an_altered_entry_is_caught_and_named(service: Service, engine: Engine) -> None:
+def test_an_altered_entry_is_caught_and_named(service: Service, owner_engine: Engine) -> None:
     seq = service.heads[0] - 5
-    with tampered(engine, "journal_entries", "seq", [seq], ALTER, {"seq": seq, **AMOUNT_X10}):
+    with tampered(owner_engine, "journal_entries", "seq", [seq], ALTER, {"seq": seq, **AMOUNT_X10}):
         code, out = run_verifier(*service.args())
     assert code == 1, out
     assert _fails(out) == [_fails(out)[0]]
@@ -177,20 +179,20 @@ def test_an_altered_entry_is_caught_and_named(service: Service, engine: Engine) 
                                      "hash to")
 
 
-def test_an_altered_entry_with_its_hash_rewritten_breaks_the_next_link(service: Service,
-                                                                       engine: Engine) -> None:
+def test_an_altered_entry_with_its_hash_rewritten_breaks_the_next_link(
+        service: Service, owner_engine: Engine) -> None:
     seq = service.heads[0] - 5
     sql = ALTER + "; UPDATE journal_entries SET entry_hash = sha256(body) WHERE seq = :seq"
-    with tampered(engine, "journal_entries", "seq", [seq], sql, {"seq": seq, **AMOUNT_X10}):
+    with tampered(owner_engine, "journal_entries", "seq", [seq], sql, {"seq": seq, **AMOUNT_X10}):
         code, out = run_verifier(*service.args())
     assert code == 1, out
     assert _fails(out)[0].startswith(f"FAIL [journal] entry {seq + 1} does not link to entry "
                                      f"{seq}: it names")
 
 
-def test_a_dropped_entry_is_caught_and_named(service: Service, engine: Engine) -> None:
+def test_a_dropped_entry_is_caught_and_named(service: Service, owner_engine: Engine) -> None:
     seq = service.heads[1] - 3
-    with tampered(engine, "journal_entries", "seq", [seq],
+    with tampered(owner_engine, "journal_entries", "seq", [seq],
                   "DELETE FROM journal_entries WHERE seq = :seq", {"seq": seq}):
         code, out = run_verifier(*service.args())
     assert code == 1, out
@@ -198,13 +200,13 @@ def test_a_dropped_entry_is_caught_and_named(service: Service, engine: Engine) -
                            f"followed by entry {seq + 1} (an entry was dropped)"]
 
 
-def test_two_swapped_entries_are_caught_and_named(service: Service, engine: Engine) -> None:
+def test_two_swapped_entries_are_caught_and_named(service: Service, owner_engine: Engine) -> None:
     seq = service.heads[1] - 3
     parked = 10**12  # a free sequence number, so the two can trade places
     swap = ("UPDATE journal_entries SET seq = :parked WHERE seq = :a; "
             "UPDATE journal_entries SET seq = :a WHERE seq = :b; "
             "UPDATE journal_entries SET seq = :b WHERE seq = :parked")
-    with tampered(engine, "journal_entries", "seq", [seq, seq + 1], swap,
+    with tampered(owner_engine, "journal_entries", "seq", [seq, seq + 1], swap,
                   {"a": seq, "b": seq + 1, "parked": parked}):
         code, out = run_verifier(*service.args())
     assert code == 1, out
@@ -213,10 +215,10 @@ def test_two_swapped_entries_are_caught_and_named(service: Service, engine: Engi
                            "(swapped or moved)"]
 
 
-def test_entries_removed_from_the_end_are_caught(service: Service, engine: Engine) -> None:
+def test_entries_removed_from_the_end_are_caught(service: Service, owner_engine: Engine) -> None:
     last = service.heads[-1]
     gone = list(range(last - 2, service.size + 1))
-    with tampered(engine, "journal_entries", "seq", gone,
+    with tampered(owner_engine, "journal_entries", "seq", gone,
                   "DELETE FROM journal_entries WHERE seq >= :first", {"first": gone[0]}):
         code, out = run_verifier(*service.args())
     assert code == 1, out
@@ -234,7 +236,8 @@ def _forged_root(engine: Engine, size: int) -> bytes:
     return merkle.root_from_leaves([*leaves, merkle.leaf_hash(other)])
 
 
-def test_a_forked_history_is_caught_and_named(service: Service, engine: Engine) -> None:
+def test_a_forked_history_is_caught_and_named(service: Service, engine: Engine,
+                                              owner_engine: Engine) -> None:
     size = service.heads[1]
     with engine.connect() as conn:
         ts = conn.execute(text("SELECT ts FROM tree_heads WHERE tree_size = :s"),
@@ -242,7 +245,7 @@ def test_a_forked_history_is_caught_and_named(service: Service, engine: Engine) 
     forged = audit.sign_tree_head(doc_key(), size, _forged_root(engine, size),
                                   journal.format_ts(ts))
     assert audit.verify_tree_head(doc_key().public_key(), forged)  # a valid signature
-    with tampered(engine, "tree_heads", "tree_size", [size],
+    with tampered(owner_engine, "tree_heads", "tree_size", [size],
                   "UPDATE tree_heads SET root_hash = :root, signature = :sig "
                   "WHERE tree_size = :size",
                   {"root": forged.head.root_hash, "sig": forged.signature, "size": size}):
@@ -253,9 +256,9 @@ def test_a_forked_history_is_caught_and_named(service: Service, engine: Engine) 
                            f"1..{size} served is {merkle.root(size, memory_tree(engine)).hex()}"]
 
 
-def test_a_head_with_a_bad_signature_is_caught(service: Service, engine: Engine) -> None:
+def test_a_head_with_a_bad_signature_is_caught(service: Service, owner_engine: Engine) -> None:
     size = service.heads[0]
-    with tampered(engine, "tree_heads", "tree_size", [size],
+    with tampered(owner_engine, "tree_heads", "tree_size", [size],
                   "UPDATE tree_heads SET signature = :sig WHERE tree_size = :size",
                   {"sig": bytes(64), "size": size}):
         code, out = run_verifier(*service.args())
@@ -269,9 +272,9 @@ def test_the_verifier_passes_again_once_every_tampering_is_undone(service: Servi
 
 
 def test_an_entry_altered_to_bytes_that_are_not_utf8_is_exported_and_caught(
-        service: Service, engine: Engine) -> None:
+        service: Service, owner_engine: Engine) -> None:
     seq = service.heads[0] - 1
-    with tampered(engine, "journal_entries", "seq", [seq],
+    with tampered(owner_engine, "journal_entries", "seq", [seq],
                   "UPDATE journal_entries SET body = body || '\\xff'::bytea WHERE seq = :seq",
                   {"seq": seq}):
         code, out = run_verifier(*service.args())

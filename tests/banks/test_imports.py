@@ -119,14 +119,14 @@ def test_the_view_shows_the_last_cross_verification_of_each_account(banking: Ban
 
 
 def test_yufu_reconcile_import_reads_a_file_into_the_database(
-        banking: Banking, engine: Engine, database_url: str, tmp_path: Path) -> None:
+        banking: Banking, engine: Engine, database_env: dict[str, str], tmp_path: Path) -> None:
     banking.set_today(DAY)
     m = banking.merchant("BANK-CLI")
     sale = banking.sell(m, 10_000)
     statement = tmp_path / "day.xml"
     statement.write_bytes(camt053([Stmt(m.account, "CLI-1", 0, DAY, (
         entry("CRDT", 10_000, DAY, cref=sale["reference"]),))]))
-    env = {**os.environ, "YUFU_DATABASE_URL": database_url, "YUFU_HOME": str(tmp_path)}
+    env = {**os.environ, **database_env, "YUFU_HOME": str(tmp_path)}
 
     done = subprocess.run([str(ROOT / ".venv/bin/yufu"), "reconcile", "import", str(statement),
                            "--bank", "BANK-CLI"], env=env, capture_output=True, text=True,

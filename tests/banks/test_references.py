@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from tests.banks.statements import Stmt, camt053, entry
@@ -59,9 +59,10 @@ def test_lines_naming_their_file_are_accepted(banking: Banking,
 
 @pytest.mark.parametrize("change", ["id = id + 1000000", f"file_id = {MISSING_ID}",
                                     "file_id = NULL"])
-def test_a_line_keeps_its_id_and_file(banking: Banking, imported: dict[str, Any],
+def test_a_line_keeps_its_id_and_file(owner_engine: Engine, imported: dict[str, Any],
                                       change: str) -> None:
-    with rolled_back(banking.engine) as conn, pytest.raises(ProgrammingError) as caught:
+    # The owner's statement: the service's role may not update a line at all.
+    with rolled_back(owner_engine) as conn, pytest.raises(ProgrammingError) as caught:
         conn.execute(text(f"UPDATE statement_lines SET {change} WHERE id = :id"),
                      {"id": imported["line_id"]})
     assert pg_error(caught) == ("42501", "yufu: a statement line keeps its id and its file")

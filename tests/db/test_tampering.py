@@ -1,8 +1,9 @@
 """`yufu verify` and `yufu export` against a journal changed behind the database's back.
 
-The changes are made as the superuser with triggers off (session_replication_role =
-replica), as an attacker with the database's password could; each is undone afterwards,
-so every test starts from the same sound journal. This module has its own database.
+The changes are made as the owner with triggers off (session_replication_role = replica),
+as an insider with the owner's password could (the service's role cannot:
+tests/db/test_database_roles.py); each is undone afterwards, so every test starts from the
+same sound journal. This module has its own database.
 """
 
 from __future__ import annotations
@@ -146,11 +147,11 @@ def test_verify_of_an_untouched_journal_exits_0_with_count_and_head(
 
 
 def test_verify_names_the_entry_whose_body_was_changed(
-        database_url: str, engine: Engine, history: History, verify: Any) -> None:
+        database_url: str, owner_engine: Engine, history: History, verify: Any) -> None:
     seq = history.payments[2]
-    body = journal_row(engine, seq)["body"]
+    body = journal_row(owner_engine, seq)["body"]
     changed, _ = forged(body, b'"memo":"pay 3"', b'"memo":"pay 9"')
-    with journal_row_changed(engine, seq, body=changed):
+    with journal_row_changed(owner_engine, seq, body=changed):
         done = yufu(database_url, "verify")
     assert (done.returncode, done.stdout) == (
         1, f"BROKEN at sequence number {seq}: entry hash does not match the entry's bytes\n")
@@ -158,38 +159,38 @@ def test_verify_names_the_entry_whose_body_was_changed(
 
 
 def test_verify_names_the_entry_whose_kind_was_changed(
-        engine: Engine, history: History, verify: Any) -> None:
+        owner_engine: Engine, history: History, verify: Any) -> None:
     seq = history.payments[0]
-    with journal_row_changed(engine, seq, kind="account.opened"):
+    with journal_row_changed(owner_engine, seq, kind="account.opened"):
         assert verify() == (
             1, f"BROKEN at sequence number {seq}: stored columns disagree with the entry's bytes\n")
     assert verify() == (0, ok_output(history))
 
 
 def test_verify_names_the_entry_whose_amount_was_changed_with_a_fresh_hash_by_the_next_link(
-        engine: Engine, history: History, verify: Any) -> None:
+        owner_engine: Engine, history: History, verify: Any) -> None:
     seq = history.payments[3]
-    body = journal_row(engine, seq)["body"]
+    body = journal_row(owner_engine, seq)["body"]
     changed, digest = forged(body, b'"amount_fen":400,', b'"amount_fen":4000,')
-    with journal_row_changed(engine, seq, body=changed, entry_hash=digest):
+    with journal_row_changed(owner_engine, seq, body=changed, entry_hash=digest):
         assert verify() == (1, f"BROKEN at sequence number {seq + 1}: previous hash does not "
                                "match the hash of the entry before\n")
 
 
 def test_verify_names_a_deleted_entry_by_its_missing_number(
-        engine: Engine, history: History, verify: Any) -> None:
+        owner_engine: Engine, history: History, verify: Any) -> None:
     seq = history.payments[4]
-    with journal_row_deleted(engine, seq):
+    with journal_row_deleted(owner_engine, seq):
         assert verify() == (1, f"BROKEN at sequence number {seq}: expected sequence number "
                                f"{seq}, found {seq + 1} (gap or reorder)\n")
     assert verify() == (0, ok_output(history))
 
 
 def test_verify_sees_the_last_entry_deleted_through_the_chain_head(
-        engine: Engine, history: History, verify: Any) -> None:
+        owner_engine: Engine, history: History, verify: Any) -> None:
     last = history.count
-    before_last = journal_row(engine, last - 1)["entry_hash"].hex()
-    with journal_row_deleted(engine, last):
+    before_last = journal_row(owner_engine, last - 1)["entry_hash"].hex()
+    with journal_row_deleted(owner_engine, last):
         assert verify() == (1, f"OK: {last - 1} entries verified; head hash {before_last}\n"
                                f"BROKEN at sequence number {last}: the chain head says entry "
                                f"{last} ({history.head}) but the journal ends at entry "
@@ -197,12 +198,12 @@ def test_verify_sees_the_last_entry_deleted_through_the_chain_head(
 
 
 def test_verify_sees_the_last_entry_rewritten_with_a_fresh_hash_through_the_chain_head(
-        engine: Engine, history: History, verify: Any) -> None:
+        owner_engine: Engine, history: History, verify: Any) -> None:
     last = history.count
-    body = journal_row(engine, last)["body"]
+    body = journal_row(owner_engine, last)["body"]
     changed, digest = forged(body, b'"memo":"reversal of transaction',
                              b'"memo":"refund of transaction')
-    with journal_row_changed(engine, last, body=changed, entry_hash=digest):
+    with journal_row_changed(owner_engine, last, body=changed, entry_hash=digest):
         assert verify() == (1, f"OK: {last} entries verified; head hash {digest.hex()}\n"
                                f"BROKEN at sequence number {last}: the chain head says entry "
                                f"{last} ({history.head}) but the journal ends at entry {last} "
