@@ -62,12 +62,25 @@ def _require_merchant_access(principal: Principal, merchant_id: str) -> None:
     principal.require_writer()
 
 
-def _require_bank_or_operator(principal: Principal, merchant: store.MerchantRow) -> None:
+def _require_bank_or_operator(principal: Principal, merchant: store.MerchantRow,
+                              missing: NotFound) -> None:
+    """The operator, or the merchant's custodian bank. Another bank is told what it would be
+    told of a missing instruction or merchant (`missing`): it learns nothing of others'."""
     if principal.role == Role.operator:
         return
     if principal.role == Role.bank and principal.bank_id == merchant.bank_id:
         return
+    if principal.role == Role.bank:
+        raise missing
     raise Forbidden("only the operator or the merchant's custodian bank can do this")
+
+
+def _instruction(batch: Batch, table: Any, instruction_id: int, missing: NotFound
+                 ) -> dict[str, Any]:
+    try:
+        return store.instruction(batch, table, instruction_id)
+    except NotFound:
+        raise missing from None
 
 
 def _require_cash(batch: Batch, m: store.MerchantRow, amount_fen: int, what: str) -> None:
@@ -490,10 +503,12 @@ class ResolveRelease:
     reason: str = ""
 
     def run(self, batch: Batch) -> dict[str, Any]:
+        self.principal.require_role(Role.operator, Role.bank)
         batch.sync()  # a failed release frees its consumptions: found by query
-        row = store.instruction(batch, c.ReleaseInstruction, self.release_id)
+        missing = NotFound(f"release {self.release_id} does not exist", field="release_id")
+        row = _instruction(batch, c.ReleaseInstruction, self.release_id, missing)
         m = store.merchant(batch, row["merchant_id"])
-        _require_bank_or_operator(self.principal, m)
+        _require_bank_or_operator(self.principal, m, missing)
         if row["status"] != "pending":
             raise Conflict(f"the release is already {row['status']}", field="release_id")
         return resolve_release(batch, m, row, self.settled, self.reason)
@@ -526,9 +541,11 @@ class ConfirmDeposit:
     amount_fen: int
 
     def run(self, batch: Batch) -> dict[str, Any]:
+        self.principal.require_role(Role.operator, Role.bank)
         pending = store.pending_deposits(batch, self.merchant_id)  # a query: first
         m = store.merchant(batch, self.merchant_id)
-        _require_bank_or_operator(self.principal, m)
+        _require_bank_or_operator(self.principal, m, NotFound(
+            f"merchant {self.merchant_id} does not exist", field="merchant_id"))
         in_transit = store.balance(batch, m.accounts["custody_in_transit"])
         if self.amount_fen > in_transit:
             raise Refused(f"only {in_transit} fen are in transit", field="amount_fen")
@@ -606,9 +623,11 @@ class ResolveRefund:
     reason: str = ""
 
     def run(self, batch: Batch) -> dict[str, Any]:
-        row = store.instruction(batch, c.RefundInstruction, self.refund_id)
+        self.principal.require_role(Role.operator, Role.bank)
+        missing = NotFound(f"refund {self.refund_id} does not exist", field="refund_id")
+        row = _instruction(batch, c.RefundInstruction, self.refund_id, missing)
         m = store.merchant(batch, row["merchant_id"])
-        _require_bank_or_operator(self.principal, m)
+        _require_bank_or_operator(self.principal, m, missing)
         if row["status"] != "pending":
             raise Conflict(f"the refund is already {row['status']}", field="refund_id")
         return resolve_refund(batch, m, row, self.settled, self.reason)

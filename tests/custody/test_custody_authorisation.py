@@ -93,13 +93,15 @@ def test_a_merchant_cannot_read_another_merchants_books(
     a = scene["a"]["id"]
     for path in (f"/v1/merchants/{a}", f"/v1/merchants/{a}/cards",
                  f"/v1/merchants/{a}/payouts.csv"):
-        assert_problem(app_client.get(path, headers=scene["kb"]), 403, code="forbidden")
+        # Another merchant's books answer as a missing merchant's: nothing is given away.
+        assert_problem(app_client.get(path, headers=scene["kb"]), 404, field="merchant_id",
+                       code="not_found")
         assert app_client.get(path, headers=scene["ka"]).status_code == 200
     for account in _account_ids(app_client, scene):
-        assert_problem(app_client.get(f"/v1/accounts/{account}", headers=scene["kb"]), 403,
-                       code="forbidden")
+        assert_problem(app_client.get(f"/v1/accounts/{account}", headers=scene["kb"]), 404,
+                       field="id", code="not_found")
         assert_problem(app_client.get(f"/v1/accounts/{account}/postings",
-                                      headers=scene["kb"]), 403, code="forbidden")
+                                      headers=scene["kb"]), 404, field="id", code="not_found")
         assert app_client.get(f"/v1/accounts/{account}", headers=scene["ka"]).status_code == 200
     # Lists are scoped to the merchant's own instructions.
     for path in ("/v1/releases", "/v1/refunds"):
@@ -116,16 +118,19 @@ def test_a_bank_cannot_settle_or_read_another_banks_instructions(
     release, refund = scene["release"]["release_id"], scene["refund"]["refund_id"]
     a = scene["a"]["id"]
     with nothing_written(app_client, engine):
+        # Another bank's instructions and merchants answer exactly as missing ones.
         for outcome in ("settled", "failed"):
-            r = app_client.post(f"/v1/releases/{release}/resolve", headers=scene["boc"],
-                                json={"outcome": outcome})
-            assert_problem(r, 403, code="forbidden")
-            r = app_client.post(f"/v1/refunds/{refund}/resolve", headers=scene["boc"],
-                                json={"outcome": outcome})
-            assert_problem(r, 403, code="forbidden")
+            for kind, number in (("release", release), ("refund", refund)):
+                r = app_client.post(f"/v1/{kind}s/{number}/resolve", headers=scene["boc"],
+                                    json={"outcome": outcome})
+                body = assert_problem(r, 404, field=f"{kind}_id", code="not_found")
+                gone = app_client.post(f"/v1/{kind}s/{number + 10**9}/resolve",
+                                       headers=scene["boc"], json={"outcome": outcome})
+                assert body["detail"].replace(str(number), "N") == \
+                    gone.json()["detail"].replace(str(number + 10**9), "N")
         r = app_client.post(f"/v1/merchants/{a}/deposits", headers=scene["boc"],
                             json={"amount_fen": 1})
-        assert_problem(r, 403, code="forbidden")
+        assert_problem(r, 404, field="merchant_id", code="not_found")
         # A bank is no merchant: it cannot sell, consume or create products either.
         r = app_client.post("/v1/cards", headers=scene["icbc"], json={
             "product_id": scene["pa"]["id"], "consumer": {"phone": "13800000001"}})
@@ -135,10 +140,12 @@ def test_a_bank_cannot_settle_or_read_another_banks_instructions(
         assert_problem(r, 403, code="forbidden")
     for path in (f"/v1/merchants/{a}", f"/v1/merchants/{a}/cards",
                  f"/v1/merchants/{a}/payouts.csv"):
-        assert_problem(app_client.get(path, headers=scene["boc"]), 403, code="forbidden")
+        assert_problem(app_client.get(path, headers=scene["boc"]), 404, code="not_found",
+                       field="merchant_id")
         assert app_client.get(path, headers=scene["icbc"]).status_code == 200
     cash = scene["a"]["accounts"]["custody_cash"]
-    assert_problem(app_client.get(f"/v1/accounts/{cash}", headers=scene["boc"]), 403)
+    assert_problem(app_client.get(f"/v1/accounts/{cash}", headers=scene["boc"]), 404,
+                   field="id")
     assert app_client.get(f"/v1/accounts/{cash}", headers=scene["icbc"]).json()[
         "balance_fen"] == 120_000
     for path in ("/v1/releases", "/v1/refunds"):
