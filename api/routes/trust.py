@@ -95,6 +95,18 @@ async def revoke_key(request: Request, key_id: KeyId, who: Authed,
     return answer
 
 
+@router.get("/access-records")
+def list_access_records(request: Request, who: Authed,
+                        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+                        limit: Annotated[int, Query(ge=1, le=keys_page_max)] = 100,
+                        key_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+                        role: Literal["bank", "regulator"] | None = None) -> dict[str, Any]:
+    """Who read what: every read by a bank or regulator key (operators only)."""
+    who.require_role(Role.operator)
+    with context_of(request).engine.connect() as conn:
+        return queries.access_records_page(conn, after, limit, key_id, role)
+
+
 # -- banks ----------------------------------------------------------------------------------
 
 

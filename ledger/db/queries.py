@@ -193,3 +193,18 @@ def banks(conn: Connection) -> dict[str, Any]:
     rows = conn.execute(select(tt.Bank.__table__).order_by(tt.Bank.id)).all()
     return {"items": [{"id": r.id, "name": r.name, "code": r.code,
                        "registered_seq": r.registered_seq} for r in rows]}
+
+
+def access_records_page(conn: Connection, after: int, limit: int, key_id: int | None = None,
+                        role: str | None = None) -> dict[str, Any]:
+    """Reads by banks and regulators, oldest first (docs/security.md)."""
+    query = select(tt.AccessRecord.__table__).where(tt.AccessRecord.id > after)
+    if key_id is not None:
+        query = query.where(tt.AccessRecord.key_id == key_id)
+    if role is not None:
+        query = query.where(tt.AccessRecord.role == role)
+    rows = conn.execute(query.order_by(tt.AccessRecord.id).limit(limit)).all()
+    items = [{"id": r.id, "ts": journal.format_ts(r.ts), "request_id": r.request_id,
+              "key_id": r.key_id, "role": r.role, "method": r.method, "route": r.route,
+              "path": r.path, "query": r.query, "status": r.status} for r in rows]
+    return {"items": items, "next_after": rows[-1].id if len(rows) == limit else None}
