@@ -241,8 +241,10 @@ def consumer_id_of(request: Request, consumer: ConsumerIn) -> str:
     proves (the phone number itself is never kept)."""
     if (consumer.phone is None) == (consumer.external_id is None):
         raise InvalidInput("give exactly one of phone or external_id", field="consumer")
-    kind = "phone" if consumer.phone else "external"
-    reference = consumer.phone or consumer.external_id
+    kind, name, reference = ("phone", "phone", consumer.phone) \
+        if consumer.phone is not None else ("external", "external_id", consumer.external_id)
+    if reference is None or not reference.strip():
+        raise InvalidInput("must not be blank", field=f"consumer.{name}")
     return card_rules.consumer_pseudonym(context_of(request).pseudonym_key,
                                          f"{kind}:{reference}")
 

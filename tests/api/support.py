@@ -73,3 +73,8 @@ def acted_by(payload: dict[str, Any], role: str) -> dict[str, Any]:
     actor = rest.pop("actor")
     assert actor["role"] == role and isinstance(actor["key_id"], int), actor
     return rest
+
+
+def key_id_of(client: TestClient, key: str) -> int:
+    """The id of an API key, as the service under test knows it."""
+    return int(client.app.state.ctx.keys.authenticate(key).key_id)  # type: ignore[attr-defined]
