@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -72,6 +73,23 @@ def context_of(request: Request) -> Context:
     return ctx
 
 
+# Where the authenticated principal is left in the ASGI scope: the access log (api/edge.py)
+# reads its key id and role there, after the answer.
+PRINCIPAL_SCOPE_KEY = "yufu.principal"
+
+
+def _stashed(authenticate: Callable[[Request], Awaitable[Principal]]
+             ) -> Callable[[Request], Awaitable[Principal]]:
+    @functools.wraps(authenticate)  # FastAPI reads the signature through __wrapped__
+    async def stash(request: Request) -> Principal:
+        principal = await authenticate(request)
+        request.scope[PRINCIPAL_SCOPE_KEY] = principal
+        return principal
+
+    return stash
+
+
+@_stashed
 async def principal_of(request: Request) -> Principal:
     # async, so the usual case (a cached key) costs no hop to the thread pool.
     header = request.headers.get("authorization", "")

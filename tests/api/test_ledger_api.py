@@ -101,7 +101,7 @@ def test_docs_and_openapi_are_served(app_client: TestClient) -> None:
 
 def test_an_unknown_route_is_a_404_problem(app_client: TestClient, operator: Headers) -> None:
     response = app_client.get("/v1/nowhere", headers=operator)
-    assert_problem(response, 404, "http_error", None)
+    assert_problem(response, 404, "not_found", "path")
 
 
 # --- accounts --------------------------------------------------------------------------
