@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from api.app import create_app
+from api.ratelimit import RateLimits
 from api.runtime import ensure_default_rule_sets, run_command, upgrade
 from ledger.auth import Role
 from ledger.db.engine import make_engine
@@ -69,9 +70,16 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+# Every request of a TestClient comes from one address, and the tests of keys and roles send
+# dozens of bad keys on purpose: the limit on failed authentications per address is off for
+# them (tests/api/test_edge.py tests it); every other limit keeps its default.
+NO_FAILED_AUTH_LIMIT = RateLimits(failed_auth_rate_per_s=0)
+
+
 @pytest.fixture(scope="module")
 def app_client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+    with TestClient(create_app(engine, rate_limits=NO_FAILED_AUTH_LIMIT),
+                    raise_server_exceptions=False) as client:
         yield client
 
 

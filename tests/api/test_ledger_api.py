@@ -943,7 +943,7 @@ def test_problem_bodies_are_problem_json(app_client: TestClient, operator: Heade
     body = response.json()
     assert body == {"type": "urn:yufu:problem:not_found", "title": "Not found", "status": 404,
                     "detail": "journal entry 999999999 does not exist", "code": "not_found",
-                    "field": "seq"}
+                    "field": "seq", "request_id": response.headers["x-request-id"]}
 
 
 # --- many writers at once (group commit) -----------------------------------------------
