@@ -29,7 +29,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -57,7 +56,7 @@ access_log_path_chars_max = 200
 # which json.loads accepts), and 0xED, the UTF-8 lead byte of a surrogate (json.loads decodes
 # bytes with surrogatepass). 0xED also leads U+D000-D7FF (Hangul): such a body is parsed, and
 # passes.
-SUSPECT_BYTES = (b"\\u0000", b"\\ud", b"\\uD", b"\x00", b"\xed")
+SUSPECT = re.compile(rb"\\u(?:0000|[dD])|[\x00\xed]")
 
 OnRequest = Callable[[dict[str, Any]], None]
 
@@ -102,6 +101,9 @@ def query_fault(query: bytes) -> tuple[str, str] | None:
     """(the parameter's name, why) for the first parameter that is not plain text."""
     if b"%" not in query and query.isascii() and b"\x00" not in query:
         return None
+    # Separators are ASCII, so the whole string decodes cleanly exactly when every part does.
+    if text_fault(unquote_to_bytes(query)) is None:
+        return None
     for pair in query.split(b"&"):
         name, _, value = pair.partition(b"=")
         for part in (name, value):
@@ -114,7 +116,7 @@ def query_fault(query: bytes) -> tuple[str, str] | None:
 def json_fault(body: bytes) -> LedgerError | None:
     """A refusal for a JSON body holding text PostgreSQL cannot hold, or None. Anything that
     is not JSON is left to the app, which says what is wrong with it."""
-    if not any(mark in body for mark in SUSPECT_BYTES):
+    if SUSPECT.search(body) is None:
         return None
     try:
         value = json.loads(body)
@@ -290,8 +292,7 @@ class Edge:
                               scope["method"], route or scope["path"][:access_log_path_chars_max],
                               exchange.status,
                               round((time.perf_counter() - started_perf_s) * 1000, 3), address)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(json.dumps(entry))  # ASCII: a path as sent may hold anything
+        write_access_line(entry)
         if on_request is not None:
             try:
                 on_request(entry)
@@ -302,7 +303,9 @@ class Edge:
 def access_record(started_s: float, request_id: str, principal: Principal | None,
                   method: str | None, route: str | None, status: int,
                   latency_ms: float | None, client: str) -> dict[str, Any]:
-    return {"time": datetime.fromtimestamp(started_s, UTC).isoformat(timespec="milliseconds"),
+    # strftime and the milliseconds by hand: half the cost of datetime's isoformat.
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started_s))
+    return {"time": f"{stamp}.{int(started_s * 1000) % 1000:03d}Z",
             "request_id": request_id,
             "key_id": principal.key_id if principal is not None else None,
             "role": principal.role.value if principal is not None else None,
@@ -315,8 +318,16 @@ def log_access(started_s: float, request_id: str, principal: Principal | None,
                client: str) -> None:
     """An access-log line for a request refused before any app saw it (api/protocol.py)."""
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info(json.dumps(access_record(started_s, request_id, principal, method,
-                                                 route, status, latency_ms, client)))
+        write_access_line(access_record(started_s, request_id, principal, method, route,
+                                        status, latency_ms, client))
+
+
+def write_access_line(entry: dict[str, Any]) -> None:
+    """The record as one JSON line (ASCII: a path as sent may hold anything). The LogRecord is
+    made here, not by Logger.info, which walks the stack for a caller no line shows."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, __file__, 0,
+                                                json.dumps(entry), (), None))
 
 
 def _too_many(wait_s: float, detail: str) -> JSONResponse:
