@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -121,6 +122,12 @@ def test_the_readme_walkthrough_runs_as_written(live: Live, tmp_path: Path) -> N
     verified = re.match(r"OK: ([0-9]+) entries verified; head hash ([0-9a-f]{64})", lines[7])
     assert verified is not None, lines[7]
     assert int(sold.group(2)) < int(verified.group(1))
+    # Every request left its access-log line on serve's stderr, the sale with its merchant key.
+    access = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()
+              if line.startswith('{"time"')]
+    assert sum(a["route"] == "/v1/cards" and a["status"] == 201 and a["role"] == "merchant"
+               for a in access) == 2
+    assert all(re.fullmatch(r"[0-9a-f]{32}", a["request_id"]) for a in access)
 
 
 def test_serve_stopped_with_sigterm_stops_its_postgresql_too(tmp_path: Path) -> None:
