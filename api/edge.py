@@ -136,11 +136,13 @@ def json_fault(body: bytes) -> LedgerError | None:
         elif isinstance(item, dict):
             children = []
             for key, child in item.items():
-                at = f"{where}.{key}" if where else key
                 reason = _str_fault(key)
                 if reason is not None:
-                    return InvalidInput(f"a key {reason}", field=at)
-                children.append((child, at))
+                    # The problem is encoded as UTF-8: a lone surrogate goes back escaped.
+                    shown = key.encode("utf-8", "backslashreplace").decode("utf-8")
+                    return InvalidInput(f"a key {reason}",
+                                        field=f"{where}.{shown}" if where else shown)
+                children.append((child, f"{where}.{key}" if where else key))
             stack.extend(reversed(children))
         elif isinstance(item, list):
             stack.extend((item[i], f"{where}[{i}]") for i in reversed(range(len(item))))

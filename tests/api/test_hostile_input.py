@@ -112,6 +112,9 @@ BODIES: list[tuple[str, str, Make, str]] = [
     ("merchant", "/v1/cards", lambda w: _sale(w, consumer={"ph\x00one": "1"}),
      "consumer.ph\x00one"),
     ("merchant", "/v1/cards", lambda w: {**_sale(w), "x\x00": 1}, "x\x00"),
+    # A lone surrogate cannot be sent back as it came: the field shows it escaped.
+    ("merchant", "/v1/cards", lambda w: _sale(w, consumer={"k\udc00": "1"}),
+     "consumer.k\\udc00"),
     ("merchant", "/v1/cards", lambda w: _sale(w, consumer={"external_id": "a\ud800"}),
      "consumer.external_id"),
     ("merchant", "/v1/cards", _lone_surrogate_as_utf8, "product_id"),
@@ -172,6 +175,16 @@ def test_a_body_that_is_not_utf8_is_400_malformed_json(
     refused_alike(app_client, plain_client, engine,
                   _request(world, "merchant", "POST", "/v1/cards", body), 400,
                   "malformed_json", "body")
+
+
+def test_an_integer_of_5000_digits_is_400_malformed_json(
+        app_client: TestClient, plain_client: TestClient, engine: Engine,
+        world: dict[str, Any]) -> None:
+    """json.loads refuses it with a ValueError that is no JSONDecodeError."""
+    body = b'{"amount_fen": ' + b"7" * 5000 + b"}"
+    refused_alike(app_client, plain_client, engine,
+                  _request(world, "merchant", "POST", "/v1/cards/{card}/consumptions", body),
+                  400, "malformed_json", "body")
 
 
 @pytest.mark.parametrize(("method", "url", "status", "code", "field"), [
