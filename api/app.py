@@ -15,8 +15,9 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 from api import problems
+from api.accesslog import log_access_to_stderr
 from api.context import Context
-from api.edge import Edge, log_access_to_stderr
+from api.edge import Edge
 from api.lane import Lane
 from api.ratelimit import RateLimits
 from api.routes import audit as audit_routes

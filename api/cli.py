@@ -109,8 +109,8 @@ def _exit_on_sigterm() -> None:
 def _serve(_: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.accesslog import log_access_to_stderr
     from api.app import create_app
-    from api.edge import log_access_to_stderr
 
     _exit_on_sigterm()
     settings = Settings()

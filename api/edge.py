@@ -12,8 +12,8 @@ Per request it
   deeper than the parser goes is 400 malformed_json, here or from FastAPI: api/problems.py);
 - limits bodies (the 413 before a byte too many is read), requests per API key and, per client
   address, requests after too many failed authentications (429, api/ratelimit.py);
-- writes one JSON line per request on the logger `yufu.access`, then hands the same record to
-  `app.state.on_request`, if set.
+- writes one JSON line per request on the logger `yufu.access` (api/accesslog.py), then hands
+  the same record to `app.state.on_request`, if set.
 
 Plain ASGI: BaseHTTPMiddleware costs a task per request. A refusal raised while the app reads
 the body replaces whatever the app then answers (FastAPI turns any failure while it reads the
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -37,14 +36,14 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
+from api.accesslog import access_log, access_record, write_access_line
 from api.context import PRINCIPAL_SCOPE_KEY
 from api.ratelimit import RateLimits, limiter_or_none, retry_after_header_s
 from ledger import limits
-from ledger.auth import Principal, split_key
+from ledger.auth import split_key
 from ledger.bank import limits as bank_limits
 from ledger.errors import BodyTooLarge, InvalidInput, LedgerError, Unauthorized
 
-access_log = logging.getLogger("yufu.access")
 log = logging.getLogger("yufu.api")
 # A client's X-Request-Id is kept if it is a plain token of at most this many characters.
 request_id_chars_max = 64
@@ -302,50 +301,8 @@ class Edge:
                 log.exception("on_request hook failed")
 
 
-def access_record(started_s: float, request_id: str, principal: Principal | None,
-                  method: str | None, route: str | None, status: int,
-                  latency_ms: float | None, client: str) -> dict[str, Any]:
-    # strftime and the milliseconds by hand: half the cost of datetime's isoformat.
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started_s))
-    return {"time": f"{stamp}.{int(started_s * 1000) % 1000:03d}Z",
-            "request_id": request_id,
-            "key_id": principal.key_id if principal is not None else None,
-            "role": principal.role.value if principal is not None else None,
-            "method": method, "route": route, "status": status, "latency_ms": latency_ms,
-            "client": client}
-
-
-def log_access(started_s: float, request_id: str, principal: Principal | None,
-               method: str | None, route: str | None, status: int, latency_ms: float | None,
-               client: str) -> None:
-    """An access-log line for a request refused before any app saw it (api/protocol.py)."""
-    if access_log.isEnabledFor(logging.INFO):
-        write_access_line(access_record(started_s, request_id, principal, method, route,
-                                        status, latency_ms, client))
-
-
-def write_access_line(entry: dict[str, Any]) -> None:
-    """The record as one JSON line (ASCII: a path as sent may hold anything). The LogRecord is
-    made here, not by Logger.info, which walks the stack for a caller no line shows."""
-    if access_log.isEnabledFor(logging.INFO):
-        access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, __file__, 0,
-                                                json.dumps(entry), (), None))
-
-
 def _too_many(wait_s: float, detail: str) -> JSONResponse:
     retry_after_s = retry_after_header_s(wait_s)
     return problems.problem(429, "rate_limited", "Too many requests",
                             f"{detail}; retry after {retry_after_s} s",
                             headers={"Retry-After": str(retry_after_s)})
-
-
-def log_access_to_stderr() -> None:
-    """`yufu serve`: the access log as bare JSON lines on stderr (once per process)."""
-    if any(getattr(h, "yufu_access", False) for h in access_log.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.yufu_access = True  # type: ignore[attr-defined]
-    access_log.addHandler(handler)
-    access_log.setLevel(logging.INFO)
-    access_log.propagate = False

@@ -16,7 +16,7 @@ import uuid
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from api import problems
-from api.edge import log_access
+from api.accesslog import log_access
 
 # The request line and headers together; what most servers allow (nginx: 4 x 8 KiB buffers).
 request_head_bytes_max = 32 * 1024
@@ -47,14 +47,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_open, self._head_bytes = True, 0
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(self.headers) >= request_headers_max:
+    def on_headers_complete(self) -> None:
+        # Counted here, once, not per header: until the head ends, the bytes bound it.
+        self._head_open = False
+        if len(self.headers) > request_headers_max:
             self._refusal = (431, f"a request carries at most {request_headers_max} headers")
             raise _HeadRefused
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        self._head_open = False
         if len(self.url) + sum(len(n) + len(v) for n, v in self.headers) > \
                 request_head_bytes_max:
             self._refusal = (431, self._head_too_large())
