@@ -11,14 +11,17 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
-from fastapi.responses import Response
 from sqlalchemy import Engine
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from api import problems
+from api.access_records import AccessRecorder
+from api.accesslog import log_access_to_stderr
 from api.context import Context
+from api.edge import Edge
 from api.lane import Lane
 from api.messages import MessageSender
+from api.ratelimit import RateLimits
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
@@ -27,72 +30,22 @@ from api.routes import system
 from api.routes import trust as trust_routes
 from api.signer import TreeHeadSigner
 from ledger import limits
-from ledger.bank import limits as bank_limits
 from ledger.db.writer import Writer
-from ledger.errors import BodyTooLarge
-
-
-def _too_large(limit_bytes: int) -> Response:
-    return problems.problem(413, "body_too_large", "Body too large",
-                            f"request bodies are limited to {limit_bytes} bytes", "body")
-
-
-def _body_limit(path: str) -> int:
-    """Bank statements are files, allowed up to their own limit; every other body is small."""
-    if path.startswith("/v1/banks/") and path.endswith("/statements"):
-        return bank_limits.statement_bytes_max
-    return limits.request_body_bytes_max
-
-
-class BodyLimit:
-    """Refuse bodies over the limit. Plain ASGI: BaseHTTPMiddleware costs a task per request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit_bytes = _body_limit(scope["path"])
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit_bytes:
-                await _too_large(limit_bytes)(scope, receive, send)
-                return
-        seen_bytes, too_large = 0, False
-
-        async def counted() -> Message:
-            nonlocal seen_bytes, too_large
-            message = await receive()
-            seen_bytes += len(message.get("body", b""))
-            if seen_bytes > limit_bytes:
-                too_large = True
-                raise BodyTooLarge(f"request bodies are limited to {limit_bytes} bytes",
-                                   field="body")
-            return message
-
-        async def answer(message: Message) -> None:
-            # FastAPI turns any failure while it reads the body into a 400 "error parsing the
-            # body": once the limit is passed, whatever the app answers becomes the 413.
-            if not too_large:
-                await send(message)
-            elif message["type"] == "http.response.start":
-                await _too_large(limit_bytes)(scope, receive, send)
-
-        await self.app(scope, counted, answer)
 
 
 class YufuApp(FastAPI):
-    """FastAPI, with the body limit and the till's lane (api/lane.py) outermost: a till's
-    write then passes through none of FastAPI's own middleware layers (its error, telemetry
-    and body-limit wrappers, each of which wraps every message sent). The lane answers its
-    own failures as problem+json; everything else goes through the whole stack as before."""
+    """FastAPI, with the edge (api/edge.py: request ids, hostile input, body limit, rate
+    limits, access log) and then the till's lane (api/lane.py) outermost: a till's write then
+    passes through none of FastAPI's own middleware layers (its error, telemetry and
+    body-limit wrappers, each of which wraps every message sent). The lane answers its own
+    failures as problem+json; everything else goes through the whole stack as before."""
 
     lane = True
+    rate_limits = RateLimits()
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
-        return BodyLimit(Lane(inner) if self.lane else inner)
+        return Edge(Lane(inner) if self.lane else inner, self.state, self.rate_limits)
 
 
 # FastAPI's OpenTelemetry hooks (newer releases) look for a provider on every request; the
@@ -105,20 +58,24 @@ _NO_TELEMETRY: dict[str, Any] = (
 def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudonym-key",
                audit_key: Ed25519PrivateKey | None = None,
                tree_head_interval_s: float | None = limits.tree_head_interval_s,
-               lane: bool = True, sender: MessageSender | None = None) -> FastAPI:
+               lane: bool = True, rate_limits: RateLimits = RateLimits(),
+               sender: MessageSender | None = None) -> FastAPI:
     """The app. Without an audit key (tests) it signs tree heads with a throwaway key, and
     only on demand; `yufu serve` passes the configured key and signs on the interval too.
-    `lane` serves the till's writes on the short path of api/lane.py."""
+    `lane` serves the till's writes on the short path of api/lane.py. After each answer the
+    edge calls `app.state.on_request(record)` with the access-log record, if it is set."""
     writer = Writer(engine)
     signer = TreeHeadSigner(audit_key, tree_head_interval_s) if audit_key is not None \
         else TreeHeadSigner(Ed25519PrivateKey.generate(), None)
 
     ctx = Context(engine, writer, pseudonym_key, sender=sender)
+    access = AccessRecorder(engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         writer.start()
         ctx.keys.start()
+        access.start()
         task = asyncio.create_task(signer.run(writer)) if signer.interval_s else None
         try:
             yield
@@ -127,17 +84,23 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            access.stop()
             ctx.keys.stop()
             writer.stop()
 
+    # No redirect_slashes: its redirect to the path with(out) the slash is built from the
+    # request's Host header, which would echo whatever a client sends there.
     app = YufuApp(title="Yufu custody ledger", version="1", lifespan=lifespan, **_NO_TELEMETRY,
+                  redirect_slashes=False,
                   description="Prepaid-fund custody ledger: double entry in integer fen, "
                               "a hash-chained journal, custody flows. Errors are RFC 9457 "
                               "problem+json; writes take an Idempotency-Key header.")
     app.state.ctx = ctx
     app.state.signer = signer
+    app.state.access = access
+    app.state.on_request = access.note  # reads by banks and regulators are kept
     problems.install(app)
-    app.lane = lane
+    app.lane, app.rate_limits = lane, rate_limits
     app.include_router(system.router)
     app.include_router(trust_routes.router)
     app.include_router(ledger_routes.router)
@@ -156,7 +119,9 @@ def app_from_environment() -> FastAPI:
 
     settings = Settings()
     assert settings.database_url is not None, "the parent process sets YUFU_DATABASE_URL"
+    log_access_to_stderr()  # in this process: the parent's logging does not reach a worker
     app = create_app(connect(settings.database_url), pseudonym_key(settings.home),
-                     audit_signing_key(settings), sender=sender_from_environment(settings.home))
+                     audit_signing_key(settings), rate_limits=settings.rate_limits,
+                     sender=sender_from_environment(settings.home))
     settle_heap()
     return app

@@ -142,6 +142,7 @@ def _exit_on_sigterm() -> None:
 def _serve(_: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.accesslog import log_access_to_stderr
     from api.app import create_app
 
     _exit_on_sigterm()
@@ -159,9 +160,7 @@ def _serve(_: argparse.Namespace) -> int:
         if key:
             print(f"Bootstrap operator key (shown once; also in {settings.home}/operator.key):\n"
                   f"  {key}", flush=True)
-        options: dict[str, Any] = {"host": settings.host, "port": settings.port,
-                                   "log_level": "warning", "access_log": False,
-                                   "proxy_headers": False, "timeout_keep_alive": keep_alive_s}
+        options = uvicorn_options(settings.host, settings.port)
         if settings.workers > 1:
             # Each worker process builds its own app (and appender) on the same database;
             # they serialise on the chain head, so the HTTP work spreads over the cores.
@@ -173,11 +172,24 @@ def _serve(_: argparse.Namespace) -> int:
             uvicorn.run("api.app:app_from_environment", factory=True,
                         workers=settings.workers, **options)
             return 0
+        log_access_to_stderr()
         app = create_app(engine, pseudonym_key(settings.home), audit_key,
+                         rate_limits=settings.rate_limits,
                          sender=sender_from_environment(settings.home))
         settle_heap()
         uvicorn.run(app, **options)
     return 0
+
+
+def uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    """How `yufu serve` runs uvicorn. Its own access log is off: the edge writes ours
+    (api/edge.py, logger yufu.access, on stderr). No proxy headers: the client address the
+    rate limits key on is the peer's. The protocol bounds the request head (api/protocol.py)."""
+    from api.protocol import BoundedHttpToolsProtocol
+
+    return {"host": host, "port": port, "log_level": "warning", "access_log": False,
+            "proxy_headers": False, "timeout_keep_alive": keep_alive_s,
+            "http": BoundedHttpToolsProtocol}
 
 
 def _job(command: object) -> dict[str, object]:

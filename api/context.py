@@ -53,6 +53,11 @@ def context_of(request: Request) -> Context:
     return ctx
 
 
+# Where the authenticated principal is left in the ASGI scope: the access log (api/edge.py)
+# and the records of reads read its key id and role there, after the answer.
+PRINCIPAL_SCOPE_KEY = "yufu.principal"
+
+
 def presented_key(request: Request) -> str:
     header = request.headers.get("authorization", "")
     presented = header[7:].strip() if header.lower().startswith("bearer ") else ""
@@ -68,7 +73,7 @@ async def principal_of(request: Request) -> Principal:
     principal = keys.cached(presented)
     if principal is None:
         principal = await run_in_threadpool(keys.authenticate, presented)
-    request.scope["yufu.principal"] = principal  # for the access log and records of reads
+    request.scope[PRINCIPAL_SCOPE_KEY] = principal
     return principal
 
 

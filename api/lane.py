@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -35,18 +35,24 @@ _ID = r"[^/]{1,64}"  # the routes' Id: 1 to 64 characters
 
 @dataclass(frozen=True, slots=True)
 class LaneRoute:
-    path: re.Pattern[str]  # named groups: the endpoint's path parameters
+    # The template, as FastAPI's route has it: the lane puts the route in scope["route"] as
+    # FastAPI does, so the access log (api/edge.py) names it alike on both paths.
+    path: str
     body: type[BaseModel]
     endpoint: Endpoint  # called as endpoint(request, **path, body=..., who=...)
+    # `path` as a regex: each {name} a named group, the endpoint's path parameter.
+    pattern: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{(\w+)\}", rf"(?P<\1>{_ID})", self.path)
+        object.__setattr__(self, "pattern", re.compile(regex))
 
 
 ROUTES = (
-    LaneRoute(re.compile(r"/v1/transactions"), ledger.TransactionIn, ledger.post_transaction),
-    LaneRoute(re.compile(r"/v1/cards"), custody.SaleIn, custody.sell_card),
-    LaneRoute(re.compile(rf"/v1/cards/(?P<card_id>{_ID})/consumptions"),
-              custody.ConsumptionIn, custody.consume),
-    LaneRoute(re.compile(rf"/v1/cards/(?P<card_id>{_ID})/refunds"),
-              custody.RefundIn, custody.refund_card),
+    LaneRoute("/v1/transactions", ledger.TransactionIn, ledger.post_transaction),
+    LaneRoute("/v1/cards", custody.SaleIn, custody.sell_card),
+    LaneRoute("/v1/cards/{card_id}/consumptions", custody.ConsumptionIn, custody.consume),
+    LaneRoute("/v1/cards/{card_id}/refunds", custody.RefundIn, custody.refund_card),
 )
 
 
@@ -67,7 +73,7 @@ class Lane:
         route, path_params = found
         try:
             body = await _read_body(receive)
-        except Exception as error:  # over the body limit: BodyLimit turns this into the 413
+        except Exception as error:  # refused by the edge as it came (over the limit, NUL, ...)
             await problems.problem_for(error)(scope, receive, send)
             return
         replay = _replaying(body, receive)
@@ -75,6 +81,7 @@ class Lane:
         if model is None:
             await self.app(scope, replay, send)  # FastAPI says what is wrong with it
             return
+        scope["route"] = route
         request = Request(scope, replay)
         try:
             who = await principal_of(request)
@@ -86,7 +93,7 @@ class Lane:
 
 def _match(path: str) -> tuple[LaneRoute, dict[str, str]] | None:
     for route in ROUTES:
-        matched = route.path.fullmatch(path)
+        matched = route.pattern.fullmatch(path)
         if matched is not None:
             return route, matched.groupdict()
     return None
@@ -127,6 +134,7 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
 def _validated(model: type[BaseModel], body: bytes) -> BaseModel | None:
     try:
         return model.model_validate(json.loads(body))
-    except (ValueError, ValidationError):  # not JSON, or not this model: FastAPI answers
+    # Not JSON, nested deeper than the parser goes, or not this model: FastAPI answers.
+    except (ValueError, RecursionError, ValidationError):
         return None
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,20 +16,38 @@ from ledger.errors import InvariantViolation, LedgerError, RateLimited
 
 log = logging.getLogger("yufu.api")
 PROBLEM_JSON = "application/problem+json"
+# The request being answered (api/edge.py sets it): every problem carries it as `request_id`,
+# so a client's report of an error leads to its access-log line.
+REQUEST_ID: ContextVar[str | None] = ContextVar("yufu_request_id", default=None)
 
 
-def problem(status: int, code: str, title: str, detail: str, field: str | None = None,
-            **extra: Any) -> JSONResponse:
+class MalformedJson(LedgerError):
+    code = "malformed_json"
+    title = "Malformed JSON"
+    status = 400
+
+
+def problem_body(status: int, code: str, title: str, detail: str, field: str | None = None,
+                 request_id: str | None = None, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"type": f"urn:yufu:problem:{code}", "title": title, "status": status,
                             "detail": detail, "code": code}
     if field is not None:
         body["field"] = field
+    request_id = request_id or REQUEST_ID.get()
+    if request_id is not None:
+        body["request_id"] = request_id
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return body
+
+
+def problem(status: int, code: str, title: str, detail: str, field: str | None = None,
+            headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse(problem_body(status, code, title, detail, field, **extra),
+                        status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def ledger_problem(error: LedgerError) -> JSONResponse:
-    title = error.code.replace("_", " ").capitalize()
+    title = getattr(error, "title", None) or error.code.replace("_", " ").capitalize()
     answer = problem(error.status, error.code, title, error.detail, error.field)
     if isinstance(error, RateLimited):
         answer.headers["Retry-After"] = str(error.retry_after_s)
@@ -62,6 +82,31 @@ def problem_for(error: Exception) -> JSONResponse:
     return unexpected_problem(error)
 
 
+def _malformed_json(detail: str) -> JSONResponse:
+    return ledger_problem(MalformedJson(detail, field="body"))
+
+
+def http_problem(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    """The framework's own refusals (our routes raise typed errors, never HTTPException):
+    no route for the path, a method the route does not take, a body it could not parse."""
+    cause = error.__cause__
+    if isinstance(cause, LedgerError):  # raised while the body was read (api/edge.py)
+        return ledger_problem(cause)
+    if isinstance(cause, RecursionError):
+        return _malformed_json("the request body nests too deeply")
+    if isinstance(cause, UnicodeDecodeError):
+        return _malformed_json("the request body is not valid UTF-8")
+    if cause is not None and error.status_code == 400:  # e.g. an integer of 5,000 digits
+        return _malformed_json("the request body is not valid JSON")
+    if error.status_code == 404:
+        return problem(404, "not_found", "Not found", "there is no such route", "path")
+    if error.status_code == 405:
+        return problem(405, "method_not_allowed", "Method not allowed",
+                       f"{request.method} is not allowed here", "method", error.headers)
+    return problem(error.status_code, "http_error", str(error.detail), str(error.detail),
+                   headers=error.headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def on_ledger_error(_: Request, error: LedgerError) -> JSONResponse:
@@ -73,14 +118,13 @@ def install(app: FastAPI) -> None:
                   for e in error.errors()]
         first = errors[0] if errors else {"field": "body", "reason": "invalid"}
         if first["reason"].startswith("JSON decode error"):
-            return problem(400, "malformed_json", "Malformed JSON",
-                           "the request body is not valid JSON", "body")
+            return _malformed_json("the request body is not valid JSON")
         return problem(422, "invalid_input", "Invalid input",
                        f"{first['field']}: {first['reason']}", first["field"], errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem(error.status_code, "http_error", str(error.detail), str(error.detail))
+    async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return http_problem(request, error)
 
     @app.exception_handler(InvariantViolation)
     async def on_bug(_: Request, error: InvariantViolation) -> JSONResponse:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from api.ratelimit import RateLimits
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,18 @@ class Settings:
     workers: int = field(default_factory=lambda: int(os.environ.get("YUFU_WORKERS", "1")))
     audit_key_rotate: bool = field(
         default_factory=lambda: os.environ.get("YUFU_AUDIT_KEY_ROTATE") == "1")
+    # Per worker process (api/ratelimit.py): YUFU_KEY_RATE_PER_S, YUFU_KEY_BURST,
+    # YUFU_FAILED_AUTH_RATE_PER_S, YUFU_FAILED_AUTH_BURST; a rate of 0 switches one off.
+    rate_limits: RateLimits = field(default_factory=lambda: rate_limits_from(os.environ))
+
+
+def rate_limits_from(env: Mapping[str, str]) -> RateLimits:
+    default = RateLimits()
+    return RateLimits(
+        float(env.get("YUFU_KEY_RATE_PER_S", default.key_rate_per_s)),
+        int(env.get("YUFU_KEY_BURST", default.key_burst)),
+        float(env.get("YUFU_FAILED_AUTH_RATE_PER_S", default.failed_auth_rate_per_s)),
+        int(env.get("YUFU_FAILED_AUTH_BURST", default.failed_auth_burst)))
 
 
 def _path_or_none(value: str | None) -> Path | None:

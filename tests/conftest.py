@@ -26,6 +26,7 @@ from stdnum.cn import uscc
 
 from api.app import create_app
 from api.messages import OUTBOX_FILE_NAME, OutboxSender, read_outbox
+from api.ratelimit import RateLimits
 from api.runtime import Database, ensure_default_rule_sets, grant_service, migrate, run_command
 from ledger.auth import Role
 from ledger.custody.merchants import parse_filing
@@ -118,6 +119,12 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+# Every request of a TestClient comes from one address, and the tests of keys and roles send
+# dozens of bad keys on purpose: the limit on failed authentications per address is off for
+# them (tests/api/test_edge.py tests it); every other limit keeps its default.
+NO_FAILED_AUTH_LIMIT = RateLimits(failed_auth_rate_per_s=0)
+
+
 @pytest.fixture(scope="module")
 def owner_engine(owner_database_url: str) -> Iterator[Engine]:
     eng = make_engine(owner_database_url)
@@ -137,7 +144,8 @@ def outbox() -> Iterator[OutboxSender]:
 
 @pytest.fixture(scope="module")
 def app_client(engine: Engine, outbox: OutboxSender) -> Iterator[TestClient]:
-    with TestClient(create_app(engine, sender=outbox), raise_server_exceptions=False) as client:
+    with TestClient(create_app(engine, rate_limits=NO_FAILED_AUTH_LIMIT, sender=outbox),
+                    raise_server_exceptions=False) as client:
         yield client
 
 

@@ -102,7 +102,7 @@ def test_docs_and_openapi_are_served(app_client: TestClient) -> None:
 
 def test_an_unknown_route_is_a_404_problem(app_client: TestClient, operator: Headers) -> None:
     response = app_client.get("/v1/nowhere", headers=operator)
-    assert_problem(response, 404, "http_error", None)
+    assert_problem(response, 404, "not_found", "path")
 
 
 # --- accounts --------------------------------------------------------------------------
@@ -946,7 +946,7 @@ def test_problem_bodies_are_problem_json(app_client: TestClient, operator: Heade
     body = response.json()
     assert body == {"type": "urn:yufu:problem:not_found", "title": "Not found", "status": 404,
                     "detail": "journal entry 999999999 does not exist", "code": "not_found",
-                    "field": "seq"}
+                    "field": "seq", "request_id": response.headers["x-request-id"]}
 
 
 # --- many writers at once (group commit) -----------------------------------------------

@@ -45,11 +45,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """The app under uvicorn in a thread, on a free port; yields its base URL."""
+def live_server(app: FastAPI, options: dict[str, Any] | None = None) -> Iterator[str]:
+    """The app under uvicorn in a thread, on a free port; yields its base URL. `options` are
+    uvicorn's (its host and port are replaced)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    config = {"log_level": "warning", **(options or {}), "host": "127.0.0.1", "port": port}
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **config))
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + server_start_timeout_s

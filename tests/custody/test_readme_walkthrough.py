@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -110,6 +111,13 @@ def test_the_readme_walkthrough_runs_as_written_twice_in_a_row(live: Live,
         assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
         cards.append(check_walkthrough_output(done.stdout))
     assert cards[0] != cards[1]
+    # Every request left its access-log line on serve's stderr, the sales with their merchant
+    # key (two a run).
+    access = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()
+              if line.startswith('{"time"')]
+    assert sum(a["route"] == "/v1/cards" and a["status"] == 201 and a["role"] == "merchant"
+               for a in access) == 4
+    assert all(re.fullmatch(r"[0-9a-f]{32}", a["request_id"]) for a in access)
 
 
 def check_walkthrough_output(stdout: str) -> str:
