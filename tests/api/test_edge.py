@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.messages import OutboxSender
 from api.ratelimit import RateLimits
 from api.runtime import run_command
 from ledger.auth import Role
@@ -39,8 +40,9 @@ def key(engine: Engine, role: Role, merchant_id: str | None = None,
 
 
 @pytest.fixture(scope="module")
-def shop(app_client: TestClient, engine: Engine, operator: Headers) -> dict[str, Any]:
-    custody = Custody(app_client, engine, operator)
+def shop(app_client: TestClient, engine: Engine, operator: Headers,
+         outbox: OutboxSender) -> dict[str, Any]:
+    custody = Custody(app_client, engine, operator, outbox)
     merchant = custody.file("体育健身")["id"]
     headers, key_id = key(engine, Role.merchant, merchant)
     product = custody.product(merchant, headers, kind="stored_value", price_fen=50_000,
@@ -147,11 +149,14 @@ def test_the_on_request_hook_gets_the_record_after_the_answer_and_cannot_break_i
         ) -> None:
     records: list[dict[str, Any]] = []
     state = app_client.app.state  # type: ignore[attr-defined]
+    kept = state.on_request
     try:
         state.on_request = records.append
         response = app_client.get(f"/v1/merchants/{shop['merchant']}", headers=shop["key"])
         assert response.status_code == 200
-        assert len(records) == 1 and set(records[0]) == ACCESS_FIELDS
+        # The access-log record, and which resource was asked for (the records of reads).
+        assert len(records) == 1 and set(records[0]) == ACCESS_FIELDS | {"path", "query"}
+        assert records[0]["path"] == f"/v1/merchants/{shop['merchant']}"
         assert records[0]["request_id"] == response.headers["x-request-id"]
         assert (records[0]["key_id"], records[0]["role"], records[0]["status"]) == \
             (shop["key_id"], "merchant", 200)
@@ -165,7 +170,7 @@ def test_the_on_request_hook_gets_the_record_after_the_answer_and_cannot_break_i
         assert again.status_code == 200
         assert any("on_request hook failed" in r.getMessage() for r in caplog.records)
     finally:
-        state.on_request = None
+        state.on_request = kept
 
 
 # --- rate limits --------------------------------------------------------------------------
@@ -217,3 +222,25 @@ def test_the_default_limits_let_a_burst_of_a_till_through(engine: Engine,
         statuses = {client.get(f"/v1/merchants/{shop['merchant']}",
                                headers=shop["key"]).status_code for _ in range(300)}
     assert statuses == {200}
+
+
+def test_reads_by_banks_and_regulators_are_recorded_for_the_operator(
+        app_client: TestClient, engine: Engine, operator: Headers, shop: dict[str, Any]
+        ) -> None:
+    regulator, regulator_id = key(engine, Role.regulator)
+    path = f"/v1/merchants/{shop['merchant']}"
+    r = app_client.get(path, headers=regulator, params={"x": "1"})
+    assert r.status_code == 200
+    app_client.get(path, headers=shop["key"])  # a merchant's own read is not a record
+    app_client.app.state.access.flush()  # type: ignore[attr-defined]
+    page = app_client.get("/v1/access-records", headers=operator,
+                          params={"key_id": regulator_id}).json()
+    [record] = page["items"]
+    assert (record["role"], record["method"], record["route"], record["path"],
+            record["query"], record["status"]) == (
+        "regulator", "GET", "/v1/merchants/{merchant_id}", path, "x=1", 200)
+    assert record["request_id"] == r.headers["x-request-id"]
+    merchants = app_client.get("/v1/access-records", headers=operator,
+                               params={"key_id": shop["key_id"]}).json()
+    assert merchants["items"] == []
+    assert app_client.get("/v1/access-records", headers=regulator).status_code == 403

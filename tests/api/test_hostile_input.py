@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from api.messages import OutboxSender
 from ledger.auth import Role
 from tests.api.support import assert_problem, nothing_written
 from tests.conftest import issue_key
@@ -29,8 +30,9 @@ REQUEST_ID_HEX_CHARS = 32
 
 
 @pytest.fixture(scope="module")
-def world(app_client: TestClient, engine: Engine, operator: Headers) -> dict[str, Any]:
-    custody = Custody(app_client, engine, operator)
+def world(app_client: TestClient, engine: Engine, operator: Headers,
+          outbox: OutboxSender) -> dict[str, Any]:
+    custody = Custody(app_client, engine, operator, outbox)
     merchant = custody.file("体育健身")
     key = custody.merchant_key(merchant["id"])
     product = custody.product(merchant["id"], key, kind="stored_value", price_fen=50_000,
