@@ -21,7 +21,7 @@ from api.context import Context
 from api.edge import Edge
 from api.lane import Lane
 from api.messages import MessageSender
-from api.ratelimit import RateLimits
+from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
@@ -68,7 +68,9 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
     signer = TreeHeadSigner(audit_key, tree_head_interval_s) if audit_key is not None \
         else TreeHeadSigner(Ed25519PrivateKey.generate(), None)
 
-    ctx = Context(engine, writer, pseudonym_key, sender=sender)
+    ctx = Context(engine, writer, pseudonym_key, sender=sender,
+                  code_attempts=limiter_or_none(rate_limits.code_rate_per_s,
+                                                rate_limits.code_burst))
     access = AccessRecorder(engine)
 
     @asynccontextmanager

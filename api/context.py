@@ -17,10 +17,11 @@ from sqlalchemy import Engine
 
 from api.keycache import KeyCache
 from api.messages import MessageSender
+from api.ratelimit import Limiter, retry_after_header_s
 from ledger import limits
 from ledger.auth import Principal
 from ledger.db.writer import Command, Outcome, Writer, WriteRequest, request_fingerprint
-from ledger.errors import InvalidInput, Unauthorized
+from ledger.errors import InvalidInput, RateLimited, Unauthorized
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 
@@ -37,6 +38,8 @@ class Context:
     pseudonym_key: bytes = b"yufu-development-pseudonym-key"
     clock: Callable[[], date] = china_today
     sender: MessageSender | None = None
+    # One-time-code requests and attempts per client address (None: no limit).
+    code_attempts: Limiter | None = None
     keys: KeyCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +84,16 @@ async def optional_principal(request: Request) -> Principal | None:
     """The caller's key if one is presented (a consumer's card look-up also takes a receipt
     code instead)."""
     return await principal_of(request) if presented_key(request) else None
+
+
+def limit_code_attempts(request: Request) -> None:
+    """One-time-code requests and attempts per client address (api/ratelimit.py)."""
+    limiter = context_of(request).code_attempts
+    address = request.client.host if request.client is not None else ""
+    wait_s = limiter.hit(address) if limiter is not None else None
+    if wait_s is not None:
+        raise RateLimited("too many one-time-code requests from this address",
+                          retry_after_s=retry_after_header_s(wait_s))
 
 
 def idempotency_key_of(request: Request) -> str | None:

@@ -25,6 +25,11 @@ key_burst = 8_000
 # A till retrying a wrong key once a second never trips it; a guesser that ran ~870/s gets 1/s.
 failed_auth_rate_per_s = 1.0
 failed_auth_burst = 20
+# One-time-code requests and attempts per client address (POST /v1/consumer/codes|keys): 10 at
+# once, then one every 30 s. A consumer needs two; someone walking phones or codes from one
+# address gets a code's worth every minute. (Per phone, the database limits them too.)
+code_rate_per_s = 1 / 30
+code_burst = 10
 # Buckets kept per limiter; past this the one touched longest ago is forgotten. About 100 bytes
 # a bucket: 100,000 keys are ~10 MB per limiter at most.
 tracked_keys_max = 100_000
@@ -38,6 +43,8 @@ class RateLimits:
     key_burst: int = key_burst
     failed_auth_rate_per_s: float = failed_auth_rate_per_s
     failed_auth_burst: int = failed_auth_burst
+    code_rate_per_s: float = code_rate_per_s
+    code_burst: int = code_burst
 
 
 class Limiter:

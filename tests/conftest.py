@@ -119,10 +119,11 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-# Every request of a TestClient comes from one address, and the tests of keys and roles send
-# dozens of bad keys on purpose: the limit on failed authentications per address is off for
-# them (tests/api/test_edge.py tests it); every other limit keeps its default.
-NO_FAILED_AUTH_LIMIT = RateLimits(failed_auth_rate_per_s=0)
+# Every request of a TestClient comes from one address, and the tests send dozens of bad keys
+# and one-time codes on purpose: the limits per client address are off for them
+# (tests/api/test_edge.py and tests/custody/test_consumer_credential.py test them); every
+# other limit keeps its default.
+ONE_ADDRESS_LIMITS = RateLimits(failed_auth_rate_per_s=0, code_rate_per_s=0)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def outbox() -> Iterator[OutboxSender]:
 
 @pytest.fixture(scope="module")
 def app_client(engine: Engine, outbox: OutboxSender) -> Iterator[TestClient]:
-    with TestClient(create_app(engine, rate_limits=NO_FAILED_AUTH_LIMIT, sender=outbox),
+    with TestClient(create_app(engine, rate_limits=ONE_ADDRESS_LIMITS, sender=outbox),
                     raise_server_exceptions=False) as client:
         yield client
 

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from api.context import context_of, principal_of, submit, write
+from api.context import context_of, limit_code_attempts, principal_of, submit, write
 from api.routes.custody import ConsumerIn, consumer_id_of
 from ledger import consumer, limits
 from ledger.auth import Principal, Role
@@ -130,6 +130,7 @@ def list_banks(request: Request, who: Authed) -> dict[str, Any]:
 async def request_code(request: Request, body: CodeIn) -> JSONResponse:
     """Send a one-time code to the phone (or external id) cards were sold to. Answers alike
     whether or not any card was sold to it, so it tells nobody who holds cards."""
+    limit_code_attempts(request)
     ctx = context_of(request)
     consumer_id = consumer_id_of(request, ConsumerIn(phone=body.phone,
                                                      external_id=body.external_id))
@@ -151,6 +152,7 @@ async def request_code(request: Request, body: CodeIn) -> JSONResponse:
 async def consumer_key(request: Request, body: ConsumerKeyIn) -> JSONResponse:
     """Trade a one-time code for a consumer key: it confirms, rejects, disputes and asks for
     refunds on every card sold to that phone, and nobody else can."""
+    limit_code_attempts(request)
     ctx = context_of(request)
     consumer_id = consumer_id_of(request, ConsumerIn(phone=body.phone,
                                                      external_id=body.external_id))

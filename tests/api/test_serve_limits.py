@@ -23,7 +23,7 @@ from api.app import create_app
 from api.cli import uvicorn_options
 from api.protocol import request_head_bytes_max, request_headers_max
 from tests.audit.support import live_server
-from tests.conftest import NO_FAILED_AUTH_LIMIT
+from tests.conftest import ONE_ADDRESS_LIMITS
 
 socket_timeout_s = 10.0
 header_bytes_huge = 1_000_000
@@ -34,7 +34,7 @@ PROBLEM_JSON = "application/problem+json"
 @pytest.fixture(scope="module")
 def served(engine: Engine) -> Iterator[int]:
     """The port of the app under uvicorn with `yufu serve`'s options."""
-    app = create_app(engine, rate_limits=NO_FAILED_AUTH_LIMIT)
+    app = create_app(engine, rate_limits=ONE_ADDRESS_LIMITS)
     with live_server(app, uvicorn_options("127.0.0.1", 0)) as url:
         yield int(urlsplit(url).port or 0)
 
@@ -88,7 +88,7 @@ def assert_refused(answer: tuple[int, dict[str, str], bytes], status: int, code:
 
 
 def test_uvicorn_alone_lets_a_1_mb_header_reach_the_app(engine: Engine) -> None:
-    app = create_app(engine, rate_limits=NO_FAILED_AUTH_LIMIT)
+    app = create_app(engine, rate_limits=ONE_ADDRESS_LIMITS)
     with live_server(app, {"http": "httptools"}) as url:
         port = int(urlsplit(url).port or 0)
         status, _, _ = exchange(port, get(headers=b"X-Big: " + b"a" * header_bytes_huge +

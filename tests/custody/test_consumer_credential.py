@@ -17,7 +17,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from api.app import create_app
 from api.messages import OutboxSender, WebhookSender, read_outbox
+from api.ratelimit import RateLimits
 from api.runtime import run_command
 from ledger import consumer
 from ledger.custody.cards import consumer_pseudonym
@@ -189,3 +191,19 @@ def test_the_webhook_sender_posts_a_signed_message_to_the_gateway(gateway: str) 
                                 "kind": "one_time_code"}
     expected = hmac.new(b"shared-secret", body, hashlib.sha256).hexdigest()
     assert headers["X-Yufu-Signature"] == f"sha256={expected}"
+
+
+def test_code_requests_and_attempts_per_client_address_are_limited(engine: Engine) -> None:
+    limits = RateLimits(failed_auth_rate_per_s=0, code_rate_per_s=0.001, code_burst=3)
+    with TestClient(create_app(engine, rate_limits=limits),
+                    raise_server_exceptions=False) as client:
+        answers = [client.post("/v1/consumer/codes", json={"phone": f"1370000{n:04d}"})
+                   for n in range(2)]
+        answers.append(client.post("/v1/consumer/keys",
+                                   json={"phone": "13700000000", "code": "000000"}))
+        assert [a.status_code for a in answers[:2]] == [202, 202]
+        for path, body in (("/v1/consumer/codes", {"phone": "13700009999"}),
+                           ("/v1/consumer/keys", {"phone": "13700000000", "code": "123456"})):
+            r = client.post(path, json=body)
+            assert_problem(r, 429, code="rate_limited")
+            assert int(r.headers["Retry-After"]) >= 1
