@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from api import problems
 from api.accesslog import log_access
+from api.edge import new_request_id
 
 # The request line and headers together; what most servers allow (nginx: 4 x 8 KiB buffers).
 request_head_bytes_max = 32 * 1024
@@ -70,7 +70,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, detail: str) -> None:
         started_s = time.time()
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         code, title = ("headers_too_large", "Request headers too large") if status == 431 \
             else ("malformed_request", "Malformed request")
         body = json.dumps(problems.problem_body(status, code, title, detail, "headers"
