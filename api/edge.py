@@ -272,8 +272,7 @@ class Edge:
         """An answer given without calling the app, or None."""
         reason = path_fault(scope)
         if reason is not None:
-            return problems.ledger_problem(InvalidInput(f"the path {reason}",
-                                                                field="path"))
+            return problems.ledger_problem(InvalidInput(f"the path {reason}", field="path"))
         query = query_fault(scope["query_string"])
         if query is not None:
             name, reason = query

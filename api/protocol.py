@@ -71,10 +71,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, detail: str) -> None:
         started_s = time.time()
         request_id = new_request_id()
-        code, title = ("headers_too_large", "Request headers too large") if status == 431 \
-            else ("malformed_request", "Malformed request")
-        body = json.dumps(problems.problem_body(status, code, title, detail, "headers"
-                                                if status == 431 else "request",
+        code, title, field = (("headers_too_large", "Request headers too large", "headers")
+                              if status == 431 else
+                              ("malformed_request", "Malformed request", "request"))
+        body = json.dumps(problems.problem_body(status, code, title, detail, field,
                                                 request_id)).encode()
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
