@@ -4,9 +4,10 @@ that puts them on stderr in batches.
 
 Why batches: a write to stderr releases the interpreter lock for the system call, and the
 event loop then waits for the appender's thread to hand it back (up to the 5 ms switch
-interval). One write per request cut scripts/bench's `single` scenario from about 2,450 to
-about 1,950 requests/s on this machine. The event loop now only formats and appends the
-line; a thread writes what has gathered every access_log_flush_s.
+interval). A write per request, with the same stall from uuid4's os.urandom (api/edge.py),
+cost scripts/bench's `single` scenario 15-20% on this machine (docs/benchmarks.md). The event
+loop now only formats and appends the line; a thread writes what gathered every
+access_log_flush_s.
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from api import problems
 from api.accesslog import log_access
+from api.edge import new_request_id
 
 # The request line and headers together; what most servers allow (nginx: 4 x 8 KiB buffers).
 request_head_bytes_max = 32 * 1024
@@ -70,11 +70,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, detail: str) -> None:
         started_s = time.time()
-        request_id = uuid.uuid4().hex
-        code, title = ("headers_too_large", "Request headers too large") if status == 431 \
-            else ("malformed_request", "Malformed request")
-        body = json.dumps(problems.problem_body(status, code, title, detail, "headers"
-                                                if status == 431 else "request",
+        request_id = new_request_id()
+        code, title, field = (("headers_too_large", "Request headers too large", "headers")
+                              if status == 431 else
+                              ("malformed_request", "Malformed request", "request"))
+        body = json.dumps(problems.problem_body(status, code, title, detail, field,
                                                 request_id)).encode()
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:

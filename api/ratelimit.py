@@ -46,6 +46,14 @@ class RateLimits:
     code_rate_per_s: float = code_rate_per_s
     code_burst: int = code_burst
 
+    def __post_init__(self) -> None:
+        # Refused when the settings are read (yufu serve's start), not at the first request.
+        for rate_per_s, burst in ((self.key_rate_per_s, self.key_burst),
+                                  (self.failed_auth_rate_per_s, self.failed_auth_burst)):
+            if not rate_per_s >= 0 or (rate_per_s > 0 and burst < 1):
+                raise ValueError(f"a rate limit needs a rate >= 0 (0: off) and a burst >= 1, "
+                                 f"not {rate_per_s}/s with a burst of {burst}")
+
 
 class Limiter:
     """Token buckets, one per key: a key may spend `burst` tokens at once, and they come back

@@ -379,12 +379,12 @@ def record(results: list[Result], verified: str, args: argparse.Namespace) -> st
     return section
 
 
-def write_doc(section: str) -> None:
+def write_doc(section: str, marker: str = "<!-- bench-runs -->", heading: str = "") -> None:
+    """The section, newest first, after `marker` (made at the end, under `heading`)."""
     doc = ROOT / "docs" / "benchmarks.md"
-    marker = "<!-- bench-runs -->"
     text = doc.read_text() if doc.exists() else f"# Benchmarks\n\n{marker}\n"
     if marker not in text:
-        text += f"\n{marker}\n"
+        text = text.rstrip("\n") + f"\n\n{heading}{marker}\n"
     head, _, tail = text.partition(marker)
     doc.write_text(f"{head}{marker}\n\n{section}\n{tail.lstrip()}")
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -15,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.edge import new_request_id
 from api.messages import OutboxSender
 from api.ratelimit import RateLimits
 from api.runtime import run_command
@@ -77,6 +80,24 @@ def test_any_other_request_id_is_replaced_by_a_new_one(app_client: TestClient,
     response = app_client.get("/v1/nowhere", headers={"X-Request-Id": given})
     assert NEW_ID.fullmatch(response.headers["x-request-id"])
     assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+def test_new_request_ids_are_distinct_random_uuids_also_in_a_forked_child() -> None:
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    for made in ids[:100]:
+        assert NEW_ID.fullmatch(made)
+        assert (uuid.UUID(hex=made).version, uuid.UUID(hex=made).variant) == (4, uuid.RFC_4122)
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child writes its next id and leaves at once
+        os.write(write_fd, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write_fd)
+    in_child = os.read(read_fd, 64).decode()
+    os.close(read_fd)
+    assert NEW_ID.fullmatch(in_child) and in_child != new_request_id()
 
 
 def test_every_answer_gets_its_own_new_id_on_the_lane_and_on_fastapi(

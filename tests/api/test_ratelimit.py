@@ -123,6 +123,13 @@ def test_a_rate_of_zero_switches_a_limit_off_and_bad_limits_are_refused() -> Non
             Limiter(rate_per_s, burst, keys_max)
 
 
+@pytest.mark.parametrize("env", [{"YUFU_KEY_BURST": "0"}, {"YUFU_FAILED_AUTH_RATE_PER_S": "-1"},
+                                 {"YUFU_KEY_RATE_PER_S": "nan"}, {"YUFU_KEY_RATE_PER_S": "fast"}])
+def test_bad_limits_are_refused_when_the_settings_are_read(env: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        rate_limits_from(env)
+
+
 def test_the_limits_come_from_the_environment_with_named_defaults() -> None:
     assert rate_limits_from({}) == RateLimits()
     assert rate_limits_from({"YUFU_KEY_RATE_PER_S": "10", "YUFU_KEY_BURST": "20",
