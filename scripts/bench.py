@@ -235,6 +235,9 @@ class PosWorld:
 async def pos_setup(admin: Client, port: int, merchants: int, cards_each: int) -> PosWorld:
     world = PosWorld()
     offset = random.randrange(10**9)  # fresh credit codes, so setup can run twice on one server
+    status, bank = await admin.request("POST", "/v1/banks", {
+        "id": "BENCH-BANK", "name": "bench bank", "code": "102100099996"})
+    assert status in (201, 409), bank  # 409: registered by an earlier setup on this server
     for n in range(merchants):
         industry = "餐饮" if n % 2 else "体育健身"
         status, m = await admin.request("POST", "/v1/merchants", {

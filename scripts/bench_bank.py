@@ -49,9 +49,20 @@ price_fen = 40_000  # 体育健身: 100% in custody, so each deposit is the pric
 import_s_max = 10.0
 
 
+def register_bank(admin: http.client.HTTPConnection, key: str) -> None:
+    """The custodian bank the merchants are filed with (once per server)."""
+    admin.request("POST", "/v1/banks", json.dumps(
+        {"id": BANK, "name": "bench bank", "code": "102100099997"}).encode(),
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    answer = admin.getresponse()
+    body = answer.read()
+    assert answer.status in (201, 409), body  # 409: registered by an earlier run
+
+
 def setup_merchants(service: bench.Service, merchants: int) -> list[dict[str, str]]:
     """Merchants at BANK with a product each, over HTTP as the operator files them."""
     admin = http.client.HTTPConnection("127.0.0.1", service.port, timeout=600)
+    register_bank(admin, service.key)
     made = []
     for n in range(merchants):
         m = _call(admin, service.key, "POST", "/v1/merchants", {
