@@ -220,6 +220,9 @@ def all_exposure(conn: Connection) -> dict[str, Any]:
 
 def instructions(conn: Connection, principal: Principal, table: Any, status: str | None,
                  merchant_id: str | None) -> dict[str, Any]:
+    """Release or refund instructions: all of them for the operator and regulators, a bank's
+    merchants' for a bank, its own for a merchant; none for any other key."""
+    principal.require_role(Role.operator, Role.regulator, Role.bank, Role.merchant)
     query = select(table.__table__, c.Merchant.bank_id).join(
         c.Merchant, c.Merchant.id == table.merchant_id)
     if status:

@@ -291,3 +291,12 @@ def test_refused_writes_leave_balances_as_they_were(
                         headers=headers, json={"sessions": 1})
     assert custody.balances(a) == before
     assert app_client.get(f"/v1/merchants/{a}", headers=ka).json()["balances_fen"] == before
+
+
+def test_a_consumer_key_reads_no_instructions_breaks_or_cross_verifications(
+        app_client: TestClient, scene: dict[str, Any], custody: Custody) -> None:
+    holder = custody.consumer(scene["card_a"])
+    for path in ("/v1/releases", "/v1/refunds", "/v1/breaks", "/v1/cross-verifications"):
+        # Lists of everybody's money: a cardholder reads its own cards only.
+        assert_problem(app_client.get(path, headers=holder), 403, code="forbidden")
+        assert app_client.get(path, headers=scene["regulator"]).status_code == 200, path
