@@ -300,3 +300,19 @@ def test_a_consumer_key_reads_no_instructions_breaks_or_cross_verifications(
         # Lists of everybody's money: a cardholder reads its own cards only.
         assert_problem(app_client.get(path, headers=holder), 403, code="forbidden")
         assert app_client.get(path, headers=scene["regulator"]).status_code == 200, path
+
+
+def test_a_consumer_key_is_refused_merchants_books_before_any_id_is_looked_up(
+        app_client: TestClient, scene: dict[str, Any], custody: Custody) -> None:
+    holder = custody.consumer(scene["card_a"])
+    cash = scene["a"]["accounts"]["custody_cash"]
+    for merchant_id in (scene["a"]["id"], "m_0000000000000000"):
+        for path in (f"/v1/merchants/{merchant_id}", f"/v1/merchants/{merchant_id}/cards",
+                     f"/v1/merchants/{merchant_id}/payouts.csv"):
+            assert_problem(app_client.get(path, headers=holder), 403, code="forbidden")
+    for account in (cash, 10**12):
+        for path in (f"/v1/accounts/{account}", f"/v1/accounts/{account}/postings"):
+            assert_problem(app_client.get(path, headers=holder), 403, code="forbidden")
+    # ... while the card sold to them is theirs to read.
+    r = app_client.get(f"/v1/cards/{scene['card_a']['card_id']}", headers=holder)
+    assert r.status_code == 200, r.text
