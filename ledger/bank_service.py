@@ -36,7 +36,7 @@ from ledger.db import bank_tables as b
 from ledger.db import custody_store as store
 from ledger.db import custody_tables as c
 from ledger.db.batch import Batch
-from ledger.errors import Conflict, Forbidden, InvalidInput, LedgerError, Refused
+from ledger.errors import Conflict, Forbidden, InvalidInput, LedgerError, NotFound, Refused
 
 refs_per_entry_max = 1000  # deposit references listed in one clearing entry
 filename_chars_max = 200
@@ -452,13 +452,13 @@ class AnswerInstruction:
         require_bank(self.principal, self.bank_id)
         batch.sync()  # a rejected release frees its consumptions: found by query
         found = bs.instruction_by_e2e(batch, self.end_to_end_id)
-        if found is None:
-            raise InvalidInput(f"no instruction has end-to-end id {self.end_to_end_id}",
-                               field="end_to_end_id")
+        m = store.merchant(batch, found[1]["merchant_id"]) if found is not None else None
+        if found is None or m is None or m.bank_id != self.bank_id:
+            # Another bank's instruction answers as a missing one: end-to-end ids follow the
+            # journal's numbers, and a bank must not learn which of them are others'.
+            raise NotFound(f"bank {self.bank_id} has no instruction with end-to-end id "
+                           f"{self.end_to_end_id}", field="end_to_end_id")
         table, row = found
-        m = store.merchant(batch, row["merchant_id"])
-        if m.bank_id != self.bank_id:
-            raise Forbidden("this instruction is addressed to another bank")
         if row["status"] != "pending" or row["bank_status"] != "pending":
             raise Conflict(f"the instruction is already {row['status']} "
                            f"({row['bank_status']} by the bank)", field="end_to_end_id")

@@ -54,12 +54,18 @@ def _end_to_end_id(prefix: str, entry: EntryRef) -> str:
     return f"YF{prefix}{entry.seq:012d}"
 
 
-def _require_merchant_access(principal: Principal, merchant_id: str) -> None:
-    if principal.role == Role.merchant and principal.merchant_id != merchant_id:
-        raise Forbidden("a merchant key works only on its own merchant's data")
-    if principal.role == Role.bank:
-        raise Forbidden("a bank key cannot do this")
-    principal.require_writer()
+def _require_merchant_access(principal: Principal, merchant_id: str, missing: NotFound
+                             ) -> None:
+    """The operator, or the merchant's own key. Another merchant is told what it would be
+    told of a missing merchant or product (`missing`): it learns nothing of others' ids.
+    Any other role (bank, regulator, consumer) may never do this."""
+    if principal.role == Role.operator:
+        return
+    if principal.role != Role.merchant:
+        raise Forbidden(f"a {principal.role.value} key cannot do this (needs: merchant, "
+                        "operator)")
+    if principal.merchant_id != merchant_id:
+        raise missing
 
 
 def _require_bank_or_operator(principal: Principal, merchant: store.MerchantRow,
@@ -197,7 +203,8 @@ class CreateProduct:
     product: card_rules.Product
 
     def run(self, batch: Batch) -> dict[str, Any]:
-        _require_merchant_access(self.principal, self.merchant_id)
+        _require_merchant_access(self.principal, self.merchant_id, NotFound(
+            f"merchant {self.merchant_id} does not exist", field="merchant_id"))
         store.merchant(batch, self.merchant_id)
         p = self.product
         view = {"id": _new_id("p"), "merchant_id": self.merchant_id, "kind": p.kind.value,
@@ -223,7 +230,8 @@ class SellCard:
 
     def run(self, batch: Batch) -> dict[str, Any]:
         merchant_id, product = store.product(batch, self.product_id)
-        _require_merchant_access(self.principal, merchant_id)
+        _require_merchant_access(self.principal, merchant_id, NotFound(
+            f"product {self.product_id} does not exist", field="product_id"))
         m = store.merchant(batch, merchant_id)
         rule_set_id, rules = store.latest_rule_set(batch, m.jurisdiction, m.industry)
         card_rules.check_sale(m.state, product, rules, self.named)

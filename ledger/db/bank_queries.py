@@ -66,12 +66,12 @@ def breaks(conn: Connection, principal: Principal, bank_id: str | None,
            merchant_id: str | None, status: str | None, today: date) -> dict[str, Any]:
     """Breaks, oldest first, with their age in days; `by_bank_merchant` sums the open ones
     per bank and merchant (count, amount, oldest age)."""
+    if principal.role not in (Role.operator, Role.regulator, Role.bank):
+        raise Forbidden("breaks are for the operator, regulators and banks")
     if principal.role == Role.bank:
         if bank_id is not None and bank_id != principal.bank_id:
             raise Forbidden("a bank key reads only its own bank's breaks")
         bank_id = principal.bank_id
-    elif principal.role == Role.merchant:
-        raise Forbidden("breaks are for the operator, regulators and banks")
     query = select(b.ReconciliationBreak.__table__)
     if bank_id:
         query = query.where(b.ReconciliationBreak.bank_id == bank_id)
@@ -98,7 +98,9 @@ def breaks(conn: Connection, principal: Principal, bank_id: str | None,
 
 def cross_verifications(conn: Connection, principal: Principal, merchant_id: str | None,
                         bank_id: str | None = None) -> dict[str, Any]:
-    """The last cross-verification of every custody account (the principal may see)."""
+    """The last cross-verification of every custody account (the principal may see): all
+    for the operator and regulators, a bank's own, a merchant's own; none for a consumer."""
+    principal.require_role(Role.operator, Role.regulator, Role.bank, Role.merchant)
     if principal.role == Role.bank and bank_id is not None and bank_id != principal.bank_id:
         raise Forbidden("a bank key reads only its own bank's cross-verifications")
     latest = (select(func.max(b.CrossVerification.id))

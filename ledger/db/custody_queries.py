@@ -26,15 +26,18 @@ def _merchant_row(conn: Connection, merchant_id: str) -> Any:
     return row
 
 
-def check_merchant_reader(principal: Principal, merchant: Any) -> None:
-    """Decided before existence: to a key that may not read it, a merchant that exists
-    answers as one that does not."""
+def readable_merchant(conn: Connection, principal: Principal, merchant_id: str) -> Any:
+    """The merchant's row, if this key may read its books. Decided before existence: a role
+    that never reads merchants' books (a consumer) is refused first, and to a key that may
+    not read this merchant's, a merchant that exists answers as one that does not."""
+    principal.require_role(Role.operator, Role.regulator, Role.merchant, Role.bank)
+    merchant = _merchant_row(conn, merchant_id)
     if principal.role in (Role.operator, Role.regulator):
-        return
+        return merchant
     if principal.role == Role.merchant and principal.merchant_id == merchant.id:
-        return
+        return merchant
     if principal.role == Role.bank and principal.bank_id == merchant.bank_id:
-        return
+        return merchant
     raise NotFound(f"merchant {merchant.id} does not exist", field="merchant_id")
 
 
@@ -117,8 +120,7 @@ def risk_signals(meets_rule: bool | None, verified: dict[str, Any] | None) -> li
 
 def merchant_view(conn: Connection, principal: Principal, merchant_id: str, today: date
                   ) -> dict[str, Any]:
-    m = _merchant_row(conn, merchant_id)
-    check_merchant_reader(principal, m)
+    m = readable_merchant(conn, principal, merchant_id)
     balances = merchant_balances(conn, m.id)
     view = {"id": m.id, "name": m.name, "credit_code": m.credit_code, "industry": m.industry,
             "department": m.department, "department_pending": m.department_pending,
@@ -162,7 +164,7 @@ def card_view(row: Any, balance_fen: int) -> dict[str, Any]:
 
 def merchant_cards(conn: Connection, principal: Principal, merchant_id: str, after: str,
                    limit: int) -> dict[str, Any]:
-    check_merchant_reader(principal, _merchant_row(conn, merchant_id))
+    readable_merchant(conn, principal, merchant_id)
     rows = conn.execute(
         select(c.Card.__table__, t.Account.balance_fen.label("account_balance"))
         .join(t.Account, t.Account.id == c.Card.account_id)
@@ -220,6 +222,9 @@ def all_exposure(conn: Connection) -> dict[str, Any]:
 
 def instructions(conn: Connection, principal: Principal, table: Any, status: str | None,
                  merchant_id: str | None) -> dict[str, Any]:
+    """Release or refund instructions: all of them for the operator and regulators, a bank's
+    merchants' for a bank, its own for a merchant; none for any other key."""
+    principal.require_role(Role.operator, Role.regulator, Role.bank, Role.merchant)
     query = select(table.__table__, c.Merchant.bank_id).join(
         c.Merchant, c.Merchant.id == table.merchant_id)
     if status:
@@ -239,8 +244,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def payout_rows(conn: Connection, principal: Principal, merchant_id: str) -> list[list[Any]]:
-    m = _merchant_row(conn, merchant_id)
-    check_merchant_reader(principal, m)
+    m = readable_merchant(conn, principal, merchant_id)
     rows = conn.execute(
         select(c.RefundInstruction.__table__, c.Card.consumer_id)
         .join(c.Card, c.Card.id == c.RefundInstruction.card_id)

@@ -24,6 +24,8 @@ verify_chunk_entries = 5000
 
 def account_view(conn: Connection, principal: Principal, account_id: int,
                  as_of: int | None = None) -> dict[str, Any]:
+    # A role that never reads accounts (a consumer) is refused before anything is looked up.
+    principal.require_role(Role.operator, Role.regulator, Role.merchant, Role.bank)
     row = conn.execute(select(t.Account.__table__).where(t.Account.id == account_id)).first()
     # Decided before existence: an account this key may not read answers as a missing one.
     if row is None or (as_of is not None and row.opened_seq > as_of) or \

@@ -69,9 +69,12 @@ def test_a_bank_reads_and_answers_only_its_own_instructions(
         for verb in ("accept", "reject"):
             assert_problem(banking.client.post(f"/v1/banks/B1/instructions/{e2e}/{verb}",
                                                headers=b2), 403, code="forbidden")
-            assert_problem(banking.client.post(f"/v1/banks/B2/instructions/{e2e}/{verb}",
-                                               headers=b2), 403, code="forbidden",
-                           detail_has="addressed to another bank")
+            # Under its own bank, another bank's instruction answers as a missing one.
+            for wanted in (e2e, "YFF999999999999"):
+                assert_problem(banking.client.post(
+                    f"/v1/banks/B2/instructions/{wanted}/{verb}", headers=b2), 404,
+                    field="end_to_end_id", code="not_found",
+                    detail_has=f"bank B2 has no instruction with end-to-end id {wanted}")
     assert instruction(engine, e2e) == ("pending", "pending")
 
 

@@ -108,7 +108,7 @@ def test_accepting_is_journaled_once_and_rejecting_fails_the_instruction(
     assert_problem(again, 409, field="end_to_end_id", code="conflict",
                    detail_has="(accepted by the bank)")
     assert_problem(reject_after, 409, field="end_to_end_id", code="conflict")
-    assert_problem(unknown, 422, field="end_to_end_id", code="invalid_input")
+    assert_problem(unknown, 404, field="end_to_end_id", code="not_found")
 
     rejected = banking.answer(BANK, refund_e2e, "reject", reason="account closed")
 

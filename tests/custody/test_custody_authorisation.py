@@ -53,13 +53,34 @@ def scene(custody: Custody) -> dict[str, Any]:
 
 def test_a_merchant_cannot_sell_another_merchants_product(
         app_client: TestClient, engine: Engine, scene: dict[str, Any]) -> None:
+    product = {"kind": "stored_value", "name": "x", "price_fen": 100}
     with nothing_written(app_client, engine):
-        r = app_client.post("/v1/cards", headers=scene["kb"], json={
-            "product_id": scene["pa"]["id"], "consumer": {"phone": "13800000001"}})
-        assert_problem(r, 403, code="forbidden")
-        r = app_client.post(f"/v1/merchants/{scene['a']['id']}/products", headers=scene["kb"],
-                            json={"kind": "stored_value", "name": "x", "price_fen": 100})
-        assert_problem(r, 403, code="forbidden")
+        # Another merchant's product and merchant answer exactly as missing ones.
+        for product_id in (scene["pa"]["id"], "p_0000000000000000"):
+            r = app_client.post("/v1/cards", headers=scene["kb"], json={
+                "product_id": product_id, "consumer": {"phone": "13800000001"}})
+            assert_problem(r, 404, field="product_id", code="not_found",
+                           detail_has=f"product {product_id} does not exist")
+        for merchant_id in (scene["a"]["id"], "m_0000000000000000"):
+            r = app_client.post(f"/v1/merchants/{merchant_id}/products", headers=scene["kb"],
+                                json=product)
+            assert_problem(r, 404, field="merchant_id", code="not_found",
+                           detail_has=f"merchant {merchant_id} does not exist")
+
+
+def test_only_the_merchant_and_the_operator_create_its_products(
+        app_client: TestClient, engine: Engine, scene: dict[str, Any],
+        custody: Custody) -> None:
+    holder = custody.consumer(scene["card_a"])
+    product = {"kind": "stored_value", "name": "x", "price_fen": 100}
+    with nothing_written(app_client, engine):
+        for key in (holder, scene["icbc"], scene["regulator"]):
+            r = app_client.post(f"/v1/merchants/{scene['a']['id']}/products", headers=key,
+                                json=product)
+            assert_problem(r, 403, code="forbidden")
+    r = app_client.post(f"/v1/merchants/{scene['a']['id']}/products", headers=custody.operator,
+                        json=product)
+    assert r.status_code == 201, r.text
 
 
 def test_a_merchant_cannot_consume_or_refund_another_merchants_card(
@@ -270,3 +291,28 @@ def test_refused_writes_leave_balances_as_they_were(
                         headers=headers, json={"sessions": 1})
     assert custody.balances(a) == before
     assert app_client.get(f"/v1/merchants/{a}", headers=ka).json()["balances_fen"] == before
+
+
+def test_a_consumer_key_reads_no_instructions_breaks_or_cross_verifications(
+        app_client: TestClient, scene: dict[str, Any], custody: Custody) -> None:
+    holder = custody.consumer(scene["card_a"])
+    for path in ("/v1/releases", "/v1/refunds", "/v1/breaks", "/v1/cross-verifications"):
+        # Lists of everybody's money: a cardholder reads its own cards only.
+        assert_problem(app_client.get(path, headers=holder), 403, code="forbidden")
+        assert app_client.get(path, headers=scene["regulator"]).status_code == 200, path
+
+
+def test_a_consumer_key_is_refused_merchants_books_before_any_id_is_looked_up(
+        app_client: TestClient, scene: dict[str, Any], custody: Custody) -> None:
+    holder = custody.consumer(scene["card_a"])
+    cash = scene["a"]["accounts"]["custody_cash"]
+    for merchant_id in (scene["a"]["id"], "m_0000000000000000"):
+        for path in (f"/v1/merchants/{merchant_id}", f"/v1/merchants/{merchant_id}/cards",
+                     f"/v1/merchants/{merchant_id}/payouts.csv"):
+            assert_problem(app_client.get(path, headers=holder), 403, code="forbidden")
+    for account in (cash, 10**12):
+        for path in (f"/v1/accounts/{account}", f"/v1/accounts/{account}/postings"):
+            assert_problem(app_client.get(path, headers=holder), 403, code="forbidden")
+    # ... while the card sold to them is theirs to read.
+    r = app_client.get(f"/v1/cards/{scene['card_a']['card_id']}", headers=holder)
+    assert r.status_code == 200, r.text
