@@ -102,6 +102,18 @@ def secret_matches(secret: str, stored_hash: bytes) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
+# Answers that carry a credential shown once: an issued key, a card's receipt code.
+SECRET_FIELDS = ("key", "receipt_code")
+
+
+def without_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An answer as it may be kept (an Idempotency-Key's first result) and replayed: what it
+    showed once is withheld, and named, so a secret never rests in the database in clear."""
+    kept = {k: v for k, v in body.items() if k not in SECRET_FIELDS}
+    withheld = [k for k in SECRET_FIELDS if k in body]
+    return {**kept, "withheld": withheld} if withheld else kept
+
+
 def cli_actor(os_user: str) -> dict[str, Any]:
     """The actor of a write made with the `yufu` CLI, which needs the database's own
     credentials (so only the operator can run it): named by the OS account that ran it."""

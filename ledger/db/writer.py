@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 
 from ledger import limits
-from ledger.auth import SYSTEM_ACTOR
+from ledger.auth import SYSTEM_ACTOR, without_secrets
 from ledger.db import tables as t
 from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
 from ledger.db.script import Script
@@ -157,10 +157,11 @@ def _run_one(batch: Batch, request: WriteRequest, index: int,
     outcome = Outcome(request.status_code, body)
     if key is not None:
         assert request.request_hash is not None
-        seen[key] = (request.request_hash, outcome)
+        kept = Outcome(request.status_code, without_secrets(body))
+        seen[key] = (request.request_hash, kept)
         batch.add_row(t.IdempotencyRecord, {
             "api_key_id": key[0], "key": key[1], "request_hash": request.request_hash,
-            "status_code": outcome.status_code, "response": outcome.body})
+            "status_code": kept.status_code, "response": kept.body})
     return outcome
 
 

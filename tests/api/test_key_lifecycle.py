@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.cli import main as yufu
@@ -154,3 +154,19 @@ def test_the_cli_names_its_operator(app_client: TestClient, operator: Headers,
     assert yufu(["keys", "list", "--role", "regulator"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert any(k["label"] == "from the shell" for k in listed)
+
+
+def test_a_retried_key_issue_or_sale_never_keeps_the_secret_it_showed(
+        app_client: TestClient, engine: Engine, operator: Headers) -> None:
+    retry = {**operator, "Idempotency-Key": "issue-once"}
+    first = app_client.post("/v1/keys", headers=retry, json={"role": "regulator"})
+    again = app_client.post("/v1/keys", headers=retry, json={"role": "regulator"})
+    assert first.status_code == again.status_code == 201
+    secret = first.json()["key"]
+    assert "key" not in again.json() and again.json()["withheld"] == ["key"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["key_id"] == first.json()["key_id"]  # written once
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT response::text FROM idempotency_records "
+                                   "WHERE key = 'issue-once'")).scalar_one()
+    assert secret not in stored and secret.split("_", 2)[2] not in stored
