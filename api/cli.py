@@ -238,7 +238,7 @@ def _keys(args: argparse.Namespace) -> int:
                 print(json.dumps(item, ensure_ascii=False))
             return 0
         if args.keys_command == "revoke":
-            command: object = RevokeKey(None, args.key_id, args.reason, datetime.now(UTC))
+            command: object = RevokeKey(None, args.key_id, args.reason)
             print(json.dumps(_cli_command(engine, command, 200), ensure_ascii=False))
             return 0
         body = _cli_command(engine, IssueKey(Role(args.role), args.merchant, args.bank,
@@ -258,6 +258,8 @@ def _aware_datetime(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError("give a time zone, e.g. +08:00")
+    if moment <= datetime.now(UTC):
+        raise argparse.ArgumentTypeError("must be in the future")
     return moment
 
 

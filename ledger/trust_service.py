@@ -59,7 +59,6 @@ class RevokeKey:
     principal: Principal | None  # None: the CLI, run by whoever holds the database
     key_id: int
     reason: str
-    now: datetime
 
     def run(self, batch: Batch) -> dict[str, Any]:
         p = self.principal
@@ -73,9 +72,9 @@ class RevokeKey:
         if row.revoked_seq is not None:
             raise Conflict(f"key {self.key_id} is already revoked", field="key_id")
         if row.role == Role.operator.value and \
-                store.other_active_operator_keys(batch, self.key_id, self.now) == 0:
+                store.other_lasting_operator_keys(batch, self.key_id) == 0:
             raise Conflict("the last active operator key cannot be revoked: issue another "
-                           "first", field="key_id")
+                           "that does not expire first", field="key_id")
         view = {"key_id": self.key_id, "role": row.role, "merchant_id": row.merchant_id,
                 "bank_id": row.bank_id, "consumer_id": row.consumer_id,
                 "reason": storable(self.reason, "reason")}

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from api.context import context_of, limit_code_attempts, principal_of, submit, write
 from api.routes.custody import ConsumerIn, consumer_id_of
@@ -38,7 +38,14 @@ class KeyIn(Strict):
     label: str = Field(default="", max_length=limits.name_chars_max)
     expires_at: AwareDatetime | None = Field(
         default=None, description="when the key stops working (rotation: issue the new key, "
-                                  "then revoke the old one)")
+                                  "then revoke the old one); in the future")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("must be in the future")
+        return value
 
 
 class RevokeIn(Strict):
@@ -90,7 +97,7 @@ async def revoke_key(request: Request, key_id: KeyId, who: Authed,
                      body: RevokeIn | None = None) -> JSONResponse:
     """An operator revokes any key, a holder its own. Takes effect on the next request."""
     reason = body.reason if body is not None else ""
-    answer = await write(request, who, RevokeKey(who, key_id, reason, datetime.now(UTC)), 200)
+    answer = await write(request, who, RevokeKey(who, key_id, reason), 200)
     if answer.status_code == 200:
         context_of(request).keys.forget(key_id)
     return answer

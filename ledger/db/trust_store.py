@@ -46,13 +46,14 @@ def key_row(batch: Batch, key_id: int) -> Any:
         .where(t.ApiKey.id == key_id)).first()
 
 
-def other_active_operator_keys(batch: Batch, key_id: int, now: datetime) -> int:
+def other_lasting_operator_keys(batch: Batch, key_id: int) -> int:
+    """Operator keys other than this one that are not revoked and never expire: an expiring
+    key would leave nobody to administer Yufu once its time is up."""
     revoked = select(tt.KeyRevocation.key_id).where(tt.KeyRevocation.key_id == t.ApiKey.id)
     return int(batch.conn.execute(
         select(func.count()).select_from(t.ApiKey)
         .where(t.ApiKey.role == "operator", t.ApiKey.id != key_id,
-               (t.ApiKey.expires_at.is_(None)) | (t.ApiKey.expires_at > now),
-               ~revoked.exists())).scalar_one())
+               t.ApiKey.expires_at.is_(None), ~revoked.exists())).scalar_one())
 
 
 def record_revocation(batch: Batch, key_id: int, reason: str, seq: int) -> None:

@@ -31,7 +31,7 @@ CREATE TRIGGER key_revocations_notify AFTER INSERT ON key_revocations
 CREATE FUNCTION yufu_operator_remains() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM api_keys k
-                  WHERE k.role = 'operator' AND (k.expires_at IS NULL OR k.expires_at > now())
+                  WHERE k.role = 'operator' AND k.expires_at IS NULL
                     AND NOT EXISTS (SELECT 1 FROM key_revocations r WHERE r.key_id = k.id)) THEN
     RAISE EXCEPTION 'yufu: the last active operator key cannot be revoked'
       USING ERRCODE = 'check_violation';

@@ -281,6 +281,7 @@ def test_keys_are_stored_hashed_and_never_journaled(
     ({"role": "bank", "bank_id": "NO-SUCH-BANK"}, "bank_id"),
     ({"role": "consumer"}, "role"),
     ({"role": "operator", "expires_at": "2030-01-01T00:00:00"}, "expires_at"),
+    ({"role": "operator", "expires_at": "2020-01-01T00:00:00+08:00"}, "expires_at"),
     ({"role": "bank"}, "bank_id"),
     ({"role": "regulator", "bank_id": "B1"}, "bank_id"),
     ({"role": "root"}, "role"),

@@ -3,6 +3,8 @@ of its own: it revokes every other operator key of its database.)"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
@@ -28,6 +30,11 @@ def test_the_last_active_operator_key_cannot_be_revoked(app_client: TestClient,
     for key_id in active:  # leave only the fresh one
         r = app_client.post(f"/v1/keys/{key_id}/revoke", headers=bearer(fresh))
         assert r.status_code == 200, r.text
+    # An operator key that expires does not count: once its time is up nobody would be left.
+    soon = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    r = app_client.post("/v1/keys", headers=bearer(fresh),
+                        json={"role": "operator", "expires_at": soon})
+    assert r.status_code == 201, r.text
     with nothing_written(app_client, engine):
         r = app_client.post(f"/v1/keys/{fresh_id}/revoke", headers=bearer(fresh))
         assert_problem(r, 409, "conflict", "key_id")
