@@ -36,6 +36,7 @@ from api.settings import Settings
 from ledger.auth import ISSUED_ROLES, Principal, Role, cli_actor
 from ledger.bank.statements import read_statement
 from ledger.bank_service import ImportStatementFile
+from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.custody_service import AutoConfirm, RunReleases
 from ledger.db import queries
 from ledger.db.embedded import EmbeddedUnavailable
@@ -198,7 +199,8 @@ def _job(command: object) -> dict[str, object]:
 
 
 def _releases(args: argparse.Namespace) -> int:
-    body = _job(RunReleases(args.as_of or china_today()))
+    today = china_today()
+    body = _job(RunReleases(check_as_of(args.as_of or today, today, release_run_ahead_days_max)))
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0
 
@@ -217,7 +219,8 @@ def read_statement_file(path: Path) -> bytes:
 
 
 def _auto_confirm(args: argparse.Namespace) -> int:
-    body = _job(AutoConfirm(args.as_of or china_today()))
+    today = china_today()
+    body = _job(AutoConfirm(check_as_of(args.as_of or today, today, 0)))
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0
 

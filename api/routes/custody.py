@@ -17,6 +17,7 @@ from ledger.auth import Principal, Role
 from ledger.custody import cards as card_rules
 from ledger.custody.merchants import HARD_BLOCKS, Tier, parse_filing
 from ledger.custody.rules import DEFAULT_JURISDICTION
+from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.custody_service import (
     AutoConfirm,
     CloseMerchant,
@@ -298,7 +299,9 @@ async def reject_consumption(request: Request, consumption_id: NumericId, who: A
 @router.post("/consumptions/auto-confirm")
 async def auto_confirm(request: Request, body: AsOfIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
-    return await write(request, who, AutoConfirm(body.as_of or context_of(request).clock()), 200)
+    today = context_of(request).clock()
+    as_of = check_as_of(body.as_of or today, today, 0)  # silence confirms nothing early
+    return await write(request, who, AutoConfirm(as_of), 200)
 
 
 # -- refunds, disputes ---------------------------------------------------------------------
@@ -338,7 +341,8 @@ async def resolve_dispute(request: Request, card_id: Id, body: DisputeResolveIn,
 @router.post("/releases/run")
 async def run_releases(request: Request, body: AsOfIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
-    as_of = body.as_of or context_of(request).clock()
+    today = context_of(request).clock()
+    as_of = check_as_of(body.as_of or today, today, release_run_ahead_days_max)
     return await write(request, who, RunReleases(as_of, body.merchant_id), 200)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from ledger.custody.rules import basis_points_whole
-from ledger.errors import require
+from ledger.errors import InvalidInput, require
 from ledger.money import split_by_weights
 
 epoch_monday = date(2024, 1, 1)
@@ -18,6 +18,22 @@ def release_split(earned_fen: int, reserve_share_bp: int) -> tuple[int, int]:
     released, held = split_by_weights(
         earned_fen, [basis_points_whole - reserve_share_bp, reserve_share_bp])
     return released, held
+
+
+# Business dates a cycle may be run for: none before custody rules existed (and the period
+# arithmetic stays within the calendar), and no consumption confirmed by silence before its
+# day has come; releases may be run ahead (a bank's cut-off), at most this far.
+as_of_earliest = date(2000, 1, 1)
+release_run_ahead_days_max = 366
+
+
+def check_as_of(as_of: date, today: date, ahead_days_max: int) -> date:
+    """The day a release or auto-confirm cycle runs for, within its bounds."""
+    latest = today + timedelta(days=ahead_days_max)
+    if not as_of_earliest <= as_of <= latest:
+        raise InvalidInput(f"must lie between {as_of_earliest.isoformat()} and "
+                           f"{latest.isoformat()}", field="as_of")
+    return as_of
 
 
 def period_of(as_of: date, cadence_days: int) -> tuple[date, date]:

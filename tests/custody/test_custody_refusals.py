@@ -6,6 +6,7 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from stdnum.cn import uscc
@@ -535,3 +536,18 @@ def test_a_consumer_key_works_only_for_the_holders_own_cards(
                             headers=holder)
         assert_problem(r, 409, field="consumption_id", code="conflict",
                        detail_has="already rejected")
+
+
+@pytest.mark.parametrize(("path", "as_of"), [
+    ("/v1/releases/run", "0001-01-01"), ("/v1/releases/run", "1999-12-31"),
+    ("/v1/releases/run", "9999-12-31"), ("/v1/consumptions/auto-confirm", "0001-01-01"),
+    ("/v1/consumptions/auto-confirm", "2026-03-04")])  # the day after today: early
+def test_a_cycle_for_a_day_out_of_bounds_is_refused_by_name(
+        app_client: TestClient, engine: Engine, custody: Custody, path: str, as_of: str
+) -> None:
+    """Year 1 once overflowed the period arithmetic (a 500); silence confirms nothing ahead of
+    its day, and releases run at most a year ahead."""
+    custody.set_today(MONDAY + timedelta(days=1))
+    with nothing_written(app_client, engine):
+        r = app_client.post(path, headers=custody.operator, json={"as_of": as_of})
+        assert_problem(r, 422, field="as_of", code="invalid_input")
