@@ -74,10 +74,18 @@ def new_request_id() -> str:
     return f"{_ids.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
+# What anyone may send with no key at all (a phone number, a code): a few hundred bytes, so an
+# anonymous client cannot make the service parse megabytes.
+unauthenticated_body_bytes_max = 4 * 1024
+
+
 def body_limit_bytes(path: str) -> int:
-    """Bank statements are files, allowed up to their own limit; every other body is small."""
+    """Bank statements are files, allowed up to their own limit; every other body is small,
+    and the bodies of the consumer's key-less requests smaller still."""
     if path.startswith("/v1/banks/") and path.endswith("/statements"):
         return bank_limits.statement_bytes_max
+    if path.startswith("/v1/consumer/"):
+        return unauthenticated_body_bytes_max
     return limits.request_body_bytes_max
 
 

@@ -16,6 +16,7 @@ from ledger.errors import InvariantViolation, LedgerError, RateLimited
 
 log = logging.getLogger("yufu.api")
 PROBLEM_JSON = "application/problem+json"
+validation_errors_listed_max = 20
 # The request being answered (api/edge.py sets it): every problem carries it as `request_id`,
 # so a client's report of an error leads to its access-log line.
 REQUEST_ID: ContextVar[str | None] = ContextVar("yufu_request_id", default=None)
@@ -114,13 +115,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        # At most a page of them: a body with 300,000 unknown fields is not answered with a
+        # list of 300,000 (the count says how many there were).
+        found = error.errors()
         errors = [{"field": _field_of(tuple(e.get("loc", ()))), "reason": e.get("msg", "")}
-                  for e in error.errors()]
+                  for e in found[:validation_errors_listed_max]]
         first = errors[0] if errors else {"field": "body", "reason": "invalid"}
         if first["reason"].startswith("JSON decode error"):
             return _malformed_json("the request body is not valid JSON")
         return problem(422, "invalid_input", "Invalid input",
-                       f"{first['field']}: {first['reason']}", first["field"], errors=errors)
+                       f"{first['field']}: {first['reason']}", first["field"], errors=errors,
+                       errors_count=len(found))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -232,3 +232,19 @@ def test_ordinary_text_that_looks_suspect_still_passes(
             content = json.dumps(sale, ensure_ascii=ascii_only).encode()
             response = app_client.post("/v1/cards", headers=headers, content=content)
             assert response.status_code == 201, (external_id, response.text)
+
+
+def test_a_keyless_request_cannot_make_the_service_parse_or_answer_megabytes(
+        app_client: TestClient, engine: Engine, operator: dict[str, str]) -> None:
+    huge = "{" + ",".join(f'"k{n}":1' for n in range(300_000)) + "}"
+    with nothing_written(app_client, engine):
+        r = app_client.post("/v1/consumer/codes", content=huge,
+                            headers={"Content-Type": "application/json"})
+        assert r.status_code == 413, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        # A body of many wrong fields is answered with a page of them and their count.
+        r = app_client.post("/v1/keys", headers=operator,
+                            json={"role": "regulator", **{f"k{n}": 1 for n in range(500)}})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert len(body["errors"]) == 20 and body["errors_count"] == 500
