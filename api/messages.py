@@ -2,8 +2,8 @@
 
 - `OutboxSender` (development, the default): appends each message as a JSON line to
   `YUFU_HOME/outbox.jsonl` (mode 0600), which an operator reads with `yufu outbox`.
-- `WebhookSender` (production): POSTs `{"to", "text", "kind"}` as JSON to an SMS gateway's
-  webhook (`YUFU_SMS_WEBHOOK_URL`), signed with HMAC-SHA256 over the body under
+- `WebhookSender` (production): POSTs `{"to", "channel", "text", "kind"}` as JSON to an SMS
+  gateway's webhook (`YUFU_SMS_WEBHOOK_URL`), signed with HMAC-SHA256 over the body under
   `YUFU_SMS_WEBHOOK_SECRET` in the `X-Yufu-Signature` header, so the gateway can tell our
   messages from anyone else's.
 """
@@ -28,7 +28,10 @@ OUTBOX_FILE_NAME: Final = "outbox.jsonl"
 
 
 class MessageSender(Protocol):
-    def send(self, to: str, text: str) -> None: ...
+    """`channel`: "phone" (`to` is a mobile number, 11 digits) or "external" (`to` is an id
+    the gateway resolves to its own channel)."""
+
+    def send(self, to: str, text: str, channel: str = "phone") -> None: ...
 
 
 @dataclass
@@ -36,9 +39,9 @@ class OutboxSender:
     path: Path
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def send(self, to: str, text: str) -> None:
-        line = json.dumps({"ts": datetime.now(UTC).isoformat(), "to": to, "text": text},
-                          ensure_ascii=False) + "\n"
+    def send(self, to: str, text: str, channel: str = "phone") -> None:
+        line = json.dumps({"ts": datetime.now(UTC).isoformat(), "to": to, "channel": channel,
+                           "text": text}, ensure_ascii=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             # Created 0600: the outbox holds phone numbers and live codes.
@@ -52,9 +55,9 @@ class WebhookSender:
     url: str
     secret: bytes
 
-    def send(self, to: str, text: str) -> None:
-        body = json.dumps({"to": to, "text": text, "kind": "one_time_code"},
-                          ensure_ascii=False).encode()
+    def send(self, to: str, text: str, channel: str = "phone") -> None:
+        body = json.dumps({"to": to, "channel": channel, "text": text,
+                           "kind": "one_time_code"}, ensure_ascii=False).encode()
         signature = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json", "X-Yufu-Signature": f"sha256={signature}"})

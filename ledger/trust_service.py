@@ -17,6 +17,9 @@ from ledger.errors import Conflict, InvalidInput, NotFound, RateLimited, Unautho
 from ledger.service import issue_key, storable
 
 bank_id_chars_max: Final = 64
+# One answer for a wrong code, a spent one and none at all: it tells nobody whether a code is
+# outstanding for a phone, nor how many tries are left on it.
+WRONG_CODE: Final = "the code is wrong or has expired: ask for a new one if it keeps failing"
 # CNAPS bank codes (大额支付系统行号) are 12 digits; SWIFT BICs 8 or 11 characters.
 BANK_CODE_RE = re.compile(r"^(?:[0-9]{12}|[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\Z")
 BANK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
@@ -119,8 +122,7 @@ class VerifyCode:
     def run(self, batch: Batch) -> dict[str, Any]:
         row = store.latest_code(batch, self.consumer_id, self.now)
         if row is None or row["attempts"] >= consumer.code_attempts_max:
-            raise Unauthorized("no valid code for this phone: ask for a new one",
-                               field="code")
+            raise Unauthorized(WRONG_CODE, field="code")
         if not consumer.code_matches(self.secret, self.consumer_id, self.code,
                                      bytes(row["code_hash"])):
             attempts = row["attempts"] + 1

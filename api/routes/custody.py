@@ -237,15 +237,18 @@ async def sell_card(request: Request, body: SaleIn, who: Authed) -> JSONResponse
                                               ctx.clock()))
 
 
-def consumer_id_of(request: Request, consumer: ConsumerIn) -> str:
+def consumer_id_of(request: Request, consumer: ConsumerIn, where: str = "consumer") -> str:
     """The pseudonym of a phone number or external id: what a sale names and a one-time code
     proves (the phone number itself is never kept)."""
     if (consumer.phone is None) == (consumer.external_id is None):
         raise InvalidInput("give exactly one of phone or external_id", field="consumer")
-    kind, name, reference = ("phone", "phone", consumer.phone) \
-        if consumer.phone is not None else ("external", "external_id", consumer.external_id)
-    if reference is None or not reference.strip():
-        raise InvalidInput("must not be blank", field=f"consumer.{name}")
+    prefix = f"{where}." if where else ""
+    if consumer.phone is not None:
+        kind, reference = "phone", card_rules.normalise_phone(consumer.phone, f"{prefix}phone")
+    else:
+        kind, reference = "external", consumer.external_id or ""
+        if not reference.strip():
+            raise InvalidInput("must not be blank", field=f"{prefix}external_id")
     return card_rules.consumer_pseudonym(context_of(request).pseudonym_key,
                                          f"{kind}:{reference}")
 

@@ -15,11 +15,12 @@ from api.context import context_of, limit_code_attempts, principal_of, submit, w
 from api.routes.custody import ConsumerIn, consumer_id_of
 from ledger import consumer, limits
 from ledger.auth import Principal, Role
+from ledger.custody.cards import normalise_phone
 from ledger.db import queries
 from ledger.db.writer import WriteRequest
 from ledger.errors import Busy, Unauthorized
 from ledger.service import IssueKey
-from ledger.trust_service import RegisterBank, RequestCode, RevokeKey, VerifyCode
+from ledger.trust_service import WRONG_CODE, RegisterBank, RequestCode, RevokeKey, VerifyCode
 
 router = APIRouter(prefix="/v1")
 Authed = Annotated[Principal, Depends(principal_of)]
@@ -141,16 +142,19 @@ async def request_code(request: Request, body: CodeIn) -> JSONResponse:
     limit_code_attempts(request)
     ctx = context_of(request)
     consumer_id = consumer_id_of(request, ConsumerIn(phone=body.phone,
-                                                     external_id=body.external_id))
+                                                     external_id=body.external_id), where="")
     code = consumer.new_code()
     secret_hash = consumer.code_hash(ctx.code_secret, consumer_id, code)
     outcome = await submit(request, WriteRequest(
         RequestCode(consumer_id, secret_hash, datetime.now(UTC)), 202,
         actor={"role": Role.consumer.value, "consumer_id": consumer_id}))
     if outcome.status_code == 202 and ctx.sender is not None:
-        to = body.phone or body.external_id or ""
+        # A phone gets the code as a text message, to its number written plainly; an external
+        # id (a school's or a platform's own account) through the gateway, which knows it.
+        channel, to = ("phone", normalise_phone(body.phone, "phone")) if body.phone is not None \
+            else ("external", body.external_id or "")
         try:
-            await run_in_threadpool(ctx.sender.send, to, consumer.message_text(code))
+            await run_in_threadpool(ctx.sender.send, to, consumer.message_text(code), channel)
         except Exception as error:  # the code is stored but was not delivered: ask again
             raise Busy("the code could not be sent: ask again shortly") from error
     return JSONResponse(outcome.body, status_code=outcome.status_code)
@@ -163,13 +167,12 @@ async def consumer_key(request: Request, body: ConsumerKeyIn) -> JSONResponse:
     limit_code_attempts(request)
     ctx = context_of(request)
     consumer_id = consumer_id_of(request, ConsumerIn(phone=body.phone,
-                                                     external_id=body.external_id))
+                                                     external_id=body.external_id), where="")
     code = consumer.check_code_format(body.code)
     command = VerifyCode(consumer_id, code, ctx.code_secret, datetime.now(UTC), body.label)
     outcome = await submit(request, WriteRequest(command, 201, actor={
         "role": Role.consumer.value, "consumer_id": consumer_id, "via": "one_time_code"}))
     if outcome.status_code == 201 and not outcome.body.get("verified", False):
-        left = outcome.body.get("attempts_left", 0)
-        raise Unauthorized(f"wrong code ({left} attempts left)", field="code")
+        raise Unauthorized(WRONG_CODE, field="code")
     body_out = {k: v for k, v in outcome.body.items() if k != "verified"}
     return JSONResponse(body_out, status_code=outcome.status_code)

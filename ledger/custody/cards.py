@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -206,6 +208,28 @@ def working_days_after(start: date, working_days: int) -> date:
         if day.weekday() < 5:
             left -= 1
     return day
+
+
+# A mainland mobile number (中国大陆手机号): 11 digits from 13 to 19. Written with a country
+# code, separators or full-width digits it is still the same phone, and one phone must be one
+# consumer (else a sale to "+86 138-0013-8000" escapes the holder of 13800138000, and the
+# limits per phone count each spelling apart).
+MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}\Z")
+PHONE_SEPARATORS = str.maketrans("", "", " -().")
+COUNTRY_PREFIXES = ("+86", "0086", "86")
+
+
+def normalise_phone(text: str, field: str) -> str:
+    """The phone number as 11 ASCII digits, or InvalidInput naming the field."""
+    plain = unicodedata.normalize("NFKC", text).translate(PHONE_SEPARATORS)
+    for prefix in COUNTRY_PREFIXES:
+        if plain.startswith(prefix) and len(plain) == len(prefix) + 11:
+            plain = plain[len(prefix):]
+            break
+    if not MOBILE_RE.match(plain):
+        raise InvalidInput("must be a mainland mobile number (11 digits, 13x to 19x)",
+                           field=field)
+    return plain
 
 
 def consumer_pseudonym(key: bytes, reference: object) -> str:
