@@ -45,6 +45,9 @@ class KeyCache:
         self._keys: dict[str, _Cached] = {}
         self._lock = threading.Lock()
         self._listening = False
+        # Bumped by every forget: a key read from the database before a revocation's notice
+        # was handled must not be cached after it (the read may predate the revocation).
+        self._generation = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -63,6 +66,7 @@ class KeyCache:
         found = self.cached(presented)
         if found is not None:
             return found
+        generation = self._generation
         with self.engine.connect() as conn:
             stored = queries.key_for_prefix(conn, prefix)
         if stored is None or not secret_matches(secret, stored.secret_hash):
@@ -72,11 +76,13 @@ class KeyCache:
         cached = _Cached(time.monotonic(), stored.secret_hash, stored.principal,
                          stored.expires_at)
         with self._lock:
-            self._keys[prefix] = cached
+            if generation == self._generation:
+                self._keys[prefix] = cached
         return _checked(cached, secret)
 
     def forget(self, key_id: int) -> None:
         with self._lock:
+            self._generation += 1
             for prefix in [p for p, c in self._keys.items() if c.principal.key_id == key_id]:
                 del self._keys[prefix]
 
@@ -113,6 +119,7 @@ class KeyCache:
                 cursor.execute(f"LISTEN {REVOKED_CHANNEL}")
             with self._lock:  # whatever was revoked before we listened is forgotten too
                 self._keys.clear()
+                self._generation += 1
             self._listening = True
             while not self._stop.is_set():
                 if select.select([dbapi], [], [], listen_poll_s)[0]:
