@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
-from api import problems
+from api import openapi, problems
 from api.access_records import AccessRecorder
 from api.accesslog import log_access_to_stderr
 from api.context import Context
@@ -102,6 +102,7 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
     app.state.access = access
     app.state.on_request = access.note  # reads by banks and regulators are kept
     problems.install(app)
+    openapi.install(app)
     app.lane, app.rate_limits = lane, rate_limits
     app.include_router(system.router)
     app.include_router(trust_routes.router)
