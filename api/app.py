@@ -91,9 +91,10 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
             writer.stop()
 
     # No redirect_slashes: its redirect to the path with(out) the slash is built from the
-    # request's Host header, which would echo whatever a client sends there.
+    # request's Host header, which would echo whatever a client sends there. FastAPI's own
+    # /docs and /redoc load their scripts from a CDN: api/openapi.py serves them instead.
     app = YufuApp(title="Yufu custody ledger", version="1", lifespan=lifespan, **_NO_TELEMETRY,
-                  redirect_slashes=False,
+                  redirect_slashes=False, docs_url=None, redoc_url=None,
                   description="Prepaid-fund custody ledger: double entry in integer fen, "
                               "a hash-chained journal, custody flows. Errors are RFC 9457 "
                               "problem+json; writes take an Idempotency-Key header.")

@@ -6,15 +6,20 @@ What the routes declare with these helpers:
 - the optional `Idempotency-Key` header of every write that goes through `api.context.write`.
 
 What `install` adds: the Problem schema (FastAPI's own 422 HTTPValidationError and
-ValidationError never appear, since every operation documents its 422 itself).
+ValidationError never appear, since every operation documents its 422 itself), and Swagger UI
+at /docs and ReDoc at /redoc with their scripts and styles from the fastapi-offline wheel, so
+the pages work on a machine without internet.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from api.problems import PROBLEM_JSON
 from api.schemas import Problem
@@ -23,6 +28,8 @@ from ledger import limits
 SCHEMAS = "#/components/schemas/"
 # FastAPI's `responses=`: an answer's OpenAPI description by status.
 Responses = dict[int | str, dict[str, Any]]
+# Where the pages' scripts, styles and icon are served: the fastapi-offline wheel's files.
+DOCS_STATIC_PATH = "/docs-static"
 
 PROBLEM_DESCRIPTIONS = {
     400: "The body is not JSON, not UTF-8, or nested too deeply (`malformed_json`).",
@@ -141,5 +148,30 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
 
 
 def install(app: FastAPI) -> None:
-    """The document, as app.openapi."""
+    """The document (app.openapi) and its pages, /docs and /redoc; the app is made with
+    docs_url=None and redoc_url=None, so FastAPI's own pages, which load from a CDN, are not
+    served."""
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    app.mount(DOCS_STATIC_PATH, StaticFiles(packages=[("fastapi_offline", "static")]),
+              name="docs-static")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        # validatorUrl null: Swagger UI would otherwise send the document to an online
+        # validator for its badge.
+        return get_swagger_ui_html(
+            openapi_url=root + openapi_url, title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_STATIC_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC_PATH}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=root + openapi_url, title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_STATIC_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_STATIC_PATH}/favicon.png", with_google_fonts=False)

@@ -1,5 +1,5 @@
 """The OpenAPI document tells the truth: who needs a key, what each operation answers when
-it succeeds and when it fails."""
+it succeeds and when it fails; and its pages, /docs and /redoc, load from the app alone."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import random
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -166,6 +167,39 @@ def test_the_problems_answered_are_the_documented_problem(
         assert response.headers["content-type"] == PROBLEM_JSON
         problem.validate(response.json())
     assert answers[1].json()["errors"]
+
+
+class Links(HTMLParser):
+    """The URLs of a page's scripts, styles and icons."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        url = named.get("src") if tag == "script" else named.get("href")
+        if tag in ("script", "link") and url:
+            self.urls.append(url)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_documentation_pages_load_everything_from_the_app_itself(
+        app_client: TestClient, page: str) -> None:
+    response = app_client.get(page)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert not re.search(r"(https?:)?//[a-z0-9]", response.text, re.IGNORECASE), \
+        "the page names another host"
+    links = Links()
+    links.feed(response.text)
+    assert len(links.urls) >= 2  # the script and the icon at least
+    for url in links.urls:
+        assert url.startswith("/"), url
+        asset = app_client.get(url)
+        assert asset.status_code == 200, url
+        assert len(asset.content) > 0, url
+    assert "/openapi.json" in response.text
 
 
 # -- every answer of a working day, held to the document --------------------------------------
