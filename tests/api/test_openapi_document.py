@@ -389,3 +389,13 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
 def test_the_rules_model_has_the_fields_of_a_rule_set() -> None:
     assert list(Rules.model_fields) == [f.name for f in dataclasses.fields(RuleSet)]
 
+
+@pytest.mark.parametrize(("path", "allow"), [("/v1/keys", "GET, POST"),
+                                             ("/v1/audit/tree-heads", "GET, POST"),
+                                             ("/v1/health", "GET"),
+                                             ("/v1/cards", "POST")])
+def test_a_method_a_path_does_not_take_is_answered_with_every_method_it_does(
+        app_client: TestClient, path: str, allow: str) -> None:
+    response = app_client.request("OPTIONS", path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
