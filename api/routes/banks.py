@@ -48,7 +48,8 @@ INSTRUCTION_FILES: Responses = {
           "model": PaymentInstructions,  # application/json
           "content": {"application/xml": {"schema": {"type": "string"}},
                       "text/csv": {"schema": {"type": "string"}}}},
-    204: {"description": "No pending instruction (pain.001 only: it carries at least one)."},
+    204: {"description": "No pending instruction, as pain.001 or CSV: a payment file carries "
+                         "at least one."},
 }
 
 
@@ -95,10 +96,10 @@ def instruction_file(request: Request, bank_id: BankId, who: Authed,
             "currency": i.currency, "debtor_account": i.debtor_account,
             "creditor_name": i.creditor_name, "creditor_account": i.creditor_account,
             "remittance": i.remittance} for i in instructions]})
+    if not instructions:  # a payment file, pain.001 or CSV, carries at least one transfer
+        return Response(status_code=204)
     if format == "csv":
         return Response(build_payment_csv(instructions), media_type="text/csv; charset=utf-8")
-    if not instructions:  # a pain.001 carries at least one transfer
-        return Response(status_code=204)
     body = build_pain001(instructions, message_id=f"YUFU{secrets.token_hex(8).upper()}",
                          created_at=datetime.now(UTC), initiating_party=initiating_party)
     return Response(body, media_type="application/xml")
