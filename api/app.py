@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
-from api import problems
+from api import openapi, problems
 from api.access_records import AccessRecorder
 from api.accesslog import log_access_to_stderr
 from api.context import Context
@@ -91,9 +91,10 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
             writer.stop()
 
     # No redirect_slashes: its redirect to the path with(out) the slash is built from the
-    # request's Host header, which would echo whatever a client sends there.
+    # request's Host header, which would echo whatever a client sends there. FastAPI's own
+    # /docs and /redoc load their scripts from a CDN: api/openapi.py serves them instead.
     app = YufuApp(title="Yufu custody ledger", version="1", lifespan=lifespan, **_NO_TELEMETRY,
-                  redirect_slashes=False,
+                  redirect_slashes=False, docs_url=None, redoc_url=None,
                   description="Prepaid-fund custody ledger: double entry in integer fen, "
                               "a hash-chained journal, custody flows. Errors are RFC 9457 "
                               "problem+json; writes take an Idempotency-Key header.")
@@ -102,6 +103,7 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
     app.state.access = access
     app.state.on_request = access.note  # reads by banks and regulators are kept
     problems.install(app)
+    openapi.install(app)
     app.lane, app.rate_limits = lane, rate_limits
     app.include_router(system.router)
     app.include_router(trust_routes.router)

@@ -8,11 +8,12 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from api.keycache import KeyCache
@@ -84,6 +85,54 @@ async def optional_principal(request: Request) -> Principal | None:
     """The caller's key if one is presented (a consumer's card look-up also takes a receipt
     code instead)."""
     return await principal_of(request) if presented_key(request) else None
+
+
+# How a key is presented, as the OpenAPI document declares it (api/openapi.py). They only
+# document: auto_error=False, and the routes' dependencies below ignore what they return, so
+# authentication and its 401 problem stay principal_of's, exactly as the lane (api/lane.py),
+# which calls principal_of itself, answers them.
+bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name="bearer", bearerFormat="yufu_<prefix>_<secret>",
+    description="An API key: `Authorization: Bearer yufu_<16 hex prefix>_<secret>`.")
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="apiKey",
+    description="The same API key in a header of its own, for clients that cannot set "
+                "Authorization. A Bearer key, if both are sent, is the one used.")
+receipt_code_scheme = APIKeyHeader(
+    name="X-Receipt-Code", auto_error=False, scheme_name="receiptCode",
+    description="The receipt code a card's sale answered: reads that card and its receipt, "
+                "acts for nobody.")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+ApiKeyHeader = Annotated[str | None, Depends(api_key_scheme)]
+# A receipt code is a random token of 32 characters; a longer one is refused as input.
+receipt_code_chars_max = 100
+
+
+async def keyed(request: Request, _bearer: Bearer, _header: ApiKeyHeader) -> Principal:
+    """principal_of as the routes' dependency: an API key is required."""
+    return await principal_of(request)
+
+
+async def maybe_keyed(request: Request, _bearer: Bearer, _header: ApiKeyHeader
+                      ) -> Principal | None:
+    """optional_principal as the routes' dependency: a key, if one is presented."""
+    return await optional_principal(request)
+
+
+async def receipt_code_of(request: Request,
+                          code: Annotated[str | None, Depends(receipt_code_scheme)]
+                          ) -> str | None:
+    if code is not None and len(code) > receipt_code_chars_max:
+        raise InvalidInput(f"must be at most {receipt_code_chars_max} characters",
+                           field="X-Receipt-Code")
+    return code
+
+
+# What the routes take: a principal that presented a key; a key or nothing (the card reads,
+# which take a receipt code instead); the receipt code.
+Authed = Annotated[Principal, Depends(keyed)]
+MaybeAuthed = Annotated[Principal | None, Depends(maybe_keyed)]
+ReceiptCode = Annotated[str | None, Depends(receipt_code_of)]
 
 
 def limit_code_attempts(request: Request) -> None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ledger.errors import InvariantViolation, LedgerError, RateLimited
 
@@ -20,6 +21,7 @@ validation_errors_listed_max = 20
 # The request being answered (api/edge.py sets it): every problem carries it as `request_id`,
 # so a client's report of an error leads to its access-log line.
 REQUEST_ID: ContextVar[str | None] = ContextVar("yufu_request_id", default=None)
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class MalformedJson(LedgerError):
@@ -102,10 +104,23 @@ def http_problem(request: Request, error: StarletteHTTPException) -> JSONRespons
     if error.status_code == 404:
         return problem(404, "not_found", "Not found", "there is no such route", "path")
     if error.status_code == 405:
+        allow = allowed_methods(request)
+        headers = {**(error.headers or {}), **({"Allow": allow} if allow else {})}
         return problem(405, "method_not_allowed", "Method not allowed",
-                       f"{request.method} is not allowed here", "method", error.headers)
+                       f"{request.method} is not allowed here", "method", headers)
     return problem(error.status_code, "http_error", str(error.detail), str(error.detail),
                    headers=error.headers)
+
+
+def allowed_methods(request: Request) -> str | None:
+    """Every method the routes at this path take, for `Allow`: Starlette's 405 names the
+    methods of the first route that matched the path only (GET /v1/keys and POST /v1/keys
+    are two routes). None where a route takes any method (a mount) and answered for itself."""
+    routes = request.app.router.routes
+    methods = [method for method in HTTP_METHODS
+               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                      for route in routes)]
+    return ", ".join(methods) if methods and request.method not in methods else None
 
 
 def install(app: FastAPI) -> None:

@@ -11,23 +11,38 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import Connection, Engine
 
-from api.context import as_json, context_of, principal_of, write
-from api.routes.custody import MaybeAuthed, ReceiptCode, card_reader
+from api.context import Authed, MaybeAuthed, ReceiptCode, as_json, context_of, write
+from api.custody_schemas import Exposures
+from api.openapi import Responses, card_read, keyed_read, keyed_write, open_read
+from api.routes.custody import card_reader
+from api.schemas import (
+    ConsistencyProof,
+    InclusionProof,
+    PublicKey,
+    Receipt,
+    SignedTreeHead,
+    Totals,
+    TreeHead,
+    TreeHeadsPage,
+)
 from api.signer import TreeHeadSigner
 from ledger import limits
-from ledger.auth import Principal, Role
+from ledger.auth import Role
 from ledger.db import audit_queries, queries
 
 router = APIRouter(prefix="/v1")
-Authed = Annotated[Principal, Depends(principal_of)]
 Size = Annotated[int, Query(ge=0, le=limits.amount_fen_max)]
 Seq = Annotated[int, Query(ge=1, le=limits.amount_fen_max)]
 READERS = (Role.operator, Role.regulator, Role.bank)
 JSON_LINES = "application/x-ndjson"
+EXPORT: Responses = {200: {"description": "One line per journal entry, in order: `{\"entry\": <the "
+                               "entry's canonical JSON>, \"hash\": <its hash, hex>}` "
+                               "(docs/journal-format.md).",
+                "content": {JSON_LINES: {"schema": {"type": "string"}}}}}
 
 
 def reading(request: Request) -> Connection:
@@ -42,18 +57,18 @@ def signer_of(request: Request) -> TreeHeadSigner:
     return signer
 
 
-@router.get("/audit/public-key")
+@router.get("/audit/public-key", response_model=PublicKey, **open_read())
 def public_key(request: Request) -> JSONResponse:
     return as_json(signer_of(request).public_view())
 
 
-@router.get("/audit/tree-head")
+@router.get("/audit/tree-head", response_model=TreeHead, **open_read(404))
 def tree_head(request: Request) -> JSONResponse:
     with context_of(request).engine.connect() as conn:
         return as_json(audit_queries.latest_head_view(conn))
 
 
-@router.get("/audit/tree-heads")
+@router.get("/audit/tree-heads", response_model=TreeHeadsPage, **open_read())
 def tree_heads(request: Request, after: Size = 0,
                limit: Annotated[int, Query(ge=1, le=limits.tree_heads_page_max)] =
                limits.tree_heads_page_default) -> JSONResponse:
@@ -61,7 +76,8 @@ def tree_heads(request: Request, after: Size = 0,
         return as_json(audit_queries.heads_page(conn, after, limit))
 
 
-@router.post("/audit/tree-heads")
+@router.post("/audit/tree-heads", response_model=SignedTreeHead,
+             **keyed_write(body=False))
 async def sign_tree_head(request: Request, who: Authed) -> JSONResponse:
     """Sign a head over the journal as it is now; the latest head if nothing was added since
     (`created` tells which)."""
@@ -69,7 +85,7 @@ async def sign_tree_head(request: Request, who: Authed) -> JSONResponse:
     return await write(request, who, signer_of(request).command(), status_code=200)
 
 
-@router.get("/audit/proofs/inclusion")
+@router.get("/audit/proofs/inclusion", response_model=InclusionProof, **keyed_read(404))
 def inclusion_proof(request: Request, who: Authed, seq: Seq, tree_size: Size
                     ) -> JSONResponse:
     # JSONResponse, not a dict: FastAPI would validate and re-encode it (proofs are hot).
@@ -80,7 +96,7 @@ def inclusion_proof(request: Request, who: Authed, seq: Seq, tree_size: Size
         return as_json(audit_queries.inclusion(conn, seq, tree_size))
 
 
-@router.get("/audit/proofs/consistency")
+@router.get("/audit/proofs/consistency", response_model=ConsistencyProof, **keyed_read())
 def consistency_proof(request: Request, who: Authed, first: Size, second: Size
                       ) -> JSONResponse:
     who.require_role(*READERS)
@@ -88,14 +104,14 @@ def consistency_proof(request: Request, who: Authed, first: Size, second: Size
         return as_json(audit_queries.consistency(conn, first, second))
 
 
-@router.get("/audit/merchants")
+@router.get("/audit/merchants", response_model=Exposures, **keyed_read())
 def merchants(request: Request, who: Authed) -> dict[str, Any]:
     who.require_role(*READERS)
     with context_of(request).engine.connect() as conn:
         return audit_queries.merchants_exposure(conn, who)
 
 
-@router.get("/audit/totals")
+@router.get("/audit/totals", response_model=Totals, **keyed_read())
 def totals(request: Request, who: Authed) -> dict[str, Any]:
     who.require_role(*READERS)
     with context_of(request).engine.connect() as conn:
@@ -108,7 +124,8 @@ def _export(engine: Engine) -> Iterator[bytes]:
         yield from audit_queries.export_lines(conn)
 
 
-@router.get("/audit/journal/export")
+@router.get("/audit/journal/export", response_class=StreamingResponse,
+            **keyed_read(responses=EXPORT))
 def journal_export(request: Request, who: Authed) -> StreamingResponse:
     """The whole journal as JSON Lines, exactly as `yufu export` writes it. Not for banks:
     they read their own entries (GET /v1/journal) and prove them against signed heads."""
@@ -116,7 +133,7 @@ def journal_export(request: Request, who: Authed) -> StreamingResponse:
     return StreamingResponse(_export(context_of(request).engine), media_type=JSON_LINES)
 
 
-@router.get("/cards/{card_id}/receipt")
+@router.get("/cards/{card_id}/receipt", response_model=Receipt, **card_read())
 def card_receipt(request: Request, card_id: Annotated[str, Path(min_length=1, max_length=64)],
                  who: MaybeAuthed, receipt: ReceiptCode = None) -> dict[str, Any]:
     """A consumer's proof that the card's sale is in the journal: its entry, and once a signed

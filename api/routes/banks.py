@@ -6,13 +6,22 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.context import context_of, principal_of, write
-from ledger.auth import Principal, Role
+from api.bank_schemas import (
+    Breaks,
+    CrossVerifications,
+    InstructionAnswer,
+    PaymentInstructions,
+    ResolvedBreak,
+    StatementImport,
+)
+from api.context import Authed, context_of, write
+from api.openapi import NOT_BLANK, Responses, keyed_read, keyed_write
+from ledger.auth import Role
 from ledger.bank import limits as bank_limits
 from ledger.bank.model import StatementRejected
 from ledger.bank.payments import build_pain001, build_payment_csv
@@ -27,10 +36,21 @@ from ledger.db import bank_queries as views
 from ledger.errors import NotFound
 
 router = APIRouter(prefix="/v1")
-Authed = Annotated[Principal, Depends(principal_of)]
 BankId = Annotated[str, Path(min_length=1, max_length=100)]
 reason_chars_max = 500
 initiating_party = "Yufu prepaid-fund custody"
+STATEMENT_FILE = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"type": "string"}} for media in ("application/xml", "text/plain",
+                                                       "text/csv")}}}
+INSTRUCTION_FILES: Responses = {
+    200: {"description": "The pending instructions: ISO 20022 pain.001.001.09 "
+                         "(`format=pain001`), CSV (`format=csv`) or JSON (`format=json`).",
+          "model": PaymentInstructions,  # application/json
+          "content": {"application/xml": {"schema": {"type": "string"}},
+                      "text/csv": {"schema": {"type": "string"}}}},
+    204: {"description": "No pending instruction, as pain.001 or CSV: a payment file carries "
+                         "at least one."},
+}
 
 
 class AnswerIn(BaseModel):
@@ -39,13 +59,14 @@ class AnswerIn(BaseModel):
 
 
 class ResolutionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    resolution: str = Field(default="", max_length=reason_chars_max)
+    # How the break was resolved is required (the command refuses a blank one); the body
+    # stays optional to FastAPI so that roles answer before the body is looked at.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"required": ["resolution"]})
+    resolution: str = Field(default="", max_length=reason_chars_max, json_schema_extra=NOT_BLANK)
 
 
-@router.post("/banks/{bank_id}/statements", status_code=201,
-             openapi_extra={"requestBody": {"content": {
-                 "application/xml": {}, "text/plain": {}, "text/csv": {}}, "required": True}})
+@router.post("/banks/{bank_id}/statements", status_code=201, response_model=StatementImport,
+             **keyed_write(413, body=False, openapi_extra=STATEMENT_FILE))
 async def import_statement(request: Request, bank_id: BankId, who: Authed,
                            filename: Annotated[str, Query(max_length=200)] = "") -> JSONResponse:
     """The statement file as the body (camt.053, camt.054, MT940 or the documented CSV)."""
@@ -61,7 +82,8 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
     return await write(request, who, command)
 
 
-@router.get("/banks/{bank_id}/instructions")
+@router.get("/banks/{bank_id}/instructions", response_class=Response,
+            **keyed_read(responses=INSTRUCTION_FILES))
 def instruction_file(request: Request, bank_id: BankId, who: Authed,
                      format: Literal["pain001", "csv", "json"] = "pain001") -> Response:
     """Pending release and refund instructions out of this bank's custody accounts."""
@@ -74,30 +96,32 @@ def instruction_file(request: Request, bank_id: BankId, who: Authed,
             "currency": i.currency, "debtor_account": i.debtor_account,
             "creditor_name": i.creditor_name, "creditor_account": i.creditor_account,
             "remittance": i.remittance} for i in instructions]})
+    if not instructions:  # a payment file, pain.001 or CSV, carries at least one transfer
+        return Response(status_code=204)
     if format == "csv":
         return Response(build_payment_csv(instructions), media_type="text/csv; charset=utf-8")
-    if not instructions:  # a pain.001 carries at least one transfer
-        return Response(status_code=204)
     body = build_pain001(instructions, message_id=f"YUFU{secrets.token_hex(8).upper()}",
                          created_at=datetime.now(UTC), initiating_party=initiating_party)
     return Response(body, media_type="application/xml")
 
 
-@router.post("/banks/{bank_id}/instructions/{end_to_end_id}/accept")
+@router.post("/banks/{bank_id}/instructions/{end_to_end_id}/accept",
+             response_model=InstructionAnswer, **keyed_write())
 async def accept_instruction(request: Request, bank_id: BankId, end_to_end_id: str,
                              who: Authed, body: AnswerIn | None = None) -> JSONResponse:
     command = AnswerInstruction(who, bank_id, end_to_end_id, True, body.reason if body else "")
     return await write(request, who, command, 200)
 
 
-@router.post("/banks/{bank_id}/instructions/{end_to_end_id}/reject")
+@router.post("/banks/{bank_id}/instructions/{end_to_end_id}/reject",
+             response_model=InstructionAnswer, **keyed_write())
 async def reject_instruction(request: Request, bank_id: BankId, end_to_end_id: str,
                              who: Authed, body: AnswerIn | None = None) -> JSONResponse:
     command = AnswerInstruction(who, bank_id, end_to_end_id, False, body.reason if body else "")
     return await write(request, who, command, 200)
 
 
-@router.get("/breaks")
+@router.get("/breaks", response_model=Breaks, **keyed_read())
 def list_breaks(request: Request, who: Authed, bank_id: str | None = None,
                 merchant_id: str | None = None,
                 status: Literal["open", "resolved"] | None = None) -> dict[str, Any]:
@@ -106,7 +130,8 @@ def list_breaks(request: Request, who: Authed, bank_id: str | None = None,
         return views.breaks(conn, who, bank_id, merchant_id, status, ctx.clock())
 
 
-@router.post("/breaks/{break_id}/resolve")
+@router.post("/breaks/{break_id}/resolve", response_model=ResolvedBreak,
+             **keyed_write(404, openapi_extra={"requestBody": {"required": True}}))
 async def resolve_break(request: Request, break_id: Annotated[str, Path(max_length=20)],
                         who: Authed, body: ResolutionIn | None = None) -> JSONResponse:
     who.require_role(Role.operator)  # before the id is looked at: roles answer first
@@ -116,7 +141,7 @@ async def resolve_break(request: Request, break_id: Annotated[str, Path(max_leng
     return await write(request, who, ResolveBreak(who, int(break_id), resolution), 200)
 
 
-@router.get("/cross-verifications")
+@router.get("/cross-verifications", response_model=CrossVerifications, **keyed_read())
 def list_cross_verifications(request: Request, who: Authed, merchant_id: str | None = None,
                              bank_id: str | None = None) -> dict[str, Any]:
     """The last cross-verification of each custody account (交叉验证)."""

@@ -7,11 +7,45 @@ import io
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from api.context import context_of, optional_principal, principal_of, write
+from api.context import Authed, MaybeAuthed, ReceiptCode, context_of, write
+from api.custody_schemas import (
+    AutoConfirmed,
+    CardsPage,
+    Closure,
+    Consumption,
+    CreatedProduct,
+    CreatedRuleSet,
+    Deposit,
+    Dispute,
+    Exposures,
+    FiledMerchant,
+    HolderCard,
+    MerchantStatusChange,
+    MerchantView,
+    Refund,
+    RefundInstructions,
+    ReleaseInstructions,
+    ReleaseRun,
+    ResolvedRefund,
+    ResolvedRelease,
+    RuleSets,
+    Sale,
+    SettledConsumption,
+    TierChange,
+)
+from api.openapi import (
+    NOT_BLANK,
+    Responses,
+    card_read,
+    exactly_one_of,
+    keyed_read,
+    keyed_write,
+    only_when,
+)
 from ledger import limits
 from ledger.auth import Principal, Role
 from ledger.custody import cards as card_rules
@@ -41,14 +75,14 @@ from ledger.db import custody_tables as c
 from ledger.errors import InvalidInput, Unauthorized
 
 router = APIRouter(prefix="/v1")
-Authed = Annotated[Principal, Depends(principal_of)]
 Id = Annotated[str, Path(min_length=1, max_length=64)]
 NumericId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-# The receipt code from the sale: reads the card's status and receipt, acts for nobody.
-ReceiptCode = Annotated[str | None, Header(alias="X-Receipt-Code", max_length=100,
-                                           description="the receipt code from the sale")]
-MaybeAuthed = Annotated[Principal | None, Depends(optional_principal)]
+CSV: Responses = {200: {"description": "The payout list: one row per card's closure refund, with a "
+                            "header row.",
+             "content": {"text/csv": {"schema": {"type": "string"}}}}}
 units_max = 10**12
+# A card is sold to a phone number or to an id of the merchant's own: exactly one, not blank.
+ONE_CONSUMER_REFERENCE = exactly_one_of("phone", "external_id", {"type": "string", **NOT_BLANK})
 reason_chars_max = 500
 
 
@@ -85,8 +119,10 @@ class TierIn(Strict):
 
 
 class ProductIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=only_when(
+        "kind", "sessions", "sessions", {"type": "integer"}))
     kind: Literal["stored_value", "sessions"]
-    name: str = Field(min_length=1, max_length=limits.name_chars_max)
+    name: str = Field(min_length=1, max_length=limits.name_chars_max, json_schema_extra=NOT_BLANK)
     price_fen: StrictInt = Field(gt=0, le=limits.amount_fen_max)
     sessions: StrictInt | None = Field(default=None, ge=1, le=100_000)
     bonus_units: StrictInt = Field(default=0, ge=0, le=limits.amount_fen_max)
@@ -94,6 +130,8 @@ class ProductIn(Strict):
 
 
 class ConsumerIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_CONSUMER_REFERENCE)
+
     phone: str | None = Field(default=None, max_length=card_rules.consumer_ref_chars_max)
     external_id: str | None = Field(default=None, max_length=card_rules.consumer_ref_chars_max)
 
@@ -105,6 +143,9 @@ class SaleIn(Strict):
 
 
 class ConsumptionIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=exactly_one_of(
+        "sessions", "amount_fen", {"type": "integer"}))
+
     sessions: StrictInt | None = Field(default=None, ge=1, le=units_max)
     amount_fen: StrictInt | None = Field(default=None, ge=1, le=limits.amount_fen_max)
 
@@ -134,33 +175,33 @@ class DisputeResolveIn(Strict):
 # -- rule sets and merchants -------------------------------------------------------------
 
 
-@router.get("/rule-sets")
+@router.get("/rule-sets", response_model=RuleSets, **keyed_read())
 def list_rule_sets(request: Request, who: Authed) -> dict[str, Any]:
     with context_of(request).engine.connect() as conn:
         return views.rule_sets(conn)
 
 
-@router.post("/rule-sets", status_code=201)
+@router.post("/rule-sets", status_code=201, response_model=CreatedRuleSet, **keyed_write())
 async def create_rule_set(request: Request, body: RuleSetIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     return await write(request, who, CreateRuleSet(body.jurisdiction, body.industry, body.rules))
 
 
-@router.post("/merchants", status_code=201)
+@router.post("/merchants", status_code=201, response_model=FiledMerchant, **keyed_write(404))
 async def file_merchant(request: Request, body: FilingIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     filing = parse_filing(body.model_dump(), DEFAULT_JURISDICTION)
     return await write(request, who, FileMerchant(filing))
 
 
-@router.get("/merchants/{merchant_id}")
+@router.get("/merchants/{merchant_id}", response_model=MerchantView, **keyed_read(404))
 def get_merchant(request: Request, merchant_id: Id, who: Authed) -> dict[str, Any]:
     ctx = context_of(request)
     with ctx.engine.connect() as conn:
         return views.merchant_view(conn, who, merchant_id, ctx.clock())
 
 
-@router.get("/merchants/{merchant_id}/cards")
+@router.get("/merchants/{merchant_id}/cards", response_model=CardsPage, **keyed_read(404))
 def get_merchant_cards(request: Request, merchant_id: Id, who: Authed, after: str = "",
                        limit: Annotated[int, Query(ge=1, le=limits.postings_page_max)] = 100
                        ) -> dict[str, Any]:
@@ -168,20 +209,22 @@ def get_merchant_cards(request: Request, merchant_id: Id, who: Authed, after: st
         return views.merchant_cards(conn, who, merchant_id, after, limit)
 
 
-@router.post("/merchants/{merchant_id}/freeze")
+@router.post("/merchants/{merchant_id}/freeze", response_model=MerchantStatusChange,
+             **keyed_write(404))
 async def freeze(request: Request, merchant_id: Id, body: ReasonIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     return await write(request, who, SetMerchantStatus(merchant_id, True, body.reason), 200)
 
 
-@router.post("/merchants/{merchant_id}/unfreeze")
+@router.post("/merchants/{merchant_id}/unfreeze", response_model=MerchantStatusChange,
+             **keyed_write(404))
 async def unfreeze(request: Request, merchant_id: Id, body: ReasonIn, who: Authed
                    ) -> JSONResponse:
     who.require_role(Role.operator)
     return await write(request, who, SetMerchantStatus(merchant_id, False, body.reason), 200)
 
 
-@router.post("/merchants/{merchant_id}/tier")
+@router.post("/merchants/{merchant_id}/tier", response_model=TierChange, **keyed_write(404))
 async def set_tier(request: Request, merchant_id: Id, body: TierIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     blocks = [b for b in body.hard_blocks if b in HARD_BLOCKS]
@@ -189,13 +232,15 @@ async def set_tier(request: Request, merchant_id: Id, body: TierIn, who: Authed)
     return await write(request, who, command, 200)
 
 
-@router.post("/merchants/{merchant_id}/close")
+@router.post("/merchants/{merchant_id}/close", response_model=Closure,
+             **keyed_write(404, body=False))
 async def close(request: Request, merchant_id: Id, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     return await write(request, who, CloseMerchant(merchant_id), 200)
 
 
-@router.get("/merchants/{merchant_id}/payouts.csv")
+@router.get("/merchants/{merchant_id}/payouts.csv", response_class=Response,
+            **keyed_read(404, responses=CSV))
 def payouts_csv(request: Request, merchant_id: Id, who: Authed) -> Response:
     with context_of(request).engine.connect() as conn:
         rows = views.payout_rows(conn, who, merchant_id)
@@ -205,20 +250,22 @@ def payouts_csv(request: Request, merchant_id: Id, who: Authed) -> Response:
         "Content-Disposition": f'attachment; filename="payouts-{merchant_id}.csv"'})
 
 
-@router.post("/merchants/{merchant_id}/deposits", status_code=201)
+@router.post("/merchants/{merchant_id}/deposits", status_code=201, response_model=Deposit,
+             **keyed_write(404))
 async def confirm_deposit(request: Request, merchant_id: Id, body: DepositIn, who: Authed
                           ) -> JSONResponse:
     return await write(request, who, ConfirmDeposit(who, merchant_id, body.amount_fen))
 
 
-@router.post("/merchants/{merchant_id}/products", status_code=201)
+@router.post("/merchants/{merchant_id}/products", status_code=201,
+             response_model=CreatedProduct, **keyed_write(404))
 async def create_product(request: Request, merchant_id: Id, body: ProductIn, who: Authed
                          ) -> JSONResponse:
     product = card_rules.parse_product(body.model_dump())
     return await write(request, who, CreateProduct(who, merchant_id, product))
 
 
-@router.get("/exposure")
+@router.get("/exposure", response_model=Exposures, **keyed_read())
 def get_exposure(request: Request, who: Authed) -> dict[str, Any]:
     who.require_role(Role.operator, Role.regulator)
     with context_of(request).engine.connect() as conn:
@@ -228,7 +275,7 @@ def get_exposure(request: Request, who: Authed) -> dict[str, Any]:
 # -- cards and consumption -----------------------------------------------------------------
 
 
-@router.post("/cards", status_code=201)
+@router.post("/cards", status_code=201, response_model=Sale, **keyed_write(404))
 async def sell_card(request: Request, body: SaleIn, who: Authed) -> JSONResponse:
     who.require_role(Role.merchant, Role.operator)
     ctx = context_of(request)
@@ -253,7 +300,7 @@ def consumer_id_of(request: Request, consumer: ConsumerIn, where: str = "consume
                                          f"{kind}:{reference}")
 
 
-@router.get("/cards/{card_id}")
+@router.get("/cards/{card_id}", response_model=HolderCard, **card_read())
 def consumer_card(request: Request, card_id: Id, who: MaybeAuthed,
                   receipt: ReceiptCode = None) -> dict[str, Any]:
     """The card as its holder sees it: with the consumer's own key, the receipt code from the
@@ -271,7 +318,8 @@ def card_reader(who: Principal | None, receipt: str | None) -> Principal | str:
     return receipt
 
 
-@router.post("/cards/{card_id}/consumptions", status_code=201)
+@router.post("/cards/{card_id}/consumptions", status_code=201, response_model=Consumption,
+             **keyed_write(404))
 async def consume(request: Request, card_id: Id, body: ConsumptionIn, who: Authed
                   ) -> JSONResponse:
     if (body.sessions is None) == (body.amount_fen is None):
@@ -283,7 +331,8 @@ async def consume(request: Request, card_id: Id, body: ConsumptionIn, who: Authe
     return await write(request, who, command)
 
 
-@router.post("/consumptions/{consumption_id}/confirm")
+@router.post("/consumptions/{consumption_id}/confirm", response_model=SettledConsumption,
+             **keyed_write(404, body=False))
 async def confirm_consumption(request: Request, consumption_id: NumericId, who: Authed
                               ) -> JSONResponse:
     """The cardholder confirms, with their own consumer key."""
@@ -291,7 +340,8 @@ async def confirm_consumption(request: Request, consumption_id: NumericId, who: 
     return await write(request, who, command, 200)
 
 
-@router.post("/consumptions/{consumption_id}/reject")
+@router.post("/consumptions/{consumption_id}/reject", response_model=SettledConsumption,
+             **keyed_write(404, body=False))
 async def reject_consumption(request: Request, consumption_id: NumericId, who: Authed
                              ) -> JSONResponse:
     """The cardholder rejects, with their own consumer key: the value goes back on the card."""
@@ -299,7 +349,7 @@ async def reject_consumption(request: Request, consumption_id: NumericId, who: A
     return await write(request, who, command, 200)
 
 
-@router.post("/consumptions/auto-confirm")
+@router.post("/consumptions/auto-confirm", response_model=AutoConfirmed, **keyed_write())
 async def auto_confirm(request: Request, body: AsOfIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     today = context_of(request).clock()
@@ -310,14 +360,16 @@ async def auto_confirm(request: Request, body: AsOfIn, who: Authed) -> JSONRespo
 # -- refunds, disputes ---------------------------------------------------------------------
 
 
-@router.post("/cards/{card_id}/refunds", status_code=201)
+@router.post("/cards/{card_id}/refunds", status_code=201, response_model=Refund,
+             **keyed_write(404))
 async def refund_card(request: Request, card_id: Id, body: RefundIn, who: Authed
                       ) -> JSONResponse:
     command = RefundCard(who, card_id, body.reason, context_of(request).clock())
     return await write(request, who, command)
 
 
-@router.post("/cards/{card_id}/consumer-refunds", status_code=201)
+@router.post("/cards/{card_id}/consumer-refunds", status_code=201, response_model=Refund,
+             **keyed_write(404))
 async def consumer_refund(request: Request, card_id: Id, body: RefundIn, who: Authed
                           ) -> JSONResponse:
     """The cardholder asks for their money back, with their own consumer key."""
@@ -326,13 +378,14 @@ async def consumer_refund(request: Request, card_id: Id, body: RefundIn, who: Au
     return await write(request, who, command)
 
 
-@router.post("/cards/{card_id}/dispute")
+@router.post("/cards/{card_id}/dispute", response_model=Dispute,
+             **keyed_write(404, body=False))
 async def dispute_card(request: Request, card_id: Id, who: Authed) -> JSONResponse:
     """Opened by the cardholder (their consumer key) or an operator."""
     return await write(request, who, DisputeCard(who, card_id, True), 200)
 
 
-@router.post("/cards/{card_id}/dispute/resolve")
+@router.post("/cards/{card_id}/dispute/resolve", response_model=Dispute, **keyed_write(404))
 async def resolve_dispute(request: Request, card_id: Id, body: DisputeResolveIn, who: Authed
                           ) -> JSONResponse:
     return await write(request, who, DisputeCard(who, card_id, False, body.outcome), 200)
@@ -341,7 +394,7 @@ async def resolve_dispute(request: Request, card_id: Id, body: DisputeResolveIn,
 # -- releases and refund instructions --------------------------------------------------------
 
 
-@router.post("/releases/run")
+@router.post("/releases/run", response_model=ReleaseRun, **keyed_write(404))
 async def run_releases(request: Request, body: AsOfIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     today = context_of(request).clock()
@@ -349,28 +402,30 @@ async def run_releases(request: Request, body: AsOfIn, who: Authed) -> JSONRespo
     return await write(request, who, RunReleases(as_of, body.merchant_id), 200)
 
 
-@router.get("/releases")
+@router.get("/releases", response_model=ReleaseInstructions, **keyed_read())
 def list_releases(request: Request, who: Authed, status: str | None = None,
                   merchant_id: str | None = None) -> dict[str, Any]:
     with context_of(request).engine.connect() as conn:
         return views.instructions(conn, who, c.ReleaseInstruction, status, merchant_id)
 
 
-@router.post("/releases/{release_id}/resolve")
+@router.post("/releases/{release_id}/resolve", response_model=ResolvedRelease,
+             **keyed_write(404))
 async def resolve_release(request: Request, release_id: NumericId, body: ResolveIn,
                           who: Authed) -> JSONResponse:
     command = ResolveRelease(who, release_id, body.outcome == "settled", body.reason)
     return await write(request, who, command, 200)
 
 
-@router.get("/refunds")
+@router.get("/refunds", response_model=RefundInstructions, **keyed_read())
 def list_refunds(request: Request, who: Authed, status: str | None = None,
                  merchant_id: str | None = None) -> dict[str, Any]:
     with context_of(request).engine.connect() as conn:
         return views.instructions(conn, who, c.RefundInstruction, status, merchant_id)
 
 
-@router.post("/refunds/{refund_id}/resolve")
+@router.post("/refunds/{refund_id}/resolve", response_model=ResolvedRefund,
+             **keyed_write(404))
 async def resolve_refund(request: Request, refund_id: NumericId, body: ResolveIn, who: Authed
                          ) -> JSONResponse:
     command = ResolveRefund(who, refund_id, body.outcome == "settled", body.reason)

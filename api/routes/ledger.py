@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from api.context import context_of, principal_of, write
+from api.context import Authed, context_of, write
+from api.openapi import NOT_BLANK, keyed_read, keyed_write
+from api.schemas import (
+    AccountView,
+    BatchResult,
+    JournalEntry,
+    JournalPage,
+    OpenedAccount,
+    PostingsPage,
+    Transaction,
+)
 from ledger import limits
-from ledger.auth import Principal, Role
+from ledger.auth import Role
 from ledger.db import queries
 from ledger.service import OpenAccount, PostBatch, PostTransaction, ReverseTransaction
 
 router = APIRouter(prefix="/v1")
-Authed = Annotated[Principal, Depends(principal_of)]
 Amount = Annotated[StrictInt, Field(ge=-limits.amount_fen_max, le=limits.amount_fen_max)]
 SeqPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -26,10 +35,12 @@ class Strict(BaseModel):
 
 class AccountIn(Strict):
     kind: Literal["asset", "liability", "equity", "income", "expense"]
-    name: str = Field(min_length=1, max_length=limits.name_chars_max)
+    name: str = Field(min_length=1, max_length=limits.name_chars_max, json_schema_extra=NOT_BLANK)
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
-    merchant_id: str | None = Field(default=None, max_length=limits.owner_chars_max)
-    bank_id: str | None = Field(default=None, max_length=limits.owner_chars_max)
+    merchant_id: str | None = Field(default=None, max_length=limits.owner_chars_max,
+                                    json_schema_extra=NOT_BLANK)
+    bank_id: str | None = Field(default=None, max_length=limits.owner_chars_max,
+                                json_schema_extra=NOT_BLANK)
     non_negative: StrictBool = False
 
 
@@ -55,20 +66,21 @@ class ReverseIn(Strict):
     memo: str = Field(default="", max_length=limits.memo_chars_max)
 
 
-@router.post("/accounts", status_code=201)
+@router.post("/accounts", status_code=201, response_model=OpenedAccount, **keyed_write())
 async def open_account(request: Request, body: AccountIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     return await write(request, who, OpenAccount.parse(body.model_dump()))
 
 
-@router.get("/accounts/{account_id}")
+@router.get("/accounts/{account_id}", response_model=AccountView, **keyed_read(404))
 def get_account(request: Request, account_id: SeqPath, who: Authed,
                 as_of: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None) -> dict[str, Any]:
     with context_of(request).engine.connect() as conn:
         return queries.account_view(conn, who, account_id, as_of)
 
 
-@router.get("/accounts/{account_id}/postings")
+@router.get("/accounts/{account_id}/postings", response_model=PostingsPage,
+            **keyed_read(404))
 def get_postings(request: Request, account_id: SeqPath, who: Authed,
                  after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
                  limit: Annotated[int, Query(ge=1, le=limits.postings_page_max)] =
@@ -77,13 +89,16 @@ def get_postings(request: Request, account_id: SeqPath, who: Authed,
         return queries.postings_page(conn, who, account_id, after, limit)
 
 
-@router.post("/transactions", status_code=201)
+# The lane (api/lane.py) serves this write too: the model documents the answer, which the
+# endpoint's JSONResponse carries unvalidated, on either path.
+@router.post("/transactions", status_code=201, response_model=Transaction, **keyed_write(404))
 async def post_transaction(request: Request, body: TransactionIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     return await write(request, who, PostTransaction.parse(body.model_dump()))
 
 
-@router.post("/transactions/batch", status_code=200)
+@router.post("/transactions/batch", status_code=200, response_model=BatchResult,
+             **keyed_write(404))
 async def post_batch(request: Request, body: BatchIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     items = [PostTransaction.parse(tx.model_dump(), f"transactions[{i}]")
@@ -91,7 +106,8 @@ async def post_batch(request: Request, body: BatchIn, who: Authed) -> JSONRespon
     return await write(request, who, PostBatch(items, body.atomic), status_code=200)
 
 
-@router.post("/transactions/{transaction_id}/reverse", status_code=201)
+@router.post("/transactions/{transaction_id}/reverse", status_code=201,
+             response_model=Transaction, **keyed_write(404))
 async def reverse_transaction(request: Request, transaction_id: SeqPath, who: Authed,
                               body: ReverseIn | None = None) -> JSONResponse:
     who.require_role(Role.operator)
@@ -99,7 +115,7 @@ async def reverse_transaction(request: Request, transaction_id: SeqPath, who: Au
     return await write(request, who, ReverseTransaction(transaction_id, memo))
 
 
-@router.get("/journal")
+@router.get("/journal", response_model=JournalPage, **keyed_read())
 def get_journal(request: Request, who: Authed,
                 after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
                 limit: Annotated[int, Query(ge=1, le=limits.journal_page_entries_max)] =
@@ -109,7 +125,7 @@ def get_journal(request: Request, who: Authed,
         return queries.journal_page(conn, after, limit, who)
 
 
-@router.get("/journal/{seq}")
+@router.get("/journal/{seq}", response_model=JournalEntry, **keyed_read(404))
 def get_journal_entry(request: Request, seq: SeqPath, who: Authed) -> dict[str, Any]:
     who.require_role(Role.operator, Role.regulator, Role.bank)
     with context_of(request).engine.connect() as conn:

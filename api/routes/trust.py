@@ -6,15 +6,26 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from api.context import context_of, limit_code_attempts, principal_of, submit, write
-from api.routes.custody import ConsumerIn, consumer_id_of
+from api.context import Authed, context_of, limit_code_attempts, submit, write
+from api.openapi import keyed_read, keyed_write, only_when, open_write
+from api.routes.custody import ONE_CONSUMER_REFERENCE, ConsumerIn, consumer_id_of
+from api.schemas import (
+    AccessRecordsPage,
+    Banks,
+    CodeSent,
+    ConsumerKey,
+    IssuedKey,
+    KeysPage,
+    RegisteredBank,
+    Revocation,
+)
 from ledger import consumer, limits
-from ledger.auth import Principal, Role
+from ledger.auth import Role
 from ledger.custody.cards import normalise_phone
 from ledger.db import queries
 from ledger.db.writer import WriteRequest
@@ -23,7 +34,6 @@ from ledger.service import IssueKey
 from ledger.trust_service import WRONG_CODE, RegisterBank, RequestCode, RevokeKey, VerifyCode
 
 router = APIRouter(prefix="/v1")
-Authed = Annotated[Principal, Depends(principal_of)]
 KeyId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 keys_page_max = 1000
 
@@ -33,6 +43,10 @@ class Strict(BaseModel):
 
 
 class KeyIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        only_when("role", "merchant", "merchant_id", {"type": "string"}),
+        only_when("role", "bank", "bank_id", {"type": "string"})]})
+
     role: Literal["operator", "merchant", "bank", "regulator"]
     merchant_id: str | None = Field(default=None, max_length=limits.owner_chars_max)
     bank_id: str | None = Field(default=None, max_length=limits.owner_chars_max)
@@ -54,25 +68,30 @@ class RevokeIn(Strict):
 
 
 class BankIn(Strict):
-    id: str = Field(min_length=1, max_length=64)
+    id: str = Field(min_length=1, max_length=64,
+                    json_schema_extra={"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"})
     name: str = Field(min_length=1, max_length=limits.name_chars_max)
-    code: str = Field(min_length=8, max_length=12, description="CNAPS code or SWIFT BIC")
+    code: str = Field(min_length=8, max_length=12, description="CNAPS code or SWIFT BIC",
+                      json_schema_extra={"pattern": "^(?:[0-9]{12}|[A-Z]{6}[A-Z0-9]{2}"
+                                                    "(?:[A-Z0-9]{3})?)$"})
 
 
 class CodeIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_CONSUMER_REFERENCE)
     phone: str | None = Field(default=None, max_length=64)
     external_id: str | None = Field(default=None, max_length=64)
 
 
 class ConsumerKeyIn(CodeIn):
-    code: str = Field(min_length=1, max_length=12)
+    code: str = Field(min_length=1, max_length=12, json_schema_extra={
+        "pattern": f"^[0-9]{{{consumer.code_digits}}}$"})
     label: str = Field(default="", max_length=limits.name_chars_max)
 
 
 # -- keys ----------------------------------------------------------------------------------
 
 
-@router.post("/keys", status_code=201)
+@router.post("/keys", status_code=201, response_model=IssuedKey, **keyed_write())
 async def issue_key(request: Request, body: KeyIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     command = IssueKey(Role(body.role), body.merchant_id, body.bank_id, body.label,
@@ -80,7 +99,7 @@ async def issue_key(request: Request, body: KeyIn, who: Authed) -> JSONResponse:
     return await write(request, who, command)
 
 
-@router.get("/keys")
+@router.get("/keys", response_model=KeysPage, **keyed_read())
 def list_keys(request: Request, who: Authed,
               after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
               limit: Annotated[int, Query(ge=1, le=keys_page_max)] = 100,
@@ -93,7 +112,7 @@ def list_keys(request: Request, who: Authed,
         return queries.keys_page(conn, after, limit, role)
 
 
-@router.post("/keys/{key_id}/revoke")
+@router.post("/keys/{key_id}/revoke", response_model=Revocation, **keyed_write(404))
 async def revoke_key(request: Request, key_id: KeyId, who: Authed,
                      body: RevokeIn | None = None) -> JSONResponse:
     """An operator revokes any key, a holder its own. Takes effect on the next request."""
@@ -104,7 +123,7 @@ async def revoke_key(request: Request, key_id: KeyId, who: Authed,
     return answer
 
 
-@router.get("/access-records")
+@router.get("/access-records", response_model=AccessRecordsPage, **keyed_read())
 def list_access_records(request: Request, who: Authed,
                         after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
                         limit: Annotated[int, Query(ge=1, le=keys_page_max)] = 100,
@@ -119,13 +138,13 @@ def list_access_records(request: Request, who: Authed,
 # -- banks ----------------------------------------------------------------------------------
 
 
-@router.post("/banks", status_code=201)
+@router.post("/banks", status_code=201, response_model=RegisteredBank, **keyed_write())
 async def register_bank(request: Request, body: BankIn, who: Authed) -> JSONResponse:
     who.require_role(Role.operator)
     return await write(request, who, RegisterBank(body.id, body.name, body.code))
 
 
-@router.get("/banks")
+@router.get("/banks", response_model=Banks, **keyed_read())
 def list_banks(request: Request, who: Authed) -> dict[str, Any]:
     who.require_role(Role.operator, Role.regulator, Role.bank, Role.merchant)
     with context_of(request).engine.connect() as conn:
@@ -135,7 +154,8 @@ def list_banks(request: Request, who: Authed) -> dict[str, Any]:
 # -- the consumer's own credential ------------------------------------------------------------
 
 
-@router.post("/consumer/codes", status_code=202)
+@router.post("/consumer/codes", status_code=202, response_model=CodeSent,
+             **open_write())
 async def request_code(request: Request, body: CodeIn) -> JSONResponse:
     """Send a one-time code to the phone (or external id) cards were sold to. Answers alike
     whether or not any card was sold to it, so it tells nobody who holds cards."""
@@ -160,7 +180,8 @@ async def request_code(request: Request, body: CodeIn) -> JSONResponse:
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
 
-@router.post("/consumer/keys", status_code=201)
+@router.post("/consumer/keys", status_code=201, response_model=ConsumerKey,
+             **open_write(401))
 async def consumer_key(request: Request, body: ConsumerKeyIn) -> JSONResponse:
     """Trade a one-time code for a consumer key: it confirms, rejects, disputes and asks for
     refunds on every card sold to that phone, and nobody else can."""

@@ -194,7 +194,7 @@ class Batch:
         self._direct_writes = False
         self._generation_after: int | None = None
         self.rows = RowCache(conn, self._carry.rows)
-        self._database = str(conn.engine.url)  # whose sequences the id pools draw from
+        self.database = str(conn.engine.url)  # whose sequences the id pools draw from
         self._sequences: Connection | None = None  # see `following`
         self._command_mark = self.mark()
         # Who the running command acts for (ledger.auth.actor_of): named in every entry.
@@ -349,7 +349,7 @@ class Batch:
         unique whether or not its batch commits, and one round trip serves many rows."""
         name = table.__tablename__
         with _id_lock:
-            pool = _id_pools.setdefault((self._database, name), [])
+            pool = _id_pools.setdefault((self.database, name), [])
             if not pool:
                 # Sequences are outside transactions: a batch run ahead draws its ids on the
                 # writer's helper connection, if it was given one.

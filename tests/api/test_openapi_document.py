@@ -1,0 +1,402 @@
+"""The OpenAPI document tells the truth: who needs a key, what each operation answers when
+it succeeds and when it fails; and its pages, /docs and /redoc, load from the app alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import jsonschema_rs
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from api import context
+from api.context import china_today
+from api.custody_schemas import Rules
+from api.messages import OutboxSender, read_outbox
+from api.routes import audit, banks, custody, ledger, system, trust
+from ledger.auth import Role
+from ledger.custody.rules import RuleSet
+from tests.api.support import PROBLEM_JSON
+from tests.banks.statements import Stmt, entry, statement_csv
+from tests.conftest import bank_code, issue_key
+from tests.custody.support import bearer, credit_code
+
+KEYLESS = {("GET", "/v1/health"), ("GET", "/v1/audit/public-key"),
+           ("GET", "/v1/audit/tree-head"), ("GET", "/v1/audit/tree-heads"),
+           ("POST", "/v1/consumer/codes"), ("POST", "/v1/consumer/keys")}
+CARD_READS = {("GET", "/v1/cards/{card_id}"), ("GET", "/v1/cards/{card_id}/receipt")}
+KEY = [{"bearer": []}, {"apiKey": []}]
+KEY_OR_RECEIPT = [*KEY, {"receiptCode": []}]
+PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+# Answers that are not JSON, by operation: their media types.
+FILES = {("GET", "/v1/merchants/{merchant_id}/payouts.csv"): {"text/csv"},
+         ("GET", "/v1/audit/journal/export"): {"application/x-ndjson"},
+         ("GET", "/v1/banks/{bank_id}/instructions"): {"application/xml", "text/csv",
+                                                       "application/json"}}
+
+
+@pytest.fixture(scope="module")
+def document(app_client: TestClient) -> dict[str, Any]:
+    response = app_client.get("/openapi.json")
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            yield method.upper(), path, operation
+
+
+def route_dependencies(route: APIRoute) -> set[Any]:
+    """Every dependency the route's endpoint resolves, at any depth."""
+    found, todo = set(), list(route.dependant.dependencies)
+    while todo:
+        dependant = todo.pop()
+        found.add(dependant.call)
+        todo.extend(dependant.dependencies)
+    return found
+
+
+def test_the_document_declares_how_a_key_and_a_receipt_code_are_presented(
+        document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"]["type"] == "http"
+    assert schemes["bearer"]["scheme"] == "bearer"
+    assert schemes["bearer"]["bearerFormat"] == "yufu_<prefix>_<secret>"
+    assert schemes["apiKey"] | {"description": ""} == {
+        "type": "apiKey", "in": "header", "name": "X-API-Key", "description": ""}
+    assert schemes["receiptCode"] | {"description": ""} == {
+        "type": "apiKey", "in": "header", "name": "X-Receipt-Code", "description": ""}
+
+
+def test_every_operation_that_takes_a_key_requires_one_and_no_other_does(
+        document: dict[str, Any]) -> None:
+    documented = {(method, path): operation.get("security")
+                  for method, path, operation in operations(document)}
+    routes = [r for module in (audit, banks, custody, ledger, system, trust)
+              for r in module.router.routes if isinstance(r, APIRoute)]
+    assert len(routes) == len(documented)
+    for route in routes:
+        (method,) = route.methods
+        calls = route_dependencies(route)
+        if context.keyed in calls:
+            expected = KEY
+        elif context.maybe_keyed in calls:
+            expected = KEY_OR_RECEIPT
+            assert (method, route.path) in CARD_READS
+        else:
+            expected = None
+            assert (method, route.path) in KEYLESS
+        assert documented[method, route.path] == expected, (method, route.path)
+    assert {op for op, security in documented.items() if security is None} == KEYLESS
+
+
+def test_every_write_through_the_appender_declares_the_idempotency_key(
+        document: dict[str, Any]) -> None:
+    for method, path, operation in operations(document):
+        headers = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "header"}
+        if method != "POST" or (method, path) in KEYLESS:
+            assert "Idempotency-Key" not in headers, path
+            continue
+        declared = headers["Idempotency-Key"]
+        assert declared["required"] is False
+        assert declared["schema"]["minLength"] == 1
+        assert declared["schema"]["maxLength"] == 200
+
+
+def test_every_operation_documents_the_model_of_its_success(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for method, path, operation in operations(document):
+        successes = {s: a for s, a in operation["responses"].items() if s.startswith("2")}
+        content = {media: c["schema"] for answer in successes.values()
+                   for media, c in answer.get("content", {}).items()}
+        assert set(content) == FILES.get((method, path), {"application/json"}), path
+        for media, schema in content.items():
+            if media == "application/json":
+                assert schema["$ref"].removeprefix("#/components/schemas/") in schemas, path
+            else:
+                assert schema == {"type": "string"}, path
+
+
+def test_every_error_an_operation_can_answer_is_a_documented_problem(
+        document: dict[str, Any]) -> None:
+    for method, path, operation in operations(document):
+        errors = {int(s): a for s, a in operation["responses"].items() if s >= "400"}
+        for answer in errors.values():
+            assert answer["content"] == PROBLEM, path
+        statuses = set(errors)
+        assert 422 in statuses, path  # the edge refuses NUL or bad UTF-8 in any query
+        keyed = (method, path) not in KEYLESS
+        assert (429 in statuses) == (keyed or "consumer" in path), path
+        assert (401 in statuses) == (keyed or path == "/v1/consumer/keys"), path
+        assert (403 in statuses) == (keyed and (method, path) not in CARD_READS), path
+        if "requestBody" in operation:
+            assert 413 in statuses, path
+        if method == "POST":
+            assert 503 in statuses, path
+            assert (409 in statuses) == keyed, path
+        if "{" in path:
+            assert 404 in statuses or path.startswith("/v1/banks/"), path
+    assert "Retry-After" in document["paths"]["/v1/keys"]["get"]["responses"]["429"]["headers"]
+
+
+def test_no_validation_error_schema_of_fastapi_remains(app_client: TestClient) -> None:
+    text = app_client.get("/openapi.json").text
+    assert "HTTPValidationError" not in text
+    assert '"ValidationError"' not in text
+
+
+def test_the_problems_answered_are_the_documented_problem(
+        app_client: TestClient, document: dict[str, Any], operator: dict[str, str]) -> None:
+    problem = validator(document, {"$ref": "#/components/schemas/Problem"})
+    answers = [app_client.get("/v1/keys"),  # 401
+               app_client.post("/v1/accounts", headers=operator, json={"kind": "nope"}),
+               app_client.get("/v1/journal/999999", headers=operator),  # 404
+               app_client.post("/v1/accounts", headers=operator, content=b"{")]  # 400
+    for response in answers:
+        assert response.headers["content-type"] == PROBLEM_JSON
+        problem.validate(response.json())
+    assert answers[1].json()["errors"]
+
+
+class Links(HTMLParser):
+    """The URLs of a page's scripts, styles and icons."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        url = named.get("src") if tag == "script" else named.get("href")
+        if tag in ("script", "link") and url:
+            self.urls.append(url)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_documentation_pages_load_everything_from_the_app_itself(
+        app_client: TestClient, page: str) -> None:
+    response = app_client.get(page)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert not re.search(r"(https?:)?//[a-z0-9]", response.text, re.IGNORECASE), \
+        "the page names another host"
+    links = Links()
+    links.feed(response.text)
+    assert len(links.urls) >= 2  # the script and the icon at least
+    for url in links.urls:
+        assert url.startswith("/"), url
+        asset = app_client.get(url)
+        assert asset.status_code == 200, url
+        assert len(asset.content) > 0, url
+    assert "/openapi.json" in response.text
+
+
+# -- every answer of a working day, held to the document --------------------------------------
+
+
+def validator(document: dict[str, Any], schema: dict[str, Any]) -> Any:
+    return jsonschema_rs.Draft202012Validator(
+        {**schema, "components": document["components"]}, validate_formats=True)
+
+
+class Contract:
+    """A client that holds each answer to the document: its status documented for the
+    operation, its media type documented for that status, its body valid against the schema.
+    Remembers which operations answered a success."""
+
+    def __init__(self, client: TestClient, document: dict[str, Any]) -> None:
+        self.client, self.document = client, document
+        self.templates = [(method, re.compile(re.sub(r"\{\w+\}", "[^/]+", path) + "$"), path)
+                          for method, path, _ in operations(document)]
+        self.succeeded: set[tuple[str, str]] = set()
+
+    def call(self, method: str, path: str, headers: dict[str, str] | None = None,
+             status: int = 200, **more: Any) -> httpx.Response:
+        response = self.client.request(method, path, headers=headers, **more)
+        assert response.status_code == status, response.text
+        template = next(t for m, pattern, t in self.templates
+                        if m == method and pattern.match(path.split("?")[0]))
+        answer = self.document["paths"][template][method.lower()]["responses"][str(status)]
+        media = response.headers.get("content-type", "").split(";")[0]
+        if "content" not in answer:
+            assert not response.content, template
+        else:
+            assert media in answer["content"], (template, media)
+            if media in ("application/json", PROBLEM_JSON):
+                schema = answer["content"][media]["schema"]
+                errors = list(validator(self.document, schema).iter_errors(response.json()))
+                assert not errors, (template, errors)
+        if status < 300:
+            self.succeeded.add((method, template))
+        return response
+
+    def json(self, method: str, path: str, headers: dict[str, str] | None = None,
+             status: int = 200, **more: Any) -> Any:
+        return self.call(method, path, headers, status, **more).json()
+
+
+def test_every_answer_of_a_working_day_is_the_documented_one(
+        app_client: TestClient, engine: Engine, outbox: OutboxSender,
+        document: dict[str, Any]) -> None:
+    api = Contract(app_client, document)
+    op = bearer(issue_key(engine, Role.operator))
+    today = china_today()
+    api.call("GET", "/v1/health")
+
+    # The operator: a bank, a rule set, a merchant and keys.
+    api.call("POST", "/v1/banks", op, 201,
+             json={"id": "DOC-BANK", "name": "文档银行", "code": bank_code("DOC-BANK")})
+    api.call("GET", "/v1/banks", op)
+    api.call("POST", "/v1/rule-sets", op, 201,
+             json={"industry": "体育健身", "rules": {"cooling_off_days": 7}})
+    api.call("GET", "/v1/rule-sets", op)
+    custody_account = "6200000000001234"
+    merchant = api.json("POST", "/v1/merchants", op, 201, json={
+        "name": "文档游泳馆", "industry": "体育健身", "credit_code": credit_code(random.Random(7)),
+        "bank_id": "DOC-BANK", "custody_account": custody_account})["id"]
+    keys = {role: api.json("POST", "/v1/keys", op, 201, json={"role": role, **scope})
+            for role, scope in (("merchant", {"merchant_id": merchant}),
+                                ("bank", {"bank_id": "DOC-BANK"}), ("regulator", {}))}
+    mkey, bkey, rkey = (bearer(keys[r]["key"]) for r in ("merchant", "bank", "regulator"))
+    api.call("GET", "/v1/keys", op)
+
+    # The ledger core.
+    cash = api.json("POST", "/v1/accounts", op, 201, json={"kind": "asset", "name": "c"})["id"]
+    equity = api.json("POST", "/v1/accounts", op, 201, json={"kind": "equity", "name": "e"})["id"]
+    postings = [{"account_id": cash, "amount_fen": 500}, {"account_id": equity,
+                                                         "amount_fen": -500}]
+    tx = api.json("POST", "/v1/transactions", op, 201, json={"postings": postings})
+    batch = api.json("POST", "/v1/transactions/batch", op, json={"transactions": [
+        {"postings": postings}, {"postings": [{"account_id": 10**9, "amount_fen": 1},
+                                              {"account_id": cash, "amount_fen": -1}]}]})
+    assert [r["status"] for r in batch["results"]] == [201, 404]
+    api.call("POST", f"/v1/transactions/{tx['id']}/reverse", op, 201)
+    api.call("GET", f"/v1/accounts/{cash}", op)
+    api.call("GET", f"/v1/accounts/{cash}/postings", op)
+    api.call("GET", "/v1/journal", op)
+    api.call("GET", f"/v1/journal/{tx['id']}", op)
+
+    # A till sells and consumes; the cardholder confirms and rejects with their own key.
+    product = api.json("POST", f"/v1/merchants/{merchant}/products", mkey, 201, json={
+        "kind": "sessions", "name": "10节游泳课", "price_fen": 100000, "sessions": 10,
+        "validity_months": 3})["id"]
+    phone = "13800138123"
+
+    def sell() -> dict[str, Any]:
+        return dict(api.json("POST", "/v1/cards", mkey, 201,
+                             json={"product_id": product, "consumer": {"phone": phone}}))
+
+    def consume(card_id: str) -> int:
+        return int(api.json("POST", f"/v1/cards/{card_id}/consumptions", mkey, 201,
+                            json={"sessions": 1})["consumption_id"])
+
+    sale = sell()
+    card, receipt = sale["card_id"], {"X-Receipt-Code": sale["receipt_code"]}
+    api.call("GET", f"/v1/cards/{card}", receipt)
+    api.call("GET", f"/v1/merchants/{merchant}", mkey)
+    api.call("GET", f"/v1/merchants/{merchant}/cards", mkey)
+    api.call("POST", "/v1/consumer/codes", status=202, json={"phone": phone})
+    code = re.findall(r"[0-9]{6}", read_outbox(outbox.path, phone)[-1]["text"])[0]
+    ckey = bearer(api.json("POST", "/v1/consumer/keys", status=201,
+                           json={"phone": phone, "code": code})["key"])
+    api.call("POST", f"/v1/consumptions/{consume(card)}/confirm", ckey)
+    api.call("POST", f"/v1/consumptions/{consume(card)}/reject", ckey)
+    consume(card)
+    later = (today + timedelta(days=40)).isoformat()
+    assert api.json("POST", "/v1/consumptions/auto-confirm", op, json={"as_of": later})["confirmed"]
+
+    # The bank sees the money; a release; a refund settled; the cardholder's own refund and
+    # dispute.
+    api.call("POST", f"/v1/merchants/{merchant}/deposits", bkey, 201, json={"amount_fen": 100000})
+    run = api.json("POST", "/v1/releases/run", op, json={
+        "as_of": (today + timedelta(days=14)).isoformat(), "merchant_id": merchant})
+    api.call("GET", "/v1/releases", bkey)
+    api.call("POST", f"/v1/releases/{run['releases'][0]['release_id']}/resolve", bkey,
+             json={"outcome": "settled"})
+    second = sell()["card_id"]
+    refund = api.json("POST", f"/v1/cards/{second}/refunds", mkey, 201,
+                      json={"reason": "cooling_off"})
+    api.call("GET", "/v1/refunds", bkey)
+    api.call("POST", f"/v1/merchants/{merchant}/deposits", bkey, 201, json={"amount_fen": 100000})
+    api.call("POST", f"/v1/refunds/{refund['refund_id']}/resolve", bkey,
+             json={"outcome": "settled"})
+    own = api.json("POST", f"/v1/cards/{sell()['card_id']}/consumer-refunds", ckey, 201,
+                   json={"reason": "balance"})
+    disputed = sell()["card_id"]
+    api.call("POST", f"/v1/cards/{disputed}/dispute", ckey)
+    resolved = api.json("POST", f"/v1/cards/{disputed}/dispute/resolve", op,
+                        json={"outcome": "consumer"})
+
+    # The bank's files: instructions out, answers back, a statement in.
+    for kind in ("json", "csv", "pain001"):
+        api.call("GET", "/v1/banks/DOC-BANK/instructions", bkey, params={"format": kind})
+    for kind in ("csv", "pain001"):  # a payment file carries at least one instruction
+        api.call("GET", "/v1/banks/NO-SUCH-BANK/instructions", op, 204, params={"format": kind})
+    bank = "/v1/banks/DOC-BANK/instructions"
+    api.call("POST", f"{bank}/{own['end_to_end_id']}/accept", bkey, json={"reason": ""})
+    assert api.json("POST", f"{bank}/{resolved['refund']['end_to_end_id']}/reject", bkey,
+                    json={"reason": "closed account"})["instruction"]["status"] == "failed"
+    statement = statement_csv([Stmt(custody_account, "S1", 0, today,
+                                    (entry("CRDT", 777, today),))])
+    api.call("POST", "/v1/banks/DOC-BANK/statements", {**bkey, "Content-Type": "text/csv"}, 201,
+             content=statement, params={"filename": "s.csv"})
+    breaks = api.json("GET", "/v1/breaks", op)["items"]
+    api.call("POST", f"/v1/breaks/{breaks[0]['id']}/resolve", op,
+             json={"resolution": "a transfer by the merchant itself"})
+    api.call("GET", "/v1/cross-verifications", op)
+
+    # The audit.
+    size = api.json("POST", "/v1/audit/tree-heads", op)["tree_size"]
+    api.call("GET", "/v1/audit/tree-head")
+    api.call("GET", "/v1/audit/tree-heads")
+    api.call("GET", "/v1/audit/public-key")
+    api.call("GET", "/v1/audit/proofs/inclusion", rkey, params={"seq": 1, "tree_size": size})
+    api.call("GET", "/v1/audit/proofs/consistency", rkey, params={"first": 1, "second": size})
+    api.call("GET", "/v1/audit/merchants", rkey)
+    api.call("GET", "/v1/audit/totals", rkey)
+    api.call("GET", "/v1/audit/journal/export", rkey)
+    api.call("GET", f"/v1/cards/{card}/receipt", receipt)
+    api.call("GET", "/v1/exposure", rkey)
+
+    # The merchant runs away.
+    api.call("POST", f"/v1/merchants/{merchant}/tier", op,
+             json={"tier": "yellow", "reasons": ["投诉"]})
+    api.call("POST", f"/v1/merchants/{merchant}/freeze", op, json={"reason": "调查"})
+    api.call("POST", f"/v1/merchants/{merchant}/unfreeze", op, json={"reason": "查清"})
+    api.call("POST", f"/v1/merchants/{merchant}/freeze", op, json={"reason": "关门跑路"})
+    api.call("POST", f"/v1/merchants/{merchant}/close", op)
+    api.call("GET", f"/v1/merchants/{merchant}/payouts.csv", bkey)
+
+    # Who read what; a key revoked.
+    api.call("GET", "/v1/access-records", op)
+    api.call("POST", f"/v1/keys/{keys['regulator']['key_id']}/revoke", op,
+             json={"reason": "rotated"})
+
+    documented = {(method, path) for method, path, _ in operations(document)}
+    assert documented - api.succeeded == set()
+
+
+def test_the_rules_model_has_the_fields_of_a_rule_set() -> None:
+    assert list(Rules.model_fields) == [f.name for f in dataclasses.fields(RuleSet)]
+
+
+@pytest.mark.parametrize(("path", "allow"), [("/v1/keys", "GET, POST"),
+                                             ("/v1/audit/tree-heads", "GET, POST"),
+                                             ("/v1/health", "GET"),
+                                             ("/v1/cards", "POST")])
+def test_a_method_a_path_does_not_take_is_answered_with_every_method_it_does(
+        app_client: TestClient, path: str, allow: str) -> None:
+    response = app_client.request("OPTIONS", path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
