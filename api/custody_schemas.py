@@ -191,7 +191,12 @@ class Sale(Out):
     card_account_id: int
     sold_on: Day
     expires_on: Day
-    receipt_code: str = Field(description="reads this card (X-Receipt-Code), acts for nobody")
+    receipt_code: str | None = Field(default=None,
+                                     description="reads this card (X-Receipt-Code), acts for "
+                                                 "nobody; shown once (absent from a replay)")
+    withheld: list[Literal["receipt_code"]] | None = Field(
+        default=None, description="on a replay (Idempotency-Key): what the first answer "
+                                  "showed once and is not shown again")
     journal_seq: Seq
     entry_hash: Hex
 

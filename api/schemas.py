@@ -56,7 +56,10 @@ class Problem(Out):
     field: str | None = Field(default=None, description="the field at fault, if one is")
     request_id: str | None = Field(default=None, description="as in `X-Request-Id`")
     errors: list[FieldError] | None = Field(default=None,
-                                            description="every field at fault (validation)")
+                                            description="the fields at fault (validation; at "
+                                                        "most 20)")
+    errors_count: int | None = Field(default=None,
+                                     description="how many fields were at fault in all")
 
 
 # -- system, keys, banks, consumers -------------------------------------------------------------
@@ -76,8 +79,12 @@ class IssuedKey(Out):
     bank_id: str | None
     label: str
     expires_at: Timestamp | None
-    key: str = Field(description="the key itself: shown this once, never stored")
+    key: str | None = Field(default=None, description="the key itself: shown this once, never "
+                                                       "stored (absent from a replay)")
     issued_seq: Seq
+    withheld: list[Literal["key"]] | None = Field(
+        default=None, description="on a replay (Idempotency-Key): what the first answer "
+                                  "showed once and is not shown again")
 
 
 class ConsumerKey(IssuedKey):

@@ -30,7 +30,10 @@ CREATE TRIGGER key_revocations_notify AFTER INSERT ON key_revocations
   FOR EACH ROW EXECUTE FUNCTION yufu_key_revoked();
 CREATE FUNCTION yufu_operator_remains() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM api_keys k
+  -- Only an operator key's revocation can leave nobody to administer Yufu; a merchant, bank
+  -- or consumer may always revoke its own key. An expiring operator key does not count.
+  IF EXISTS (SELECT 1 FROM api_keys WHERE id = NEW.key_id AND role = 'operator')
+     AND NOT EXISTS (SELECT 1 FROM api_keys k
                   WHERE k.role = 'operator' AND k.expires_at IS NULL
                     AND NOT EXISTS (SELECT 1 FROM key_revocations r WHERE r.key_id = k.id)) THEN
     RAISE EXCEPTION 'yufu: the last active operator key cannot be revoked'

@@ -68,10 +68,13 @@ RULES_BEYOND_THE_SCHEMA = {
                                         "journal",
     "POST /v1/banks/{bank_id}/statements": "a file the bank formats parse, for a custody "
                                            "account held at the bank",
-    # An end-to-end id of no instruction is refused as input (422, as
-    # tests/banks/test_instructions_and_breaks.py holds), not as a missing resource.
-    "POST /v1/banks/{bank_id}/instructions/{end_to_end_id}/accept": "a known end-to-end id",
-    "POST /v1/banks/{bank_id}/instructions/{end_to_end_id}/reject": "a known end-to-end id",
+    # A phone number however written (+86, separators, full-width digits) is one consumer, so
+    # the schema takes any short text; the rule is a mainland mobile number.
+    "POST /v1/consumer/codes": "a mainland mobile number",
+    "POST /v1/consumer/keys": "a mainland mobile number and a 6-digit code",
+    "POST /v1/cards": "a mainland mobile number for the consumer",
+    "POST /v1/releases/run": "a day from 2000-01-01 to a year after today",
+    "POST /v1/consumptions/auto-confirm": "a day from 2000-01-01 to today",
     # The body is optional to FastAPI, so that roles answer before it is looked at: a null
     # body is a blank resolution.
     "POST /v1/breaks/{break_id}/resolve": "a resolution that is not blank",
