@@ -119,8 +119,7 @@ async def maybe_keyed(request: Request, _bearer: Bearer, _header: ApiKeyHeader
     return await optional_principal(request)
 
 
-async def receipt_code_of(request: Request,
-                          code: Annotated[str | None, Depends(receipt_code_scheme)]
+async def receipt_code_of(code: Annotated[str | None, Depends(receipt_code_scheme)]
                           ) -> str | None:
     if code is not None and len(code) > receipt_code_chars_max:
         raise InvalidInput(f"must be at most {receipt_code_chars_max} characters",

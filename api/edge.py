@@ -10,6 +10,7 @@ Per request it
   decode to such text (a `\\u0000` or `\\ud...` escape, a NUL byte, the UTF-8 lead byte of a
   surrogate), so a till's ordinary write pays a few byte searches, not a parse. (A body nested
   deeper than the parser goes is 400 malformed_json, here or from FastAPI: api/problems.py);
+- refuses a query parameter given twice, as 422 invalid_input naming it;
 - limits bodies (the 413 before a byte too many is read), requests per API key and, per client
   address, requests after too many failed authentications (429, api/ratelimit.py);
 - writes one JSON line per request on the logger `yufu.access` (api/accesslog.py), then hands
@@ -131,6 +132,22 @@ def query_fault(query: bytes) -> tuple[str, str] | None:
             reason = text_fault(unquote_to_bytes(part.replace(b"+", b" ")))
             if reason is not None:
                 return unquote_to_bytes(name).decode("utf-8", "replace"), reason
+    return None
+
+
+def repeated_parameter(query: bytes) -> str | None:
+    """The name of a query parameter given more than once, or None. Every parameter of this
+    API takes one value, and which of two the framework keeps (the last) is a guess a proxy
+    in front may not share: `?limit=1&limit=1000` is refused, not read."""
+    if b"&" not in query:
+        return None
+    seen: set[bytes] = set()
+    for pair in query.split(b"&"):
+        name = unquote_to_bytes(pair.partition(b"=")[0].replace(b"+", b" "))
+        if name in seen:
+            return name.decode("utf-8", "replace")
+        if name:
+            seen.add(name)
     return None
 
 
@@ -285,6 +302,10 @@ class Edge:
         if query is not None:
             name, reason = query
             return problems.ledger_problem(InvalidInput(f"{name} {reason}", field=name))
+        repeated = repeated_parameter(scope["query_string"])
+        if repeated is not None:
+            return problems.ledger_problem(InvalidInput(f"{repeated} is given more than once",
+                                                        field=repeated))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
             return problems.ledger_problem(BodyTooLarge(

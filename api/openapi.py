@@ -1,8 +1,9 @@
 """The OpenAPI document and the pages that show it, served by the app itself.
 
 What the routes declare with these helpers:
-- the problems each operation can answer (`keyed_read`, `keyed_write`, `open_read`,
-  `open_write`), every one an RFC 9457 Problem as application/problem+json (api/schemas.py);
+- the problems each operation can answer (`keyed_read`, `keyed_write`, `card_read`,
+  `open_read`, `open_write`), every one an RFC 9457 Problem as application/problem+json
+  (api/schemas.py);
 - the optional `Idempotency-Key` header of every write that goes through `api.context.write`.
 
 What `install` adds: the Problem schema (FastAPI's own 422 HTTPValidationError and
@@ -48,7 +49,7 @@ RETRY_AFTER = {"Retry-After": {"description": "whole seconds to wait",
                                "schema": {"type": "integer", "minimum": 1}}}
 
 # Printable, as `str.isprintable` sees a header's latin-1 text: no control characters (C0,
-# DEL, C1) and no space but the ASCII one (U+00A0), no soft hyphen (U+00AD).
+# DEL, C1), no space but the ASCII one (not U+00A0), no soft hyphen (U+00AD).
 IDEMPOTENCY_KEY_PATTERN = "^[\\u0020-\\u007e\\u00a1-\\u00ac\\u00ae-\\u00ff]+$"
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
@@ -68,7 +69,8 @@ NOT_BLANK: dict[str, Any] = {"pattern": "\\S"}  # a character that is not white 
 
 
 def exactly_one_of(first: str, second: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """Exactly one of two fields is given (not null), and it is valid per `schema`."""
+    """Exactly one of two fields is given (not null), valid per `schema`; the other is null
+    or left out."""
     return {"oneOf": [{"required": [given], "properties": {given: schema, other: {"type": "null"}}}
                       for given, other in ((first, second), (second, first))]}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger import journal, limits
@@ -181,8 +181,17 @@ class IssueKey:
         if self.role not in ISSUED_ROLES:
             raise InvalidInput("consumers get their key with a one-time code "
                                "(POST /v1/consumer/keys)", field="role")
-        if self.expires_at is not None and self.expires_at.tzinfo is None:
-            raise InvalidInput("must carry a time zone", field="expires_at")
+        if self.expires_at is not None:
+            if self.expires_at.tzinfo is None:
+                raise InvalidInput("must carry a time zone", field="expires_at")
+            try:
+                # Kept in UTC, as it is journaled: PostgreSQL refuses the offsets beyond
+                # +-15:59 that Python takes (up to +-23:59), and a moment near year 1 or
+                # 9999 may not convert at all.
+                utc = self.expires_at.astimezone(UTC)
+            except OverflowError as exc:
+                raise InvalidInput("is out of range", field="expires_at") from exc
+            object.__setattr__(self, "expires_at", utc)
 
     def run(self, batch: Batch) -> dict[str, Any]:
         check_scope(self.role, self.merchant_id, self.bank_id)
