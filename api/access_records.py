@@ -38,16 +38,18 @@ class AccessRecorder:
         self._thread: threading.Thread | None = None
         self.dropped = 0
 
-    def note(self, record: Mapping[str, Any]) -> None:
-        """Called for every answered request; keeps the reads of banks and regulators."""
+    def note(self, record: Mapping[str, Any], scope: Mapping[str, Any]) -> None:
+        """Called for every answered request (api/edge.py); keeps the reads of banks and
+        regulators, with the resource asked for (the scope's path and query)."""
         if record.get("role") not in RECORDED_ROLES or record.get("method") not in \
                 RECORDED_METHODS or record.get("key_id") is None:
             return
         row = {"request_id": str(record.get("request_id", ""))[:64],
                "key_id": int(record["key_id"]), "role": str(record["role"]),
                "method": str(record["method"]), "route": str(record.get("route", ""))[:200],
-               "path": str(record.get("path", ""))[:path_chars_max],
-               "query": str(record.get("query", ""))[:query_chars_max],
+               "path": str(scope.get("path", ""))[:path_chars_max],
+               "query": bytes(scope.get("query_string", b"")).decode("latin-1")[
+                   :query_chars_max],
                "status": int(record.get("status", 0))}
         try:
             self._queue.put_nowait(row)

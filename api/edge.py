@@ -59,7 +59,9 @@ access_log_path_chars_max = 200
 # passes.
 SUSPECT = re.compile(rb"\\u(?:0000|[dD])|[\x00\xed]")
 
-OnRequest = Callable[[dict[str, Any]], None]
+# Called with the access record and the request's scope (for what the record leaves out: the
+# path as asked, the query), after the answer.
+OnRequest = Callable[[dict[str, Any], Scope], None]
 # Request ids come from a generator seeded once per process from os.urandom, not from
 # uuid.uuid4(): it reads os.urandom on every call, a system call that releases the interpreter
 # lock, and the event loop then waited for the appender's thread to give it back (37 us a
@@ -337,11 +339,8 @@ class Edge:
                               round((time.perf_counter() - started_perf_s) * 1000, 3), address)
         write_access_line(entry)
         if on_request is not None:
-            # The hook (the records of reads) is told which resource too, not only the route.
-            query = scope.get("query_string", b"").decode("latin-1")
             try:
-                on_request({**entry, "path": scope["path"][:access_log_path_chars_max],
-                            "query": query})
+                on_request(entry, scope)
             except Exception:  # a hook's failure must not fail the request, already answered
                 log.exception("on_request hook failed")
 

@@ -172,17 +172,18 @@ def test_the_on_request_hook_gets_the_record_after_the_answer_and_cannot_break_i
     state = app_client.app.state  # type: ignore[attr-defined]
     kept = state.on_request
     try:
-        state.on_request = records.append
+        state.on_request = lambda entry, scope: records.append(
+            {**entry, "path": scope["path"]})
         response = app_client.get(f"/v1/merchants/{shop['merchant']}", headers=shop["key"])
         assert response.status_code == 200
-        # The access-log record, and which resource was asked for (the records of reads).
-        assert len(records) == 1 and set(records[0]) == ACCESS_FIELDS | {"path", "query"}
+        # The access-log record, and the request's scope (which resource was asked for).
+        assert len(records) == 1 and set(records[0]) == ACCESS_FIELDS | {"path"}
         assert records[0]["path"] == f"/v1/merchants/{shop['merchant']}"
         assert records[0]["request_id"] == response.headers["x-request-id"]
         assert (records[0]["key_id"], records[0]["role"], records[0]["status"]) == \
             (shop["key_id"], "merchant", 200)
 
-        def broken(_: dict[str, Any]) -> None:
+        def broken(_: dict[str, Any], __: Any) -> None:
             raise RuntimeError("the reads store is down")
 
         state.on_request = broken
