@@ -661,9 +661,9 @@ def verify(api: Api, *, sample: int = sample_default, public_key_pems: Sequence[
            export_file: str | None = None, out: TextIO | None = None) -> int:
     """Run every check; 0 when all pass, 1 at the first failure (printed), 2 if it cannot run.
     With `export_file` the entries come from that file, heads and proofs from the service."""
-    out = out or sys.stdout
-    report, started = Report(out), time.perf_counter()
-    try:
+    started = time.perf_counter()
+
+    def checks(report: Report) -> None:
         keys = check_key(api, public_key_pems, key_ids, report)
         heads = fetch_heads(api)
         check_heads(heads, keys, report)
@@ -684,15 +684,8 @@ def verify(api: Api, *, sample: int = sample_default, public_key_pems: Sequence[
         check_inclusion(api, latest, leaves, report)
         checked = "every entry" if strict else f"{len(result.leaves)} sampled entries"
         report.ok("format", f"{checked} in canonical form")
-    except Failure as failure:
-        print(f"FAIL [{failure.check}] {failure.message}", file=out, flush=True)
-        return 1
-    except CannotRun as problem:
-        print(f"ERROR could not verify: {problem}", file=out, flush=True)
-        return 2
-    print(f"OK: every check passed in {time.perf_counter() - started:.1f} s", file=out,
-          flush=True)
-    return 0
+
+    return run_checks(checks, out or sys.stdout)
 
 
 def verify_own(api: Api, *, public_key_pems: Sequence[bytes] = (),
@@ -700,9 +693,8 @@ def verify_own(api: Api, *, public_key_pems: Sequence[bytes] = (),
     """A bank's check: its own entries, each hashed and proved included in the latest head;
     the heads and their consistency. 0 when all pass, 1 at the first failure, 2 if it cannot
     run."""
-    out = out or sys.stdout
-    report, started = Report(out), time.perf_counter()
-    try:
+
+    def checks(report: Report) -> None:
         keys = check_key(api, public_key_pems, key_ids, report)
         heads = fetch_heads(api)
         check_heads(heads, keys, report)
@@ -712,6 +704,16 @@ def verify_own(api: Api, *, public_key_pems: Sequence[bytes] = (),
         report.ok("journal", f"{len(leaves)} entries this key may read hash to their "
                              "recorded hashes, in canonical form")
         check_inclusion(api, latest, leaves, report)
+
+    return run_checks(checks, out or sys.stdout)
+
+
+def run_checks(checks: Callable[[Report], None], out: TextIO) -> int:
+    """Run the checks; print the first failure (exit 1), why they could not run (exit 2),
+    or that every one passed (exit 0)."""
+    started = time.perf_counter()
+    try:
+        checks(Report(out))
     except Failure as failure:
         print(f"FAIL [{failure.check}] {failure.message}", file=out, flush=True)
         return 1
