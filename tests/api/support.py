@@ -78,3 +78,17 @@ def acted_by(payload: dict[str, Any], role: str) -> dict[str, Any]:
 def key_id_of(client: TestClient, key: str) -> int:
     """The id of an API key, as the service under test knows it."""
     return int(client.app.state.ctx.keys.authenticate(key).key_id)  # type: ignore[attr-defined]
+
+
+def every_page(client: TestClient, path: str, headers: dict[str, str], page_size: int
+               ) -> list[dict[str, Any]]:
+    """Every item of a paged list (`items`, `next_after`), following the cursor."""
+    items: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = client.get(path, headers=headers, params={"after": after, "limit": page_size})
+        assert page.status_code == 200, page.text
+        items += page.json()["items"]
+        if page.json()["next_after"] is None:
+            return items
+        after = page.json()["next_after"]

@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +16,13 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.cli import main as yufu
 from ledger.auth import Role
-from tests.api.support import assert_problem, head_seq, key_id_of, nothing_written
+from tests.api.support import (
+    assert_problem,
+    every_page,
+    head_seq,
+    key_id_of,
+    nothing_written,
+)
 from tests.conftest import file_merchant, issue_key
 
 Headers = dict[str, str]
@@ -79,15 +84,7 @@ def test_an_expired_key_is_refused(app_client: TestClient, operator: Headers) ->
 def test_keys_are_listed_without_secrets(app_client: TestClient, engine: Engine,
                                          operator: Headers) -> None:
     key = issue_key(engine, Role.regulator)
-    listed: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = app_client.get("/v1/keys", headers=operator,
-                              params={"after": after, "limit": 2}).json()
-        listed += page["items"]
-        if page["next_after"] is None:
-            break
-        after = page["next_after"]
+    listed = every_page(app_client, "/v1/keys", operator, 2)
     mine = [k for k in listed if k["prefix"] == key.split("_")[1]]
     assert len(mine) == 1 and mine[0]["role"] == "regulator"
     assert mine[0]["revoked_seq"] is None and mine[0]["expires_at"] is None

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger import merkle
+from tests.api.support import every_page
 from tests.custody.conftest import Custody
 from tests.custody.support import assert_problem
 
@@ -27,15 +28,7 @@ def two_banks(custody: Custody) -> dict[str, Any]:
 
 
 def _all_entries(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = client.get("/v1/journal", headers=headers,
-                          params={"after": after, "limit": 7}).json()
-        entries += page["items"]
-        if page["next_after"] is None:
-            return entries
-        after = page["next_after"]
+    return every_page(client, "/v1/journal", headers, 7)
 
 
 def test_a_bank_reads_only_its_own_merchants_journal_entries(
