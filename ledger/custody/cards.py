@@ -13,7 +13,7 @@ import hmac
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -132,6 +132,18 @@ class CardMoney:
     def remaining_custody_fen(self) -> int:
         return self.custody_fen - self.consumed_custody_fen
 
+    def after(self, use: Use) -> CardMoney:
+        """The card's money once `use` is consumed."""
+        return replace(self, used_units=self.used_units + use.units,
+                       consumed_paid_fen=self.consumed_paid_fen + use.paid_fen,
+                       consumed_custody_fen=self.consumed_custody_fen + use.custody_fen)
+
+    def before(self, use: Use) -> CardMoney:
+        """The card's money with `use` given back (a rejected consumption)."""
+        return replace(self, used_units=self.used_units - use.units,
+                       consumed_paid_fen=self.consumed_paid_fen - use.paid_fen,
+                       consumed_custody_fen=self.consumed_custody_fen - use.custody_fen)
+
 
 def paid_for_units(card: CardMoney, used_units: int) -> int:
     """Paid money consumed once `used_units` are used, cumulatively.
@@ -154,14 +166,16 @@ def custody_for_paid(card: CardMoney, paid_consumed_fen: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Consumption:
+class Use:
+    """What one consumption takes from a card."""
+
     units: int
     paid_fen: int  # leaves the card's liability
     custody_fen: int  # becomes earned in custody
     direct_fen: int  # covered by what the merchant took directly
 
 
-def consume(card: CardMoney, units: int, field: str = "units") -> Consumption:
+def consume(card: CardMoney, units: int, field: str = "units") -> Use:
     if units <= 0:
         raise InvalidInput("must be a positive number of units", field=field)
     if units > card.remaining_units:
@@ -172,23 +186,25 @@ def consume(card: CardMoney, units: int, field: str = "units") -> Consumption:
     paid = paid_after - card.consumed_paid_fen
     custody = custody_after - card.consumed_custody_fen
     require(paid >= 0 and 0 <= custody <= paid, "a consumption never creates money")
-    return Consumption(units, paid, custody, paid - custody)
+    return Use(units, paid, custody, paid - custody)
 
 
 @dataclass(frozen=True, slots=True)
-class Refund:
+class RefundDue:
+    """What a refund of a card's remaining money pays back, and from where."""
+
     paid_fen: int  # the consumer gets this back
     custody_fen: int  # paid out of custody
     merchant_due_fen: int  # owed by the merchant from what it took directly
 
 
-def refund_remaining(card: CardMoney) -> Refund:
+def refund_remaining(card: CardMoney) -> RefundDue:
     """A balance refund: the remaining paid money; bonus is prorated away by construction
     (paid consumed tracks paid / (paid + bonus) of the value used)."""
     paid = card.remaining_paid_fen
     custody = card.remaining_custody_fen
     require(0 <= custody <= paid, "custody never exceeds the paid balance")
-    return Refund(paid, custody, paid - custody)
+    return RefundDue(paid, custody, paid - custody)
 
 
 def check_cooling_off(card: CardMoney, sold_on: date, today: date, cooling_off_days: int

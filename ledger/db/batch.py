@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import ChainMap
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Engine, select, text
 
@@ -27,6 +27,7 @@ from ledger.books import (
     apply_postings,
     check_balanced,
 )
+from ledger.commands import EntryRef, IdKind, Leg
 from ledger.db import tables as t
 from ledger.db.audit_queries import stored_frontier
 from ledger.db.bulk import copy_text
@@ -34,12 +35,25 @@ from ledger.db.rowcache import RowCache, RowKey
 from ledger.db.script import Script, script_rows_max
 from ledger.errors import Conflict, NotFound, require
 
+if TYPE_CHECKING:
+    from ledger.bank.store import BankStore
+    from ledger.commands import Checkpoint
+    from ledger.custody.store import CustodyStore
+    from ledger.trust_store import TrustStore
+
 JOURNAL_COLUMNS = ("seq", "ts", "kind", "prev_hash", "entry_hash", "body", "merchant_id",
                    "bank_id")
 TRANSACTION_COLUMNS = ("id", "memo", "postings_count", "reverses_id", "ts")
 POSTING_COLUMNS = ("transaction_id", "idx", "postings_count", "account_id", "currency",
                    "amount_fen")
 NODE_COLUMNS = ("level", "idx", "hash")
+# The table whose identity sequence numbers each kind of row.
+ID_SEQUENCES: dict[IdKind, str] = {
+    IdKind.account: "accounts", IdKind.api_key: "api_keys", IdKind.rule_set: "rule_sets",
+    IdKind.consumption: "consumptions", IdKind.release: "release_instructions",
+    IdKind.refund: "refund_instructions", IdKind.statement_file: "statement_files",
+    IdKind.reconciliation_break: "reconciliation_breaks",
+    IdKind.consumer_code: "consumer_codes"}
 
 # The Merkle frontier after the last flush in this process, under the chain head it belongs
 # to. The head's (seq, hash) commits to every entry, so a batch that finds the same head may
@@ -130,13 +144,6 @@ class _NoDatabase:
 _GENERATION_UNKNOWN = -1
 
 
-@dataclass(frozen=True, slots=True)
-class EntryRef:
-    seq: int
-    entry_hash: bytes
-    ts: str
-
-
 class LockedHead(NamedTuple):
     """The chain head as a batch found it, under its lock."""
 
@@ -199,6 +206,9 @@ class Batch:
         self._command_mark = self.mark()
         # Who the running command acts for (ledger.auth.actor_of): named in every entry.
         self.actor: dict[str, Any] | None = None
+        self._custody: CustodyStore | None = None
+        self._bank: BankStore | None = None
+        self._trust: TrustStore | None = None
 
     @classmethod
     def following(cls, before: Batch, sequences: Connection | None = None) -> Batch:
@@ -347,7 +357,9 @@ class Batch:
 
         Ids are drawn `id_block_size` at a time: a sequence never rolls back, so an id is
         unique whether or not its batch commits, and one round trip serves many rows."""
-        name = table.__tablename__
+        return self._draw(table.__tablename__)
+
+    def _draw(self, name: str) -> int:
         with _id_lock:
             pool = _id_pools.setdefault((self.database, name), [])
             if not pool:
@@ -360,10 +372,76 @@ class Batch:
                 pool.extend(sorted((int(v) for v in values), reverse=True))
             return pool.pop()
 
-    def open_account(self, account: Account) -> None:
+    def opened(self, account: Account) -> None:
         """Make a just-created account visible to later commands of this batch."""
         self._undo.append((account.id, None))
         self.accounts[account.id] = account
+
+    # -- the doorway (ledger.commands.Books) -------------------------------------------
+    @property
+    def custody(self) -> CustodyStore:
+        if self._custody is None:
+            from ledger.db.custody_store import CustodyRows  # it builds on this module
+            self._custody = CustodyRows(self)
+        return self._custody
+
+    @property
+    def bank(self) -> BankStore:
+        if self._bank is None:
+            from ledger.db.bank_store import BankRows  # it builds on this module
+            self._bank = BankRows(self)
+        return self._bank
+
+    @property
+    def trust(self) -> TrustStore:
+        if self._trust is None:
+            from ledger.db.trust_store import TrustRows  # it builds on this module
+            self._trust = TrustRows(self)
+        return self._trust
+
+    def record(self, kind: str, legs: Sequence[Leg], details: Mapping[str, Any]) -> EntryRef:
+        postings = tuple(Posting(account, amount, "CNY") for account, amount in legs if amount)
+        if not postings:
+            return self.append(kind, details)
+        return self.post(TransactionDraft(postings, memo=kind), kind, details)
+
+    def draw_id(self, kind: IdKind) -> int:
+        return self._draw(ID_SEQUENCES[kind])
+
+    def open_account(self, kind: AccountKind, name: str, merchant_id: str | None = None,
+                     bank_id: str | None = None, currency: str = "CNY",
+                     non_negative: bool = True) -> int:
+        """The account is opened by the next entry the command appends: its number is the
+        head's next, whatever the command does between."""
+        account_id = self.next_id(t.Account)
+        self.add_row(t.Account, {"id": account_id, "kind": kind.value, "currency": currency,
+                                 "name": name, "merchant_id": merchant_id, "bank_id": bank_id,
+                                 "non_negative": non_negative, "balance_fen": 0,
+                                 "opened_seq": self.seq + 1})
+        self.opened(Account(account_id, kind, currency, non_negative, 0))
+        return account_id
+
+    def balance(self, account_id: int) -> int:
+        return self.load_accounts([account_id])[account_id].normal_balance_fen
+
+    def checkpoint(self) -> Mark:
+        return self.mark()
+
+    def rewind(self, checkpoint: Checkpoint) -> None:
+        require(isinstance(checkpoint, Mark), "a checkpoint of this batch")
+        self.undo_to(cast(Mark, checkpoint))
+
+    def query(self, statement: Any, params: Any = None) -> Any:
+        """Which rows match a condition: sees every earlier command's writes (`sync`), and
+        is refused once the running command has changed a row, which it could not see."""
+        self.sync()
+        return self.conn.execute(statement, params)
+
+    def lookup(self, statement: Any, params: Any = None) -> Any:
+        """A read by what never changes once written (an id, a reference, a rule set
+        version): right at any point of a command, since its caller reads the rows it finds
+        through the batch, which holds every change not yet written."""
+        return self.conn.execute(statement, params)
 
     def sync(self) -> None:
         """Write the batch's custody rows now, so an aggregate query sees them. Only while the

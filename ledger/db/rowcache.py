@@ -77,6 +77,10 @@ class RowCache:
                 row = self._rows[key] = dict(kept)
         return row
 
+    def held(self, table: Any) -> list[tuple[Any, dict[str, Any]]]:
+        """(id, row) of every row of `table` this batch holds (read, made or changed)."""
+        return [(key[1], row) for key, row in self._rows.items() if key[0] is table]
+
     def carried_rows(self) -> dict[RowKey, dict[str, Any]]:
         """The batch's rows of the carried tables, as they stand (call after the commit)."""
         return {key: row for key, row in self._rows.items() if carried(key[0])}

@@ -1,0 +1,83 @@
+"""Who may act on what: every authorisation rule, decided once, for commands and queries alike.
+
+Routes only authenticate (api/context.py makes the Principal); these decide. Where a caller
+may not see a thing, it is told what it would be told of a missing one (`missing`), so
+sequential ids and others' ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+from ledger.auth import Principal, Role
+from ledger.custody.lifecycle import Card, Merchant
+from ledger.errors import Forbidden, NotFound
+
+
+def require_merchant_or_operator(principal: Principal, merchant_id: str,
+                                 missing: NotFound) -> None:
+    """The operator, or the merchant's own key. Any other role may never do this."""
+    if principal.role == Role.operator:
+        return
+    if principal.role != Role.merchant:
+        raise Forbidden(f"a {principal.role.value} key cannot do this (needs: merchant, "
+                        "operator)")
+    if principal.merchant_id != merchant_id:
+        raise missing
+
+
+def require_custodian(principal: Principal, merchant: Merchant, missing: NotFound) -> None:
+    """The operator, or the merchant's custodian bank; another bank learns nothing."""
+    if principal.role == Role.operator:
+        return
+    if principal.role == Role.bank and principal.bank_id == merchant.bank_id:
+        return
+    if principal.role == Role.bank:
+        raise missing
+    raise Forbidden("only the operator or the merchant's custodian bank can do this")
+
+
+def require_bank(principal: Principal, bank_id: str) -> None:
+    """The operator, or this very bank."""
+    if principal.role == Role.operator:
+        return
+    if principal.role == Role.bank and principal.bank_id == bank_id:
+        return
+    raise Forbidden("only the operator or this bank can do this")
+
+
+def may_act_on(principal: Principal, card: Card) -> bool:
+    """The operator on any card, a merchant on its own cards, a consumer on the cards sold
+    to them."""
+    if principal.role == Role.operator:
+        return True
+    if principal.role == Role.merchant:
+        return principal.merchant_id == card.merchant_id
+    if principal.role == Role.consumer:
+        return principal.consumer_id == card.consumer_id
+    return False
+
+
+def require_card(principal: Principal, card: Card | None, card_id: str) -> Card:
+    """The card, if this principal may act on it; to anyone else an existing card and a
+    missing one answer alike."""
+    if card is None or not may_act_on(principal, card):
+        raise NotFound(f"card {card_id} does not exist", field="card_id")
+    return card
+
+
+def require_cardholder(principal: Principal, card: Card | None, what: str, field: str
+                       ) -> Card:
+    """The card of something (a consumption) only its cardholder, with their own consumer
+    key, may settle: to anyone else it answers as missing."""
+    consumer_id = principal.require_consumer()
+    if card is None or card.consumer_id != consumer_id:
+        raise NotFound(f"{what} does not exist", field=field)
+    return card
+
+
+def require_operator(principal: Principal) -> None:
+    principal.require_role(Role.operator)
+
+
+def require_supervisor(principal: Principal) -> None:
+    """The operator or a regulator: reads across every merchant."""
+    principal.require_role(Role.operator, Role.regulator)
