@@ -33,15 +33,16 @@ from api.runtime import (
     settle_heap,
 )
 from api.settings import Settings
-from ledger.auth import ISSUED_ROLES, Principal, Role, cli_actor
+from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
 from ledger.bank.statements import read_statement
 from ledger.bank_service import ImportStatementFile
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
-from ledger.custody_service import AutoConfirm, RunReleases
 from ledger.db import queries
 from ledger.db.embedded import EmbeddedUnavailable
 from ledger.db.privileges import UnsafeRoles
 from ledger.errors import InvalidInput, LedgerError
+from ledger.flows.consumption import AutoConfirm
+from ledger.flows.releases import RunReleases
 from ledger.journal import (
     GENESIS_PREV_HASH,
     PREV_RE,
@@ -200,15 +201,15 @@ def _job(command: object) -> dict[str, object]:
 
 def _releases(args: argparse.Namespace) -> int:
     today = china_today()
-    body = _job(RunReleases(check_as_of(args.as_of or today, today, release_run_ahead_days_max)))
+    as_of = check_as_of(args.as_of or today, today, release_run_ahead_days_max)
+    body = _job(RunReleases(LOCAL_OPERATOR, as_of))
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0
 
 
 def _reconcile(args: argparse.Namespace) -> int:
     data = read_statement_file(args.file)
-    operator = Principal(key_id=0, role=Role.operator)
-    body = _job(ImportStatementFile(operator, args.bank, args.file.name, data, china_today()))
+    body = _job(ImportStatementFile(LOCAL_OPERATOR, args.bank, args.file.name, data, china_today()))
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0
 
@@ -220,7 +221,7 @@ def read_statement_file(path: Path) -> bytes:
 
 def _auto_confirm(args: argparse.Namespace) -> int:
     today = china_today()
-    body = _job(AutoConfirm(check_as_of(args.as_of or today, today, 0)))
+    body = _job(AutoConfirm(LOCAL_OPERATOR, check_as_of(args.as_of or today, today, 0)))
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0
 

@@ -21,7 +21,8 @@ from api.messages import MessageSender
 from api.ratelimit import Limiter, retry_after_header_s
 from ledger import limits
 from ledger.auth import Principal
-from ledger.db.writer import Command, Outcome, Writer, WriteRequest, request_fingerprint
+from ledger.commands import Command
+from ledger.db.writer import Outcome, Writer, WriteRequest, request_fingerprint
 from ledger.errors import InvalidInput, RateLimited, Unauthorized
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))

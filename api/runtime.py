@@ -22,9 +22,8 @@ from sqlalchemy.pool import NullPool
 
 from api.settings import Settings, embedded_settings
 from ledger import audit
-from ledger.auth import SYSTEM_ACTOR, Role
+from ledger.auth import LOCAL_OPERATOR, SYSTEM_ACTOR, Role
 from ledger.custody.rules import default_rule_sets
-from ledger.custody_service import CreateRuleSet
 from ledger.db import custody_tables as c
 from ledger.db import privileges
 from ledger.db import tables as t
@@ -32,6 +31,7 @@ from ledger.db.audit_queries import latest_head
 from ledger.db.embedded import EmbeddedPostgres
 from ledger.db.engine import make_engine, normalise_url
 from ledger.db.writer import WriteRequest, execute_resilient
+from ledger.flows.filing import CreateRuleSet
 from ledger.service import IssueKey
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -237,7 +237,8 @@ def ensure_default_rule_sets(engine: Engine) -> int:
     if count:
         return 0
     for jurisdiction, industry, rules in default_rule_sets():
-        run_command(engine, CreateRuleSet(jurisdiction, industry, rules.as_dict()))
+        run_command(engine, CreateRuleSet(LOCAL_OPERATOR, jurisdiction, industry,
+                                          rules.as_dict()))
     return len(default_rule_sets())
 
 

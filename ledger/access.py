@@ -81,3 +81,37 @@ def require_operator(principal: Principal) -> None:
 def require_supervisor(principal: Principal) -> None:
     """The operator or a regulator: reads across every merchant."""
     principal.require_role(Role.operator, Role.regulator)
+
+
+def require_till(principal: Principal) -> None:
+    """A sale is made at the till: the merchant's key, or the operator's."""
+    principal.require_role(Role.merchant, Role.operator)
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+BOOK_READERS = (Role.operator, Role.regulator, Role.merchant, Role.bank)
+
+
+def require_book_reader(principal: Principal) -> None:
+    """Roles that may read some merchant's books: decided before anything exists or not."""
+    principal.require_role(*BOOK_READERS)
+
+
+def may_read_merchant(principal: Principal, merchant_id: str, bank_id: str) -> bool:
+    """Every merchant's books for the operator and regulators; its own for a merchant; its
+    custodian bank's merchants' for a bank."""
+    if principal.role in (Role.operator, Role.regulator):
+        return True
+    if principal.role == Role.merchant:
+        return principal.merchant_id == merchant_id
+    return principal.role == Role.bank and principal.bank_id == bank_id
+
+
+def may_read_card(reader: Principal, consumer_id: str, merchant_id: str, bank_id: str
+                  ) -> bool:
+    """The cardholder's consumer key, or a key that may read the merchant's books. (The sale's
+    receipt code reads the card too: ledger/custody/cards.py token_hash.)"""
+    if reader.role == Role.consumer:
+        return reader.consumer_id == consumer_id
+    return may_read_merchant(reader, merchant_id, bank_id)

@@ -17,30 +17,26 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import audit, journal
-from ledger.db.audit_queries import latest_head
-from ledger.db.audit_tables import TreeHead
-from ledger.db.batch import Batch
+from ledger.commands import Books, Command
 from ledger.errors import Refused
 
 
 @dataclass(frozen=True)
-class SignTreeHead:
+class SignTreeHead(Command):
     key: Ed25519PrivateKey
 
-    def run(self, batch: Batch) -> dict[str, Any]:
-        frontier = batch.merkle_frontier()
-        latest = latest_head(batch.conn)
+    def run(self, books: Books) -> dict[str, Any]:
+        frontier = books.audit.tree()
+        latest = books.audit.latest_head()
         if latest is not None and latest.head.tree_size >= frontier.size:
             return {**latest.view(), "created": False}
         if frontier.size == 0:
             raise Refused("the journal is empty: there is no tree to sign")
-        moment = max(datetime.now(UTC), batch.ts)
+        moment = max(datetime.now(UTC), books.audit.last_entry_time())
         if latest is not None:
             # Heads never go back in time, even if the clock does.
             moment = max(moment, journal.parse_ts(latest.head.timestamp))
         signed = audit.sign_tree_head(self.key, frontier.size, frontier.root(),
                                       journal.format_ts(moment))
-        batch.add_row(TreeHead, {"tree_size": frontier.size, "root_hash": frontier.root(),
-                                 "ts": moment, "key_id": signed.head.key_id,
-                                 "signature": signed.signature})
+        books.audit.add_head(signed, moment)
         return {**signed.view(), "created": True}

@@ -114,6 +114,11 @@ def without_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
     return {**kept, "withheld": withheld} if withheld else kept
 
 
+# The operator acting on the machine itself (the `yufu` CLI, the service's first start), which
+# needs the database's own credentials, not a key: key id 0 is never issued.
+LOCAL_OPERATOR = Principal(key_id=0, role=Role.operator)
+
+
 def cli_actor(os_user: str) -> dict[str, Any]:
     """The actor of a write made with the `yufu` CLI, which needs the database's own
     credentials (so only the operator can run it): named by the OS account that ran it."""

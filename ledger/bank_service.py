@@ -30,7 +30,32 @@ from ledger.bank.matching import (
 from ledger.bank.model import Direction, Statement
 from ledger.bank.statements import detect_and_parse
 from ledger.collector import collector_paused
-from ledger.custody_service import post_entry, resolve_refund, resolve_release
+from ledger.commands import Command
+from ledger.custody.lifecycle import SettledBy
+from ledger.db.custody_store import refund_of, release_of
+from ledger.flows.refunds import fail_refund, settle_refund
+from ledger.flows.releases import fail_release, settle_release
+
+
+def post_entry(batch: Batch, kind: str, legs: Any, details: Any) -> Any:
+    return batch.record(kind, legs, details)
+
+
+def resolve_release(batch: Batch, m: Any, row: Any, settled: bool, reason: str,
+                    by: str = "call") -> dict[str, Any]:
+    release = release_of(row)
+    if settled:
+        return settle_release(batch, m, release, SettledBy(by))
+    entry = fail_release(batch, m, release, reason or "payment failed")
+    return {"release_id": release.id, "status": "failed", "journal_seq": entry.seq}
+
+
+def resolve_refund(batch: Batch, m: Any, row: Any, settled: bool, reason: str,
+                   by: str = "call") -> dict[str, Any]:
+    refund = refund_of(row)
+    if settled:
+        return settle_refund(batch, m, refund, SettledBy(by))
+    return fail_refund(batch, m, refund, reason, SettledBy(by))
 from ledger.db import bank_store as bs
 from ledger.db import bank_tables as b
 from ledger.db import custody_store as store
@@ -52,7 +77,7 @@ def require_bank(principal: Principal, bank_id: str) -> None:
 
 
 @dataclass(frozen=True)
-class ImportStatementFile:
+class ImportStatementFile(Command):
     """Import one statement file. `statements` is the file already parsed (the API parses
     before it queues the command, so a big file's parse does not hold up every other
     write); without it the file is parsed here."""
@@ -439,7 +464,7 @@ def _flag_overdue(run: _Run, fresh: list[Statement], accounts: dict[str, str]) -
 
 
 @dataclass(frozen=True)
-class AnswerInstruction:
+class AnswerInstruction(Command):
     """The bank accepts an instruction from its file, or rejects it (the instruction fails)."""
 
     principal: Principal
@@ -476,7 +501,7 @@ class AnswerInstruction:
 
 
 @dataclass(frozen=True)
-class ResolveBreak:
+class ResolveBreak(Command):
     principal: Principal
     break_id: int
     resolution: str

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ledger.books import AccountKind, TransactionDraft
 
 if TYPE_CHECKING:  # the stores' own declarations, which use the types of this module
+    from ledger.audit_store import AuditStore
     from ledger.bank.store import BankStore
     from ledger.custody.store import CustodyStore
     from ledger.trust_store import TrustStore
@@ -83,6 +84,9 @@ class Books(Protocol):
 
     @property
     def trust(self) -> TrustStore: ...
+
+    @property
+    def audit(self) -> AuditStore: ...
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         """Journal an event that moves no money."""

@@ -13,6 +13,7 @@ from typing import Any
 from ledger import journal, limits
 from ledger.auth import ISSUED_ROLES, NewKey, Role, check_scope, new_key
 from ledger.books import Account, AccountKind, TransactionDraft, parse_postings, reversal_of
+from ledger.commands import Command
 from ledger.db import tables as t
 from ledger.db.batch import Batch
 from ledger.db.trust_store import bank_registered, merchant_filed
@@ -55,7 +56,7 @@ def _optional_id(raw: Mapping[str, Any], name: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class OpenAccount:
+class OpenAccount(Command):
     kind: AccountKind
     currency: str
     name: str
@@ -82,7 +83,7 @@ class OpenAccount:
                 "non_negative": self.non_negative}
         ref = batch.append("account.opened", view)
         batch.add_row(t.Account, {**view, "balance_fen": 0, "opened_seq": ref.seq})
-        batch.open_account(Account(account_id, self.kind, self.currency, self.non_negative, 0))
+        batch.opened(Account(account_id, self.kind, self.currency, self.non_negative, 0))
         return {**view, "balance_fen": 0, "opened_seq": ref.seq}
 
 
@@ -95,7 +96,7 @@ def transaction_view(seq: int, entry_hash: bytes, ts: str, draft: TransactionDra
 
 
 @dataclass(frozen=True)
-class PostTransaction:
+class PostTransaction(Command):
     draft: TransactionDraft
 
     @classmethod
@@ -116,7 +117,7 @@ class PostTransaction:
 
 
 @dataclass(frozen=True)
-class ReverseTransaction:
+class ReverseTransaction(Command):
     original_id: int
     memo: str = ""
 
@@ -134,7 +135,7 @@ class ReverseTransaction:
 
 
 @dataclass(frozen=True)
-class PostBatch:
+class PostBatch(Command):
     """Many transactions in one request: each on its own, or all or nothing."""
 
     items: Sequence[PostTransaction]
@@ -163,7 +164,7 @@ class PostBatch:
 
 
 @dataclass(frozen=True)
-class IssueKey:
+class IssueKey(Command):
     """An operator issues a key for a filed merchant, a registered bank, a regulator or
     another operator; optionally expiring (rotation: issue the new key, then revoke the old)."""
 

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from ledger import consumer
 from ledger.auth import Principal, Role
+from ledger.commands import Command
 from ledger.db import trust_store as store
 from ledger.db import trust_tables as tt
 from ledger.db.batch import Batch
@@ -26,7 +27,7 @@ BANK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 @dataclass(frozen=True)
-class RegisterBank:
+class RegisterBank(Command):
     bank_id: str
     name: str
     code: str
@@ -54,7 +55,7 @@ class RegisterBank:
 
 
 @dataclass(frozen=True)
-class RevokeKey:
+class RevokeKey(Command):
     """An operator revokes any key; a merchant, bank or consumer may revoke its own (a lost
     phone, a leaked till). The last active operator key stays, or nobody could administer
     Yufu."""
@@ -87,7 +88,7 @@ class RevokeKey:
 
 
 @dataclass(frozen=True)
-class RequestCode:
+class RequestCode(Command):
     """Store a new one-time code for the consumer; the caller sends it once this commits."""
 
     consumer_id: str
@@ -109,7 +110,7 @@ class RequestCode:
 
 
 @dataclass(frozen=True)
-class VerifyCode:
+class VerifyCode(Command):
     """A right code gives the consumer a key bound to their pseudonym; a wrong one counts
     against the code (and is answered, not raised, so the count is kept)."""
 

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # scripts/bench.py: the service and the HTTP client
 
 from api.runtime import connect
+from ledger.commands import Command
 from ledger.db.batch import Batch
 from ledger.db.writer import WriteRequest, execute_resilient
 
@@ -46,7 +47,7 @@ verifier_entries_per_s_min = 100_000
 
 
 @dataclass(frozen=True)
-class Filler:
+class Filler(Command):
     """`count` entries shaped like a card sale (~700 bytes), appended as any command does."""
 
     first: int

@@ -38,9 +38,10 @@ from api.runtime import connect
 from ledger.auth import SYSTEM_ACTOR, Principal, Role
 from ledger.bank.statements import detect_and_parse
 from ledger.bank_service import ImportStatementFile
-from ledger.custody_service import RefundCard, SellCard
 from ledger.db.batch import Batch
 from ledger.db.writer import WriteRequest, execute_resilient
+from ledger.flows.refunds import RefundCard
+from ledger.flows.sales import SellCard
 from tests.banks.statements import Stmt, camt053, entry
 
 BANK = "BENCH-BANK"

@@ -28,12 +28,12 @@ from api.app import create_app
 from api.messages import OUTBOX_FILE_NAME, OutboxSender, read_outbox
 from api.ratelimit import RateLimits
 from api.runtime import Database, ensure_default_rule_sets, grant_service, migrate, run_command
-from ledger.auth import Role
+from ledger.auth import LOCAL_OPERATOR, Role
 from ledger.custody.merchants import parse_filing
 from ledger.custody.rules import DEFAULT_JURISDICTION
-from ledger.custody_service import FileMerchant
 from ledger.db.engine import make_engine
 from ledger.errors import Conflict
+from ledger.flows.filing import FileMerchant
 from ledger.service import IssueKey, OpenAccount
 from ledger.trust_service import RegisterBank
 from tests import testdb
@@ -175,7 +175,7 @@ def file_merchant(engine: Engine, bank_id: str, industry: str = "体育健身") 
     filing = parse_filing({"name": "测试商户", "credit_code": base + uscc.calc_check_digit(base),
                            "industry": industry, "bank_id": bank_id,
                            "custody_account": "0200001234567"}, DEFAULT_JURISDICTION)
-    return str(run_command(engine, FileMerchant(filing))["id"])
+    return str(run_command(engine, FileMerchant(LOCAL_OPERATOR, filing))["id"])
 
 
 def consumer_key(client: TestClient, outbox: OutboxSender, phone: str) -> dict[str, str]:

@@ -47,32 +47,33 @@ from api.openapi import (
     only_when,
 )
 from ledger import limits
-from ledger.auth import Principal, Role
+from ledger.access import require_operator, require_supervisor, require_till
+from ledger.auth import Principal
+from ledger.commands import Command
 from ledger.custody import cards as card_rules
 from ledger.custody.merchants import HARD_BLOCKS, Tier, parse_filing
 from ledger.custody.rules import DEFAULT_JURISDICTION
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
-from ledger.custody_service import (
-    AutoConfirm,
-    CloseMerchant,
-    ConfirmDeposit,
-    Consume,
-    CreateProduct,
-    CreateRuleSet,
-    DisputeCard,
-    FileMerchant,
-    RefundCard,
-    ResolveRefund,
-    ResolveRelease,
-    RunReleases,
-    SellCard,
-    SetMerchantStatus,
-    SetTier,
-    SettleConsumption,
-)
 from ledger.db import custody_queries as views
-from ledger.db import custody_tables as c
 from ledger.errors import InvalidInput, Unauthorized
+from ledger.flows.closure import CloseMerchant
+from ledger.flows.consumption import AutoConfirm, ConfirmConsumption, Consume, RejectConsumption
+from ledger.flows.filing import (
+    CreateRuleSet,
+    FileMerchant,
+    FreezeMerchant,
+    SetTier,
+    UnfreezeMerchant,
+)
+from ledger.flows.refunds import (
+    FailRefund,
+    OpenDispute,
+    RefundCard,
+    ResolveDispute,
+    SettleRefund,
+)
+from ledger.flows.releases import ConfirmDeposit, FailRelease, RunReleases, SettleRelease
+from ledger.flows.sales import CreateProduct, SellCard
 
 router = APIRouter(prefix="/v1")
 Id = Annotated[str, Path(min_length=1, max_length=64)]
@@ -183,15 +184,16 @@ def list_rule_sets(request: Request, who: Authed) -> dict[str, Any]:
 
 @router.post("/rule-sets", status_code=201, response_model=CreatedRuleSet, **keyed_write())
 async def create_rule_set(request: Request, body: RuleSetIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
-    return await write(request, who, CreateRuleSet(body.jurisdiction, body.industry, body.rules))
+    require_operator(who)  # before the input is read: others learn nothing of it
+    command = CreateRuleSet(who, body.jurisdiction, body.industry, body.rules)
+    return await write(request, who, command)
 
 
 @router.post("/merchants", status_code=201, response_model=FiledMerchant, **keyed_write(404))
 async def file_merchant(request: Request, body: FilingIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
+    require_operator(who)  # before the filing is parsed: others learn nothing
     filing = parse_filing(body.model_dump(), DEFAULT_JURISDICTION)
-    return await write(request, who, FileMerchant(filing))
+    return await write(request, who, FileMerchant(who, filing))
 
 
 @router.get("/merchants/{merchant_id}", response_model=MerchantView, **keyed_read(404))
@@ -212,31 +214,31 @@ def get_merchant_cards(request: Request, merchant_id: Id, who: Authed, after: st
 @router.post("/merchants/{merchant_id}/freeze", response_model=MerchantStatusChange,
              **keyed_write(404))
 async def freeze(request: Request, merchant_id: Id, body: ReasonIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
-    return await write(request, who, SetMerchantStatus(merchant_id, True, body.reason), 200)
+    require_operator(who)  # before the input is read: others learn nothing of it
+    return await write(request, who, FreezeMerchant(who, merchant_id, body.reason), 200)
 
 
 @router.post("/merchants/{merchant_id}/unfreeze", response_model=MerchantStatusChange,
              **keyed_write(404))
 async def unfreeze(request: Request, merchant_id: Id, body: ReasonIn, who: Authed
                    ) -> JSONResponse:
-    who.require_role(Role.operator)
-    return await write(request, who, SetMerchantStatus(merchant_id, False, body.reason), 200)
+    require_operator(who)  # before the input is read: others learn nothing of it
+    return await write(request, who, UnfreezeMerchant(who, merchant_id, body.reason), 200)
 
 
 @router.post("/merchants/{merchant_id}/tier", response_model=TierChange, **keyed_write(404))
 async def set_tier(request: Request, merchant_id: Id, body: TierIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
+    require_operator(who)  # before the input is read: others learn nothing of it
     blocks = [b for b in body.hard_blocks if b in HARD_BLOCKS]
-    command = SetTier(merchant_id, Tier(body.tier), body.reasons, blocks)
+    command = SetTier(who, merchant_id, Tier(body.tier), body.reasons, blocks)
     return await write(request, who, command, 200)
 
 
 @router.post("/merchants/{merchant_id}/close", response_model=Closure,
              **keyed_write(404, body=False))
 async def close(request: Request, merchant_id: Id, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
-    return await write(request, who, CloseMerchant(merchant_id), 200)
+    require_operator(who)  # before the input is read: others learn nothing of it
+    return await write(request, who, CloseMerchant(who, merchant_id), 200)
 
 
 @router.get("/merchants/{merchant_id}/payouts.csv", response_class=Response,
@@ -267,7 +269,7 @@ async def create_product(request: Request, merchant_id: Id, body: ProductIn, who
 
 @router.get("/exposure", response_model=Exposures, **keyed_read())
 def get_exposure(request: Request, who: Authed) -> dict[str, Any]:
-    who.require_role(Role.operator, Role.regulator)
+    require_supervisor(who)
     with context_of(request).engine.connect() as conn:
         return views.all_exposure(conn)
 
@@ -277,7 +279,7 @@ def get_exposure(request: Request, who: Authed) -> dict[str, Any]:
 
 @router.post("/cards", status_code=201, response_model=Sale, **keyed_write(404))
 async def sell_card(request: Request, body: SaleIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.merchant, Role.operator)
+    require_till(who)  # before the consumer's reference is read: others learn nothing
     ctx = context_of(request)
     consumer_id = consumer_id_of(request, body.consumer)
     return await write(request, who, SellCard(who, body.product_id, consumer_id, body.named,
@@ -336,7 +338,7 @@ async def consume(request: Request, card_id: Id, body: ConsumptionIn, who: Authe
 async def confirm_consumption(request: Request, consumption_id: NumericId, who: Authed
                               ) -> JSONResponse:
     """The cardholder confirms, with their own consumer key."""
-    command = SettleConsumption(who, consumption_id, True, context_of(request).clock())
+    command = ConfirmConsumption(who, consumption_id, context_of(request).clock())
     return await write(request, who, command, 200)
 
 
@@ -345,16 +347,16 @@ async def confirm_consumption(request: Request, consumption_id: NumericId, who: 
 async def reject_consumption(request: Request, consumption_id: NumericId, who: Authed
                              ) -> JSONResponse:
     """The cardholder rejects, with their own consumer key: the value goes back on the card."""
-    command = SettleConsumption(who, consumption_id, False, context_of(request).clock())
+    command = RejectConsumption(who, consumption_id, context_of(request).clock())
     return await write(request, who, command, 200)
 
 
 @router.post("/consumptions/auto-confirm", response_model=AutoConfirmed, **keyed_write())
 async def auto_confirm(request: Request, body: AsOfIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
+    require_operator(who)  # before the input is read: others learn nothing of it
     today = context_of(request).clock()
     as_of = check_as_of(body.as_of or today, today, 0)  # silence confirms nothing early
-    return await write(request, who, AutoConfirm(as_of), 200)
+    return await write(request, who, AutoConfirm(who, as_of), 200)
 
 
 # -- refunds, disputes ---------------------------------------------------------------------
@@ -373,7 +375,7 @@ async def refund_card(request: Request, card_id: Id, body: RefundIn, who: Authed
 async def consumer_refund(request: Request, card_id: Id, body: RefundIn, who: Authed
                           ) -> JSONResponse:
     """The cardholder asks for their money back, with their own consumer key."""
-    who.require_role(Role.consumer)
+    who.require_consumer()
     command = RefundCard(who, card_id, body.reason, context_of(request).clock())
     return await write(request, who, command)
 
@@ -382,13 +384,13 @@ async def consumer_refund(request: Request, card_id: Id, body: RefundIn, who: Au
              **keyed_write(404, body=False))
 async def dispute_card(request: Request, card_id: Id, who: Authed) -> JSONResponse:
     """Opened by the cardholder (their consumer key) or an operator."""
-    return await write(request, who, DisputeCard(who, card_id, True), 200)
+    return await write(request, who, OpenDispute(who, card_id), 200)
 
 
 @router.post("/cards/{card_id}/dispute/resolve", response_model=Dispute, **keyed_write(404))
 async def resolve_dispute(request: Request, card_id: Id, body: DisputeResolveIn, who: Authed
                           ) -> JSONResponse:
-    return await write(request, who, DisputeCard(who, card_id, False, body.outcome), 200)
+    return await write(request, who, ResolveDispute(who, card_id, body.outcome), 200)
 
 
 # -- releases and refund instructions --------------------------------------------------------
@@ -396,24 +398,25 @@ async def resolve_dispute(request: Request, card_id: Id, body: DisputeResolveIn,
 
 @router.post("/releases/run", response_model=ReleaseRun, **keyed_write(404))
 async def run_releases(request: Request, body: AsOfIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
+    require_operator(who)  # before the input is read: others learn nothing of it
     today = context_of(request).clock()
     as_of = check_as_of(body.as_of or today, today, release_run_ahead_days_max)
-    return await write(request, who, RunReleases(as_of, body.merchant_id), 200)
+    return await write(request, who, RunReleases(who, as_of, body.merchant_id), 200)
 
 
 @router.get("/releases", response_model=ReleaseInstructions, **keyed_read())
 def list_releases(request: Request, who: Authed, status: str | None = None,
                   merchant_id: str | None = None) -> dict[str, Any]:
     with context_of(request).engine.connect() as conn:
-        return views.instructions(conn, who, c.ReleaseInstruction, status, merchant_id)
+        return views.instructions(conn, who, "releases", status, merchant_id)
 
 
 @router.post("/releases/{release_id}/resolve", response_model=ResolvedRelease,
              **keyed_write(404))
 async def resolve_release(request: Request, release_id: NumericId, body: ResolveIn,
                           who: Authed) -> JSONResponse:
-    command = ResolveRelease(who, release_id, body.outcome == "settled", body.reason)
+    command: Command = SettleRelease(who, release_id) if body.outcome == "settled" \
+        else FailRelease(who, release_id, body.reason)
     return await write(request, who, command, 200)
 
 
@@ -421,12 +424,13 @@ async def resolve_release(request: Request, release_id: NumericId, body: Resolve
 def list_refunds(request: Request, who: Authed, status: str | None = None,
                  merchant_id: str | None = None) -> dict[str, Any]:
     with context_of(request).engine.connect() as conn:
-        return views.instructions(conn, who, c.RefundInstruction, status, merchant_id)
+        return views.instructions(conn, who, "refunds", status, merchant_id)
 
 
 @router.post("/refunds/{refund_id}/resolve", response_model=ResolvedRefund,
              **keyed_write(404))
 async def resolve_refund(request: Request, refund_id: NumericId, body: ResolveIn, who: Authed
                          ) -> JSONResponse:
-    command = ResolveRefund(who, refund_id, body.outcome == "settled", body.reason)
+    command: Command = SettleRefund(who, refund_id) if body.outcome == "settled" \
+        else FailRefund(who, refund_id, body.reason)
     return await write(request, who, command, 200)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from ledger.custody.cards import CardKind, CardMoney, Use
-from ledger.custody.merchants import MerchantState, MerchantStatus, Tier
+from ledger.custody.cards import CardKind, CardMoney, MerchantState, Use
+from ledger.custody.merchants import MerchantStatus, Tier
 from ledger.errors import Conflict, InvalidInput, Refused
 
 

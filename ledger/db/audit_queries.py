@@ -20,7 +20,7 @@ from ledger.custody.rules import basis_points_whole
 from ledger.db import custody_queries, queries
 from ledger.db import custody_tables as c
 from ledger.db.audit_tables import TreeHead as TreeHeadRow
-from ledger.db.custody_queries import may_read_card
+from ledger.db.custody_queries import readable_card
 from ledger.errors import InvalidInput, NotFound, require
 
 # Small enough that a chunk fits in the socket buffers: the next one is read from the
@@ -147,7 +147,7 @@ def card_receipt(conn: Connection, card_id: str, reader: Principal | str) -> dic
                               c.Card.merchant_id, c.Merchant.bank_id.label("merchant_bank_id"))
                        .join(c.Merchant, c.Merchant.id == c.Card.merchant_id)
                        .where(c.Card.id == card_id)).first()
-    if row is None or not may_read_card(reader, row, row.merchant_bank_id):
+    if row is None or not readable_card(reader, row, row.merchant_bank_id):
         raise NotFound(f"card {card_id} does not exist", field="card_id")
     entry = queries.journal_entry(conn, row.sold_seq)
     receipt: dict[str, Any] = {

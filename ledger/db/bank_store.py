@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import or_, select, text, tuple_
 
 from ledger.bank.matching import OpenItems
+from ledger.custody.chart import deposit_expected_days
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db.batch import Batch
 from ledger.db.bulk import copy_binary_row, copy_text
-from ledger.db.custody_store import deposit_expected_days, load_rows
+from ledger.db.custody_store import load_rows
 from ledger.errors import NotFound, require
 
 INSTRUCTION_TABLES = (c.ReleaseInstruction, c.RefundInstruction)

@@ -36,6 +36,7 @@ from ledger.db.script import Script, script_rows_max
 from ledger.errors import Conflict, NotFound, require
 
 if TYPE_CHECKING:
+    from ledger.audit_store import AuditStore
     from ledger.bank.store import BankStore
     from ledger.commands import Checkpoint
     from ledger.custody.store import CustodyStore
@@ -398,6 +399,11 @@ class Batch:
             from ledger.db.trust_store import TrustRows  # it builds on this module
             self._trust = TrustRows(self)
         return self._trust
+
+    @property
+    def audit(self) -> AuditStore:
+        from ledger.db.audit_store import AuditRows  # it builds on this module
+        return AuditRows(self)
 
     def record(self, kind: str, legs: Sequence[Leg], details: Mapping[str, Any]) -> EntryRef:
         postings = tuple(Posting(account, amount, "CNY") for account, amount in legs if amount)

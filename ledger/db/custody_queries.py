@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from ledger.access import may_read_card, may_read_merchant, require_book_reader
 from ledger.auth import Principal, Role
 from ledger.books import normal_sign
 from ledger.custody.cards import token_hash
@@ -30,15 +31,11 @@ def readable_merchant(conn: Connection, principal: Principal, merchant_id: str) 
     """The merchant's row, if this key may read its books. Decided before existence: a role
     that never reads merchants' books (a consumer) is refused first, and to a key that may
     not read this merchant's, a merchant that exists answers as one that does not."""
-    principal.require_role(Role.operator, Role.regulator, Role.merchant, Role.bank)
+    require_book_reader(principal)
     merchant = _merchant_row(conn, merchant_id)
-    if principal.role in (Role.operator, Role.regulator):
-        return merchant
-    if principal.role == Role.merchant and principal.merchant_id == merchant.id:
-        return merchant
-    if principal.role == Role.bank and principal.bank_id == merchant.bank_id:
-        return merchant
-    raise NotFound(f"merchant {merchant.id} does not exist", field="merchant_id")
+    if not may_read_merchant(principal, merchant.id, merchant.bank_id):
+        raise NotFound(f"merchant {merchant.id} does not exist", field="merchant_id")
+    return merchant
 
 
 def merchant_balances(conn: Connection, merchant_id: str) -> dict[str, int]:
@@ -174,18 +171,10 @@ def merchant_cards(conn: Connection, principal: Principal, merchant_id: str, aft
     return {"items": items, "next_after": rows[-1].id if len(rows) == limit else None}
 
 
-def may_read_card(reader: Principal | str, card: Any, merchant_bank_id: str) -> bool:
-    """A card is read with the sale's receipt code, the cardholder's consumer key, or a key
-    that may read the merchant's books."""
-    if isinstance(reader, str):
+def readable_card(reader: Principal | str, card: Any, merchant_bank_id: str) -> bool:
+    if isinstance(reader, str):  # the sale's receipt code
         return hmac.compare_digest(token_hash(reader), bytes(card.token_hash))
-    if reader.role == Role.consumer:
-        return bool(reader.consumer_id == card.consumer_id)
-    if reader.role in (Role.operator, Role.regulator):
-        return True
-    if reader.role == Role.merchant:
-        return bool(reader.merchant_id == card.merchant_id)
-    return reader.role == Role.bank and reader.bank_id == merchant_bank_id
+    return may_read_card(reader, card.consumer_id, card.merchant_id, merchant_bank_id)
 
 
 def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
@@ -197,7 +186,7 @@ def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
         .join(t.Account, t.Account.id == c.Card.account_id)
         .join(c.Merchant, c.Merchant.id == c.Card.merchant_id)
         .where(c.Card.id == card_id)).first()
-    if row is None or not may_read_card(reader, row, row.merchant_bank_id):
+    if row is None or not readable_card(reader, row, row.merchant_bank_id):
         raise NotFound(f"card {card_id} does not exist", field="card_id")
     m = _merchant_row(conn, row.merchant_id)
     remaining = -row.account_balance
@@ -220,11 +209,16 @@ def all_exposure(conn: Connection) -> dict[str, Any]:
     return {"items": items}
 
 
-def instructions(conn: Connection, principal: Principal, table: Any, status: str | None,
+INSTRUCTION_TABLES: dict[str, Any] = {"releases": c.ReleaseInstruction,
+                                      "refunds": c.RefundInstruction}
+
+
+def instructions(conn: Connection, principal: Principal, kind: str, status: str | None,
                  merchant_id: str | None) -> dict[str, Any]:
-    """Release or refund instructions: all of them for the operator and regulators, a bank's
-    merchants' for a bank, its own for a merchant; none for any other key."""
-    principal.require_role(Role.operator, Role.regulator, Role.bank, Role.merchant)
+    """Release or refund instructions (`kind`): those of the merchants whose books this key
+    may read (ledger/access.py), filtered in the query."""
+    require_book_reader(principal)
+    table = INSTRUCTION_TABLES[kind]
     query = select(table.__table__, c.Merchant.bank_id).join(
         c.Merchant, c.Merchant.id == table.merchant_id)
     if status:

@@ -101,8 +101,9 @@ class CustodyRows:
         return (1, None) if row is None else (row.version + 1, row.rules)
 
     def credit_code_taken(self, credit_code: str) -> str | None:
-        return self.batch.query(select(c.Merchant.id)
-                                .where(c.Merchant.credit_code == credit_code)).scalar()
+        taken = self.batch.query(select(c.Merchant.id)
+                                 .where(c.Merchant.credit_code == credit_code)).scalar()
+        return None if taken is None else str(taken)
 
     def active_merchant_ids(self) -> list[str]:
         return list(self.batch.query(
@@ -117,11 +118,11 @@ class CustodyRows:
             .order_by(c.Consumption.id).limit(limit)).scalars())
 
     def release_exists(self, merchant_id: str, period_end: date) -> bool:
-        return self.batch.query(
+        return bool(self.batch.query(
             select(func.count()).select_from(c.ReleaseInstruction)
             .where(c.ReleaseInstruction.merchant_id == merchant_id,
                    c.ReleaseInstruction.period_end == period_end,
-                   c.ReleaseInstruction.status != InstructionStatus.failed)).scalar_one() > 0
+                   c.ReleaseInstruction.status != InstructionStatus.failed)).scalar_one() > 0)
 
     def releasable(self, merchant_id: str, period_end: date) -> tuple[int, list[int]]:
         """Confirmed, unreleased consumptions before the period's end, disputed cards left

@@ -93,3 +93,13 @@ def insert_code(batch: Batch, row: dict[str, Any]) -> None:
 
 def update_code(batch: Batch, code_id: int, **values: Any) -> None:
     batch.rows.update(tt.ConsumerCode, code_id, **values)
+
+
+class TrustRows:
+    """Interim: the trust store on a batch (completed on branch bankdoor)."""
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+
+    def bank_registered(self, bank_id: str) -> bool:
+        return bank_registered(self.batch, bank_id)

@@ -19,25 +19,21 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
 from ledger import limits
 from ledger.auth import SYSTEM_ACTOR, without_secrets
+from ledger.commands import NOTHING, Command
 from ledger.db import tables as t
 from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
+from ledger.db.custody_store import prefetch_cards, prefetch_products
 from ledger.db.script import Script
 from ledger.errors import Busy, IdempotencyConflict, InvariantViolation, LedgerError
 
 log = logging.getLogger("yufu.writer")
 T = TypeVar("T")
-
-
-class Command(Protocol):
-    """A use case's write: reads and checks, then appends to the batch."""
-
-    def run(self, batch: Batch) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +109,6 @@ def execute_batch(conn: Connection, requests: Sequence[WriteRequest],
 
 def _run_commands(batch: Batch, requests: Sequence[WriteRequest], seen: Seen
                   ) -> list[Outcome | LedgerError]:
-    batch.load_accounts(_account_hints(requests))
     _prefetch(batch, requests)
     return [_run_one(batch, request, index, seen) for index, request in enumerate(requests)]
 
@@ -165,29 +160,23 @@ def _run_one(batch: Batch, request: WriteRequest, index: int,
     return outcome
 
 
-def _account_hints(requests: Sequence[WriteRequest]) -> set[int]:
-    """Accounts the batch will touch, locked up front in one query (in id order)."""
-    ids: set[int] = set()
-    for request in requests:
-        hint = getattr(request.command, "account_ids", None)
-        if hint is not None:
-            ids.update(hint())
-    return ids
-
-
 def _prefetch(batch: Batch, requests: Sequence[WriteRequest]) -> None:
-    """Rows the batch's commands will read, loaded with one query per kind, not per command.
-
-    A command may offer `prefetch() -> (loader, ids)`; the loaders are called once each with
-    every id the batch asked for (a command's own read then finds its row in the batch)."""
-    wanted: dict[Any, set[Any]] = {}
+    """What the batch's commands declared they read (`Command.reads`), loaded with one query
+    per kind for the whole batch, not one per command; accounts locked in id order."""
+    accounts: set[int] = set()
+    cards: set[str] = set()
+    products: set[str] = set()
     for request in requests:
-        hint = getattr(request.command, "prefetch", None)
-        if hint is not None:
-            loader, ids = hint()
-            wanted.setdefault(loader, set()).update(ids)
-    for loader, ids in wanted.items():
-        loader(batch, sorted(ids))
+        reads = request.command.reads()
+        if reads is not NOTHING:
+            accounts.update(reads.accounts)
+            cards.update(reads.cards)
+            products.update(reads.products)
+    batch.load_accounts(accounts)
+    if cards:
+        prefetch_cards(batch, sorted(cards))
+    if products:
+        prefetch_products(batch, sorted(products))
 
 
 def _idempotency_slot(request: WriteRequest) -> tuple[int, str] | None:

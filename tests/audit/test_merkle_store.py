@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from api.runtime import alembic_config, run_command, upgrade
 from ledger import journal, merkle
 from ledger.audit_service import SignTreeHead
+from ledger.commands import Command
 from ledger.db import audit_queries
 from ledger.db import tables as t
 from ledger.db.batch import Batch
@@ -102,7 +103,7 @@ def test_proofs_beyond_the_journal_are_refused(engine: Engine, grown: int) -> No
 
 
 @dataclass(frozen=True)
-class FailsAtCommit:
+class FailsAtCommit(Command):
     """Appends an entry and an account row naming an entry that will never exist: the
     deferred foreign key fails at COMMIT, after the Merkle nodes were flushed."""
 

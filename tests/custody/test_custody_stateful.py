@@ -33,26 +33,27 @@ from sqlalchemy import Engine, text
 
 from api.runtime import run_command
 from ledger.auth import Principal, Role
+from ledger.commands import Command
 from ledger.custody.cards import consumer_pseudonym, parse_product
 from ledger.custody.merchants import Tier, parse_filing
-from ledger.custody_service import (
-    AutoConfirm,
-    CloseMerchant,
-    ConfirmDeposit,
-    Consume,
-    CreateProduct,
-    DisputeCard,
-    FileMerchant,
-    RefundCard,
-    ResolveRefund,
-    ResolveRelease,
-    RunReleases,
-    SellCard,
-    SetMerchantStatus,
-    SetTier,
-    SettleConsumption,
-)
 from ledger.errors import Conflict, InsufficientFunds, LedgerError, Refused
+from ledger.flows.closure import CloseMerchant
+from ledger.flows.consumption import AutoConfirm, ConfirmConsumption, Consume, RejectConsumption
+from ledger.flows.filing import (
+    FileMerchant,
+    FreezeMerchant,
+    SetTier,
+    UnfreezeMerchant,
+)
+from ledger.flows.refunds import (
+    FailRefund,
+    OpenDispute,
+    RefundCard,
+    ResolveDispute,
+    SettleRefund,
+)
+from ledger.flows.releases import ConfirmDeposit, FailRelease, RunReleases, SettleRelease
+from ledger.flows.sales import CreateProduct, SellCard
 from tests.conftest import register_bank
 from tests.custody.support import (
     card_balances,
@@ -277,7 +278,7 @@ class CustodyMachine(RuleBasedStateMachine):
         filing = parse_filing({"name": f"商户{len(self.merchants)}", "industry": industry,
                                "credit_code": credit_code(random.Random(next(_codes))),
                                "bank_id": BANK, "custody_account": "0200001"}, "beijing")
-        body = self.run(FileMerchant(filing))
+        body = self.run(FileMerchant(OPERATOR, filing))
         assert body["status"] == "active" and body["tier"] == "blue"
         assert set(body["accounts"]) == set(PURPOSES)
         self.merchants[body["id"]] = MMerchant(body["id"], INDUSTRIES[industry])
@@ -415,7 +416,8 @@ class CustodyMachine(RuleBasedStateMachine):
         use = self.pick(data, list(self.consumptions.values()),
                         lambda u: u.status == "pending")
         card = self.cards[use.card_id]
-        command = SettleConsumption(card.holder, use.id, confirm, self.today)
+        command: Command = ConfirmConsumption(card.holder, use.id, self.today) if confirm \
+            else RejectConsumption(card.holder, use.id, self.today)
         if use.status != "pending":
             self.refused(command, Conflict)
             return
@@ -446,7 +448,7 @@ class CustodyMachine(RuleBasedStateMachine):
         self._auto_confirm()
 
     def _auto_confirm(self) -> None:
-        body = self.run(AutoConfirm(self.today))
+        body = self.run(AutoConfirm(OPERATOR, self.today))
         due = sorted(u.id for u in self.consumptions.values()
                      if u.status == "pending" and u.confirm_by <= self.today)
         assert sorted(i for i in body["confirmed"] if i in self.consumptions) == due
@@ -510,7 +512,7 @@ class CustodyMachine(RuleBasedStateMachine):
         self._run_release(m)
 
     def _run_release(self, m: MMerchant) -> None:
-        body = self.run(RunReleases(self.today, m.id))
+        body = self.run(RunReleases(OPERATOR, self.today, m.id))
         expected = self._release(m)
         assert [(r["release_id"], r["amount_fen"], r["holdback_fen"], r["period_end"],
                  r["consumptions"]) for r in body["releases"]] == expected
@@ -553,7 +555,8 @@ class CustodyMachine(RuleBasedStateMachine):
 
     def _resolve_release(self, release: MRelease, settled: bool) -> None:
         m = self.merchants[release.merchant_id]
-        command = ResolveRelease(BANK_KEY, release.id, settled, "" if settled else "账户冻结")
+        command: Command = SettleRelease(BANK_KEY, release.id) if settled \
+            else FailRelease(BANK_KEY, release.id, "账户冻结")
         if release.status != "pending":
             self.refused(command, Conflict)
             return
@@ -616,7 +619,8 @@ class CustodyMachine(RuleBasedStateMachine):
 
     def _resolve_refund(self, refund: MRefund, settled: bool) -> None:
         m, card = self.merchants[refund.merchant_id], self.cards[refund.card_id]
-        command = ResolveRefund(BANK_KEY, refund.id, settled, "" if settled else "账户已销户")
+        command: Command = SettleRefund(BANK_KEY, refund.id) if settled \
+            else FailRefund(BANK_KEY, refund.id, "账户已销户")
         if refund.status != "pending":
             self.refused(command, Conflict)
             return
@@ -640,8 +644,7 @@ class CustodyMachine(RuleBasedStateMachine):
     @rule(data=st.data(), by_consumer=st.booleans())
     def open_dispute(self, data: st.DataObject, by_consumer: bool) -> None:
         card = self.pick(data, list(self.cards.values()), lambda c: not c.disputed)
-        command = DisputeCard(card.holder, card.id, True) if by_consumer \
-            else DisputeCard(OPERATOR, card.id, True)
+        command = OpenDispute(card.holder if by_consumer else OPERATOR, card.id)
         if card.disputed:
             self.refused(command, Conflict)
             return
@@ -652,7 +655,7 @@ class CustodyMachine(RuleBasedStateMachine):
     @rule(data=st.data(), outcome=st.sampled_from(["merchant", "consumer"]))
     def resolve_dispute(self, data: st.DataObject, outcome: str) -> None:
         card = self.pick(data, list(self.cards.values()), lambda c: c.disputed)
-        command = DisputeCard(OPERATOR, card.id, False, outcome)
+        command = ResolveDispute(OPERATOR, card.id, outcome)
         if not card.disputed:
             self.refused(command, Conflict)
             return
@@ -675,7 +678,8 @@ class CustodyMachine(RuleBasedStateMachine):
         self._freeze(self.merchants[self.pick(data, list(self.merchants))], frozen)
 
     def _freeze(self, m: MMerchant, frozen: bool) -> None:
-        command = SetMerchantStatus(m.id, frozen, "风险排查" if frozen else "整改完成")
+        command: Command = FreezeMerchant(OPERATOR, m.id, "风险排查") if frozen \
+            else UnfreezeMerchant(OPERATOR, m.id, "整改完成")
         if m.status == "closed":
             self.refused(command, Refused)
             return
@@ -697,7 +701,7 @@ class CustodyMachine(RuleBasedStateMachine):
     def set_tier(self, data: st.DataObject, tier: str, blocked: int) -> None:
         m = self.merchants[self.pick(data, list(self.merchants))]
         blocks = ("court_listed_defaulter",) if blocked == 0 else ()
-        body = self.run(SetTier(m.id, Tier(tier), ["四查"], list(blocks)))
+        body = self.run(SetTier(OPERATOR, m.id, Tier(tier), ["四查"], list(blocks)))
         assert (body["tier"], body["previous_tier"]) == (tier, m.tier)
         m.tier, m.hard_blocks = tier, blocks
 
@@ -717,9 +721,9 @@ class CustodyMachine(RuleBasedStateMachine):
 
     def _close(self, m: MMerchant) -> None:
         if m.status != "frozen":
-            self.refused(CloseMerchant(m.id), Refused)
+            self.refused(CloseMerchant(OPERATOR, m.id), Refused)
             return
-        body = self.run(CloseMerchant(m.id))
+        body = self.run(CloseMerchant(OPERATOR, m.id))
         b = m.books
         available = max(0, b["custody_cash"] + b["custody_in_transit"] - b["refunds_payable"]
                         - b["release_pending"])

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from api.runtime import run_command
 from ledger.auth import SYSTEM_ACTOR, Role
 from ledger.books import Posting, TransactionDraft
+from ledger.commands import Command
 from ledger.db import batch as batch_module
 from ledger.db import tables as t
 from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
@@ -187,7 +188,7 @@ def test_a_following_batch_does_not_land_when_the_flight_failed(
     assert_journal_sound(engine)
 
 
-class _FailsAtCommit:
+class _FailsAtCommit(Command):
     def __init__(self, cash: int, card: int) -> None:
         self.cash, self.card = cash, card
 

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import Engine
 
 from api.runtime import Database, grant_service, run_command
+from ledger.auth import LOCAL_OPERATOR
+from ledger.commands import Books, Command
 from ledger.custody.rules import BEIJING_COMMERCE, DEFAULT_JURISDICTION
-from ledger.custody_service import CreateRuleSet
-from ledger.db import custody_store
-from ledger.db.batch import Batch
 from ledger.db.engine import make_engine
+from ledger.flows.filing import CreateRuleSet
 from tests import testdb
 from tests.conftest import drop_database
 
@@ -35,11 +35,11 @@ def other_engine(server: testdb.Server, template_name: str) -> Iterator[Engine]:
 
 
 @dataclass(frozen=True)
-class ReadRules:
+class ReadRules(Command):
     rule_set_id: int
 
-    def run(self, batch: Batch) -> dict[str, Any]:
-        return custody_store.rule_set(batch, self.rule_set_id).as_dict()
+    def run(self, books: Books) -> dict[str, Any]:
+        return books.custody.rule_set(self.rule_set_id).as_dict()
 
 
 def test_a_rule_set_read_is_the_one_of_its_own_database(engine: Engine,
@@ -47,7 +47,8 @@ def test_a_rule_set_read_is_the_one_of_its_own_database(engine: Engine,
     ids = []
     for db, days in ((engine, 3), (other_engine, 9)):
         rules = dataclasses.replace(BEIJING_COMMERCE, cooling_off_days=days).as_dict()
-        ids.append(run_command(db, CreateRuleSet(DEFAULT_JURISDICTION, "缓存测试", rules))["id"])
+        command = CreateRuleSet(LOCAL_OPERATOR, DEFAULT_JURISDICTION, "缓存测试", rules)
+        ids.append(run_command(db, command)["id"])
     assert ids[0] == ids[1]  # the same id in both databases, with other rules
 
     assert run_command(engine, ReadRules(ids[0]))["cooling_off_days"] == 3

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, create_engine
 
 from ledger.books import Posting, TransactionDraft
+from ledger.commands import Command
 from ledger.db import queries
 from ledger.db.batch import Batch
 from ledger.db.writer import LOCKED_HEAD, Writer, WriteRequest, execute_resilient, release_lock
@@ -49,7 +50,7 @@ def test_an_unreachable_database_fails_requests_without_killing_the_appender() -
     unreachable.dispose()
 
 
-class _Crashes:
+class _Crashes(Command):
     """A command with a bug: it appends, then fails with an unexpected error."""
 
     def run(self, batch: Batch) -> dict[str, Any]:
@@ -57,7 +58,7 @@ class _Crashes:
         raise RuntimeError("a bug in a command")
 
 
-class _FailsAtCommit:
+class _FailsAtCommit(Command):
     """Posts a balanced transfer, then loses a posting: only the deferred check (at COMMIT)
     can see it."""
 

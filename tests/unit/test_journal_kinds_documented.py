@@ -20,16 +20,16 @@ Function = ast.FunctionDef | ast.AsyncFunctionDef
 def kind_argument(call: ast.Call) -> ast.expr | None:
     """The expression giving the kind of a journal write, or None if the call is not one.
 
-    `append(kind, payload)` (a list's append takes one argument), `post_entry(batch, kind,
-    ...)` and `.post(draft, kind, ...)`; a `.post(draft)` without a kind posts the default
+    `append(kind, payload)` (a list's append takes one argument), `.record(kind, legs,
+    details)` and `.post(draft, kind, ...)`; a `.post(draft)` without a kind posts the default
     of `Batch.post`, given here as a constant."""
     name = call.func.attr if isinstance(call.func, ast.Attribute) else \
         call.func.id if isinstance(call.func, ast.Name) else None
     keyword = next((k.value for k in call.keywords if k.arg == "kind"), None)
     if name == "append" and len(call.args) == 2:
         return call.args[0]
-    if name == "post_entry":
-        return keyword or call.args[1]
+    if name == "record" and isinstance(call.func, ast.Attribute) and call.args:
+        return keyword or call.args[0]
     if name == "post" and isinstance(call.func, ast.Attribute) and call.args:
         if keyword is not None or len(call.args) > 1:
             return keyword or call.args[1]
