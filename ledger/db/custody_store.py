@@ -76,12 +76,6 @@ def open_account(batch: Batch, seq: int, kind: AccountKind, name: str, merchant_
     return account_id
 
 
-# Rule set versions and a merchant's chart never change once written: cache them per process,
-# by database too (ids are the database's: a process may serve more than one, as the tests do).
-_rules_by_id: dict[tuple[str, int], RuleSet] = {}
-_accounts_by_merchant: dict[tuple[str, str], dict[str, int]] = {}
-
-
 def latest_rule_set(batch: Batch, jurisdiction: str, industry: str) -> tuple[int, RuleSet]:
     for wanted in (industry, ANY_INDUSTRY):
         fresh = batch.rows.get(LATEST_RULES, (jurisdiction, wanted))
@@ -114,19 +108,20 @@ def note_new_rule_set(batch: Batch, view: dict[str, Any], rules: RuleSet) -> Non
 
 
 def rule_set(batch: Batch, rule_set_id: int) -> RuleSet:
-    key = (batch.database, rule_set_id)
-    cached = _rules_by_id.get(key)
+    # Rule set versions never change once written: the writer keeps them (batch.state).
+    known = batch.state.rules_by_id
+    cached = known.get(rule_set_id)
     if cached is not None:
         return cached
     fresh = batch.rows.get(c.RuleSetVersion, rule_set_id)
     if fresh is not None:
         # Made in this batch, or carried from an earlier one: parsed once either way (an id
         # whose batch rolls back is never drawn again, so its entry is never asked for).
-        rules = _rules_by_id[key] = parse_rule_set(fresh["rules"])
+        rules = known[rule_set_id] = parse_rule_set(fresh["rules"])
         return rules
     rules = parse_rule_set(batch.conn.execute(
         select(c.RuleSetVersion.rules).where(c.RuleSetVersion.id == rule_set_id)).scalar_one())
-    _rules_by_id[key] = rules
+    known[rule_set_id] = rules
     return rules
 
 
@@ -154,13 +149,14 @@ def _cached(batch: Batch, table: Any, row_id: Any, what: str, lock: bool = True
 
 
 def merchant_accounts(batch: Batch, merchant_id: str) -> dict[str, int]:
-    key = (batch.database, merchant_id)
-    accounts = _accounts_by_merchant.get(key) or batch.rows.get(c.MerchantAccount, merchant_id)
+    # A merchant's chart never changes once written: the writer keeps it (batch.state).
+    known = batch.state.accounts_by_merchant
+    accounts = known.get(merchant_id) or batch.rows.get(c.MerchantAccount, merchant_id)
     if accounts is None:
         accounts = dict(batch.conn.execute(
             select(c.MerchantAccount.purpose, c.MerchantAccount.account_id)
             .where(c.MerchantAccount.merchant_id == merchant_id)).all())
-        _accounts_by_merchant[key] = accounts
+        known[merchant_id] = accounts
     return accounts
 
 

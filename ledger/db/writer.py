@@ -28,6 +28,7 @@ from ledger.auth import SYSTEM_ACTOR, without_secrets
 from ledger.db import tables as t
 from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
 from ledger.db.script import Script
+from ledger.db.writer_state import WriterState, default_state
 from ledger.errors import Busy, IdempotencyConflict, InvariantViolation, LedgerError
 
 log = logging.getLogger("yufu.writer")
@@ -73,13 +74,9 @@ class _ItemCrashed(Exception):
         self.index, self.error = index, error
 
 
-# Connection.info key: the chain head a commit re-locked for the connection's next batch.
-LOCKED_HEAD = "yufu.locked_head"
-
-
 def execute_batch(conn: Connection, requests: Sequence[WriteRequest],
-                  more_waiting: Callable[[], bool] | None = None
-                  ) -> list[Outcome | LedgerError]:
+                  more_waiting: Callable[[], bool] | None = None,
+                  state: WriterState | None = None) -> list[Outcome | LedgerError]:
     """Run requests in one transaction on `conn`; commits. Raises _ItemCrashed on a bug.
 
     On a connection in autocommit (the appender's own), the batch opens its transaction in
@@ -87,13 +84,14 @@ def execute_batch(conn: Connection, requests: Sequence[WriteRequest],
     trips fewer a batch, each of which, under load, also waited for the interpreter lock.
     When `more_waiting()` says requests are queued at the commit, the same round trip opens
     the next batch's transaction and takes its lock (never when idle: the lock would then
-    hold up every other writer)."""
+    hold up every other writer). `state`: the writer's; by default, the engine's."""
+    state = state or default_state(conn.engine)
     own_transaction = bool(conn.connection.dbapi_connection.autocommit)  # type: ignore[union-attr]
-    locked = conn.info.pop(LOCKED_HEAD, None)
+    locked = state.take_lock(conn)
     batch: Batch | None = None
     try:
         with contextlib.nullcontext() if own_transaction else conn.begin():
-            batch = Batch(conn, begin=own_transaction, head=locked)
+            batch = Batch(conn, begin=own_transaction, head=locked, state=state)
             results = _run_commands(batch, requests, _prefetch_idempotency(conn, requests))
             relock = own_transaction and more_waiting is not None and more_waiting()
             batch.flush(commit=own_transaction, relock=relock)
@@ -106,7 +104,7 @@ def execute_batch(conn: Connection, requests: Sequence[WriteRequest],
     if own_transaction:
         conn.commit()  # closes SQLAlchemy's own bookkeeping; the database has committed
     if batch.next_head is not None:
-        conn.info[LOCKED_HEAD] = batch.next_head
+        state.hold_lock(conn, batch.next_head)
     batch.committed()
     return results
 
@@ -118,9 +116,9 @@ def _run_commands(batch: Batch, requests: Sequence[WriteRequest], seen: Seen
     return [_run_one(batch, request, index, seen) for index, request in enumerate(requests)]
 
 
-def release_lock(conn: Connection) -> None:
+def release_lock(conn: Connection, state: WriterState | None = None) -> None:
     """End a transaction a commit opened for a next batch that is not coming."""
-    if conn.info.pop(LOCKED_HEAD, None) is not None:
+    if (state or default_state(conn.engine)).take_lock(conn) is not None:
         _abandon(conn)
 
 
@@ -216,19 +214,20 @@ def _prefetch_idempotency(conn: Connection, requests: Sequence[WriteRequest]) ->
 
 
 def execute_resilient(conn: Connection, requests: Sequence[WriteRequest],
-                      more_waiting: Callable[[], bool] | None = None) -> None:
+                      more_waiting: Callable[[], bool] | None = None,
+                      state: WriterState | None = None) -> None:
     """Run a batch and resolve every request's future; a crashing request fails alone."""
     pending = list(requests)
     while pending:
         try:
-            results = execute_batch(conn, pending, more_waiting)
+            results = execute_batch(conn, pending, more_waiting, state)
         except _ItemCrashed as crash:
             culprit = pending.pop(crash.index)
             log.error("write request failed with a bug", exc_info=crash.error)
             _resolve(culprit.future, crash.error)
             continue
         except Exception as error:  # the commit itself failed (a deferred constraint, say)
-            _retry_alone(conn, pending, error)
+            _retry_alone(conn, pending, error, state)
             return
         for request, result in zip(pending, results, strict=True):
             _resolve(request.future, result)
@@ -236,7 +235,7 @@ def execute_resilient(conn: Connection, requests: Sequence[WriteRequest],
 
 
 def _retry_alone(conn: Connection, requests: Sequence[WriteRequest],
-                 error: Exception) -> None:
+                 error: Exception, state: WriterState | None = None) -> None:
     """A batch failed as a whole: each request runs again on its own, so only the one at
     fault fails."""
     if len(requests) == 1:
@@ -244,7 +243,7 @@ def _retry_alone(conn: Connection, requests: Sequence[WriteRequest],
         _resolve(requests[0].future, error)
         return
     for request in requests:
-        execute_resilient(conn, [request])
+        execute_resilient(conn, [request], state=state)
 
 
 def _speculate(before: _Flight, requests: Sequence[WriteRequest],
@@ -327,7 +326,8 @@ class _Helper:
 
 
 class Writer:
-    """The single appender of a process: a thread, a queue, one connection.
+    """The single appender of a process: a thread, a queue, one connection, and the state its
+    batches share (`state`: the carry, id pools, caches), its own.
 
     Batches are pipelined: while the appender waits for the database to run one batch's
     flush, a helper thread gathers the next batch and runs its commands on what the first
@@ -347,6 +347,7 @@ class Writer:
         # flight and landed ("ran_ahead") or had to run again ("ran_again").
         self.counts: Counter[str] = Counter()
         self._reader: Connection | None = None  # the helper's, for idempotency keys
+        self.state = WriterState(engine)
 
     def start(self) -> None:
         with self._lock:
@@ -406,11 +407,12 @@ class Writer:
                     _resolve(request.future, error)
                 flight = None
                 if conn is not None:
+                    self.state.take_lock(conn)  # the lock went with the connection
                     conn.invalidate()
                     conn.close()
                 conn = None
         if conn is not None:
-            release_lock(conn)
+            release_lock(conn, self.state)
             conn.close()
         helper.stop()
         if self._reader is not None:
@@ -430,7 +432,8 @@ class Writer:
             if ready is not None:
                 batch, results, seen, script = ready
             else:
-                batch = Batch(conn, begin=True, head=conn.info.pop(LOCKED_HEAD, None))
+                batch = Batch(conn, begin=True, head=self.state.take_lock(conn),
+                              state=self.state)
                 seen = _prefetch_idempotency(conn, requests)
                 results = _run_commands(batch, requests, seen)
                 script = batch.flush_script(commit=True, relock=True)
@@ -438,7 +441,7 @@ class Writer:
             _abandon(conn)
             if batch is not None:
                 batch.rolled_back()
-            execute_resilient(conn, requests, self._more_waiting)
+            execute_resilient(conn, requests, self._more_waiting, self.state)
             return None
         self.counts["batches"] += 1
         return _Flight(batch, requests, results, seen, script)
@@ -451,13 +454,13 @@ class Writer:
             _abandon(conn)
             flight.batch.rolled_back()
             flown.set()
-            _retry_alone(conn, flight.requests, error)
+            _retry_alone(conn, flight.requests, error, self.state)
             return False
         flown.set()
         flight.batch.flushed(head, commit=True, relock=True)
         conn.commit()  # closes SQLAlchemy's own bookkeeping; the database has committed
         if flight.batch.next_head is not None:
-            conn.info[LOCKED_HEAD] = flight.batch.next_head
+            self.state.hold_lock(conn, flight.batch.next_head)
         flight.batch.committed()
         for request, result in zip(flight.requests, flight.results, strict=True):
             _resolve(request.future, result)
@@ -512,17 +515,17 @@ class Writer:
         """The batch that ran during the last flight, if its work still stands; else its
         requests run again, now with the database."""
         if not requests:
-            release_lock(conn)  # nobody waits: never hold the lock while idle
+            release_lock(conn, self.state)  # nobody waits: never hold the lock while idle
             return None
         if following is not None:
-            locked = conn.info.pop(LOCKED_HEAD, None)
+            locked = self.state.take_lock(conn)
             if locked is None:
                 locked = LockedHead(*conn.exec_driver_sql(BEGIN_HEAD_SQL).one())
             if following[0].rebase(conn, locked):
                 self.counts["ran_ahead"] += 1
                 return self._launch(conn, requests, following)
             self.counts["ran_again"] += 1
-            conn.info[LOCKED_HEAD] = locked
+            self.state.hold_lock(conn, locked)
         return self._launch(conn, requests)
 
     def _gather(self, first: WriteRequest) -> tuple[list[WriteRequest], bool]:
