@@ -19,7 +19,7 @@ from api.access_records import AccessRecorder
 from api.accesslog import log_access_to_stderr
 from api.context import Context
 from api.edge import Edge
-from api.lane import Lane
+from api.lane import Lane, LaneRoute, lane_routes
 from api.messages import MessageSender
 from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
@@ -40,12 +40,14 @@ class YufuApp(FastAPI):
     body-limit wrappers, each of which wraps every message sent). The lane answers its own
     failures as problem+json; everything else goes through the whole stack as before."""
 
-    lane = True
+    lane_routes: tuple[LaneRoute, ...] | None = None  # None: no lane
     rate_limits = RateLimits()
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
-        return Edge(Lane(inner) if self.lane else inner, self.state, self.rate_limits)
+        if self.lane_routes is not None:
+            inner = Lane(inner, self.lane_routes)
+        return Edge(inner, self.state, self.rate_limits)
 
 
 # FastAPI's OpenTelemetry hooks (newer releases) look for a provider on every request; the
@@ -104,13 +106,16 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
     app.state.on_request = access.note  # reads by banks and regulators are kept
     problems.install(app)
     openapi.install(app)
-    app.lane, app.rate_limits = lane, rate_limits
+    app.rate_limits = rate_limits
     app.include_router(system.router)
     app.include_router(trust_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(custody_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(bank_routes.router)
+    # Here, not with the middleware (built at the first message, where a lifespan's failure
+    # may pass for "lifespan unsupported"): a lane that cannot serve its routes stops the start.
+    app.lane_routes = lane_routes(app.routes) if lane else None
     return app
 
 

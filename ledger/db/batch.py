@@ -8,15 +8,13 @@ undone from the buffers (`mark` / `undo_to`), so it never sinks its batch.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections import ChainMap
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, select
 
 from ledger import journal, merkle
 from ledger.books import (
@@ -31,8 +29,10 @@ from ledger.commands import EntryRef, IdKind, Leg
 from ledger.db import tables as t
 from ledger.db.audit_queries import stored_frontier
 from ledger.db.bulk import copy_text
-from ledger.db.rowcache import RowCache, RowKey
+from ledger.db.carry import Carry, after_commit
+from ledger.db.rowcache import RowCache
 from ledger.db.script import Script, script_rows_max
+from ledger.db.writer_state import WriterState, default_state
 from ledger.errors import Conflict, NotFound, require
 
 if TYPE_CHECKING:
@@ -56,24 +56,9 @@ ID_SEQUENCES: dict[IdKind, str] = {
     IdKind.reconciliation_break: "reconciliation_breaks",
     IdKind.consumer_code: "consumer_codes"}
 
-# The Merkle frontier after the last flush in this process, under the chain head it belongs
-# to. The head's (seq, hash) commits to every entry, so a batch that finds the same head may
-# use it instead of reading the frontier: right even across databases, and after a rollback
-# (a different head then, or the same entries). Replaced whole, so threads may share it.
-_last_frontier: tuple[int, bytes, merkle.Frontier] | None = None
-
-
 ACCOUNT_BALANCES_SQL = (
     "UPDATE accounts SET balance_fen = v.balance FROM unnest(CAST(%(ids)s AS bigint[]), "
     "CAST(%(balances)s AS bigint[])) AS v(id, balance) WHERE accounts.id = v.id")
-# Ids drawn from a table's sequence per round trip. A batch that runs while the one before it
-# commits (`following`) has no connection: a pool running dry sends it the slow way, so the
-# blocks are large (an unused id is a gap, nothing more).
-id_block_size = 1_024
-_id_pools: dict[tuple[str, str], list[int]] = {}  # per database and table
-_id_lock = threading.Lock()
-
-
 HEAD_SQL = select(t.ChainHead.seq, t.ChainHead.entry_hash, t.ChainHead.ts,
                   t.ChainHead.generation).where(t.ChainHead.id == 1).with_for_update()
 # The appender's own connection runs in autocommit and opens and closes its transactions
@@ -91,39 +76,6 @@ HEAD_MOVE_SQL = (
     "WITH moved AS (UPDATE chain_head SET seq = %(seq)s, entry_hash = %(entry_hash)s, "
     "ts = %(ts)s WHERE id = 1 RETURNING generation) "
     "SELECT set_config('yufu.generation', generation::text, false) FROM moved")
-# Past this many rows a process starts its carry afresh rather than grow without bound.
-carry_rows_max = 200_000
-
-
-@dataclass
-class Carry:
-    """What one process committed, kept for its next batch: balances and custody rows.
-
-    Valid only while the chain head shows the same (generation, seq, entry hash) that the
-    commit left: the database bumps the generation on every write to these tables, by anyone
-    (migration 0005). While one writer has the database to itself, its batches then read
-    nothing but the chain head. A batch takes the carry out of the shelf for its run and puts
-    it back after its commit (or rollback), so two batches never share one."""
-
-    head: tuple[int, int, bytes]  # generation, seq, entry hash
-    accounts: MutableMapping[int, Account] = field(default_factory=dict)
-    rows: MutableMapping[RowKey, dict[str, Any]] = field(default_factory=dict)
-
-
-_carries: weakref.WeakKeyDictionary[Engine, Carry] = weakref.WeakKeyDictionary()
-_carries_lock = threading.Lock()
-
-
-def _take_carry(engine: Engine, head: tuple[int, int, bytes]) -> Carry:
-    with _carries_lock:
-        kept = _carries.pop(engine, None)
-    return kept if kept is not None and kept.head == head else Carry(head)
-
-
-def _shelve_carry(engine: Engine, carry: Carry) -> None:
-    with _carries_lock:
-        _carries[engine] = carry
-
 
 class Offline(BaseException):
     """A batch made by `Batch.following` needed the database (a row nobody carried, a new
@@ -169,12 +121,15 @@ class Mark:
 
 class Batch:
     def __init__(self, conn: Connection, *, begin: bool = False,
-                 head: LockedHead | None = None, carry: Carry | None = None) -> None:
+                 head: LockedHead | None = None, carry: Carry | None = None,
+                 state: WriterState | None = None) -> None:
         """Lock the chain head in the caller's transaction, or (`begin`, on a connection in
         autocommit) in one this batch opens, and that `flush(commit=True)` closes. `head`:
         the previous batch's commit already opened the transaction and took the lock.
-        `carry`: see `following`."""
+        `carry`: see `following`. `state`: the writer's (its carry, id pools, caches); a
+        batch made without a writer shares the engine's default one."""
         self.conn = conn
+        self.state = state if state is not None else default_state(conn.engine)
         if head is None:
             head = LockedHead(*(conn.exec_driver_sql(BEGIN_HEAD_SQL) if begin
                                 else conn.execute(HEAD_SQL)).one())
@@ -197,12 +152,11 @@ class Batch:
         # Set by `write`: a command that wrote directly can no longer be undone from the
         # buffers, so an expected error after it is treated as a bug (the batch is retried).
         self.wrote_directly = False
-        self._carry = carry if carry is not None else _take_carry(
-            conn.engine, (head.generation, head.seq, self.entry_hash))
+        self._carry = carry if carry is not None else self.state.carry.take(
+            (head.generation, head.seq, self.entry_hash))
         self._direct_writes = False
         self._generation_after: int | None = None
         self.rows = RowCache(conn, self._carry.rows)
-        self.database = str(conn.engine.url)  # whose sequences the id pools draw from
         self._sequences: Connection | None = None  # see `following`
         self._command_mark = self.mark()
         # Who the running command acts for (ledger.auth.actor_of): named in every entry.
@@ -222,9 +176,14 @@ class Batch:
         batch = cls(cast(Connection, _NoDatabase(before.conn)), head=head, carry=Carry(
             (_GENERATION_UNKNOWN, before.seq, before.entry_hash),
             ChainMap(dict(before.accounts), before._carry.accounts),
-            ChainMap(before.rows.carried_rows(), before._carry.rows)))
+            ChainMap(before.rows.carried_rows(), before._carry.rows)), state=before.state)
         batch._sequences = sequences
         return batch
+
+    @property
+    def database(self) -> str:
+        """The database's URL, its password hidden (kept for code that named caches by it)."""
+        return self.state.database
 
     def rebase(self, conn: Connection, head: LockedHead) -> bool:
         """Bind a batch made by `following` to the connection, under the lock the writer now
@@ -232,10 +191,8 @@ class Batch:
         batch committed what this one ran on, and nothing was written since."""
         if (head.seq, bytes(head.entry_hash)) != (self._tree_size_before, self._hash_before):
             return False
-        key = (head.generation, head.seq, bytes(head.entry_hash))
-        with _carries_lock:
-            kept = _carries.pop(conn.engine, None)
-        if kept is None or kept.head != key:
+        kept = self.state.carry.take_if((head.generation, head.seq, bytes(head.entry_hash)))
+        if kept is None:
             return False
         self.conn = conn
         self._carry = kept
@@ -358,20 +315,12 @@ class Batch:
 
         Ids are drawn `id_block_size` at a time: a sequence never rolls back, so an id is
         unique whether or not its batch commits, and one round trip serves many rows."""
+        # Sequences are outside transactions: a batch run ahead draws its ids on the
+        # writer's helper connection, if it was given one.
         return self._draw(table.__tablename__)
 
     def _draw(self, name: str) -> int:
-        with _id_lock:
-            pool = _id_pools.setdefault((self.database, name), [])
-            if not pool:
-                # Sequences are outside transactions: a batch run ahead draws its ids on the
-                # writer's helper connection, if it was given one.
-                values = (self._sequences or self.conn).execute(
-                    text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
-                         "FROM generate_series(1, :n)"),
-                    {"table": name, "n": id_block_size}).scalars().all()
-                pool.extend(sorted((int(v) for v in values), reverse=True))
-            return pool.pop()
+        return self.state.ids.take(name, self._sequences or self.conn)
 
     def opened(self, account: Account) -> None:
         """Make a just-created account visible to later commands of this batch."""
@@ -493,7 +442,7 @@ class Batch:
 
     def _stored_frontier(self) -> merkle.Frontier:
         if self._frontier_before is None:
-            cached = _last_frontier
+            cached = self.state.frontier
             if cached is not None and cached[:2] == (self._tree_size_before, self._hash_before):
                 self._frontier_before = cached[2]
             else:
@@ -505,7 +454,6 @@ class Batch:
 
     def _flush_merkle_nodes(self, script: Script) -> None:
         """Store the nodes the new entries complete: about two small rows per entry."""
-        global _last_frontier
         frontier, nodes = merkle.append_leaves(self._stored_frontier(), self._leaves())
         require(frontier.size == self.seq, "the Merkle tree has one leaf per journal entry")
         if len(nodes) <= script_rows_max:
@@ -518,7 +466,7 @@ class Batch:
             copy_text(self.conn, "merkle_nodes", NODE_COLUMNS,
                       "".join([f"{n.level}\t{n.index}\t\\\\x{n.digest.hex()}\n"
                                for n in nodes]))
-        _last_frontier = (self.seq, self.entry_hash, frontier)
+        self.state.frontier = (self.seq, self.entry_hash, frontier)
 
     # -- the write --------------------------------------------------------------------
     def flush(self, commit: bool = False, relock: bool = False) -> None:
@@ -571,23 +519,14 @@ class Batch:
 
     # -- after the transaction ---------------------------------------------------------
     def committed(self) -> None:
-        """Pass what this batch committed on to the process's next batch."""
-        carry = self._carry
-        if self._generation_after is None:
-            # Nothing journaled: either nothing was written (the carry stands) or something
-            # was, outside the journal's bookkeeping (then nobody can vouch for the carry).
-            if self._direct_writes or self.extra_rows:
-                return
-        elif self._direct_writes:
-            return  # rows written by SQL are not in the batch's copies
-        else:
-            carry.accounts.update(self.accounts)
-            carry.rows.update(self.rows.carried_rows())
-            carry.head = (self._generation_after, self.seq, self.entry_hash)
-            if len(carry.rows) + len(carry.accounts) > carry_rows_max:
-                carry = Carry(carry.head)
-        _shelve_carry(self.conn.engine, carry)
+        """Pass what this batch committed on to the writer's next batch."""
+        head = None if self._generation_after is None else (
+            self._generation_after, self.seq, self.entry_hash)
+        carry = after_commit(self._carry, head, self._direct_writes, bool(self.extra_rows),
+                             self.accounts, self.rows)
+        if carry is not None:
+            self.state.carry.put(carry)
 
     def rolled_back(self) -> None:
         """The database is as it was before the batch, and so is the carry: put it back."""
-        _shelve_carry(self.conn.engine, self._carry)
+        self.state.carry.put(self._carry)

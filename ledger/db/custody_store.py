@@ -32,11 +32,6 @@ from ledger.db.batch import Batch
 from ledger.db.rowcache import LATEST_RULES
 from ledger.errors import NotFound, require
 
-# Rule set versions and a merchant's chart never change once written: cache them per process,
-# by database too (ids are the database's: a process may serve more than one, as the tests do).
-_rules_by_id: dict[tuple[str, int], RuleSet] = {}
-_accounts_by_merchant: dict[tuple[str, str], dict[str, int]] = {}
-
 
 class CustodyRows:
     """`CustodyStore` for one batch."""
@@ -333,19 +328,20 @@ def latest_rule_set(batch: Batch, jurisdiction: str, industry: str) -> tuple[int
 
 
 def rule_set(batch: Batch, rule_set_id: int) -> RuleSet:
-    key = (batch.database, rule_set_id)
-    cached = _rules_by_id.get(key)
+    # Rule set versions never change once written: the writer keeps them (batch.state).
+    known = batch.state.rules_by_id
+    cached = known.get(rule_set_id)
     if cached is not None:
         return cached
     fresh = batch.rows.get(c.RuleSetVersion, rule_set_id)
     if fresh is not None:
         # Made in this batch, or carried from an earlier one: parsed once either way (an id
         # whose batch rolls back is never drawn again, so its entry is never asked for).
-        rules = _rules_by_id[key] = parse_rule_set(fresh["rules"])
+        rules = known[rule_set_id] = parse_rule_set(fresh["rules"])
         return rules
     rules = parse_rule_set(batch.lookup(
         select(c.RuleSetVersion.rules).where(c.RuleSetVersion.id == rule_set_id)).scalar_one())
-    _rules_by_id[key] = rules
+    known[rule_set_id] = rules
     return rules
 
 
@@ -374,13 +370,14 @@ def _update(batch: Batch, table: Any, row_id: Any, **values: Any) -> None:
 
 
 def merchant_accounts(batch: Batch, merchant_id: str) -> dict[str, int]:
-    key = (batch.database, merchant_id)
-    accounts = _accounts_by_merchant.get(key) or batch.rows.get(c.MerchantAccount, merchant_id)
+    # A merchant's chart never changes once written: the writer keeps it (batch.state).
+    known = batch.state.accounts_by_merchant
+    accounts = known.get(merchant_id) or batch.rows.get(c.MerchantAccount, merchant_id)
     if accounts is None:
         accounts = dict(batch.lookup(
             select(c.MerchantAccount.purpose, c.MerchantAccount.account_id)
             .where(c.MerchantAccount.merchant_id == merchant_id)).all())
-        _accounts_by_merchant[key] = accounts
+        known[merchant_id] = accounts
     return accounts
 
 

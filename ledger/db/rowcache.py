@@ -8,7 +8,7 @@ Queries that aggregate over a table (which cards are due, what a period releases
 
 Rows of the carried tables also outlive the batch: the writer hands them to its next batch,
 which uses them while the chain head's write generation shows nobody else wrote (see
-`batch.Carry`).
+`ledger.db.carry`).
 """
 
 from __future__ import annotations

@@ -9,17 +9,25 @@ nothing on either path.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from starlette.responses import Response
 
-from api.lane import ROUTES
+from api import lane
+from api.app import create_app
+from api.context import Authed, MaybeAuthed, limit_code_attempts
+from api.lane import LaneMismatch, lane_routes
 from api.messages import OutboxSender
 from api.routes import custody, ledger
+from api.routes.custody import ConsumptionIn
 from ledger.auth import Role
 from tests.api.support import nothing_written
 from tests.conftest import issue_key, open_account
@@ -111,13 +119,104 @@ def test_credentials_and_headers_agree(app_client: TestClient, plain_client: Tes
     _same(a, b)
 
 
-def test_each_lane_route_is_a_fastapi_post_route_with_its_template_and_endpoint() -> None:
+def test_each_lane_route_is_a_fastapi_post_route_with_its_template_and_endpoint(
+        app_client: TestClient) -> None:
     """So the access log names a request's route alike on both paths (the app includes these
     routers without a prefix of its own)."""
+    routes = app_client.app.lane_routes  # type: ignore[attr-defined]
     posts = {(route.path, route.endpoint) for router in (custody.router, ledger.router)
              for route in router.routes if isinstance(route, APIRoute) and "POST" in route.methods}
-    assert {(route.path, route.endpoint) for route in ROUTES} <= posts
-    assert len(ROUTES) == 4
+    assert {(route.path, route.endpoint) for route in routes} <= posts
+    assert len(routes) == 4
+
+
+def test_the_lane_takes_each_endpoint_and_body_model_from_the_apps_routes(
+        app_client: TestClient) -> None:
+    table = {route.path: (route.endpoint, route.body)
+             for route in app_client.app.lane_routes}  # type: ignore[attr-defined]
+    assert table == {
+        "/v1/transactions": (ledger.post_transaction, ledger.TransactionIn),
+        "/v1/cards": (custody.sell_card, custody.SaleIn),
+        "/v1/cards/{card_id}/consumptions": (custody.consume, ConsumptionIn),
+        "/v1/cards/{card_id}/refunds": (custody.refund_card, custody.RefundIn)}
+
+
+# Consumption endpoints the lane could not call as FastAPI does, each for its own reason.
+async def _without_who(request: Request, card_id: str, body: ConsumptionIn) -> Response:
+    raise AssertionError("never called")
+
+
+async def _maybe_keyed(request: Request, card_id: str, body: ConsumptionIn,
+                       who: MaybeAuthed) -> Response:
+    raise AssertionError("never called")
+
+
+async def _body_named_otherwise(request: Request, card_id: str, payload: ConsumptionIn,
+                                who: Authed) -> Response:
+    raise AssertionError("never called")
+
+
+async def _with_a_query_parameter(request: Request, card_id: str, body: ConsumptionIn,
+                                  who: Authed, dry_run: bool = False) -> Response:
+    raise AssertionError("never called")
+
+
+def _not_async(request: Request, card_id: str, body: ConsumptionIn, who: Authed) -> Response:
+    raise AssertionError("never called")
+
+
+async def _path_parameter_renamed(request: Request, card: str, body: ConsumptionIn,
+                                  who: Authed) -> Response:
+    raise AssertionError("never called")
+
+
+async def _request_not_first(card_id: str, request: Request, body: ConsumptionIn,
+                             who: Authed) -> Response:
+    raise AssertionError("never called")
+
+
+def _app_consuming_with(endpoint: Callable[..., Any], **route: Any) -> FastAPI:
+    app = FastAPI()
+    app.add_api_route("/v1/transactions", ledger.post_transaction, methods=["POST"])
+    app.add_api_route("/v1/cards", custody.sell_card, methods=["POST"])
+    app.add_api_route("/v1/cards/{card_id}/consumptions", endpoint, methods=["POST"], **route)
+    app.add_api_route("/v1/cards/{card_id}/refunds", custody.refund_card, methods=["POST"])
+    return app
+
+
+@pytest.mark.parametrize(("endpoint", "route", "reason"), [
+    (_without_who, {}, "who=Depends(keyed)"),
+    (_without_who, {}, "cannot be called as the lane calls it"),
+    (_maybe_keyed, {}, "who=Depends(keyed)"),
+    (_body_named_otherwise, {}, "one pydantic model named body"),
+    (_with_a_query_parameter, {}, "query, header or cookie parameters"),
+    (_not_async, {}, "must be async"),
+    (_path_parameter_renamed, {}, "path parameters must be ['card_id']"),
+    (_request_not_first, {}, "first parameter must be the Request"),
+    (custody.consume, {"dependencies": [Depends(limit_code_attempts)]}, "one dependency"),
+])
+def test_the_lane_refuses_an_endpoint_that_does_not_take_what_it_passes(
+        endpoint: Callable[..., Any], route: dict[str, Any], reason: str) -> None:
+    app = _app_consuming_with(endpoint, **route)
+    with pytest.raises(LaneMismatch, match=re.escape(reason)) as refused:
+        lane_routes(app.routes)
+    assert "POST /v1/cards/{card_id}/consumptions" in str(refused.value)
+    assert len(lane_routes(_app_consuming_with(custody.consume).routes)) == 4  # the real one
+
+
+def test_the_lane_refuses_a_path_the_app_has_no_route_for() -> None:
+    app = FastAPI()
+    app.add_api_route("/v1/transactions", ledger.post_transaction, methods=["POST"])
+    with pytest.raises(LaneMismatch, match="POST /v1/cards, and the app has no such route"):
+        lane_routes(app.routes)
+
+
+def test_an_app_whose_lane_cannot_serve_its_paths_is_not_made(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lane, "PATHS", (*lane.PATHS, "/v1/nowhere"))
+    with pytest.raises(LaneMismatch, match="/v1/nowhere"):
+        create_app(engine)
+    assert create_app(engine, lane=False).lane_routes is None  # type: ignore[attr-defined]
 
 
 def test_a_path_beyond_the_id_limit_goes_to_fastapi(app_client: TestClient,

@@ -1,7 +1,7 @@
 """The writer carries committed rows from one batch to the next, and never trusts a stale copy.
 
 Between its group commits the appender keeps the cards, balances and merchants it committed
-(`ledger.db.batch.Carry`). These tests check the two promises that make that safe: a write
+(`ledger.db.carry.Carry`). These tests check the two promises that make that safe: a write
 by anyone else (here, SQL typed by hand, as an operator in psql would) is seen by the very
 next batch; and while nobody else writes, a batch reads nothing but the chain head.
 """

@@ -25,18 +25,17 @@ from api.runtime import run_command
 from ledger.auth import SYSTEM_ACTOR, Role
 from ledger.books import Posting, TransactionDraft
 from ledger.commands import Command
-from ledger.db import batch as batch_module
 from ledger.db import tables as t
 from ledger.db.batch import BEGIN_HEAD_SQL, Batch, LockedHead, Offline
 from ledger.db.engine import make_engine
 from ledger.db.script import Script
 from ledger.db.writer import (
-    LOCKED_HEAD,
     Writer,
     WriteRequest,
     release_lock,
     request_fingerprint,
 )
+from ledger.db.writer_state import default_state
 from ledger.errors import InsufficientFunds
 from ledger.service import IssueKey, OpenAccount
 from tests.conftest import open_account
@@ -74,23 +73,23 @@ def fly(conn: Connection, batch: Batch) -> None:
     batch.flushed(batch.flush_script(commit=True, relock=True).run(), commit=True, relock=True)
     conn.commit()
     assert batch.next_head is not None
-    conn.info[LOCKED_HEAD] = batch.next_head
+    batch.state.hold_lock(conn, batch.next_head)
     batch.committed()
 
 
 def land(conn: Connection, batch: Batch) -> bool:
-    locked = conn.info.pop(LOCKED_HEAD, None) or LockedHead(
+    locked = batch.state.take_lock(conn) or LockedHead(
         *conn.exec_driver_sql(BEGIN_HEAD_SQL).one())
     if batch.rebase(conn, locked):
         fly(conn, batch)
         return True
-    conn.info[LOCKED_HEAD] = locked
+    batch.state.hold_lock(conn, locked)
     return False
 
 
 def first_batch(conn: Connection, till: tuple[int, int], fen: int) -> Batch:
     cash, card = till
-    batch = Batch(conn, begin=True, head=conn.info.pop(LOCKED_HEAD, None))
+    batch = Batch(conn, begin=True, head=default_state(conn.engine).take_lock(conn))
     pay(batch, card, cash, fen)
     return batch
 
@@ -294,10 +293,10 @@ def test_a_batch_run_ahead_draws_ids_on_the_helpers_connection(
     """Sequences are outside transactions: with a connection of its own for them, a batch
     run ahead whose id pool is dry does not have to wait for its turn."""
     flight = first_batch(conn, till, 1)
-    batch_module._id_pools.clear()
+    flight.state.ids.clear()
     with pytest.raises(Offline):
         Batch.following(flight).next_id(t.ApiKey)
-    batch_module._id_pools.clear()
+    flight.state.ids.clear()
     with engine.connect() as helper:
         drawn = Batch.following(flight, helper).next_id(t.ApiKey)
     fly(conn, flight)

@@ -11,7 +11,8 @@ from ledger.books import Posting, TransactionDraft
 from ledger.commands import Command
 from ledger.db import queries
 from ledger.db.batch import Batch
-from ledger.db.writer import LOCKED_HEAD, Writer, WriteRequest, execute_resilient, release_lock
+from ledger.db.writer import Writer, WriteRequest, execute_resilient, release_lock
+from ledger.db.writer_state import default_state
 from ledger.errors import Busy
 from ledger.service import OpenAccount
 from tests.conftest import open_account
@@ -106,15 +107,16 @@ def test_a_commit_with_requests_waiting_takes_the_next_lock_in_the_same_round_tr
         conn = raw.execution_options(isolation_level="AUTOCOMMIT")
         first = [_open()]
         execute_resilient(conn, first, lambda: True)
-        assert conn.info[LOCKED_HEAD].seq == queries.chain_head(conn)[0]
+        held = default_state(engine).held_lock
+        assert held(conn).seq == queries.chain_head(conn)[0]
         crashing = [_open(), WriteRequest(_Crashes())]
         execute_resilient(conn, crashing, lambda: True)  # the crash gives the lock up
         assert isinstance(crashing[1].future.exception(timeout=request_wait_s), RuntimeError)
         assert crashing[0].future.result(timeout=request_wait_s).body["id"] > \
             first[0].future.result(timeout=request_wait_s).body["id"]
-        assert LOCKED_HEAD in conn.info  # the retry without the culprit relocked
+        assert held(conn) is not None  # the retry without the culprit relocked
         release_lock(conn)
-        assert LOCKED_HEAD not in conn.info
+        assert held(conn) is None
         # Nothing is left locked: another connection's writer goes straight through.
         other = [_open()]
         with engine.connect() as second:

@@ -1,0 +1,81 @@
+"""The carry: what one writer committed, kept for its next batch (docs/design.md, "The carry").
+
+A batch takes the carry off its writer's shelf when it locks the chain head, reads through it
+instead of the database, and after its commit puts back the carry with its own writes added
+(or, after a rollback, the carry as it took it: the database is as it was). Two batches
+never share one, so the carry needs no lock of its own while a batch holds it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.books import Account
+from ledger.db.rowcache import RowCache, RowKey
+
+# Past this many rows a writer starts its carry afresh rather than grow without bound.
+carry_rows_max = 200_000
+
+Head = tuple[int, int, bytes]  # the chain head's write generation, seq and entry hash
+
+
+@dataclass
+class Carry:
+    """What one writer committed, kept for its next batch: balances and custody rows.
+
+    Valid only while the chain head shows the same (generation, seq, entry hash) that the
+    commit left: the database bumps the generation on every write to these tables, by anyone
+    (migration 0005). While one writer has the database to itself, its batches then read
+    nothing but the chain head."""
+
+    head: Head
+    accounts: MutableMapping[int, Account] = field(default_factory=dict)
+    rows: MutableMapping[RowKey, dict[str, Any]] = field(default_factory=dict)
+
+
+class Shelf:
+    """Where a writer keeps its carry between batches. The appender and its helper thread
+    both reach it (a batch run ahead rebases onto it), hence the lock."""
+
+    def __init__(self) -> None:
+        self._kept: Carry | None = None
+        self._lock = threading.Lock()
+
+    def take(self, head: Head) -> Carry:
+        """The carry, if it shows this head; else an empty one for it."""
+        kept = self.take_if(head)
+        return kept if kept is not None else Carry(head)
+
+    def take_if(self, head: Head) -> Carry | None:
+        """The carry, if it shows this head. One that does not is stale and is dropped."""
+        with self._lock:
+            kept, self._kept = self._kept, None
+        return kept if kept is not None and kept.head == head else None
+
+    def put(self, carry: Carry) -> None:
+        with self._lock:
+            self._kept = carry
+
+
+def after_commit(carry: Carry, head: Head | None, direct_writes: bool, extra_rows: bool,
+                 accounts: Mapping[int, Account], rows: RowCache) -> Carry | None:
+    """The carry a committed batch passes on, or None if nobody can vouch for one.
+
+    `head`: the chain head its commit left, None if it journaled nothing. `direct_writes`:
+    it wrote SQL of its own (rows its copies do not hold). `extra_rows`: it wrote rows
+    beside its custody rows (accounts, idempotency records ...)."""
+    if direct_writes:
+        return None  # rows written by SQL are not in the batch's copies
+    if head is None:
+        # Nothing journaled: if nothing was written either, the carry stands; rows written
+        # outside the journal moved the generation to a value this batch never read.
+        return None if extra_rows else carry
+    carry.accounts.update(accounts)
+    carry.rows.update(rows.carried_rows())
+    carry.head = head
+    if len(carry.rows) + len(carry.accounts) > carry_rows_max:
+        return Carry(head)
+    return carry
