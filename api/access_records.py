@@ -15,9 +15,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
-from ledger.db.trust_tables import AccessRecord
+from ledger.db import queries
 
 log = logging.getLogger("yufu.access")
 RECORDED_ROLES: Final = frozenset({"bank", "regulator"})
@@ -84,7 +84,7 @@ class AccessRecorder:
         if rows:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(insert(AccessRecord), rows)
+                    queries.write_access_records(conn, rows)
             except Exception:
                 for row in rows:  # put back, in order, what could not be written
                     try:

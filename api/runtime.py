@@ -16,7 +16,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -24,9 +24,7 @@ from api.settings import Settings, embedded_settings
 from ledger import audit
 from ledger.auth import LOCAL_OPERATOR, SYSTEM_ACTOR, Role
 from ledger.custody.rules import default_rule_sets
-from ledger.db import custody_tables as c
-from ledger.db import privileges
-from ledger.db import tables as t
+from ledger.db import privileges, queries
 from ledger.db.audit_queries import latest_head
 from ledger.db.embedded import EmbeddedPostgres
 from ledger.db.engine import make_engine, normalise_url
@@ -233,7 +231,7 @@ def check_audit_key(engine: Engine, key: Ed25519PrivateKey, allow_rotation: bool
 def ensure_default_rule_sets(engine: Engine) -> int:
     """Ship the Beijing rule sets (journaled like any change) when there are none."""
     with engine.connect() as conn:
-        count = conn.execute(select(func.count()).select_from(c.RuleSetVersion)).scalar_one()
+        count = queries.rule_set_count(conn)
     if count:
         return 0
     for jurisdiction, industry, rules in default_rule_sets():
@@ -245,7 +243,7 @@ def ensure_default_rule_sets(engine: Engine) -> int:
 def bootstrap_operator_key(engine: Engine, home: Path) -> str | None:
     """On first start (no keys at all) issue an operator key; returns it, else None."""
     with engine.connect() as conn:
-        count = conn.execute(select(func.count()).select_from(t.ApiKey)).scalar_one()
+        count = queries.key_count(conn)
     if count:
         return None
     body = run_command(engine, IssueKey(Role.operator, label="bootstrap"))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, insert, select
 
 from ledger import journal
 from ledger.auth import Principal, Role
@@ -210,3 +210,16 @@ def access_records_page(conn: Connection, after: int, limit: int, key_id: int | 
               "key_id": r.key_id, "role": r.role, "method": r.method, "route": r.route,
               "path": r.path, "query": r.query, "status": r.status} for r in rows]
     return {"items": items, "next_after": rows[-1].id if len(rows) == limit else None}
+
+
+def rule_set_count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(c.RuleSetVersion)).scalar_one())
+
+
+def key_count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(t.ApiKey)).scalar_one())
+
+
+def write_access_records(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Records of reads (api/access_records.py): one multi-row insert."""
+    conn.execute(insert(tt.AccessRecord), rows)
