@@ -10,19 +10,24 @@ Every refusal names the element path, 1-based like XPath: `Stmt[1]/Ntry[3]/Amt`.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
-from xml.etree import ElementTree
-from xml.etree.ElementTree import Element, ParseError
-from xml.parsers import expat
-
-from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden
+from xml.etree.ElementTree import Element
 
 from ledger.bank import limits
-from ledger.bank.amounts import AmountFormatError, check_currency_code, fen_from_text
+from ledger.bank.camt_values import (
+    amount_of,
+    bounded,
+    currency_of,
+    datetime_of,
+    day_of,
+    direction_of,
+    path_join,
+    reversal_of,
+    same_currency,
+)
 from ledger.bank.model import (
     Direction,
     EntryStatus,
@@ -31,8 +36,8 @@ from ledger.bank.model import (
     StatementRejected,
     TxDetail,
     check_balances,
-    check_statement_size,
 )
+from ledger.bank.xmlfile import parse_xml
 from ledger.collector import collector_paused
 
 _NAMESPACE_RE: Final = re.compile(
@@ -46,81 +51,8 @@ _CLOSING_CODE: Final = "CLBD"
 # ISO 20022's placeholder for "the initiator gave no end-to-end id": matching on it would pair
 # unrelated payments, so it reads as no id at all.
 _NOT_PROVIDED: Final = "NOTPROVIDED"
-_DATE_RE: Final = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:Z|[+-][0-9]{2}:[0-9]{2})?")
-_NO_ELEMENTS_CODE: Final = expat.errors.codes[expat.errors.XML_ERROR_NO_ELEMENTS]
 # By value, without the Enum call's cost: a big statement reads 300,000 of these.
-_DIRECTIONS: Final = {d.value: d for d in Direction}
 _STATUSES: Final = {s.value: s for s in EntryStatus}
-_DAYS_CACHED: Final = 1024  # distinct date texts remembered: a statement has a few days
-_CURRENCIES_CACHED: Final = 64  # currency codes checked and remembered
-_PROLOG_READ_BYTES: Final = 64 * 1024  # the DTD check reads this much at a time, see _refuse_dtd
-
-
-def parse_xml(data: bytes) -> Element:
-    """Parse untrusted XML with every DTD, entity and external reference refused.
-
-    XXE and entity expansion (billion laughs) both need a DTD, so refusing the DTD refuses
-    them before a single entity is expanded or a single URL resolved.
-    """
-    check_statement_size(data)
-    try:
-        # A bare expat pass refuses any DTD (so no entity can ever be declared or expanded)
-        # at C speed; the tree is then built by the C ElementTree, which has nothing left to
-        # expand. defusedxml's pure-Python tree builder was most of a big file's import time.
-        _refuse_dtd(data)
-        root = _tree(data)
-    except DTDForbidden as exc:
-        raise StatementRejected(
-            "a DTD (<!DOCTYPE ...>) is not accepted: entity declarations and external "
-            "references are refused", field=_line_of(data, b"<!DOCTYPE")) from exc
-    except DefusedXmlException as exc:  # entities or external references without a DTD
-        raise StatementRejected(f"refused XML construct: {exc!r}", field="file") from exc
-    except (ParseError, expat.ExpatError) as exc:
-        line, column = exc.position if isinstance(exc, ParseError) else (exc.lineno, exc.offset)
-        reason = expat.ErrorString(exc.code)
-        if exc.code == _NO_ELEMENTS_CODE:
-            reason += ": the file ends before the document does (truncated?)"
-        raise StatementRejected(f"not well-formed XML: {reason}",
-                                field=f"line {line}, column {column}") from exc
-    return root
-
-
-def _refuse_dtd(data: bytes) -> None:
-    """Raise DTDForbidden for a DTD. One can only come before the root element (the prolog),
-    so the pass stops at the root's start tag: whatever follows is the tree builder's to
-    read, and any fault in it is reported by the same expat, at the same line and column."""
-    parser = expat.ParserCreate()
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-
-    def doctype(*_: object) -> None:
-        raise DTDForbidden(None, None, None)
-
-    def entity(*_: object) -> None:
-        raise EntitiesForbidden(None, None, None, None, None, None)
-
-    root_seen = False
-
-    def start(*_: object) -> None:
-        nonlocal root_seen
-        root_seen = True
-
-    parser.StartDoctypeDeclHandler = doctype
-    parser.EntityDeclHandler = entity
-    parser.ExternalEntityRefHandler = lambda *_: False
-    parser.StartElementHandler = start
-    for offset in range(0, len(data), _PROLOG_READ_BYTES):
-        parser.Parse(data[offset:offset + _PROLOG_READ_BYTES], False)
-        if root_seen:
-            return
-    parser.Parse(b"", True)  # no root element: expat says what is wrong, and where
-
-
-def _tree(data: bytes) -> Element:
-    """The C ElementTree's tree of `data`, with the garbage collector paused: its passes
-    over the growing tree were 40% of the build (see ledger/collector.py)."""
-    with collector_paused():
-        root: Element = ElementTree.fromstring(data)
-    return root
 
 
 def parse_camt(data: bytes, kinds: frozenset[str]) -> list[Statement]:
@@ -145,7 +77,7 @@ def _statements(root: Element, kinds: frozenset[str]) -> list[Statement]:
     header = _Header(
         format=f"camt.{kind}.001.{version:02d}",
         message_id=doc.required(in_body, "GrpHdr/MsgId", ""),
-        created_at=_datetime(doc.text(in_body, "GrpHdr/CreDtTm", ""), "GrpHdr/CreDtTm"))
+        created_at=datetime_of(doc.text(in_body, "GrpHdr/CreDtTm", ""), "GrpHdr/CreDtTm"))
     items = doc.findall(in_body, item_name)
     if not items:
         raise StatementRejected(f"no {item_name} in the file", field=body_name)
@@ -218,12 +150,12 @@ class _Doc:
         if nodes is None:  # the usual way for an optional element to be absent: said fast
             return None
         node = self.find(kids, path) if rest else nodes[0]
-        return None if node is None else _bounded(node.text, where, path)
+        return None if node is None else bounded(node.text, where, path)
 
     def required(self, kids: _Kids, path: str, where: str) -> str:
         value = self.text(kids, path, where)
         if value is None:
-            raise StatementRejected(f"missing {path}", field=_join(where, path))
+            raise StatementRejected(f"missing {path}", field=path_join(where, path))
         return value
 
     def _compile(self, path: str) -> tuple[str, tuple[str, ...]]:
@@ -306,7 +238,7 @@ def _statement(doc: _Doc, item: Element, where: str, header: _Header,
         opening_booked_fen=opening.signed_fen if opening else None,
         closing_booked_fen=closing.signed_fen if closing else None,
         closing_date=closing.date if closing else None,
-        created_at=_datetime(doc.text(kids, "CreDtTm", where), f"{where}/CreDtTm")
+        created_at=datetime_of(doc.text(kids, "CreDtTm", where), f"{where}/CreDtTm")
         or header.created_at,
         entries=entries)
     check_balances(statement, field=f"{where}/Bal")
@@ -333,7 +265,7 @@ def _balances(doc: _Doc, kids: _Kids, where: str) -> dict[str, _Balance]:
         if code in found:
             raise StatementRejected(f"a second {code} balance", field=f"{path}/Tp")
         fen, currency = _amount(doc, bal, "Amt", path, allow_zero=True)
-        sign = _direction(doc.required(bal, "CdtDbtInd", path), path)
+        sign = direction_of(doc.required(bal, "CdtDbtInd", path), path)
         when = _date_choice(doc, bal, "Dt", path)
         if when is None:
             raise StatementRejected("missing Dt", field=f"{path}/Dt")
@@ -346,12 +278,12 @@ def _account_currency(doc: _Doc, kids: _Kids, where: str,
     """Acct/Ccy when the bank gives it (it is optional); else the balances' or first entry's."""
     given = doc.text(kids, "Acct/Ccy", where)
     if given is not None:
-        return _currency(given, f"{where}/Acct/Ccy")
+        return currency_of(given, f"{where}/Acct/Ccy")
     for balance in balances.values():
         return balance.currency
     first = doc.find(kids, "Ntry/Amt")
     if first is not None:
-        return _currency(first.get("Ccy", ""), f"{where}/Ntry[1]/Amt/@Ccy")
+        return currency_of(first.get("Ccy", ""), f"{where}/Ntry[1]/Amt/@Ccy")
     raise StatementRejected("cannot tell the account currency: give Acct/Ccy",
                             field=f"{where}/Acct/Ccy")
 
@@ -363,16 +295,16 @@ def _account_id(doc: _Doc, kids: _Kids, path: str, where: str, *,
         or doc.text(kids, f"{path}/Id/Othr/Id", where)
     if value is None and required:
         raise StatementRejected("missing account identification (Id/IBAN or Id/Othr/Id)",
-                                field=_join(where, f"{path}/Id"))
+                                field=path_join(where, f"{path}/Id"))
     return value
 
 
 # --- entries and their details -------------------------------------------------------------
 def _entry(doc: _Doc, ntry: _Kids, where: str, currency: str) -> StatementEntry:
     fen, entry_currency = _amount(doc, ntry, "Amt", where)
-    _same_currency(entry_currency, currency, where, "Amt")
-    direction = _direction(doc.required(ntry, "CdtDbtInd", where), where)
-    reversal = _reversal(doc.text(ntry, "RvslInd", where), where)
+    same_currency(entry_currency, currency, where, "Amt")
+    direction = direction_of(doc.required(ntry, "CdtDbtInd", where), where)
+    reversal = reversal_of(doc.text(ntry, "RvslInd", where), where)
     status = _status(doc, ntry, where)
     booked_on = _date_choice(doc, ntry, "BookgDt", where)
     valued_on = _date_choice(doc, ntry, "ValDt", where)
@@ -410,7 +342,7 @@ def _detail(doc: _Doc, tx: _Kids, where: str, currency: str, lone_fen: int | Non
     fen = _detail_amount(doc, tx, where, currency, lone_fen)
     detail_direction = doc.text(tx, "CdtDbtInd", where)
     if detail_direction is not None and \
-            _direction(detail_direction, where) is not direction:
+            direction_of(detail_direction, where) is not direction:
         raise StatementRejected("a transaction detail against its entry's direction (a netted "
                                 "batch) is not supported", field=f"{where}/CdtDbtInd")
     # The counterparty is the other side of the original payment: its debtor for money in,
@@ -439,8 +371,8 @@ def _detail_amount(doc: _Doc, tx: _Kids, where: str, currency: str,
     for path in ("Amt", "AmtDtls/TxAmt/Amt"):
         node = doc.find(tx, path)
         if node is not None:
-            fen, detail_currency = _amount_of(node, where, path)
-            _same_currency(detail_currency, currency, where, path)
+            fen, detail_currency = amount_of(node, where, path)
+            same_currency(detail_currency, currency, where, path)
             return fen
     if lone_fen is None:
         raise StatementRejected("each transaction detail of a batched entry must give its "
@@ -457,7 +389,7 @@ def _status(doc: _Doc, ntry: _Kids, where: str) -> EntryStatus:
         raise StatementRejected("a proprietary entry status is not supported",
                                 field=f"{where}/Sts/Prtry")
     nested = sts.find(doc.tag("Cd"))
-    code = _bounded((nested if nested is not None else sts).text, where, "Sts") or ""
+    code = bounded((nested if nested is not None else sts).text, where, "Sts") or ""
     status = _STATUSES.get(code)
     if status is None:
         raise StatementRejected(f"entry status {code!r} is not BOOK, PDNG or INFO",
@@ -471,65 +403,8 @@ def _amount(doc: _Doc, kids: _Kids, path: str, where: str,
     """An amount in fen with its currency (the Ccy attribute); only a balance may be zero."""
     node = doc.find(kids, path)
     if node is None:
-        raise StatementRejected(f"missing {path}", field=_join(where, path))
-    return _amount_of(node, where, path, allow_zero=allow_zero)
-
-
-def _amount_of(node: Element, where: str, path: str,
-               *, allow_zero: bool = False) -> tuple[int, str]:
-    try:
-        fen = fen_from_text((node.text or "").strip())
-    except AmountFormatError as exc:
-        raise StatementRejected(str(exc), field=_join(where, path)) from None
-    if fen == 0 and not allow_zero:
-        raise StatementRejected("amount must not be zero", field=_join(where, path))
-    code = node.get("Ccy", "")
-    problem = _currency_problem(code)
-    if problem is not None:
-        raise StatementRejected(problem, field=f"{_join(where, path)}/@Ccy")
-    return fen, code
-
-
-def _currency(code: str, field: str) -> str:
-    problem = _currency_problem(code)
-    if problem is not None:
-        raise StatementRejected(problem, field=field)
-    return code
-
-
-@functools.lru_cache(maxsize=_CURRENCIES_CACHED)
-def _currency_problem(code: str) -> str | None:
-    """Why `code` is refused, or None; a statement names one currency 200,000 times."""
-    try:
-        check_currency_code(code)
-    except AmountFormatError as exc:
-        return str(exc)
-    return None
-
-
-def _same_currency(found: str, account: str, where: str, path: str) -> None:
-    if found != account:
-        raise StatementRejected(
-            f"amount in {found} on an account in {account}: entries in another currency than "
-            f"the account's are not accepted", field=_join(where, path))
-
-
-def _direction(code: str, where: str) -> Direction:
-    """The CdtDbtInd `code` of the element at `where`."""
-    direction = _DIRECTIONS.get(code)
-    if direction is None:
-        raise StatementRejected(f"{code!r} is not CRDT or DBIT", field=f"{where}/CdtDbtInd")
-    return direction
-
-
-def _reversal(text: str | None, where: str) -> bool:
-    """The RvslInd `text` of the entry at `where`."""
-    if text is None or text in ("false", "0"):
-        return False
-    if text in ("true", "1"):
-        return True
-    raise StatementRejected(f"{text!r} is not a boolean (true or false)",
-                            field=f"{where}/RvslInd")
+        raise StatementRejected(f"missing {path}", field=path_join(where, path))
+    return amount_of(node, where, path, allow_zero=allow_zero)
 
 
 def _date_choice(doc: _Doc, kids: _Kids, path: str, where: str) -> date | None:
@@ -538,48 +413,26 @@ def _date_choice(doc: _Doc, kids: _Kids, path: str, where: str) -> date | None:
         return None
     day = doc.text(kids, f"{path}/Dt", where)
     if day is not None:
-        found = _day(day)
+        found = day_of(day)
         if found is None:
             raise StatementRejected(f"{day!r} is not a date (YYYY-MM-DD)",
-                                    field=_join(where, f"{path}/Dt"))
+                                    field=path_join(where, f"{path}/Dt"))
         return found
-    moment = _datetime(doc.text(kids, f"{path}/DtTm", where), _join(where, f"{path}/DtTm"))
+    moment = datetime_of(doc.text(kids, f"{path}/DtTm", where), path_join(where, f"{path}/DtTm"))
     if moment is None:
-        raise StatementRejected("needs Dt or DtTm", field=_join(where, path))
+        raise StatementRejected("needs Dt or DtTm", field=path_join(where, path))
     return moment.date()
-
-
-@functools.lru_cache(maxsize=_DAYS_CACHED)
-def _day(text: str) -> date | None:
-    """An ISO date (an offset after it is allowed and ignored), or None; a statement's
-    hundreds of thousands of dates are a handful of days."""
-    match = _DATE_RE.fullmatch(text)
-    try:
-        return date.fromisoformat(match[1] if match else "not a date")
-    except ValueError:
-        return None
-
-
-def _datetime(text: str | None, field: str) -> datetime | None:
-    """An ISO 8601 date-time; naive when the bank gave no offset (the schema allows that)."""
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise StatementRejected(f"{text[:40]!r} is not an ISO 8601 date-time",
-                                field=field) from None
 
 
 def _first_text(doc: _Doc, kids: _Kids, path: str, where: str) -> str | None:
     first = doc.find(kids, path)
     if first is None:
         return None
-    value = _bounded(first.text, where, path)
+    value = bounded(first.text, where, path)
     if value:  # the first match in document order is what the loop below would return
         return value
     for node in doc.findall(kids, path):
-        value = _bounded(node.text, where, path)
+        value = bounded(node.text, where, path)
         if value:
             return value
     return None
@@ -588,28 +441,7 @@ def _first_text(doc: _Doc, kids: _Kids, path: str, where: str) -> str | None:
 def _joined_text(doc: _Doc, kids: _Kids, path: str, where: str) -> str | None:
     """Repeated text elements (Ustrd) joined with a space, under the same bound as one."""
     parts = [part for node in doc.findall(kids, path)
-             if (part := _bounded(node.text, where, path))]
-    return _bounded(" ".join(parts), where, path) if parts else None
+             if (part := bounded(node.text, where, path))]
+    return bounded(" ".join(parts), where, path) if parts else None
 
 
-def _bounded(text: str | None, where: str, path: str = "") -> str | None:
-    """Stripped text, None for none; the field at fault is `where` joined with `path`, put
-    together only for a refusal (the text of every element read passes through here)."""
-    value = (text or "").strip()
-    if len(value) > limits.statement_text_chars_max:
-        raise StatementRejected(
-            f"text of {len(value)} characters, over the limit of "
-            f"{limits.statement_text_chars_max}", field=_join(where, path) if path else where)
-    return value or None
-
-
-def _join(where: str, path: str) -> str:
-    return f"{where}/{path}" if where else path
-
-
-def _line_of(data: bytes, needle: bytes) -> str:
-    offset = data.find(needle)
-    if offset < 0:
-        return "file"
-    line = data.count(b"\n", 0, offset) + 1
-    return f"line {line}"

@@ -15,7 +15,7 @@ from typing import BinaryIO, Final
 from ledger.bank import limits
 from ledger.bank.bankcsv import COLUMNS as CSV_COLUMNS
 from ledger.bank.bankcsv import parse_csv
-from ledger.bank.camt import parse_camt, parse_xml, statements_from_tree
+from ledger.bank.camt import parse_camt, statements_from_tree
 from ledger.bank.model import (
     Direction,
     EntryStatus,
@@ -27,6 +27,7 @@ from ledger.bank.model import (
     check_statement_size,
 )
 from ledger.bank.mt940 import parse_mt940
+from ledger.bank.xmlfile import parse_xml
 
 __all__ = [
     "CSV_COLUMNS",
