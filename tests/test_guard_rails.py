@@ -1,0 +1,88 @@
+"""The guard rails of scripts/test (docs/design.md, "Guard rails"): the layering check fails on
+a new violation, and its list of the pure core names every core module.
+
+The layering check is import-linter, run by scripts/test on the real code. Here it runs on a
+copy of ledger/ and api/ with the repository's own contracts: the copy as it is passes, and
+one new violating import per contract breaks that contract, naming the import."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT
+
+PRODUCTION = ("ledger", "api")
+lint_timeout_s = 120
+# One new import per contract, each in a module that does not have it today.
+VIOLATIONS = {
+    "core": ("ledger/money.py", "import sqlalchemy", "ledger.money -> sqlalchemy"),
+    "use-cases": ("ledger/custody_service.py", "from ledger.db import bank_tables",
+                  "ledger.custody_service -> ledger.db.bank_tables"),
+    "api": ("api/routes/ledger.py", "from ledger.db import custody_store",
+            "api.routes.ledger -> ledger.db.custody_store"),
+}
+
+
+def contracts() -> dict[str, dict[str, Any]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return {c["id"]: c for c in config["tool"]["importlinter"]["contracts"]}
+
+
+def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    """lint-imports with the repository's contracts, on the packages under `tree`."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    script = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run([str(script), "--no-cache", "--no-logo", str(tree / "pyproject.toml")],
+                          cwd=tree, env=env, capture_output=True, text=True,
+                          timeout=lint_timeout_s, check=False)
+
+
+@pytest.fixture
+def code_copy(tmp_path: Path) -> Path:
+    """ledger/, api/ and pyproject.toml, copied as they are."""
+    for package in PRODUCTION:
+        shutil.copytree(ROOT / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def test_the_layering_check_passes_on_the_code_as_it_is(code_copy: Path) -> None:
+    result = lint_imports(code_copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Contracts: {len(contracts())} kept, 0 broken." in result.stdout, result.stdout
+
+
+def test_the_layering_check_fails_on_a_new_violation_of_each_contract(code_copy: Path) -> None:
+    for module, statement, _ in VIOLATIONS.values():
+        path = code_copy / module
+        assert statement not in path.read_text(encoding="utf-8")
+        path.write_text(path.read_text(encoding="utf-8") + f"\n{statement}  # noqa\n",
+                        encoding="utf-8")
+    result = lint_imports(code_copy)
+    assert result.returncode != 0, result.stdout
+    assert f"Contracts: 0 kept, {len(VIOLATIONS)} broken." in result.stdout, result.stdout
+    for contract_id, (module, _, chain) in VIOLATIONS.items():
+        assert f"{contracts()[contract_id]['name']} BROKEN" in result.stdout, result.stdout
+        last_line = len((code_copy / module).read_text(encoding="utf-8").splitlines())
+        assert f"{chain} (l.{last_line})" in result.stdout, result.stdout
+
+
+def test_the_core_contract_names_every_module_of_the_core() -> None:
+    """Every module and package of ledger/ is the core's, but ledger/db and the use cases
+    (ledger/service.py and ledger/*_service.py): a new core module is under the contract the
+    day it is added."""
+    found = {f"ledger.{p.stem}" for p in (ROOT / "ledger").iterdir()
+             if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
+    use_cases = {m for m in found if m == "ledger.service" or m.endswith("_service")}
+    assert use_cases == set(contracts()["use-cases"]["source_modules"])
+    assert set(contracts()["core"]["source_modules"]) == found - use_cases - {"ledger.db"}
+
