@@ -32,11 +32,7 @@ from sqlalchemy import Engine, text
 from api.messages import OutboxSender, read_outbox
 from ledger.auth import Role
 from ledger.custody.rules import BEIJING_TRAINING
-from tests.api.support import key_id_of
-from tests.banks.statements import Stmt, camt053, entry
-from tests.conftest import issue_key, open_account
-from tests.custody.conftest import Custody
-from tests.custody.support import (
+from tests.support.custody import (
     PROBLEM_JSON,
     TABLES,
     Headers,
@@ -44,6 +40,10 @@ from tests.custody.support import (
     credit_code,
     nothing_written,
 )
+from tests.support.db import issue_key, open_account
+from tests.support.driver import Custody
+from tests.support.http import key_id_of
+from tests.support.statements import Stmt, camt053, entry
 
 TODAY = date(2026, 3, 2)  # a Monday: the start of a 7-day release period
 RELEASE_AS_OF = TODAY + timedelta(days=7)  # the scene's pending release: [TODAY, +7)

@@ -23,9 +23,9 @@ from api.ratelimit import RateLimits
 from api.runtime import run_command
 from ledger.auth import Role
 from ledger.service import IssueKey
-from tests.api.support import assert_problem, nothing_written
-from tests.custody.conftest import Custody
-from tests.custody.support import bearer
+from tests.support.custody import bearer
+from tests.support.driver import Custody
+from tests.support.http import assert_problem, nothing_written
 
 Headers = dict[str, str]
 JSON = {"Content-Type": "application/json"}

@@ -18,10 +18,10 @@ from sqlalchemy import Engine
 
 from api.messages import OutboxSender
 from ledger.auth import Role
-from tests.api.support import assert_problem, nothing_written
-from tests.conftest import issue_key
-from tests.custody.conftest import Custody
-from tests.custody.support import bearer
+from tests.support.custody import bearer
+from tests.support.db import issue_key
+from tests.support.driver import Custody
+from tests.support.http import assert_problem, nothing_written
 
 Headers = dict[str, str]
 JSON = {"Content-Type": "application/json"}

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from ledger.auth import Role
-from tests.api.support import assert_problem, head_seq, nothing_written
-from tests.conftest import file_merchant, issue_key, open_account, register_bank
+from tests.support.db import file_merchant, issue_key, open_account, register_bank
+from tests.support.http import assert_problem, head_seq, nothing_written
 
 Headers = dict[str, str]
 

@@ -21,10 +21,10 @@ from api.lane import ROUTES
 from api.messages import OutboxSender
 from api.routes import custody, ledger
 from ledger.auth import Role
-from tests.api.support import nothing_written
-from tests.conftest import issue_key, open_account
-from tests.custody.conftest import Custody
-from tests.custody.support import bearer
+from tests.support.custody import bearer
+from tests.support.db import issue_key, open_account
+from tests.support.driver import Custody
+from tests.support.http import nothing_written
 
 Headers = dict[str, str]
 JSON = {"Content-Type": "application/json"}

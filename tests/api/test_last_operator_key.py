@@ -11,8 +11,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger.auth import Role
-from tests.api.support import assert_problem, head_seq, key_id_of, nothing_written
-from tests.conftest import issue_key
+from tests.support.db import issue_key
+from tests.support.http import assert_problem, head_seq, key_id_of, nothing_written
 
 
 def bearer(key: str) -> dict[str, str]:

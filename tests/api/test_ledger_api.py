@@ -18,7 +18,8 @@ from api.runtime import run_command
 from ledger import limits
 from ledger.auth import Role
 from ledger.service import PostTransaction
-from tests.api.support import (
+from tests.support.db import issue_key, open_account
+from tests.support.http import (
     PROBLEM_JSON,
     acted_by,
     assert_problem,
@@ -26,7 +27,6 @@ from tests.api.support import (
     head_seq,
     nothing_written,
 )
-from tests.conftest import issue_key, open_account
 
 Headers = dict[str, str]
 MAX = limits.amount_fen_max  # 2**53 - 1

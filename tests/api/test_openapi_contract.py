@@ -28,7 +28,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.app import create_app
 from api.messages import OutboxSender
 from ledger.auth import Role, split_key
-from tests.conftest import ONE_ADDRESS_LIMITS, file_merchant, issue_key
+from tests.support.db import file_merchant, issue_key
+from tests.support.http import ONE_ADDRESS_LIMITS
 
 # Generated examples per operation in the fuzzing phase (the coverage phase adds its own
 # boundary and negative cases): the module runs in about two minutes on two cores.

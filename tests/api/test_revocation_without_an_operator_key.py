@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from ledger.auth import Role
-from tests.api.support import key_id_of
-from tests.conftest import file_merchant, issue_key
+from tests.support.db import file_merchant, issue_key
+from tests.support.http import key_id_of
 
 
 def test_a_merchant_revokes_its_own_key_while_no_operator_key_is_active(

@@ -22,8 +22,8 @@ from sqlalchemy import Engine
 from api.app import create_app
 from api.cli import uvicorn_options
 from api.protocol import request_head_bytes_max, request_headers_max
-from tests.audit.support import live_server
-from tests.conftest import ONE_ADDRESS_LIMITS
+from tests.support.audit import live_server
+from tests.support.http import ONE_ADDRESS_LIMITS
 
 socket_timeout_s = 10.0
 header_bytes_huge = 1_000_000
