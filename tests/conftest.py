@@ -28,7 +28,7 @@ from tests.support import testdb
 from tests.support.banking import Banking
 from tests.support.db import drop_database, issue_key
 from tests.support.driver import Custody
-from tests.support.http import ONE_ADDRESS_LIMITS, Headers
+from tests.support.http import ONE_ADDRESS_LIMITS, Headers, bearer
 
 
 @pytest.fixture(scope="session")
@@ -134,8 +134,8 @@ def operator_key(engine: Engine) -> str:
 
 
 @pytest.fixture(scope="module")
-def operator(operator_key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {operator_key}"}
+def operator(operator_key: str) -> Headers:
+    return bearer(operator_key)
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,6 @@ def test_the_core_contract_names_every_module_of_the_core() -> None:
     assert set(contracts()["core"]["source_modules"]) == found - use_cases - {"ledger.db"}
 
 
-
 def test_no_production_file_is_longer_than_the_limit() -> None:
     lengths = {str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines())
                for package in PRODUCTION for p in sorted((ROOT / package).rglob("*.py"))}

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from api.settings import embedded_settings
 from ledger.db.embedded import EmbeddedPostgres
 from tests.support import ROOT
+from tests.support.http import free_port
 
 START, END = "<!-- walkthrough:start -->", "<!-- walkthrough:end -->"
 startup_timeout_s = 120
@@ -34,12 +34,6 @@ def walkthrough() -> str:
     opening, closing = "```bash\n", "\n```"
     assert block.strip().startswith(opening.strip()) and block.rstrip().endswith("```")
     return block[block.index(opening) + len(opening):block.rindex(closing) + 1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

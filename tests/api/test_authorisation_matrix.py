@@ -32,17 +32,10 @@ from sqlalchemy import Engine, text
 from api.messages import OutboxSender, read_outbox
 from ledger.auth import Role
 from ledger.custody.rules import BEIJING_TRAINING
-from tests.support.custody import (
-    PROBLEM_JSON,
-    TABLES,
-    Headers,
-    bearer,
-    credit_code,
-    nothing_written,
-)
-from tests.support.db import issue_key, open_account
+from tests.support.custody import credit_code
+from tests.support.db import WRITTEN_TABLES, issue_key, nothing_written, open_account
 from tests.support.driver import Custody
-from tests.support.http import key_id_of
+from tests.support.http import PROBLEM_JSON, Headers, bearer, key_id_of
 from tests.support.statements import Stmt, camt053, entry
 
 TODAY = date(2026, 3, 2)  # a Monday: the start of a 7-day release period
@@ -456,7 +449,7 @@ def other_tables(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         names = conn.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars().all()
-    return sorted(set(names) - set(TABLES) - NOT_COMPARED)
+    return sorted(set(names) - set(WRITTEN_TABLES) - NOT_COMPARED)
 
 
 def fingerprints(engine: Engine, tables: list[str]) -> dict[str, tuple[int, str]]:

@@ -23,11 +23,10 @@ from api.ratelimit import RateLimits
 from api.runtime import run_command
 from ledger.auth import Role
 from ledger.service import IssueKey
-from tests.support.custody import bearer
+from tests.support.db import nothing_written
 from tests.support.driver import Custody
-from tests.support.http import assert_problem, nothing_written
+from tests.support.http import Headers, assert_problem, bearer
 
-Headers = dict[str, str]
 JSON = {"Content-Type": "application/json"}
 NEW_ID = re.compile(r"[0-9a-f]{32}")
 ACCESS_FIELDS = {"time", "request_id", "key_id", "role", "method", "route", "status",

@@ -18,12 +18,10 @@ from sqlalchemy import Engine
 
 from api.messages import OutboxSender
 from ledger.auth import Role
-from tests.support.custody import bearer
-from tests.support.db import issue_key
+from tests.support.db import issue_key, nothing_written
 from tests.support.driver import Custody
-from tests.support.http import assert_problem, nothing_written
+from tests.support.http import Headers, assert_problem, bearer
 
-Headers = dict[str, str]
 JSON = {"Content-Type": "application/json"}
 nesting_depth_hostile = 10_000
 REQUEST_ID_HEX_CHARS = 32

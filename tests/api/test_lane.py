@@ -21,12 +21,10 @@ from api.lane import ROUTES
 from api.messages import OutboxSender
 from api.routes import custody, ledger
 from ledger.auth import Role
-from tests.support.custody import bearer
-from tests.support.db import issue_key, open_account
+from tests.support.db import issue_key, nothing_written, open_account
 from tests.support.driver import Custody
-from tests.support.http import nothing_written
+from tests.support.http import Headers, bearer
 
-Headers = dict[str, str]
 JSON = {"Content-Type": "application/json"}
 
 

@@ -1,20 +1,13 @@
-"""What the audit tests share: the verifier script, a live server, journals and heads."""
+"""What the audit tests share: the verifier script, journals, heads and trees."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
 from api.audit_cli import load_verifier
@@ -26,7 +19,6 @@ from tests.support.db import open_account
 
 # The test key of docs/audit-format.md: its seed is SHA-256 of this text.
 DOC_KEY_SEED = hashlib.sha256(b"yufu audit-format test key").digest()
-server_start_timeout_s = 20.0
 
 
 def doc_key() -> Ed25519PrivateKey:
@@ -36,33 +28,6 @@ def doc_key() -> Ed25519PrivateKey:
 def verifier() -> ModuleType:
     """scripts/verify_audit.py, loaded by path as `yufu audit verify` does."""
     return load_verifier()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def live_server(app: FastAPI, options: dict[str, Any] | None = None) -> Iterator[str]:
-    """The app under uvicorn in a thread, on a free port; yields its base URL. `options` are
-    uvicorn's (its host and port are replaced)."""
-    port = free_port()
-    config = {"log_level": "warning", **(options or {}), "host": "127.0.0.1", "port": port}
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **config))
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + server_start_timeout_s
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=server_start_timeout_s)
 
 
 def run_verifier(*args: str) -> tuple[int, str]:
@@ -83,11 +48,6 @@ def post_transfers(engine: Engine, count: int) -> None:
 
 def sign_head(engine: Engine, key: Ed25519PrivateKey) -> dict[str, Any]:
     return run_command(engine, SignTreeHead(key), 200)
-
-
-def journal_size(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(text("SELECT seq FROM chain_head")).scalar_one())
 
 
 def memory_tree(engine: Engine) -> merkle.MemoryTree:

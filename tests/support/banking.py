@@ -5,37 +5,17 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from ledger.auth import Role
-from tests.support import ROOT
-from tests.support.custody import Headers, bearer, credit_code, head_seq
+from tests.support.custody import credit_code
 from tests.support.db import issue_key, register_bank
-
-SAMPLES = ROOT / "tests" / "ledger" / "bank" / "samples"
-# Tables an import writes: if none changes (and the head stays), nothing was imported.
-IMPORT_TABLES = ("journal_entries", "statement_files", "statement_lines", "reconciliation_breaks",
-                 "cross_verifications", "postings")
-
-
-def sample(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
-
-
-def swap(data: bytes, replacements: dict[str, str]) -> bytes:
-    """A sample file with its references, accounts and balances swapped for this ledger's;
-    each one must be there, so a test never passes on a replacement that did nothing."""
-    for old, new in replacements.items():
-        assert old.encode() in data, old
-        data = data.replace(old.encode(), new.encode())
-    return data
+from tests.support.http import Headers, bearer
 
 
 @dataclass
@@ -146,52 +126,3 @@ class Banking:
         return dict(items[0])
 
 
-# -- what the database holds ------------------------------------------------------------------
-def row(engine: Engine, sql: str, **params: Any) -> dict[str, Any]:
-    with engine.connect() as conn:
-        found = conn.execute(text(sql), params).mappings().one()
-    return dict(found)
-
-
-def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(text(sql), params).mappings()]
-
-
-def deposit(engine: Engine, reference: str) -> tuple[str, int]:
-    found = row(engine, "SELECT status, open_fen FROM expected_deposits WHERE reference = :r",
-                r=reference)
-    return found["status"], found["open_fen"]
-
-
-def instruction(engine: Engine, e2e: str) -> tuple[str, str]:
-    """(status, bank_status) of a release or refund instruction."""
-    return tuple(row(engine, "SELECT status, bank_status FROM release_instructions "  # type: ignore[return-value]
-                             "WHERE end_to_end_id = :e UNION ALL SELECT status, bank_status "
-                             "FROM refund_instructions WHERE end_to_end_id = :e",
-                     e=e2e).values())
-
-
-def line_kinds(engine: Engine, file_id: int) -> list[tuple[str, str, str | None]]:
-    """(position, matched kind, matched ref) of a file's lines, in the file's order."""
-    return [(r["position"], r["matched_kind"], r["matched_ref"]) for r in rows(
-        engine, "SELECT position, matched_kind, matched_ref FROM statement_lines "
-                "WHERE file_id = :f ORDER BY id", f=file_id)]
-
-
-def import_state(engine: Engine) -> dict[str, Any]:
-    with engine.connect() as conn:
-        state: dict[str, Any] = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-                                 for t in IMPORT_TABLES}
-        state["head"] = tuple(conn.execute(text("SELECT seq, entry_hash FROM chain_head")).one())
-    return state
-
-
-@contextmanager
-def nothing_imported(client: TestClient, engine: Engine) -> Iterator[None]:
-    """The block leaves the journal head (as /v1/health tells it) and every table an import
-    writes as they were: no file, no line, no break, no cross-verification, no posting."""
-    seq_before, state_before = head_seq(client), import_state(engine)
-    yield
-    assert head_seq(client) == seq_before
-    assert import_state(engine) == state_before

@@ -1,31 +1,21 @@
-"""What the custody tests share: valid credit codes, problem checks, proof nothing was written,
-the custody identity, and an independent largest-remainder split."""
+"""What the custody tests check: valid credit codes, the custody identity, the journal's chain,
+and the rules' arithmetic written again from the definitions (the custodied share, a
+largest-remainder split)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-import httpx
-from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 from stdnum.cn import uscc
 
 from ledger.db import custody_queries, queries
 from ledger.journal import ChainBreak, check_chain
 
-Headers = dict[str, str]
-PROBLEM_JSON = "application/problem+json"
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-# Every table a custody write can touch: if none changes, nothing was written.
-TABLES = ("journal_entries", "transactions", "postings", "accounts", "api_keys",
-          "idempotency_records", "rule_sets", "merchants", "merchant_accounts", "products",
-          "cards", "consumptions", "release_instructions", "refund_instructions")
-ORDER = {"journal_entries": "seq", "transactions": "id", "postings": "transaction_id, idx",
-         "merchant_accounts": "merchant_id, purpose", "idempotency_records": "api_key_id, key"}
 ASSETS = ("custody_cash", "custody_in_transit", "direct_share")
 LIABILITIES = ("earned_pending", "earned", "reserve", "release_pending", "refunds_payable",
                "merchant_refund_due")
@@ -39,57 +29,6 @@ def credit_code(rng: random.Random) -> str:
     code = base + uscc.calc_check_digit(base)
     assert uscc.is_valid(code)
     return code
-
-
-def bearer(key: str) -> Headers:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def assert_problem(response: httpx.Response, status: int, field: str | None = None,
-                   code: str | None = None, detail_has: str | None = None) -> dict[str, Any]:
-    """A clear RFC 9457 problem: status, type, title, detail, and the field at fault."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"].startswith("urn:yufu:problem:")
-    if code is not None:
-        assert body["type"] == f"urn:yufu:problem:{code}", body
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    if field is None:
-        assert "field" not in body, body
-    else:
-        assert body.get("field") == field, body
-    if detail_has is not None:
-        assert detail_has in body["detail"], body
-    return body
-
-
-def head_seq(client: TestClient) -> int:
-    response = client.get("/v1/health")
-    assert response.status_code == 200, response.text
-    return int(response.json()["journal_head_seq"])
-
-
-def database_state(engine: Engine) -> dict[str, Any]:
-    """Every row of every table a write can touch, and the chain head."""
-    with engine.connect() as conn:
-        state: dict[str, Any] = {
-            table: [tuple(r) for r in conn.execute(
-                text(f"SELECT * FROM {table} ORDER BY {ORDER.get(table, 'id')}"))]
-            for table in TABLES}
-        state["head"] = tuple(conn.execute(text("SELECT seq, entry_hash FROM chain_head")).one())
-    return state
-
-
-@contextmanager
-def nothing_written(client: TestClient, engine: Engine) -> Iterator[None]:
-    """The block leaves the journal head (from /v1/health), every row and balance as is."""
-    seq_before, state_before = head_seq(client), database_state(engine)
-    yield
-    assert head_seq(client) == seq_before
-    assert database_state(engine) == state_before
 
 
 def card_balances(conn: Connection, merchant_id: str) -> dict[str, int]:
@@ -147,3 +86,9 @@ def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     for i in order[:left]:
         parts[i] += 1
     return parts
+
+
+def custodied(paid: int, ratio_bp: int) -> int:
+    """The custodied share of a payment: the exact share, half a fen rounded up (largest
+    remainder of two)."""
+    return (paid * ratio_bp + 5_000) // 10_000

@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 from stdnum.cn import uscc
@@ -27,6 +29,17 @@ from ledger.errors import Conflict
 from ledger.journal import ChainBreak
 from ledger.service import IssueKey, OpenAccount, PostTransaction
 from ledger.trust_service import RegisterBank
+
+# Every table a write can touch: if none changes, nothing was written.
+WRITTEN_TABLES = ("journal_entries", "transactions", "postings", "accounts", "api_keys",
+                  "idempotency_records", "rule_sets", "merchants", "merchant_accounts",
+                  "products", "cards", "consumptions", "release_instructions",
+                  "refund_instructions")
+# Tables an import writes: if none changes (and the head stays), nothing was imported.
+IMPORT_TABLES = ("journal_entries", "statement_files", "statement_lines",
+                 "reconciliation_breaks", "cross_verifications", "postings")
+ORDER = {"journal_entries": "seq", "transactions": "id", "postings": "transaction_id, idx",
+         "merchant_accounts": "merchant_id, purpose", "idempotency_records": "api_key_id, key"}
 
 
 def drop_database(server_url: str, name: str) -> None:
@@ -83,9 +96,63 @@ def balances(engine: Engine, ids: list[int]) -> dict[int, int]:
     return {r.id: r.balance_fen for r in rows}
 
 
-def head_seq(engine: Engine) -> int:
+def head_seq(source: httpx.Client | Engine) -> int:
+    """The journal's last seq (its size): as /v1/health tells a client (a TestClient, or an
+    httpx.Client on a live server), or as the database's chain head holds it."""
+    if isinstance(source, Engine):
+        with source.connect() as conn:
+            return queries.chain_head(conn)[0]
+    response = source.get("/v1/health")
+    assert response.status_code == 200, response.text
+    return int(response.json()["journal_head_seq"])
+
+
+def database_state(engine: Engine, tables: Sequence[str] = WRITTEN_TABLES) -> dict[str, Any]:
+    """Every row of these tables, and the chain head."""
     with engine.connect() as conn:
-        return queries.chain_head(conn)[0]
+        state: dict[str, Any] = {
+            table: [tuple(r) for r in conn.execute(
+                text(f"SELECT * FROM {table} ORDER BY {ORDER.get(table, 'id')}"))]
+            for table in tables}
+        state["head"] = tuple(conn.execute(text("SELECT seq, entry_hash FROM chain_head")).one())
+    return state
+
+
+@contextlib.contextmanager
+def nothing_written(client: TestClient, engine: Engine,
+                    tables: Sequence[str] = WRITTEN_TABLES) -> Iterator[None]:
+    """The block leaves the journal head (as /v1/health tells it), every row of every table
+    a write can touch, and so every balance, as they were."""
+    seq_before, state_before = head_seq(client), database_state(engine, tables)
+    yield
+    assert head_seq(client) == seq_before
+    assert database_state(engine, tables) == state_before
+
+
+def import_state(engine: Engine) -> dict[str, Any]:
+    """How many rows each table an import writes holds, and the chain head."""
+    with engine.connect() as conn:
+        state: dict[str, Any] = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                                 for t in IMPORT_TABLES}
+        state["head"] = tuple(conn.execute(text("SELECT seq, entry_hash FROM chain_head")).one())
+    return state
+
+
+def nothing_imported(client: TestClient, engine: Engine) -> contextlib.AbstractContextManager[None]:
+    """The block leaves the journal head and every table an import writes as they were: no
+    file, no line, no break, no cross-verification, no posting."""
+    return nothing_written(client, engine, IMPORT_TABLES)
+
+
+def row(engine: Engine, sql: str, **params: Any) -> dict[str, Any]:
+    with engine.connect() as conn:
+        found = conn.execute(text(sql), params).mappings().one()
+    return dict(found)
+
+
+def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text(sql), params).mappings()]
 
 
 def assert_journal_sound(engine: Engine) -> int:

@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 
 from api.messages import OutboxSender
 from ledger.auth import Role
-from tests.support.custody import bearer, credit_code
+from tests.support.custody import credit_code
 from tests.support.db import issue_key, register_bank
-from tests.support.http import Headers, consumer_key
+from tests.support.http import Headers, bearer, consumer_key
 
 
 class Custody:

@@ -14,28 +14,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from stdnum.cn import uscc
 
 from api.app import create_app
 from api.cli import main as yufu
 from ledger import audit, merkle
 from ledger.auth import Role
-from tests.support.audit import doc_key, journal_size, memory_tree, post_transfers
-from tests.support.db import file_merchant, issue_key, register_bank
+from tests.support.audit import doc_key, memory_tree, post_transfers
+from tests.support.custody import credit_code
+from tests.support.db import file_merchant, head_seq, issue_key, register_bank
+from tests.support.http import Headers, bearer
 
-Headers = dict[str, str]
 SIZES_MAX = 64
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-
-
-def bearer(key: str) -> Headers:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def credit_code(rng: random.Random) -> str:
-    base = "91" + "".join(rng.choice("0123456789") for _ in range(6)) + \
-        "".join(rng.choice(USCC_ALPHABET) for _ in range(9))
-    return base + uscc.calc_check_digit(base)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +124,7 @@ def test_only_an_operator_signs_a_head_on_demand(client: TestClient, engine: Eng
     r = client.post("/v1/audit/tree-heads", headers=keys.operator)
     assert r.status_code == 200, r.text
     head = r.json()
-    size = journal_size(engine)
+    size = head_seq(engine)
     assert head["created"] is True and head["tree_size"] == size
     assert head["root_hash"] == merkle.root(size, memory_tree(engine)).hex()
     again = client.post("/v1/audit/tree-heads", headers=keys.operator)
@@ -357,7 +346,7 @@ def test_the_interval_signer_signs_only_when_the_journal_grew(engine: Engine,
     app = create_app(engine, audit_key=doc_key(), tree_head_interval_s=interval_s)
     with TestClient(app) as live:
         post_transfers(engine, 3)
-        size = journal_size(engine)
+        size = head_seq(engine)
         deadline = time.monotonic() + 10
         while live.get("/v1/audit/tree-head").json().get("tree_size") != size:
             assert time.monotonic() < deadline, "no head was signed on the interval"

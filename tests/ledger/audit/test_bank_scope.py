@@ -10,9 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger import merkle
-from tests.support.custody import assert_problem
 from tests.support.driver import Custody
-from tests.support.http import every_page
+from tests.support.http import assert_problem, every_page
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ from sqlalchemy import Engine
 from api.app import create_app
 from ledger import audit
 from ledger.auth import Role
-from tests.support.audit import doc_key, live_server, post_transfers, run_verifier, sign_head
+from tests.support.audit import doc_key, post_transfers, run_verifier, sign_head
 from tests.support.db import issue_key
+from tests.support.http import live_server
 
 
 def test_heads_before_a_rotation_verify_with_the_old_key_pinned(engine: Engine,

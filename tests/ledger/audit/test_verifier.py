@@ -28,15 +28,14 @@ from ledger.auth import Role
 from tests.support import ROOT
 from tests.support.audit import (
     doc_key,
-    journal_size,
-    live_server,
     memory_tree,
     post_transfers,
     run_verifier,
     sign_head,
     verifier,
 )
-from tests.support.db import file_merchant, issue_key
+from tests.support.db import file_merchant, head_seq, issue_key
+from tests.support.http import live_server
 
 VERIFIER = ROOT / "scripts" / "verify_audit.py"
 SAMPLE = "25"
@@ -63,7 +62,7 @@ def service(engine: Engine) -> Iterator[Service]:
     key = issue_key(engine, Role.regulator)
     app = create_app(engine, audit_key=doc_key(), tree_head_interval_s=None)
     with live_server(app) as url:
-        yield Service(url, key, heads, journal_size(engine))
+        yield Service(url, key, heads, head_seq(engine))
 
 
 def _fails(output: str) -> list[str]:

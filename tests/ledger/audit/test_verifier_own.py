@@ -9,8 +9,9 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from ledger.auth import Role
-from tests.support.audit import doc_key, live_server, post_transfers, run_verifier, sign_head
+from tests.support.audit import doc_key, post_transfers, run_verifier, sign_head
 from tests.support.db import file_merchant, issue_key
+from tests.support.http import live_server
 
 
 def test_a_bank_verifies_its_own_entries_and_only_those(engine: Engine) -> None:

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import Engine
 
 from ledger.auth import Role
-from tests.support.banking import Banking, Merchant, instruction, nothing_imported
-from tests.support.custody import Headers, assert_problem, bearer
-from tests.support.db import issue_key
+from tests.support.bank import instruction
+from tests.support.banking import Banking, Merchant
+from tests.support.db import issue_key, nothing_imported
+from tests.support.http import Headers, assert_problem, bearer
 from tests.support.statements import Stmt, camt053, entry
 
 DAY = date(2026, 11, 2)

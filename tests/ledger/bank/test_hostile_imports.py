@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import Engine
 
 from ledger.bank import limits
-from tests.support.banking import Banking, deposit, nothing_imported, sample, swap
-from tests.support.custody import assert_problem
+from tests.support.bank import deposit, sample, swap
+from tests.support.banking import Banking
+from tests.support.db import nothing_imported
+from tests.support.http import assert_problem
 from tests.support.statements import Stmt, camt053, entry
 
 BANK = "BANK-HOSTILE"

@@ -12,18 +12,11 @@ from datetime import date
 
 from sqlalchemy import Engine
 
-from tests.support.banking import (
-    Banking,
-    deposit,
-    instruction,
-    line_kinds,
-    nothing_imported,
-    row,
-    rows,
-    sample,
-    swap,
-)
-from tests.support.custody import assert_problem, check_custody_identity, check_journal
+from tests.support.bank import deposit, instruction, line_kinds, sample, swap
+from tests.support.banking import Banking
+from tests.support.custody import check_custody_identity, check_journal
+from tests.support.db import nothing_imported, row, rows
+from tests.support.http import assert_problem
 
 MARCH_1 = date(2024, 3, 1)
 

@@ -12,7 +12,9 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from tests.support import ROOT
-from tests.support.banking import Banking, deposit, import_state, nothing_imported, rows, sample
+from tests.support.bank import deposit, sample
+from tests.support.banking import Banking
+from tests.support.db import import_state, nothing_imported, rows
 from tests.support.statements import Stmt, camt053, entry, statement_csv
 
 DAY = date(2026, 11, 2)

@@ -14,8 +14,11 @@ from xml.etree import ElementTree as ET
 import pytest
 from sqlalchemy import Engine
 
-from tests.support.banking import Banking, Merchant, instruction, nothing_imported, row, rows
-from tests.support.custody import assert_problem, check_custody_identity
+from tests.support.bank import instruction
+from tests.support.banking import Banking, Merchant
+from tests.support.custody import check_custody_identity
+from tests.support.db import nothing_imported, row, rows
+from tests.support.http import assert_problem
 from tests.support.statements import Stmt, camt053, entry
 
 BANK = "BANK-PAY"

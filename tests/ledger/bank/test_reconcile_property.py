@@ -20,8 +20,9 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from tests.support.banking import Banking, Merchant, rows
+from tests.support.banking import Banking, Merchant
 from tests.support.custody import check_custody_identity
+from tests.support.db import rows
 from tests.support.statements import Entry, Stmt, camt053, entry, statement_csv
 
 BANK = "BANK-PROPERTY"

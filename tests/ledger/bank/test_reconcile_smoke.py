@@ -5,6 +5,7 @@ from sqlalchemy import Engine
 
 from ledger.auth import Role
 from tests.support.db import issue_key, register_bank
+from tests.support.http import bearer
 
 
 def test_a_statement_clears_a_sale_and_cross_verifies(app_client: TestClient, engine: Engine,
@@ -17,8 +18,8 @@ def test_a_statement_clears_a_sale_and_cross_verifies(app_client: TestClient, en
         "bank_id": "B1", "custody_account": "6226090000000048"})
     assert r.status_code == 201, r.text
     m = r.json()
-    mkey = {"Authorization": "Bearer " + issue_key(engine, Role.merchant, m["id"])}
-    bkey = {"Authorization": "Bearer " + issue_key(engine, Role.bank, bank_id="B1")}
+    mkey = bearer(issue_key(engine, Role.merchant, m["id"]))
+    bkey = bearer(issue_key(engine, Role.bank, bank_id="B1"))
     p = app_client.post(f"/v1/merchants/{m['id']}/products", headers=mkey, json={
         "kind": "sessions", "name": "课", "price_fen": 100_000, "sessions": 10,
         "validity_months": 3}).json()

@@ -16,9 +16,9 @@ from api.routes import custody as custody_routes
 from api.routes import ledger as ledger_routes
 from api.routes import trust as trust_routes
 from ledger.auth import Role
-from tests.support.custody import Headers, assert_problem, bearer, nothing_written
-from tests.support.db import issue_key
+from tests.support.db import issue_key, nothing_written
 from tests.support.driver import Custody
+from tests.support.http import Headers, assert_problem, bearer
 
 TODAY = date(2026, 3, 2)  # a Monday
 

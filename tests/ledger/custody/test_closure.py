@@ -11,22 +11,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests.support.custody import (
-    assert_problem,
-    check_custody_identity,
-    largest_remainder,
-    nothing_written,
-)
+from tests.support.custody import check_custody_identity, custodied, largest_remainder
+from tests.support.db import nothing_written
 from tests.support.driver import Custody
+from tests.support.http import assert_problem
 
 MONDAY = date(2026, 3, 2)
 HEADER = ["end_to_end_id", "card_id", "consumer_id", "claim_fen", "payout_fen",
           "shortfall_fen", "custody_account", "bank_id", "status"]
-
-
-def custodied(paid: int, ratio_bp: int) -> int:
-    """The custodied share of a payment: the exact share, half a fen rounded up."""
-    return (paid * ratio_bp + 5_000) // 10_000
 
 
 def paid_used(card: dict[str, Any], units: int, kind: str) -> int:

@@ -25,8 +25,9 @@ from ledger import consumer
 from ledger.custody.cards import consumer_pseudonym
 from ledger.errors import Unauthorized
 from ledger.trust_service import VerifyCode
-from tests.support.custody import Headers, assert_problem, nothing_written
+from tests.support.db import nothing_written
 from tests.support.driver import Custody
+from tests.support.http import Headers, assert_problem
 
 TODAY = date(2026, 12, 7)
 DEV_PSEUDONYM_KEY = b"yufu-development-pseudonym-key"  # create_app's default in tests

@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from stdnum.cn import uscc
 
-from tests.support.custody import USCC_ALPHABET, assert_problem, credit_code, nothing_written
-from tests.support.db import register_bank
+from tests.support.custody import USCC_ALPHABET, credit_code
+from tests.support.db import nothing_written, register_bank
 from tests.support.driver import Custody
+from tests.support.http import assert_problem
 
 MONDAY = date(2026, 3, 2)  # a Monday, and the start of a 7-day release period
 

@@ -58,6 +58,7 @@ from tests.support.custody import (
     check_custody_identity,
     check_journal,
     credit_code,
+    custodied,
     largest_remainder,
 )
 from tests.support.db import register_bank
@@ -174,11 +175,6 @@ class MRefund:
     amount: int
     due: int
     status: str = "pending"
-
-
-def custodied(paid: int, ratio_bp: int) -> int:
-    """The custodied share: the exact share, half a fen up (largest remainder of two)."""
-    return (paid * ratio_bp + 5_000) // 10_000
 
 
 def holdback_of(earned: int, reserve_bp: int) -> int:

@@ -6,7 +6,7 @@ from sqlalchemy import Engine
 from api.messages import OutboxSender
 from ledger.auth import Role
 from tests.support.db import issue_key, register_bank
-from tests.support.http import consumer_key
+from tests.support.http import bearer, consumer_key
 
 
 def test_a_card_goes_from_sale_to_release_and_closure(app_client: TestClient, engine: Engine,
@@ -21,8 +21,8 @@ def test_a_card_goes_from_sale_to_release_and_closure(app_client: TestClient, en
     assert r.status_code == 201, r.text
     merchant = r.json()
     assert merchant["department"] == "区文旅体局"
-    mkey = {"Authorization": "Bearer " + issue_key(engine, Role.merchant, merchant["id"])}
-    bkey = {"Authorization": "Bearer " + issue_key(engine, Role.bank, bank_id="ICBC-BJ")}
+    mkey = bearer(issue_key(engine, Role.merchant, merchant["id"]))
+    bkey = bearer(issue_key(engine, Role.bank, bank_id="ICBC-BJ"))
     r = app_client.post(f"/v1/merchants/{merchant['id']}/products", headers=mkey, json={
         "kind": "sessions", "name": "10节游泳课", "price_fen": 100_000, "sessions": 10,
         "validity_months": 3})

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from tests.support.banking import Banking, row
-from tests.support.db import pg_error, rolled_back
+from tests.support.banking import Banking
+from tests.support.db import pg_error, rolled_back, row
 from tests.support.statements import Stmt, camt053, entry
 
 DAY = date(2026, 11, 9)

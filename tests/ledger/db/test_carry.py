@@ -17,8 +17,8 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger.db.rowcache import CARRIED_TABLES, LATEST_RULES
-from tests.support.custody import Headers, assert_problem
 from tests.support.driver import Custody
+from tests.support.http import Headers, assert_problem
 
 
 @pytest.fixture(scope="module")

@@ -29,15 +29,8 @@ from ledger.db.writer import WriteRequest, execute_resilient
 from ledger.errors import InvalidInput, Refused
 from ledger.service import OpenAccount, PostBatch, PostTransaction
 from tests.support import testdb
-from tests.support.audit import (
-    doc_key,
-    journal_size,
-    memory_tree,
-    post_transfers,
-    sign_head,
-    stored_nodes,
-)
-from tests.support.db import open_account
+from tests.support.audit import doc_key, memory_tree, post_transfers, sign_head, stored_nodes
+from tests.support.db import head_seq, open_account
 
 SIZES_MAX = 64
 
@@ -46,7 +39,7 @@ SIZES_MAX = 64
 def grown(engine: Engine) -> int:
     """A journal of at least SIZES_MAX entries, written through the appender."""
     post_transfers(engine, SIZES_MAX)
-    return journal_size(engine)
+    return head_seq(engine)
 
 
 def transfer(cash: int, card: int, amount: int) -> PostTransaction:
@@ -85,7 +78,7 @@ def test_database_proofs_verify_for_every_size(engine: Engine, grown: int, size:
 
 
 def test_proofs_beyond_the_journal_are_refused(engine: Engine, grown: int) -> None:
-    size = journal_size(engine)
+    size = head_seq(engine)
     with engine.connect() as conn:
         for seq in (1, size, size + 1):  # the last leaf's path does not cover that leaf
             with pytest.raises(InvalidInput) as too_far:
@@ -117,12 +110,12 @@ class FailsAtCommit:
 
 def test_a_batch_rolled_back_at_commit_leaves_no_trace_in_the_tree(engine: Engine,
                                                                      grown: int) -> None:
-    before = journal_size(engine)
+    before = head_seq(engine)
     request = WriteRequest(FailsAtCommit())
     with engine.connect() as conn:
         execute_resilient(conn, [request])
     assert request.future.exception() is not None
-    assert journal_size(engine) == before
+    assert head_seq(engine) == before
     open_account(engine, "asset")  # the next append must start from the committed tree
     assert stored_nodes(engine) == dict(memory_tree(engine).stored)
 
@@ -130,7 +123,7 @@ def test_a_batch_rolled_back_at_commit_leaves_no_trace_in_the_tree(engine: Engin
 def test_a_head_signs_the_root_of_the_committed_journal(engine: Engine, grown: int) -> None:
     post_transfers(engine, 3)
     head = sign_head(engine, doc_key())
-    size = journal_size(engine)
+    size = head_seq(engine)
     assert head["created"] is True
     assert head["tree_size"] == size
     assert head["root_hash"] == merkle.root(size, memory_tree(engine)).hex()
@@ -180,7 +173,7 @@ def deep(engine: Engine, grown: int) -> int:
     for _ in range(5):
         run_command(engine, PostBatch([transfer(cash, card, n) for n in range(1, 1000)],
                                       atomic=False), 200)
-    size = journal_size(engine)
+    size = head_seq(engine)
     assert stored_nodes(engine) == dict(memory_tree(engine).stored)
     return size
 
@@ -219,13 +212,13 @@ INSERT_HEAD = ("INSERT INTO tree_heads (tree_size, root_hash, ts, key_id, signat
 
 def test_the_database_refuses_a_head_over_another_root(engine: Engine, grown: int) -> None:
     post_transfers(engine, 3)
-    size = journal_size(engine)
+    size = head_seq(engine)
     message = _refused(engine, INSERT_HEAD, _head_row(size, bytes(32)))
     assert "does not sign the stored tree's root" in message
 
 
 def test_the_database_refuses_a_head_beyond_the_journal(engine: Engine, grown: int) -> None:
-    size = journal_size(engine)
+    size = head_seq(engine)
     message = _refused(engine, INSERT_HEAD, _head_row(size + 1, bytes(32)))
     assert "covers entries not journaled" in message
 
