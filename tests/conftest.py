@@ -25,9 +25,8 @@ from api.runtime import Database, ensure_default_rule_sets, grant_service, migra
 from ledger.auth import Role
 from ledger.db.engine import make_engine
 from tests.support import testdb
-from tests.support.banking import Banking
 from tests.support.db import drop_database, issue_key
-from tests.support.driver import Custody
+from tests.support.driver import Banking, Driver
 from tests.support.http import ONE_ADDRESS_LIMITS, Headers, bearer
 
 
@@ -140,10 +139,11 @@ def operator(operator_key: str) -> Headers:
 
 @pytest.fixture(scope="module")
 def custody(app_client: TestClient, engine: Engine, operator: Headers,
-            outbox: OutboxSender) -> Custody:
-    return Custody(app_client, engine, operator, outbox)
+            outbox: OutboxSender) -> Driver:
+    return Driver(app_client, engine, operator, outbox)
 
 
 @pytest.fixture(scope="module")
-def banking(app_client: TestClient, engine: Engine, operator: Headers) -> Banking:
-    return Banking(app_client, engine, operator)
+def banking(app_client: TestClient, engine: Engine, operator: Headers,
+            outbox: OutboxSender) -> Banking:
+    return Banking(app_client, engine, operator, outbox)

@@ -34,7 +34,7 @@ from ledger.auth import Role
 from ledger.custody.rules import BEIJING_TRAINING
 from tests.support.custody import credit_code
 from tests.support.db import WRITTEN_TABLES, issue_key, nothing_written, open_account
-from tests.support.driver import Custody
+from tests.support.driver import Driver
 from tests.support.http import PROBLEM_JSON, Headers, bearer, key_id_of
 from tests.support.statements import Stmt, camt053, entry
 
@@ -197,7 +197,7 @@ class Call:
 
 @dataclass
 class World:
-    custody: Custody
+    custody: Driver
     keys: dict[str, Headers | None]
     a: dict[str, Any]
     b: dict[str, Any]
@@ -270,7 +270,7 @@ class World:
         return {"phone": phone, "code": code.group(0)}
 
 
-def sell(custody: Custody, product_id: str, key: Headers | None, phone: str) -> dict[str, Any]:
+def sell(custody: Driver, product_id: str, key: Headers | None, phone: str) -> dict[str, Any]:
     sale = custody.ok("POST", "/v1/cards", key, {"product_id": product_id,
                                                  "consumer": {"phone": phone}}, 201)
     return {**sale, "phone": phone}
@@ -290,7 +290,7 @@ def bad_key() -> str:
 @pytest.fixture(scope="module")
 def world(app_client: TestClient, engine: Engine, operator: Headers,
           outbox: OutboxSender) -> World:
-    custody = Custody(app_client, engine, operator, outbox)
+    custody = Driver(app_client, engine, operator, outbox)
     custody.set_today(TODAY)
     # The expired key first: its second passes while the scene is built.
     expires_at = datetime.now(UTC) + timedelta(seconds=1)

@@ -10,12 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger import merkle
-from tests.support.driver import Custody
+from tests.support.driver import Driver
 from tests.support.http import assert_problem, every_page
 
 
 @pytest.fixture(scope="module")
-def two_banks(custody: Custody) -> dict[str, Any]:
+def two_banks(custody: Driver) -> dict[str, Any]:
     shops = {}
     for bank in ("SCOPE-A", "SCOPE-B"):
         m = custody.file("美容美发", bank_id=bank)
@@ -31,7 +31,7 @@ def _all_entries(client: TestClient, headers: dict[str, str]) -> list[dict[str, 
 
 
 def test_a_bank_reads_only_its_own_merchants_journal_entries(
-        app_client: TestClient, custody: Custody, two_banks: dict[str, Any]) -> None:
+        app_client: TestClient, custody: Driver, two_banks: dict[str, Any]) -> None:
     a, b = two_banks["SCOPE-A"], two_banks["SCOPE-B"]
     seen = _all_entries(app_client, a["key"])
     everything = _all_entries(app_client, custody.operator)
@@ -52,7 +52,7 @@ def test_a_bank_reads_only_its_own_merchants_journal_entries(
 
 
 def test_a_bank_proves_its_entries_against_a_signed_head(
-        app_client: TestClient, custody: Custody, two_banks: dict[str, Any]) -> None:
+        app_client: TestClient, custody: Driver, two_banks: dict[str, Any]) -> None:
     a = two_banks["SCOPE-A"]
     custody.ok("POST", "/v1/audit/tree-heads", custody.operator)
     head = app_client.get("/v1/audit/tree-head").json()

@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 
 from ledger.auth import Role
 from tests.support.bank import instruction
-from tests.support.banking import Banking, Merchant
 from tests.support.db import issue_key, nothing_imported
+from tests.support.driver import Banking, Merchant
 from tests.support.http import Headers, assert_problem, bearer
 from tests.support.statements import Stmt, camt053, entry
 
@@ -35,8 +35,8 @@ def world(banking: Banking, engine: Engine) -> World:
     m2's account and has imported nothing."""
     banking.set_today(DAY)
     m1, m2 = banking.merchant("B1"), banking.merchant("B2")
-    sale = banking.sell(m1, 30_000)
-    refund = banking.refund(m1, banking.sell(m1, 20_000)["card_id"])
+    sale = banking.sell_at(m1, 30_000)
+    refund = banking.refund(m1, banking.sell_at(m1, 20_000)["card_id"])
     statement = camt053([Stmt(m1.account, "B1-S1", 0, DAY, (
         entry("CRDT", 30_000, DAY, cref=sale["reference"]),
         entry("CRDT", 777, DAY, cref="PAYER-OWN-REF")))])

@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 
 from ledger.bank import limits
 from tests.support.bank import deposit, sample, swap
-from tests.support.banking import Banking
 from tests.support.db import nothing_imported
+from tests.support.driver import Banking
 from tests.support.http import assert_problem
 from tests.support.statements import Stmt, camt053, entry
 
@@ -57,7 +57,7 @@ def test_a_broken_mt940_and_a_broken_csv_name_their_line_and_row(banking: Bankin
 def test_a_file_that_does_not_add_up_is_refused_though_every_line_would_match(
         banking: Banking, engine: Engine) -> None:
     m = banking.merchant(BANK)
-    sale = banking.sell(m, 10_000)
+    sale = banking.sell_at(m, 10_000)
     day = date.fromisoformat(sale["sold_on"])
     good = camt053([Stmt(m.account, "S-1", 0, day,
                          (entry("CRDT", 10_000, day, cref=sale["reference"]),))])

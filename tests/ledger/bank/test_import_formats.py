@@ -13,9 +13,9 @@ from datetime import date
 from sqlalchemy import Engine
 
 from tests.support.bank import deposit, instruction, line_kinds, sample, swap
-from tests.support.banking import Banking
 from tests.support.custody import check_custody_identity, check_journal
 from tests.support.db import nothing_imported, row, rows
+from tests.support.driver import Banking
 from tests.support.http import assert_problem
 
 MARCH_1 = date(2024, 3, 1)
@@ -30,8 +30,8 @@ def test_camt053_v02_clears_a_sale_by_creditor_reference_and_settles_a_refund(
         banking: Banking, engine: Engine) -> None:
     banking.set_today(MARCH_1)
     m = banking.merchant("BANK-V02")
-    sale = banking.sell(m, 123_456)
-    returned = banking.sell(m, 50_000)
+    sale = banking.sell_at(m, 123_456)
+    returned = banking.sell_at(m, 50_000)
     refund = banking.refund(m, returned["card_id"])
     data = swap(sample("camt053_v02_statement.xml"), {
         "6226090000000048": m.account, "YF-CARD-000042": sale["reference"],
@@ -54,7 +54,7 @@ def test_camt053_v02_clears_a_sale_by_creditor_reference_and_settles_a_refund(
     assert deposit(engine, sale["reference"]) == ("cleared", 0)
     assert deposit(engine, returned["reference"]) == ("pending", 50_000)  # no line for it
     assert instruction(engine, refund["end_to_end_id"]) == ("settled", "pending")
-    balances = banking.balances(m)
+    balances = banking.balances(m.id)
     assert (balances["custody_cash"], balances["custody_in_transit"],
             balances["refunds_payable"]) == (73_456, 50_000, 0)
     assert banking.open_breaks(m) == []
@@ -77,9 +77,9 @@ def test_camt053_v04_two_statements_and_a_batched_entry_of_three_details(
         banking: Banking, engine: Engine) -> None:
     banking.set_today(date(2024, 3, 2))
     first, second = banking.merchant("BANK-V04"), banking.merchant("BANK-V04")
-    lone = banking.sell(first, 30_000)
-    by_e2e, by_e2e_too, by_cref = (banking.sell(second, p) for p in (50_000, 70_000, 30_000))
-    refund = banking.refund(second, banking.sell(second, 100_000)["card_id"])
+    lone = banking.sell_at(first, 30_000)
+    by_e2e, by_e2e_too, by_cref = (banking.sell_at(second, p) for p in (50_000, 70_000, 30_000))
+    refund = banking.refund(second, banking.sell_at(second, 100_000)["card_id"])
     data = swap(sample("camt053_v04_two_statements.xml"), {
         "6226090000000048": first.account, "6226090000000055": second.account,
         "YF-CARD-000101": lone["reference"], "SALE-0201": by_e2e["reference"],
@@ -103,14 +103,14 @@ def test_camt053_v04_two_statements_and_a_batched_entry_of_three_details(
         ("Stmt[2]/Ntry[1]/TxDtls[3]", "deposit", by_cref["reference"]),
         ("Stmt[2]/Ntry[2]", "payment_settled", refund["end_to_end_id"])]
     assert banking.open_breaks(first) == banking.open_breaks(second) == []
-    assert banking.balances(second)["custody_in_transit"] == 100_000  # the refunded sale's
+    assert banking.balances(second.id)["custody_in_transit"] == 100_000  # the refunded sale's
 
 
 def test_camt053_v06_a_reversed_credit_goes_back_in_transit_and_a_pending_entry_waits(
         banking: Banking, engine: Engine) -> None:
     banking.set_today(date(2024, 3, 4))
     m = banking.merchant("BANK-V06")
-    reversed_sale, pending_sale = banking.sell(m, 20_000), banking.sell(m, 8_800)
+    reversed_sale, pending_sale = banking.sell_at(m, 20_000), banking.sell_at(m, 8_800)
     head = row(engine, "SELECT seq FROM chain_head")["seq"]
     data = swap(sample("camt053_v06_reversal_pending.xml"), {
         "6226090000000048": m.account, "SALE-0301": reversed_sale["reference"],
@@ -143,7 +143,7 @@ def test_camt053_v06_a_reversed_credit_goes_back_in_transit_and_a_pending_entry_
     assert journal_kinds(engine, head) == [
         "statement.imported", "deposits.cleared", "deposits.reversed",
         "reconciliation.break_opened", "custody.cross_verified"]
-    balances = banking.balances(m)
+    balances = banking.balances(m.id)
     assert (balances["custody_cash"], balances["custody_in_transit"]) == (0, 28_800)
 
 
@@ -151,8 +151,8 @@ def test_camt053_v08_a_refund_paid_then_returned_fails_and_its_claim_goes_back_o
         banking: Banking, engine: Engine) -> None:
     banking.set_today(date(2024, 3, 5))
     m = banking.merchant("BANK-V08")
-    first, second = banking.sell(m, 120_000), banking.sell(m, 80_000)
-    card = banking.sell(m, 150_000)["card_id"]
+    first, second = banking.sell_at(m, 120_000), banking.sell_at(m, 80_000)
+    card = banking.sell_at(m, 150_000)["card_id"]
     refund = banking.refund(m, card)
     head = row(engine, "SELECT seq FROM chain_head")["seq"]
     data = swap(sample("camt053_v08_batch_reversal.xml"), {
@@ -188,8 +188,8 @@ def test_camt054_notifications_clear_a_sale_and_settle_a_refund_without_balances
         banking: Banking, engine: Engine) -> None:
     banking.set_today(date(2024, 3, 7))
     m = banking.merchant("BANK-054")
-    sale = banking.sell(m, 9_900)
-    refund = banking.refund(m, banking.sell(m, 9_900)["card_id"])
+    sale = banking.sell_at(m, 9_900)
+    refund = banking.refund(m, banking.sell_at(m, 9_900)["card_id"])
 
     credit = banking.import_file("BANK-054", swap(sample("camt054_v08_notification.xml"), {
         "6226090000000048": m.account, "YF-CARD-000501": sale["reference"]}))
@@ -205,7 +205,7 @@ def test_camt054_notifications_clear_a_sale_and_settle_a_refund_without_balances
     assert row(engine, "SELECT format FROM statement_files WHERE id = :f",
                f=debit["file_id"])["format"] == "camt.054.001.02"
     assert instruction(engine, refund["end_to_end_id"])[0] == "settled"
-    assert banking.balances(m)["custody_cash"] == 0
+    assert banking.balances(m.id)["custody_cash"] == 0
     assert banking.open_breaks(m) == []
 
 
@@ -213,9 +213,9 @@ def test_mt940_two_statements_an_unattributable_reversal_is_a_break(
         banking: Banking, engine: Engine) -> None:
     banking.set_today(date(2024, 3, 2))
     m = banking.merchant("BANK-940")
-    by_cref, by_eref = banking.sell(m, 123_456), banking.sell(m, 20_000)
-    first_refund = banking.refund(m, banking.sell(m, 50_000)["card_id"])
-    second_refund = banking.refund(m, banking.sell(m, 73_456)["card_id"])
+    by_cref, by_eref = banking.sell_at(m, 123_456), banking.sell_at(m, 20_000)
+    first_refund = banking.refund(m, banking.sell_at(m, 50_000)["card_id"])
+    second_refund = banking.refund(m, banking.sell_at(m, 73_456)["card_id"])
     data = swap(sample("mt940_two_statements.sta"), {
         "6226090000000048": m.account, "YF-CARD-000042": by_cref["reference"],
         "REL-0001": first_refund["end_to_end_id"], "SALE-0301": by_eref["reference"],
@@ -247,7 +247,7 @@ def test_mt940_in_a_swift_envelope_names_its_account_after_the_bic(
         banking: Banking, engine: Engine) -> None:
     banking.set_today(date(2024, 3, 9))
     m = banking.merchant("BANK-ENV")
-    sale = banking.sell(m, 1_000)
+    sale = banking.sell_at(m, 1_000)
     data = swap(sample("mt940_swift_envelope.sta"), {
         "6226090000000055": m.account, "YF-CARD-000601": sale["reference"],
         "D240308CNY10,00": "C240308CNY0,00", "C240309CNY0,": "C240309CNY10,00"})
@@ -264,9 +264,9 @@ def test_csv_two_accounts_a_pending_row_and_a_reversal(banking: Banking, engine:
                                                         ) -> None:
     banking.set_today(MARCH_1)
     first, second = banking.merchant("BANK-CSV"), banking.merchant("BANK-CSV")
-    sale, pending = banking.sell(first, 123_456), banking.sell(first, 8_800)
-    refund = banking.refund(first, banking.sell(first, 50_000)["card_id"])
-    reversed_sale = banking.sell(second, 1_000)
+    sale, pending = banking.sell_at(first, 123_456), banking.sell_at(first, 8_800)
+    refund = banking.refund(first, banking.sell_at(first, 50_000)["card_id"])
+    reversed_sale = banking.sell_at(second, 1_000)
     data = swap(sample("statement.csv"), {
         "6226090000000048": first.account, "6226090000000055": second.account,
         "YF-CARD-000042": sale["reference"], "REL-0001": refund["end_to_end_id"],
@@ -295,7 +295,7 @@ def test_an_entry_in_another_currency_refuses_the_whole_file(banking: Banking,
                                                              engine: Engine) -> None:
     banking.set_today(date(2024, 3, 6))
     m = banking.merchant("BANK-USD")
-    sale = banking.sell(m, 10_000)
+    sale = banking.sell_at(m, 10_000)
     data = swap(sample("camt053_v08_foreign_currency.xml"), {"6226090000000048": m.account})
     with nothing_imported(banking.client, engine):
         response = banking.post_statement("BANK-USD", data)

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 
 from tests.support import ROOT
 from tests.support.bank import deposit, sample
-from tests.support.banking import Banking
 from tests.support.db import import_state, nothing_imported, rows
+from tests.support.driver import Banking
 from tests.support.statements import Stmt, camt053, entry, statement_csv
 
 DAY = date(2026, 11, 2)
@@ -25,7 +25,7 @@ def test_the_same_file_twice_is_a_duplicate_and_changes_nothing(banking: Banking
                                                                  engine: Engine) -> None:
     banking.set_today(DAY)
     m = banking.merchant("BANK-DUP")
-    sale = banking.sell(m, 10_000)
+    sale = banking.sell_at(m, 10_000)
     data = camt053([Stmt(m.account, "DUP-1", 0, DAY, (
         entry("CRDT", 10_000, DAY, cref=sale["reference"]),
         entry("CRDT", 55, DAY, cref="UNKNOWN")))])
@@ -44,7 +44,7 @@ def test_the_same_statement_inside_another_file_is_skipped(banking: Banking,
                                                            engine: Engine) -> None:
     banking.set_today(DAY)
     m = banking.merchant("BANK-DUP")
-    sale, later = banking.sell(m, 10_000), banking.sell(m, 20_000)
+    sale, later = banking.sell_at(m, 10_000), banking.sell_at(m, 20_000)
     day_one = Stmt(m.account, "SAME-1", 0, DAY,
                    (entry("CRDT", 10_000, DAY, cref=sale["reference"]),
                     entry("CRDT", 99, DAY, cref="UNKNOWN")))
@@ -80,7 +80,7 @@ def test_a_csv_statement_is_the_day_of_its_closing_balance(banking: Banking,
                                                            engine: Engine) -> None:
     banking.set_today(DAY)
     m = banking.merchant("BANK-DUP")
-    sale, later = banking.sell(m, 10_000), banking.sell(m, 20_000)
+    sale, later = banking.sell_at(m, 10_000), banking.sell_at(m, 20_000)
     day_one = Stmt(m.account, "ignored", 0, DAY,
                    (entry("CRDT", 10_000, DAY, cref=sale["reference"]),))
     first = banking.import_file("BANK-DUP", statement_csv([day_one]), filename="d1.csv")
@@ -98,7 +98,7 @@ def test_a_csv_statement_is_the_day_of_its_closing_balance(banking: Banking,
 def test_the_view_shows_the_last_cross_verification_of_each_account(banking: Banking) -> None:
     banking.set_today(DAY)
     m, other = banking.merchant("BANK-VIEW"), banking.merchant("BANK-VIEW")
-    sale = banking.sell(m, 10_000)
+    sale = banking.sell_at(m, 10_000)
     banking.import_file("BANK-VIEW", camt053([
         Stmt(m.account, "V-1", 0, DAY, (entry("CRDT", 500, DAY, cref="STRAY"),)),
         Stmt(other.account, "V-OTHER", 0, DAY)]))
@@ -117,7 +117,7 @@ def test_yufu_reconcile_import_reads_a_file_into_the_database(
         banking: Banking, engine: Engine, database_env: dict[str, str], tmp_path: Path) -> None:
     banking.set_today(DAY)
     m = banking.merchant("BANK-CLI")
-    sale = banking.sell(m, 10_000)
+    sale = banking.sell_at(m, 10_000)
     statement = tmp_path / "day.xml"
     statement.write_bytes(camt053([Stmt(m.account, "CLI-1", 0, DAY, (
         entry("CRDT", 10_000, DAY, cref=sale["reference"]),))]))
@@ -152,8 +152,9 @@ def test_a_credit_for_a_deposit_confirmed_by_hand_is_its_evidence_not_a_break(
         banking: Banking, engine: Engine) -> None:
     banking.set_today(DAY)
     m = banking.merchant("BANK-HAND")
-    whole, part = banking.sell(m, 10_000), banking.sell(m, 20_000)
-    banking.confirm_deposit(m, 15_000)  # oldest first: all of the first, 5,000 of the second
+    whole, part = banking.sell_at(m, 10_000), banking.sell_at(m, 20_000)
+    # Confirmed by hand, oldest first: all of the first, 5,000 of the second.
+    banking.deposit(m.id, banking.operator, 15_000)
     assert (deposit(engine, whole["reference"]), deposit(engine, part["reference"])) == (
         ("cleared", 0), ("pending", 15_000))
 

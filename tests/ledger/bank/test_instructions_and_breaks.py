@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.support.bank import instruction
-from tests.support.banking import Banking, Merchant
 from tests.support.custody import check_custody_identity
 from tests.support.db import nothing_imported, row, rows
+from tests.support.driver import Banking, Merchant
 from tests.support.http import assert_problem
 from tests.support.statements import Stmt, camt053, entry
 
@@ -40,10 +40,10 @@ def pending(banking: Banking) -> Pending:
     """A release (of a consumed card) and a refund (a cooling-off card), both pending."""
     banking.set_today(SALE_DAY)
     m = banking.merchant(BANK, industry="美容美发")
-    sale = banking.sell(m, 100_000)
-    banking.consume(m, sale["card_id"], 50_000)
-    [release] = banking.run_release(m, DAY)
-    refund = banking.refund(m, banking.sell(m, 30_000)["card_id"])
+    sale = banking.sell_at(m, 100_000)
+    banking.consume(sale["card_id"], m.key, amount_fen=50_000)
+    [release] = banking.run_releases(DAY, m.id)
+    refund = banking.refund(m, banking.sell_at(m, 30_000)["card_id"])
     banking.set_today(DAY)
     return Pending(m, sale, release, refund)
 

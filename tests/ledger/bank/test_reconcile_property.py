@@ -20,9 +20,9 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from tests.support.banking import Banking, Merchant
 from tests.support.custody import check_custody_identity
 from tests.support.db import rows
+from tests.support.driver import Banking, Merchant
 from tests.support.statements import Entry, Stmt, camt053, entry, statement_csv
 
 BANK = "BANK-PROPERTY"
@@ -83,15 +83,15 @@ def make_day(banking: Banking, sold: list[dict[str, Any]]) -> Merchant:
     the bank accepts every instruction it is sent."""
     banking.set_today(SALE_DAY)
     m = banking.merchant(BANK, industry="美容美发")
-    banking.sell(m, cushion_price_fen)
-    banking.confirm_deposit(m, cushion_custody_fen)
+    banking.sell_at(m, cushion_price_fen)
+    banking.deposit(m.id, banking.operator, cushion_custody_fen)
     cards = []
     for s in sold:
-        card = banking.sell(m, s["price"])["card_id"]
+        card = banking.sell_at(m, s["price"])["card_id"]
         if s["consumed"]:
-            banking.consume(m, card, s["consumed"])
+            banking.consume(card, m.key, amount_fen=s["consumed"])
         cards.append(card)
-    banking.run_release(m, STATEMENT_DAY)
+    banking.run_releases(STATEMENT_DAY, m.id)
     for s, card in zip(sold, cards, strict=True):
         if s["refund"]:
             banking.refund(m, card, "balance" if s["consumed"] else "cooling_off")
@@ -110,7 +110,7 @@ def statement_from_ledger(banking: Banking, engine: Engine, m: Merchant, by_day_
                           ) -> Day:
     """Credits for the pending deposits, debits for the pending instructions, and a closing
     balance that must be the one the ledger expects once all of them are seen."""
-    balances = banking.balances(m)
+    balances = banking.balances(m.id)
     deposits = {r["reference"]: (r["batch_reference"], r["open_fen"]) for r in rows(
         engine, "SELECT reference, batch_reference, open_fen FROM expected_deposits "
                 "WHERE merchant_id = :m AND status = 'pending' ORDER BY id", m=m.id)}
@@ -241,7 +241,7 @@ def test_a_statement_from_the_ledger_reconciles_with_no_break(
     check(banking, engine, day, statement, Expected())
     assert statement["cross_verification"]["bank_balance_fen"] == (
         day.opening_fen + sum(line.sign * line.entry.amount_fen for line in day.lines))
-    balances = banking.balances(m)
+    balances = banking.balances(m.id)
     assert (balances["custody_in_transit"], balances["release_pending"],
             balances["refunds_payable"]) == (0, 0, 0)
 

@@ -17,14 +17,14 @@ from api.routes import ledger as ledger_routes
 from api.routes import trust as trust_routes
 from ledger.auth import Role
 from tests.support.db import issue_key, nothing_written
-from tests.support.driver import Custody
+from tests.support.driver import Driver
 from tests.support.http import Headers, assert_problem, bearer
 
 TODAY = date(2026, 3, 2)  # a Monday
 
 
 @pytest.fixture(scope="module")
-def scene(custody: Custody) -> dict[str, Any]:
+def scene(custody: Driver) -> dict[str, Any]:
     """Merchant A (bank ICBC-BJ) and merchant B (bank BOC-BJ), each with a product and a card;
     A has a pending release and a pending refund for its bank to resolve."""
     custody.set_today(TODAY)
@@ -70,7 +70,7 @@ def test_a_merchant_cannot_sell_another_merchants_product(
 
 def test_only_the_merchant_and_the_operator_create_its_products(
         app_client: TestClient, engine: Engine, scene: dict[str, Any],
-        custody: Custody) -> None:
+        custody: Driver) -> None:
     holder = custody.consumer(scene["card_a"])
     product = {"kind": "stored_value", "name": "x", "price_fen": 100}
     with nothing_written(app_client, engine):
@@ -281,7 +281,7 @@ def _template(path: str) -> str:
 
 
 def test_refused_writes_leave_balances_as_they_were(
-        app_client: TestClient, scene: dict[str, Any], custody: Custody) -> None:
+        app_client: TestClient, scene: dict[str, Any], custody: Driver) -> None:
     a = scene["a"]["id"]
     before = custody.balances(a)
     ka: Headers = scene["ka"]
@@ -294,7 +294,7 @@ def test_refused_writes_leave_balances_as_they_were(
 
 
 def test_a_consumer_key_reads_no_instructions_breaks_or_cross_verifications(
-        app_client: TestClient, scene: dict[str, Any], custody: Custody) -> None:
+        app_client: TestClient, scene: dict[str, Any], custody: Driver) -> None:
     holder = custody.consumer(scene["card_a"])
     for path in ("/v1/releases", "/v1/refunds", "/v1/breaks", "/v1/cross-verifications"):
         # Lists of everybody's money: a cardholder reads its own cards only.
@@ -303,7 +303,7 @@ def test_a_consumer_key_reads_no_instructions_breaks_or_cross_verifications(
 
 
 def test_a_consumer_key_is_refused_merchants_books_before_any_id_is_looked_up(
-        app_client: TestClient, scene: dict[str, Any], custody: Custody) -> None:
+        app_client: TestClient, scene: dict[str, Any], custody: Driver) -> None:
     holder = custody.consumer(scene["card_a"])
     cash = scene["a"]["accounts"]["custody_cash"]
     for merchant_id in (scene["a"]["id"], "m_0000000000000000"):

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from tests.support.custody import check_custody_identity, custodied, largest_remainder
 from tests.support.db import nothing_written
-from tests.support.driver import Custody
+from tests.support.driver import Driver
 from tests.support.http import assert_problem
 
 MONDAY = date(2026, 3, 2)
@@ -50,7 +50,7 @@ def settle(client: TestClient, bank: dict[str, str], refund_id: int) -> Any:
 
 
 def test_a_commerce_merchant_at_40_percent_pays_out_pro_rata(
-        app_client: TestClient, engine: Engine, custody: Custody) -> None:
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
     custody.set_today(MONDAY)
     m = custody.file("餐饮", bank_id="CCB-BJ")
     key, bank = custody.merchant_key(m["id"]), custody.bank_key("CCB-BJ")
@@ -171,7 +171,7 @@ def test_a_commerce_merchant_at_40_percent_pays_out_pro_rata(
 
 
 def test_a_fully_custodied_merchant_with_deposits_in_transit_pays_every_claim(
-        app_client: TestClient, engine: Engine, custody: Custody) -> None:
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
     """Custody counts the money in transit (paid by the consumer, not yet on the bank's
     statement): the claims are covered, but the bank can pay only what it has received."""
     custody.set_today(MONDAY)

@@ -26,7 +26,7 @@ from ledger.custody.cards import consumer_pseudonym
 from ledger.errors import Unauthorized
 from ledger.trust_service import VerifyCode
 from tests.support.db import nothing_written
-from tests.support.driver import Custody
+from tests.support.driver import Driver
 from tests.support.http import Headers, assert_problem
 
 TODAY = date(2026, 12, 7)
@@ -34,7 +34,7 @@ DEV_PSEUDONYM_KEY = b"yufu-development-pseudonym-key"  # create_app's default in
 
 
 @pytest.fixture(scope="module")
-def shop(custody: Custody) -> dict[str, Any]:
+def shop(custody: Driver) -> dict[str, Any]:
     custody.set_today(TODAY)
     m = custody.file("学科类培训")  # consumption needs the consumer's confirmation
     key = custody.merchant_key(m["id"])
@@ -50,7 +50,7 @@ def _code(outbox: OutboxSender, phone: str) -> str:
 
 
 def test_a_merchant_holding_all_the_sale_answered_cannot_act_for_the_consumer(
-        app_client: TestClient, engine: Engine, custody: Custody, shop: dict[str, Any]
+        app_client: TestClient, engine: Engine, custody: Driver, shop: dict[str, Any]
 ) -> None:
     sale = custody.sell(shop["product"]["id"], shop["key"])
     use = custody.consume(sale["card_id"], shop["key"], sessions=5)
@@ -82,7 +82,7 @@ def test_a_merchant_holding_all_the_sale_answered_cannot_act_for_the_consumer(
 
 
 def test_a_consumer_key_acts_on_every_card_sold_to_that_phone_and_no_other(
-        app_client: TestClient, custody: Custody, shop: dict[str, Any]) -> None:
+        app_client: TestClient, custody: Driver, shop: dict[str, Any]) -> None:
     first = custody.sell(shop["product"]["id"], shop["key"])
     phone = first["phone"]
     again = custody.ok("POST", "/v1/cards", shop["key"], {
@@ -221,7 +221,7 @@ def test_code_requests_and_attempts_per_client_address_are_limited(engine: Engin
 @pytest.mark.parametrize("spelling", ["+8613912345678", "008613912345678", "139-1234-5678",
                                       "(139) 1234 5678", "１３９１２３４５６７８"])
 def test_one_phone_is_one_consumer_however_it_is_written(
-        app_client: TestClient, custody: Custody, shop: dict[str, Any], outbox: OutboxSender,
+        app_client: TestClient, custody: Driver, shop: dict[str, Any], outbox: OutboxSender,
         spelling: str) -> None:
     sale = custody.ok("POST", "/v1/cards", shop["key"], {
         "product_id": shop["product"]["id"], "consumer": {"phone": spelling}}, 201)
@@ -234,7 +234,7 @@ def test_one_phone_is_one_consumer_however_it_is_written(
 @pytest.mark.parametrize("phone", ["138", "1" * 58, "12800138000", "+1 415 555 0100",
                                    "1380013800０x"])
 def test_a_number_that_is_no_mobile_phone_gets_no_code_and_no_card(
-        app_client: TestClient, engine: Engine, custody: Custody, shop: dict[str, Any],
+        app_client: TestClient, engine: Engine, custody: Driver, shop: dict[str, Any],
         phone: str) -> None:
     with nothing_written(app_client, engine):
         r = app_client.post("/v1/consumer/codes", json={"phone": phone})

@@ -13,7 +13,7 @@ from stdnum.cn import uscc
 
 from tests.support.custody import USCC_ALPHABET, credit_code
 from tests.support.db import nothing_written, register_bank
-from tests.support.driver import Custody
+from tests.support.driver import Driver
 from tests.support.http import assert_problem
 
 MONDAY = date(2026, 3, 2)  # a Monday, and the start of a 7-day release period
@@ -29,7 +29,7 @@ def _sale(client: TestClient, key: dict[str, str], product_id: str, named: bool 
 
 
 def test_a_bad_or_duplicate_credit_code_is_refused(app_client: TestClient, engine: Engine,
-                                                   custody: Custody) -> None:
+                                                   custody: Driver) -> None:
     register_bank(engine, "ICBC-BJ")
     code = credit_code(random.Random(7))
     wrong = code[:-1] + next(c for c in USCC_ALPHABET if c != code[-1])
@@ -62,7 +62,7 @@ def test_a_bad_or_duplicate_credit_code_is_refused(app_client: TestClient, engin
 
 
 def test_card_caps_follow_the_rule_set(app_client: TestClient, engine: Engine,
-                                       custody: Custody) -> None:
+                                       custody: Driver) -> None:
     custody.set_today(MONDAY)
     shop = custody.file("美容美发")  # commerce: 5000.00 named, 1000.00 anonymous
     school = custody.file("学科类培训")  # training: also 60 sessions and 3 months a payment
@@ -112,7 +112,7 @@ def test_card_caps_follow_the_rule_set(app_client: TestClient, engine: Engine,
 
 
 def test_no_sale_for_a_frozen_red_tier_or_hard_blocked_merchant(
-        app_client: TestClient, engine: Engine, custody: Custody) -> None:
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
     custody.set_today(MONDAY)
     m = custody.file("体育健身")
     key = custody.merchant_key(m["id"])
@@ -153,7 +153,7 @@ def test_no_sale_for_a_frozen_red_tier_or_hard_blocked_merchant(
 
 
 def test_close_needs_a_freeze_and_a_closed_merchant_stays_closed(
-        app_client: TestClient, engine: Engine, custody: Custody) -> None:
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
     m = custody.file("餐饮")
     path = f"/v1/merchants/{m['id']}"
     with nothing_written(app_client, engine):
@@ -175,7 +175,7 @@ def test_close_needs_a_freeze_and_a_closed_merchant_stays_closed(
 
 
 def test_unknown_things_are_404(app_client: TestClient, engine: Engine,
-                                custody: Custody) -> None:
+                                custody: Driver) -> None:
     # A cardholder's own key (of a phone no card was sold to: codes are sent all the same).
     token = custody.consumer({"phone": "13700000000"})
     with nothing_written(app_client, engine):
@@ -205,7 +205,7 @@ def test_unknown_things_are_404(app_client: TestClient, engine: Engine,
 
 
 def test_consumption_cannot_go_beyond_what_is_left(app_client: TestClient, engine: Engine,
-                                                  custody: Custody) -> None:
+                                                  custody: Driver) -> None:
     custody.set_today(MONDAY)
     m = custody.file("美容美发")
     key = custody.merchant_key(m["id"])
@@ -245,7 +245,7 @@ def test_consumption_cannot_go_beyond_what_is_left(app_client: TestClient, engin
 
 
 def test_a_card_past_its_validity_cannot_be_used(app_client: TestClient, engine: Engine,
-                                                custody: Custody) -> None:
+                                                custody: Driver) -> None:
     custody.set_today(date(2026, 1, 31))
     m = custody.file("体育健身")
     key = custody.merchant_key(m["id"])
@@ -267,7 +267,7 @@ def test_a_card_past_its_validity_cannot_be_used(app_client: TestClient, engine:
 
 
 def test_cooling_off_only_within_the_days_and_before_any_use(
-        app_client: TestClient, engine: Engine, custody: Custody) -> None:
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
     custody.set_today(MONDAY)
     school = custody.file("体育健身")
     shop = custody.file("餐饮")
@@ -322,7 +322,7 @@ def test_cooling_off_only_within_the_days_and_before_any_use(
 
 
 def test_a_period_is_released_once_and_a_release_settled_once(
-        app_client: TestClient, engine: Engine, custody: Custody) -> None:
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
     custody.set_today(MONDAY)
     m = custody.file("体育健身")
     key, bank = custody.merchant_key(m["id"]), custody.bank_key("ICBC-BJ")
@@ -356,7 +356,7 @@ def test_a_period_is_released_once_and_a_release_settled_once(
 
 
 def test_a_dispute_holds_back_the_cards_releases_until_resolved(
-        app_client: TestClient, engine: Engine, custody: Custody) -> None:
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
     custody.set_today(MONDAY)
     m = custody.file("美容美发")  # no confirmation needed: consumption is earned at once
     key = custody.merchant_key(m["id"])
@@ -393,7 +393,7 @@ def test_a_dispute_holds_back_the_cards_releases_until_resolved(
 
 
 def test_a_dispute_resolved_for_the_consumer_refunds_what_is_left(
-        app_client: TestClient, engine: Engine, custody: Custody) -> None:
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
     custody.set_today(MONDAY)
     m = custody.file("美容美发")
     key = custody.merchant_key(m["id"])
@@ -418,7 +418,7 @@ def test_a_dispute_resolved_for_the_consumer_refunds_what_is_left(
 
 
 def test_a_rule_set_change_is_journaled_and_cards_keep_the_version_they_were_sold_under(
-        app_client: TestClient, engine: Engine, custody: Custody) -> None:
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
     custody.set_today(MONDAY)
     industry = "体育类培训"
     m = custody.file(industry)
@@ -470,7 +470,7 @@ def test_a_rule_set_change_is_journaled_and_cards_keep_the_version_they_were_sol
 
 
 def test_a_retried_sale_never_sells_twice(app_client: TestClient, engine: Engine,
-                                          custody: Custody) -> None:
+                                          custody: Driver) -> None:
     custody.set_today(MONDAY)
     m = custody.file("美容美发")
     key = custody.merchant_key(m["id"])
@@ -493,7 +493,7 @@ def test_a_retried_sale_never_sells_twice(app_client: TestClient, engine: Engine
 
 
 def test_a_consumer_key_works_only_for_the_holders_own_cards(
-        app_client: TestClient, engine: Engine, custody: Custody) -> None:
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
     custody.set_today(MONDAY)
     m = custody.file("学科类培训")
     key = custody.merchant_key(m["id"])
@@ -539,7 +539,7 @@ def test_a_consumer_key_works_only_for_the_holders_own_cards(
     ("/v1/releases/run", "9999-12-31"), ("/v1/consumptions/auto-confirm", "0001-01-01"),
     ("/v1/consumptions/auto-confirm", "2026-03-04")])  # the day after today: early
 def test_a_cycle_for_a_day_out_of_bounds_is_refused_by_name(
-        app_client: TestClient, engine: Engine, custody: Custody, path: str, as_of: str
+        app_client: TestClient, engine: Engine, custody: Driver, path: str, as_of: str
 ) -> None:
     """Year 1 once overflowed the period arithmetic (a 500); silence confirms nothing ahead of
     its day, and releases run at most a year ahead."""

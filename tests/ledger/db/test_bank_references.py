@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from tests.support.banking import Banking
 from tests.support.db import pg_error, rolled_back, row
+from tests.support.driver import Banking
 from tests.support.statements import Stmt, camt053, entry
 
 DAY = date(2026, 11, 9)
@@ -26,7 +26,7 @@ def imported(banking: Banking) -> dict[str, Any]:
     """A file whose one line cleared one sale's deposit."""
     banking.set_today(DAY)
     m = banking.merchant("BANK-REFS")
-    sale = banking.sell(m, 10_000)
+    sale = banking.sell_at(m, 10_000)
     banking.import_file("BANK-REFS", camt053([Stmt(m.account, "REFS-1", 0, DAY, (
         entry("CRDT", 10_000, DAY, cref=sale["reference"]),))]))
     return row(banking.engine, "SELECT d.id AS deposit_id, d.cleared_line_id AS line_id, "

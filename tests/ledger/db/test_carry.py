@@ -17,12 +17,12 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger.db.rowcache import CARRIED_TABLES, LATEST_RULES
-from tests.support.driver import Custody
+from tests.support.driver import Driver
 from tests.support.http import Headers, assert_problem
 
 
 @pytest.fixture(scope="module")
-def shop(custody: Custody) -> tuple[dict[str, Any], Headers, dict[str, Any]]:
+def shop(custody: Driver) -> tuple[dict[str, Any], Headers, dict[str, Any]]:
     merchant = custody.file("体育健身")
     key = custody.merchant_key(merchant["id"])
     product = custody.product(merchant["id"], key, kind="stored_value", price_fen=100_000,
@@ -49,7 +49,7 @@ def generation(engine: Engine) -> int:
         return int(conn.execute(text("SELECT generation FROM chain_head")).scalar_one())
 
 
-def test_a_writer_alone_reads_only_the_chain_head(custody: Custody, shop: Any) -> None:
+def test_a_writer_alone_reads_only_the_chain_head(custody: Driver, shop: Any) -> None:
     _, key, product = shop
     card = custody.sell(product["id"], key)
     custody.consume(card["card_id"], key, amount_fen=100)  # the card is now carried
@@ -61,7 +61,7 @@ def test_a_writer_alone_reads_only_the_chain_head(custody: Custody, shop: Any) -
     assert len(reads) == 1 and "FROM chain_head" in reads[0], reads
 
 
-def test_a_write_by_hand_is_seen_by_the_next_batch(custody: Custody, shop: Any) -> None:
+def test_a_write_by_hand_is_seen_by_the_next_batch(custody: Driver, shop: Any) -> None:
     merchant, key, product = shop
     card = custody.sell(product["id"], key)
     custody.consume(card["card_id"], key, amount_fen=100)
@@ -79,7 +79,7 @@ def test_a_write_by_hand_is_seen_by_the_next_batch(custody: Custody, shop: Any) 
     assert custody.consume(card["card_id"], key, amount_fen=100)["paid_fen"] == 100
 
 
-def test_a_balance_changed_by_hand_is_read_again(custody: Custody, shop: Any) -> None:
+def test_a_balance_changed_by_hand_is_read_again(custody: Driver, shop: Any) -> None:
     _, key, product = shop
     card = custody.sell(product["id"], key)
     custody.consume(card["card_id"], key, amount_fen=100)
@@ -95,12 +95,12 @@ def test_a_balance_changed_by_hand_is_read_again(custody: Custody, shop: Any) ->
     assert_problem(refused, 422, field="postings", code="insufficient_funds")
 
 
-def test_the_generation_never_moves_back(custody: Custody) -> None:
+def test_the_generation_never_moves_back(custody: Driver) -> None:
     with pytest.raises(DBAPIError, match="never moves back"), custody.engine.begin() as conn:
         conn.execute(text("UPDATE chain_head SET generation = generation - 1"))
 
 
-def test_every_carried_table_bumps_the_generation(custody: Custody) -> None:
+def test_every_carried_table_bumps_the_generation(custody: Driver) -> None:
     """The carry trusts rows only of tables whose writes the database counts (0005)."""
     carried = {name for name in CARRIED_TABLES if name != LATEST_RULES} | {"accounts"}
     with custody.engine.connect() as conn:
