@@ -1,6 +1,6 @@
 """The guard rails of scripts/test (docs/design.md, "Guard rails"): the layering check fails on
-a new violation, its list of the pure core names every core module, and no production file
-is longer than a limit.
+a new violation, its list of the pure core names every core module, no production file is
+longer than a limit; and tests/ mirrors the code, its modules importing only tests/support.
 
 The layering check is import-linter, run by scripts/test on the real code. Here it runs on a
 copy of ledger/ and api/ with the repository's own contracts: the copy as it is passes, and
@@ -8,6 +8,7 @@ one new violating import per contract breaks that contract, naming the import.""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -102,3 +103,36 @@ def test_no_production_file_is_longer_than_the_limit() -> None:
     assert len(lengths) > len(OVERSIZE_ALLOWED)
     oversize = {path for path, lines in lengths.items() if lines > file_lines_max}
     assert oversize - OVERSIZE_ALLOWED == set(), {p: lengths[p] for p in oversize}
+
+
+def test_no_test_module_imports_another() -> None:
+    """Of tests/, only tests/support is imported (pytest finds the conftest.py files itself)."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else ["." * node.level]
+                if node.module == "tests":
+                    names = [f"tests.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            wrong = [n for n in names if n.startswith(".") or (
+                n.split(".")[0] == "tests" and n != "tests.support"
+                and not n.startswith("tests.support."))]
+            if wrong:
+                found.setdefault(str(path.relative_to(ROOT)), []).extend(wrong)
+    assert found == {}
+
+
+def test_every_test_folder_mirrors_a_package_or_module() -> None:
+    """tests/ledger/custody/ is for ledger/custody/, tests/ledger/audit/ for ledger/audit.py
+    (and its use cases, ledger/audit_service.py), and so on; tests/support holds no tests."""
+    for folder in sorted(p for p in (ROOT / "tests").rglob("*") if p.is_dir()):
+        relative = folder.relative_to(ROOT / "tests")
+        if folder.name in ("__pycache__", "samples") or relative.parts[0] == "support":
+            continue
+        code = ROOT / relative
+        assert code.is_dir() or code.with_suffix(".py").is_file(), relative
+    assert not list((ROOT / "tests" / "support").glob("test_*.py"))
