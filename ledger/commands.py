@@ -70,6 +70,18 @@ class Checkpoint(Protocol):
     """Where `Books.rewind` goes back to: opaque to commands."""
 
 
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    """An account to open: its kind and name, whose it is, and its currency and rule."""
+
+    kind: AccountKind
+    name: str
+    merchant_id: str | None = None
+    bank_id: str | None = None  # held at this bank (custody cash and money in transit)
+    currency: str = "CNY"
+    non_negative: bool = True
+
+
 Leg = tuple[int, int]  # (account id, amount in fen): one posting of a transaction in CNY
 
 
@@ -106,9 +118,7 @@ class Books(Protocol):
         """A new id for a row of `kind`, unique whether or not the batch commits."""
         ...
 
-    def open_account(self, kind: AccountKind, name: str, merchant_id: str | None = None,
-                     bank_id: str | None = None, currency: str = "CNY",
-                     non_negative: bool = True) -> int:
+    def open_account(self, account: NewAccount) -> int:
         """A new account, opened by the next entry the command appends; its id."""
         ...
 

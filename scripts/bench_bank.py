@@ -5,9 +5,9 @@
    database: --merchants merchants at one bank (over HTTP), then --entries card sales and
    cooling-off refunds as SellCard and RefundCard commands through `execute_resilient`,
    --per-commit of them in each group commit.
-3. Writes the bank's camt.053.001.08 from the ledger, as tests/banks does: one Stmt per custody
-   account, a credit per pending deposit (its YFS reference), a debit per pending refund (its
-   end-to-end id), opening and closing balances as the ledger expects them.
+3. Writes the bank's camt.053.001.08 from the ledger, as tests/ledger/bank does: one Stmt per
+   custody account, a credit per pending deposit (its YFS reference), a debit per pending refund
+   (its end-to-end id), opening and closing balances as the ledger expects them.
 4. Times POST /v1/banks/{bank}/statements with that file, end to end: upload, parse, match,
    commit. Then parses the file once more in this process, to show what the parse alone costs.
 5. Checks the answer (every line matched, every cross-verification a match, no break) and runs
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.banks.statements
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support.statements
 import bench  # scripts/bench.py: the service, the machine, the doc writer
 from sqlalchemy import Engine, text
 
@@ -42,7 +42,7 @@ from ledger.db.batch import Batch
 from ledger.db.writer import WriteRequest, execute_resilient
 from ledger.flows.refunds import RefundCard
 from ledger.flows.sales import SellCard
-from tests.banks.statements import Stmt, camt053, entry
+from tests.support.statements import Stmt, camt053, entry
 
 BANK = "BENCH-BANK"
 price_fen = 40_000  # 体育健身: 100% in custody, so each deposit is the price

@@ -25,11 +25,11 @@ from ledger.books import (
     apply_postings,
     check_balanced,
 )
-from ledger.commands import EntryRef, IdKind, Leg
+from ledger.commands import EntryRef, IdKind, Leg, NewAccount
 from ledger.db import tables as t
 from ledger.db.audit_queries import stored_frontier
 from ledger.db.bulk import copy_text
-from ledger.db.carry import Carry, after_commit
+from ledger.db.carry import Beside, Carry, after_commit
 from ledger.db.rowcache import RowCache
 from ledger.db.script import Script, script_rows_max
 from ledger.db.writer_state import WriterState, default_state
@@ -363,17 +363,18 @@ class Batch:
     def draw_id(self, kind: IdKind) -> int:
         return self._draw(ID_SEQUENCES[kind])
 
-    def open_account(self, kind: AccountKind, name: str, merchant_id: str | None = None,
-                     bank_id: str | None = None, currency: str = "CNY",
-                     non_negative: bool = True) -> int:
+    def open_account(self, account: NewAccount) -> int:
         """The account is opened by the next entry the command appends: its number is the
         head's next, whatever the command does between."""
         account_id = self.next_id(t.Account)
-        self.add_row(t.Account, {"id": account_id, "kind": kind.value, "currency": currency,
-                                 "name": name, "merchant_id": merchant_id, "bank_id": bank_id,
-                                 "non_negative": non_negative, "balance_fen": 0,
+        self.add_row(t.Account, {"id": account_id, "kind": account.kind.value,
+                                 "currency": account.currency, "name": account.name,
+                                 "merchant_id": account.merchant_id,
+                                 "bank_id": account.bank_id,
+                                 "non_negative": account.non_negative, "balance_fen": 0,
                                  "opened_seq": self.seq + 1})
-        self.opened(Account(account_id, kind, currency, non_negative, 0))
+        self.opened(Account(account_id, account.kind, account.currency, account.non_negative,
+                            0))
         return account_id
 
     def balance(self, account_id: int) -> int:
@@ -522,8 +523,8 @@ class Batch:
         """Pass what this batch committed on to the writer's next batch."""
         head = None if self._generation_after is None else (
             self._generation_after, self.seq, self.entry_hash)
-        carry = after_commit(self._carry, head, self._direct_writes, bool(self.extra_rows),
-                             self.accounts, self.rows)
+        beside = Beside(self._direct_writes, bool(self.extra_rows))
+        carry = after_commit(self._carry, head, beside, self.accounts, self.rows)
         if carry is not None:
             self.state.carry.put(carry)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger.books import Account
 from ledger.db.rowcache import RowCache, RowKey
@@ -60,13 +60,19 @@ class Shelf:
             self._kept = carry
 
 
-def after_commit(carry: Carry, head: Head | None, direct_writes: bool, extra_rows: bool,
+class Beside(NamedTuple):
+    """What a batch wrote besides its journal and its custody rows."""
+
+    direct_writes: bool  # SQL of its own: rows its copies do not hold
+    extra_rows: bool  # rows beside its custody rows (accounts, idempotency records ...)
+
+
+def after_commit(carry: Carry, head: Head | None, beside: Beside,
                  accounts: Mapping[int, Account], rows: RowCache) -> Carry | None:
     """The carry a committed batch passes on, or None if nobody can vouch for one.
 
-    `head`: the chain head its commit left, None if it journaled nothing. `direct_writes`:
-    it wrote SQL of its own (rows its copies do not hold). `extra_rows`: it wrote rows
-    beside its custody rows (accounts, idempotency records ...)."""
+    `head`: the chain head its commit left, None if it journaled nothing."""
+    direct_writes, extra_rows = beside
     if direct_writes:
         return None  # rows written by SQL are not in the batch's copies
     if head is None:

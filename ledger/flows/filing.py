@@ -9,7 +9,7 @@ from typing import Any
 
 from ledger.access import require_operator
 from ledger.auth import Principal
-from ledger.commands import Books, Command, IdKind
+from ledger.commands import Books, Command, IdKind, NewAccount
 from ledger.custody.chart import BANK_HELD, CHART
 from ledger.custody.merchants import Filing, MerchantStatus, Tier
 from ledger.custody.rules import parse_rule_set
@@ -56,8 +56,8 @@ class FileMerchant(Command):
             raise Conflict(f"credit code already filed as merchant {taken}", field="credit_code")
         rule_set_id, _ = books.custody.latest_rule_set(f.jurisdiction, f.industry)
         merchant_id = new_id("m")
-        accounts = {purpose: books.open_account(
-            kind, f"{f.name} {purpose}", merchant_id, f.bank_id if purpose in BANK_HELD else None)
+        accounts = {purpose: books.open_account(NewAccount(
+            kind, f"{f.name} {purpose}", merchant_id, f.bank_id if purpose in BANK_HELD else None))
             for purpose, kind in CHART.items()}
         view = {"id": merchant_id, "name": f.name, "credit_code": f.credit_code,
                 "industry": f.industry, "department": f.department,

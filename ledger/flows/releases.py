@@ -41,10 +41,19 @@ class RunReleases(Command):
         due = [d for d in (_due(books, books.custody.merchant(i), self.as_of) for i in ids)
                if d is not None]
         return {"as_of": self.as_of.isoformat(),
-                "releases": [instruct_release(books, *d) for d in due]}
+                "releases": [instruct_release(books, d) for d in due]}
 
 
-Due = tuple[Merchant, date, date, int, list[int], int]  # merchant, period, earned, ids, bp
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A merchant's period whose confirmed earned money is due for release."""
+
+    merchant: Merchant
+    start: date
+    end: date
+    earned_fen: int
+    consumption_ids: list[int]
+    reserve_share_bp: int
 
 
 def _due(books: Books, m: Merchant, as_of: date) -> Due | None:
@@ -57,12 +66,13 @@ def _due(books: Books, m: Merchant, as_of: date) -> Due | None:
     earned, consumption_ids = books.custody.releasable(m.id, end)
     if earned == 0:
         return None
-    return m, start, end, earned, consumption_ids, rules.reserve_share_bp
+    return Due(m, start, end, earned, consumption_ids, rules.reserve_share_bp)
 
 
-def instruct_release(books: Books, m: Merchant, start: date, end: date, earned: int,
-                     consumption_ids: list[int], reserve_share_bp: int) -> dict[str, Any]:
-    amount, holdback = release_split(earned, reserve_share_bp)
+def instruct_release(books: Books, due: Due) -> dict[str, Any]:
+    m, start, end, earned = due.merchant, due.start, due.end, due.earned_fen
+    consumption_ids = due.consumption_ids
+    amount, holdback = release_split(earned, due.reserve_share_bp)
     release_id = books.draw_id(IdKind.release)
     details = {"release_id": release_id, "merchant_id": m.id, "period_start": start.isoformat(),
                "period_end": end.isoformat(), "amount_fen": amount, "holdback_fen": holdback,

@@ -11,7 +11,7 @@ from typing import Any
 from ledger.access import require_merchant_or_operator
 from ledger.auth import Principal
 from ledger.books import AccountKind
-from ledger.commands import Books, Command, Reads
+from ledger.commands import Books, Command, NewAccount, Reads
 from ledger.custody import cards as card_rules
 from ledger.custody.lifecycle import Card, CardStatus
 from ledger.errors import NotFound
@@ -59,7 +59,7 @@ class SellCard(Command):
         card_rules.check_sale(m.state, product, rules, self.named)
         custody, direct = card_rules.custody_split(product.price_fen, rules.custody_ratio_bp)
         card_id = new_id("card")
-        account = books.open_account(AccountKind.liability, f"card {card_id}", m.id)
+        account = books.open_account(NewAccount(AccountKind.liability, f"card {card_id}", m.id))
         expires_on = add_months(self.today, product.validity_months)
         details = {"card_id": card_id, "merchant_id": m.id, "product_id": self.product_id,
                    "consumer_id": self.consumer_id, "named": self.named,

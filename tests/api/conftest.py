@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
-from tests.conftest import ONE_ADDRESS_LIMITS
+from tests.support.http import ONE_ADDRESS_LIMITS
 
 
 @pytest.fixture(scope="module")

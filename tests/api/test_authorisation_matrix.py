@@ -32,18 +32,11 @@ from sqlalchemy import Engine, text
 from api.messages import OutboxSender, read_outbox
 from ledger.auth import Role
 from ledger.custody.rules import BEIJING_TRAINING
-from tests.api.support import key_id_of
-from tests.banks.statements import Stmt, camt053, entry
-from tests.conftest import issue_key, open_account
-from tests.custody.conftest import Custody
-from tests.custody.support import (
-    PROBLEM_JSON,
-    TABLES,
-    Headers,
-    bearer,
-    credit_code,
-    nothing_written,
-)
+from tests.support.custody import credit_code
+from tests.support.db import WRITTEN_TABLES, issue_key, nothing_written, open_account
+from tests.support.driver import Driver
+from tests.support.http import PROBLEM_JSON, Headers, bearer, key_id_of
+from tests.support.statements import Stmt, camt053, entry
 
 TODAY = date(2026, 3, 2)  # a Monday: the start of a 7-day release period
 RELEASE_AS_OF = TODAY + timedelta(days=7)  # the scene's pending release: [TODAY, +7)
@@ -204,7 +197,7 @@ class Call:
 
 @dataclass
 class World:
-    custody: Custody
+    custody: Driver
     keys: dict[str, Headers | None]
     a: dict[str, Any]
     b: dict[str, Any]
@@ -277,7 +270,7 @@ class World:
         return {"phone": phone, "code": code.group(0)}
 
 
-def sell(custody: Custody, product_id: str, key: Headers | None, phone: str) -> dict[str, Any]:
+def sell(custody: Driver, product_id: str, key: Headers | None, phone: str) -> dict[str, Any]:
     sale = custody.ok("POST", "/v1/cards", key, {"product_id": product_id,
                                                  "consumer": {"phone": phone}}, 201)
     return {**sale, "phone": phone}
@@ -297,7 +290,7 @@ def bad_key() -> str:
 @pytest.fixture(scope="module")
 def world(app_client: TestClient, engine: Engine, operator: Headers,
           outbox: OutboxSender) -> World:
-    custody = Custody(app_client, engine, operator, outbox)
+    custody = Driver(app_client, engine, operator, outbox)
     custody.set_today(TODAY)
     # The expired key first: its second passes while the scene is built.
     expires_at = datetime.now(UTC) + timedelta(seconds=1)
@@ -456,7 +449,7 @@ def other_tables(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         names = conn.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars().all()
-    return sorted(set(names) - set(TABLES) - NOT_COMPARED)
+    return sorted(set(names) - set(WRITTEN_TABLES) - NOT_COMPARED)
 
 
 def fingerprints(engine: Engine, tables: list[str]) -> dict[str, tuple[int, str]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support import assert_problem
+from tests.support.http import assert_problem
 
 
 def test_a_key_expiring_at_an_offset_postgresql_does_not_take_is_kept_in_utc(

@@ -23,11 +23,10 @@ from api.ratelimit import RateLimits
 from api.runtime import run_command
 from ledger.auth import Role
 from ledger.service import IssueKey
-from tests.api.support import assert_problem, nothing_written
-from tests.custody.conftest import Custody
-from tests.custody.support import bearer
+from tests.support.db import nothing_written
+from tests.support.driver import Driver
+from tests.support.http import Headers, assert_problem, bearer
 
-Headers = dict[str, str]
 JSON = {"Content-Type": "application/json"}
 NEW_ID = re.compile(r"[0-9a-f]{32}")
 ACCESS_FIELDS = {"time", "request_id", "key_id", "role", "method", "route", "status",
@@ -45,7 +44,7 @@ def key(engine: Engine, role: Role, merchant_id: str | None = None,
 @pytest.fixture(scope="module")
 def shop(app_client: TestClient, engine: Engine, operator: Headers,
          outbox: OutboxSender) -> dict[str, Any]:
-    custody = Custody(app_client, engine, operator, outbox)
+    custody = Driver(app_client, engine, operator, outbox)
     merchant = custody.file("体育健身")["id"]
     headers, key_id = key(engine, Role.merchant, merchant)
     product = custody.product(merchant, headers, kind="stored_value", price_fen=50_000,

@@ -18,12 +18,10 @@ from sqlalchemy import Engine
 
 from api.messages import OutboxSender
 from ledger.auth import Role
-from tests.api.support import assert_problem, nothing_written
-from tests.conftest import issue_key
-from tests.custody.conftest import Custody
-from tests.custody.support import bearer
+from tests.support.db import issue_key, nothing_written
+from tests.support.driver import Driver
+from tests.support.http import Headers, assert_problem, bearer
 
-Headers = dict[str, str]
 JSON = {"Content-Type": "application/json"}
 nesting_depth_hostile = 10_000
 REQUEST_ID_HEX_CHARS = 32
@@ -32,7 +30,7 @@ REQUEST_ID_HEX_CHARS = 32
 @pytest.fixture(scope="module")
 def world(app_client: TestClient, engine: Engine, operator: Headers,
           outbox: OutboxSender) -> dict[str, Any]:
-    custody = Custody(app_client, engine, operator, outbox)
+    custody = Driver(app_client, engine, operator, outbox)
     merchant = custody.file("体育健身")
     key = custody.merchant_key(merchant["id"])
     product = custody.product(merchant["id"], key, kind="stored_value", price_fen=50_000,

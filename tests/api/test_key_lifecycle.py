@@ -16,21 +16,10 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.cli import main as yufu
 from ledger.auth import Role
-from tests.api.support import (
-    assert_problem,
-    every_page,
-    head_seq,
-    key_id_of,
-    nothing_written,
-)
-from tests.conftest import file_merchant, issue_key
+from tests.support.db import file_merchant, head_seq, issue_key, nothing_written
+from tests.support.http import Headers, assert_problem, bearer, every_page, key_id_of
 
-Headers = dict[str, str]
 notice_wait_s = 5.0
-
-
-def bearer(key: str) -> Headers:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from ledger.auth import Role
-from tests.api.support import assert_problem, head_seq, nothing_written
-from tests.conftest import file_merchant, issue_key, open_account, register_bank
-
-Headers = dict[str, str]
-
-
-def bearer(key: str) -> Headers:
-    return {"Authorization": f"Bearer {key}"}
+from tests.support.db import (
+    file_merchant,
+    head_seq,
+    issue_key,
+    nothing_written,
+    open_account,
+    register_bank,
+)
+from tests.support.http import Headers, assert_problem, bearer
 
 
 @pytest.fixture(scope="module")

@@ -29,19 +29,17 @@ from api.messages import OutboxSender
 from api.routes import custody, ledger
 from api.routes.custody import ConsumptionIn
 from ledger.auth import Role
-from tests.api.support import nothing_written
-from tests.conftest import issue_key, open_account
-from tests.custody.conftest import Custody
-from tests.custody.support import bearer
+from tests.support.db import issue_key, nothing_written, open_account
+from tests.support.driver import Driver
+from tests.support.http import Headers, bearer
 
-Headers = dict[str, str]
 JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
 def world(app_client: TestClient, engine: Engine, operator: Headers,
           outbox: OutboxSender) -> dict[str, Any]:
-    custody = Custody(app_client, engine, operator, outbox)
+    custody = Driver(app_client, engine, operator, outbox)
     merchant = custody.file("体育健身")
     other = custody.file("体育健身")
     key = custody.merchant_key(merchant["id"])

@@ -11,12 +11,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger.auth import Role
-from tests.api.support import assert_problem, head_seq, key_id_of, nothing_written
-from tests.conftest import issue_key
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+from tests.support.db import head_seq, issue_key, nothing_written
+from tests.support.http import assert_problem, bearer, key_id_of
 
 
 def test_the_last_active_operator_key_cannot_be_revoked(app_client: TestClient,

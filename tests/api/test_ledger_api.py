@@ -18,17 +18,9 @@ from api.runtime import run_command
 from ledger import limits
 from ledger.auth import Role
 from ledger.service import PostTransaction
-from tests.api.support import (
-    PROBLEM_JSON,
-    acted_by,
-    assert_problem,
-    balance,
-    head_seq,
-    nothing_written,
-)
-from tests.conftest import issue_key, open_account
+from tests.support.db import head_seq, issue_key, nothing_written, open_account
+from tests.support.http import PROBLEM_JSON, Headers, acted_by, assert_problem, balance, bearer
 
-Headers = dict[str, str]
 MAX = limits.amount_fen_max  # 2**53 - 1
 
 
@@ -557,7 +549,7 @@ def test_idempotency_keys_belong_to_one_api_key(
         app_client: TestClient, engine: Engine, operator: Headers) -> None:
     cash = open_account(engine, "asset")
     card = open_account(engine, "liability")
-    other = {"Authorization": f"Bearer {issue_key(engine, Role.operator)}"}
+    other = bearer(issue_key(engine, Role.operator))
     body = {"postings": [leg(cash, 40), leg(card, -40)]}
     mine = app_client.post("/v1/transactions", json=body,
                            headers={**operator, "Idempotency-Key": "shared"})

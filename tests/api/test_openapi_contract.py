@@ -28,7 +28,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.app import create_app
 from api.messages import OutboxSender
 from ledger.auth import Role, split_key
-from tests.conftest import ONE_ADDRESS_LIMITS, file_merchant, issue_key
+from tests.support.db import file_merchant, issue_key
+from tests.support.http import ONE_ADDRESS_LIMITS, bearer
 
 # Generated examples per operation in the fuzzing phase (the coverage phase adds its own
 # boundary and negative cases): the module runs in about two minutes on two cores.
@@ -134,7 +135,7 @@ def contract_app(engine: Engine, outbox: OutboxSender) -> Iterator[FastAPI]:
 @pytest.fixture(scope="module")
 def merchant(engine: Engine) -> dict[str, str]:
     merchant_id = file_merchant(engine, "CONTRACT-BANK")
-    return {"Authorization": f"Bearer {issue_key(engine, Role.merchant, merchant_id)}"}
+    return bearer(issue_key(engine, Role.merchant, merchant_id))
 
 
 def merchant_of(engine: Engine, headers: dict[str, str]) -> str:
@@ -156,7 +157,7 @@ def spare_the_key_in_use(case: schemathesis.Case, engine: Engine, headers: dict[
     revoke it revokes a key of the same role, issued for the purpose, instead."""
     if case.operation.label == "POST /v1/keys/{key_id}/revoke" and \
             case.path_parameters.get("key_id") == key_id(engine, headers):
-        spare = {"Authorization": f"Bearer {issue_another()}"}
+        spare = bearer(issue_another())
         case.path_parameters["key_id"] = key_id(engine, spare)
 
 

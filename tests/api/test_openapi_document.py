@@ -25,10 +25,10 @@ from api.messages import OutboxSender, read_outbox
 from api.routes import audit, banks, custody, ledger, system, trust
 from ledger.auth import Role
 from ledger.custody.rules import RuleSet
-from tests.api.support import PROBLEM_JSON
-from tests.banks.statements import Stmt, entry, statement_csv
-from tests.conftest import bank_code, issue_key
-from tests.custody.support import bearer, credit_code
+from tests.support.custody import credit_code
+from tests.support.db import bank_code, issue_key
+from tests.support.http import PROBLEM_JSON, bearer
+from tests.support.statements import Stmt, entry, statement_csv
 
 KEYLESS = {("GET", "/v1/health"), ("GET", "/v1/audit/public-key"),
            ("GET", "/v1/audit/tree-head"), ("GET", "/v1/audit/tree-heads"),

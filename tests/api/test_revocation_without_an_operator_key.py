@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from ledger.auth import Role
-from tests.api.support import key_id_of
-from tests.conftest import file_merchant, issue_key
+from tests.support.db import file_merchant, issue_key
+from tests.support.http import bearer, key_id_of
 
 
 def test_a_merchant_revokes_its_own_key_while_no_operator_key_is_active(
@@ -17,10 +17,10 @@ def test_a_merchant_revokes_its_own_key_while_no_operator_key_is_active(
     key = issue_key(engine, Role.merchant, file_merchant(engine, "LONE-BANK"))
     key_id = key_id_of(app_client, key)
 
-    r = app_client.post(f"/v1/keys/{key_id}/revoke", headers={"Authorization": f"Bearer {key}"},
+    r = app_client.post(f"/v1/keys/{key_id}/revoke", headers=bearer(key),
                         json={"reason": "the till was stolen"})
 
     assert r.status_code == 200, r.text
     assert r.json()["revoked"] is True
-    assert app_client.get("/v1/banks", headers={"Authorization": f"Bearer {key}"}
+    assert app_client.get("/v1/banks", headers=bearer(key)
                           ).status_code == 401

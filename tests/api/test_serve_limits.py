@@ -22,13 +22,12 @@ from sqlalchemy import Engine
 from api.app import create_app
 from api.cli import uvicorn_options
 from api.protocol import request_head_bytes_max, request_headers_max
-from tests.audit.support import live_server
-from tests.conftest import ONE_ADDRESS_LIMITS
+from tests.support.db import head_seq
+from tests.support.http import ONE_ADDRESS_LIMITS, PROBLEM_JSON, live_server
 
 socket_timeout_s = 10.0
 header_bytes_huge = 1_000_000
 chunk_bytes = 16 * 1024
-PROBLEM_JSON = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +38,9 @@ def served(engine: Engine) -> Iterator[int]:
         yield int(urlsplit(url).port or 0)
 
 
-def head_seq(port: int) -> int:
-    return int(httpx.get(f"http://127.0.0.1:{port}/v1/health").json()["journal_head_seq"])
+def served_head_seq(port: int) -> int:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        return head_seq(client)
 
 
 def _read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
@@ -109,10 +109,10 @@ def test_a_head_just_under_the_limit_is_served(served: int) -> None:
 
 @pytest.mark.parametrize("size", [request_head_bytes_max + 1, header_bytes_huge])
 def test_a_huge_header_is_431_problem_json(served: int, size: int) -> None:
-    before = head_seq(served)
+    before = served_head_seq(served)
     answer = exchange(served, get(headers=b"X-Big: " + b"a" * size + b"\r\n"))
     assert_refused(answer, 431, "headers_too_large", "headers")
-    assert head_seq(served) == before
+    assert served_head_seq(served) == before
 
 
 def test_a_huge_url_is_431_problem_json(served: int) -> None:

@@ -1,7 +1,7 @@
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests.conftest import open_account
+from tests.support.db import open_account
 
 
 def test_a_transaction_posts_and_moves_both_balances(

@@ -1,0 +1,98 @@
+"""The references an import writes, checked by the database once per statement (migration
+0008) as strictly as the foreign keys they replace: a line names an existing file, a cleared
+deposit an existing line, and a line keeps its id and file."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+from tests.support.db import pg_error, rolled_back, row
+from tests.support.driver import Banking
+from tests.support.statements import Stmt, camt053, entry
+
+DAY = date(2026, 11, 9)
+MISSING_ID = 10**15  # no file, line or deposit has this id
+LINE_COLUMNS = ("id, file_id, bank_id, account, statement_id, position, direction, status, "
+                "reversal, amount_fen")
+
+
+@pytest.fixture(scope="module")
+def imported(banking: Banking) -> dict[str, Any]:
+    """A file whose one line cleared one sale's deposit."""
+    banking.set_today(DAY)
+    m = banking.merchant("BANK-REFS")
+    sale = banking.sell_at(m, 10_000)
+    banking.import_file("BANK-REFS", camt053([Stmt(m.account, "REFS-1", 0, DAY, (
+        entry("CRDT", 10_000, DAY, cref=sale["reference"]),))]))
+    return row(banking.engine, "SELECT d.id AS deposit_id, d.cleared_line_id AS line_id, "
+                               "l.file_id FROM expected_deposits d JOIN statement_lines l "
+                               "ON l.id = d.cleared_line_id WHERE d.reference = :r",
+               r=sale["reference"])
+
+
+def insert_lines(conn: Connection, file_ids: list[int]) -> None:
+    """Lines naming these files, in one statement (as COPY writes a file's lines)."""
+    values = ", ".join(f"(nextval(pg_get_serial_sequence('statement_lines', 'id')), {f}, "
+                       f"'BANK-REFS', 'acct', 'REFS-X', 'row {n}', 'CRDT', 'BOOK', false, 1)"
+                       for n, f in enumerate(file_ids))
+    conn.execute(text(f"INSERT INTO statement_lines ({LINE_COLUMNS}) VALUES {values}"))
+
+
+def test_a_line_naming_no_file_is_refused_even_among_good_ones(
+        banking: Banking, imported: dict[str, Any]) -> None:
+    with rolled_back(banking.engine) as conn, pytest.raises(IntegrityError) as caught:
+        insert_lines(conn, [imported["file_id"], MISSING_ID, imported["file_id"]])
+    assert pg_error(caught) == (
+        "23503", "yufu: a statement line names a statement file that does not exist")
+
+
+def test_lines_naming_their_file_are_accepted(banking: Banking,
+                                              imported: dict[str, Any]) -> None:
+    with rolled_back(banking.engine) as conn:
+        insert_lines(conn, [imported["file_id"]] * 3)
+
+
+@pytest.mark.parametrize("change", ["id = id + 1000000", f"file_id = {MISSING_ID}",
+                                    "file_id = NULL"])
+def test_a_line_keeps_its_id_and_file(owner_engine: Engine, imported: dict[str, Any],
+                                      change: str) -> None:
+    # The owner's statement: the service's role may not update a line at all.
+    with rolled_back(owner_engine) as conn, pytest.raises(ProgrammingError) as caught:
+        conn.execute(text(f"UPDATE statement_lines SET {change} WHERE id = :id"),
+                     {"id": imported["line_id"]})
+    assert pg_error(caught) == ("42501", "yufu: a statement line keeps its id and its file")
+
+
+def test_a_deposit_cleared_by_no_line_is_refused(banking: Banking,
+                                                 imported: dict[str, Any]) -> None:
+    with rolled_back(banking.engine) as conn, pytest.raises(IntegrityError) as caught:
+        conn.execute(text("UPDATE expected_deposits SET cleared_line_id = :line WHERE id = :id"),
+                     {"line": MISSING_ID, "id": imported["deposit_id"]})
+    assert pg_error(caught) == (
+        "23503", "yufu: a deposit names a statement line that does not exist")
+
+
+def test_a_deposit_inserted_naming_no_line_is_refused(banking: Banking,
+                                                      imported: dict[str, Any]) -> None:
+    with rolled_back(banking.engine) as conn, pytest.raises(IntegrityError) as caught:
+        conn.execute(text(
+            "INSERT INTO expected_deposits SELECT :new_id, merchant_id, card_id, "
+            "reference || '-copy', batch_reference, amount_fen, open_fen, expected_by, "
+            "status, :line FROM expected_deposits WHERE id = :id"),
+            {"new_id": MISSING_ID, "line": MISSING_ID, "id": imported["deposit_id"]})
+    assert pg_error(caught) == (
+        "23503", "yufu: a deposit names a statement line that does not exist")
+
+
+def test_a_deposit_naming_an_existing_line_is_accepted(banking: Banking,
+                                                       imported: dict[str, Any]) -> None:
+    with rolled_back(banking.engine) as conn:
+        conn.execute(text("UPDATE expected_deposits SET cleared_line_id = NULL WHERE id = :id"),
+                     {"id": imported["deposit_id"]})
+        conn.execute(text("UPDATE expected_deposits SET cleared_line_id = :line WHERE id = :id"),
+                     {"line": imported["line_id"], "id": imported["deposit_id"]})
