@@ -70,8 +70,8 @@ def test_two_writers_on_two_databases_keep_their_state_apart(engine: Engine,
         ids = []
         for writer, days in zip(writers, (4, 8), strict=True):
             rules = dataclasses.replace(BEIJING_COMMERCE, cooling_off_days=days).as_dict()
-            made = writer.submit(WriteRequest(CreateRuleSet(DEFAULT_JURISDICTION, "分开测试",
-                                                            rules)))
+            command = CreateRuleSet(LOCAL_OPERATOR, DEFAULT_JURISDICTION, "分开测试", rules)
+            made = writer.submit(WriteRequest(command))
             ids.append(made.result(timeout=request_wait_s).body["id"])
         read = [writer.submit(WriteRequest(ReadRules(i))).result(timeout=request_wait_s)
                 .body["cooling_off_days"] for writer, i in zip(writers, ids, strict=True)]
