@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ledger.books import AccountKind, TransactionDraft
+from ledger.books import AccountKind, Posting, TransactionDraft
 
 if TYPE_CHECKING:  # the stores' own declarations, which use the types of this module
     from ledger.audit_store import AuditStore
@@ -124,6 +124,11 @@ class Books(Protocol):
 
     def balance(self, account_id: int) -> int:
         """The account's normal balance in fen, as this batch leaves it so far."""
+        ...
+
+    def postings_of(self, transaction_id: int) -> list[Posting]:
+        """A recorded transaction's postings in order, this batch's own included; none if
+        there is no such transaction."""
         ...
 
     def checkpoint(self) -> Checkpoint:

@@ -297,6 +297,11 @@ class Batch:
     def _check_reversible(self, original_id: int) -> None:
         if original_id in self._reversed_here:
             raise Conflict(f"transaction {original_id} is already reversed", field="id")
+        held = next((r for r in self.transaction_rows if r["id"] == original_id), None)
+        if held is not None:  # recorded by an earlier command of this batch
+            if held["reverses_id"] is not None:
+                raise Conflict(f"transaction {original_id} is itself a reversal", field="id")
+            return
         row = self.conn.execute(
             select(t.Transaction.id, t.Transaction.reverses_id).where(
                 t.Transaction.id == original_id)).one_or_none()
@@ -431,7 +436,13 @@ class Batch:
         self.extra_rows.append((table, row))
 
     def postings_of(self, transaction_id: int) -> list[Posting]:
-        rows = self.conn.execute(
+        """By id: those this batch holds (a transaction of an earlier command), or those
+        written (postings never change)."""
+        held = [Posting(r["account_id"], r["amount_fen"], r["currency"])
+                for r in self.posting_rows if r["transaction_id"] == transaction_id]
+        if held:
+            return held
+        rows = self.lookup(
             select(t.Posting.account_id, t.Posting.amount_fen, t.Posting.currency)
             .where(t.Posting.transaction_id == transaction_id).order_by(t.Posting.idx))
         return [Posting(r.account_id, r.amount_fen, r.currency) for r in rows]

@@ -22,9 +22,9 @@ from api.runtime import run_command
 from ledger import journal
 from ledger.books import normal_sign
 from ledger.db import queries
-from ledger.db.writer import Writer, WriteRequest
-from ledger.errors import InsufficientFunds, InvalidInput, LedgerError, NotFound
-from ledger.service import PostTransaction
+from ledger.db.writer import Writer, WriteRequest, execute_resilient
+from ledger.errors import Conflict, InsufficientFunds, InvalidInput, LedgerError, NotFound
+from ledger.service import PostTransaction, ReverseTransaction
 from tests.support.db import (
     assert_journal_sound,
     balances,
@@ -458,6 +458,29 @@ def test_random_transfers_move_balances_exactly_or_not_at_all(
         with engine.connect() as conn:
             assert queries.account_balance_mismatches(conn) == []
     assert balances(engine, [ledger.usd]) == {ledger.usd: 0}
+
+
+def test_a_transaction_is_reversed_in_the_group_commit_that_posts_it(
+        engine: Engine, small_ledger: Ledger) -> None:
+    """The reversal reads the postings of an earlier command of its own batch, not yet
+    written: it finds them, and a second reversal of the same transaction is refused."""
+    asset, equity = small_ledger.ids[0], small_ledger.ids[3]
+    run_command(engine, transfer((asset, 5000), (equity, -5000)))  # a reversal may then spend
+    start, seq = balances(engine, [asset, equity]), head_seq(engine)
+    requests = [WriteRequest(transfer((asset, 700), (equity, -700))),
+                WriteRequest(ReverseTransaction(seq + 1)),
+                WriteRequest(ReverseTransaction(seq + 1))]
+    with engine.connect() as conn:
+        execute_resilient(conn.execution_options(isolation_level="AUTOCOMMIT"), requests)
+    posted, reversed_ = (r.future.result().body for r in requests[:2])
+    assert posted["id"] == seq + 1
+    assert reversed_["reverses"] == seq + 1
+    assert [(p["account_id"], p["amount_fen"]) for p in reversed_["postings"]] == \
+        [(asset, -700), (equity, 700)]
+    with pytest.raises(Conflict):
+        requests[2].future.result()
+    assert balances(engine, [asset, equity]) == start
+    assert head_seq(engine) == seq + 2
 
 
 def test_after_everything_the_journal_is_still_sound(engine: Engine) -> None:
