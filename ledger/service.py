@@ -1,6 +1,7 @@
 """Use cases of the ledger core. Each write is a command run inside one group commit.
 
-Commands check everything they can before appending; `Batch` gives them the locked state.
+Commands check everything they can before appending; `Books` (ledger/commands.py) gives them
+the locked state, and is all they see of the write path.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from typing import Any
 
 from ledger import journal, limits
 from ledger.auth import ISSUED_ROLES, NewKey, Role, check_scope, new_key
-from ledger.books import Account, AccountKind, TransactionDraft, parse_postings, reversal_of
-from ledger.commands import Command
-from ledger.db import tables as t
-from ledger.db.batch import Batch
-from ledger.db.trust_store import bank_registered, merchant_filed
+from ledger.books import AccountKind, TransactionDraft, parse_postings, reversal_of
+from ledger.commands import Books, Command, IdKind, NewAccount, Reads
 from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.money import check_currency
+from ledger.trust_store import KeyGrant
 
 
 def storable(value: str, field: str) -> str:
@@ -76,14 +75,14 @@ class OpenAccount(Command):
                    _text(raw, "name", chars_max=limits.name_chars_max),
                    _optional_id(raw, "merchant_id"), _optional_id(raw, "bank_id"), non_negative)
 
-    def run(self, batch: Batch) -> dict[str, Any]:
-        account_id = batch.next_id(t.Account)
+    def run(self, books: Books) -> dict[str, Any]:
+        account_id = books.open_account(NewAccount(self.kind, self.name, self.merchant_id,
+                                                   self.bank_id, self.currency,
+                                                   self.non_negative))
         view = {"id": account_id, "kind": self.kind.value, "currency": self.currency,
                 "name": self.name, "merchant_id": self.merchant_id, "bank_id": self.bank_id,
                 "non_negative": self.non_negative}
-        ref = batch.append("account.opened", view)
-        batch.add_row(t.Account, {**view, "balance_fen": 0, "opened_seq": ref.seq})
-        batch.opened(Account(account_id, self.kind, self.currency, self.non_negative, 0))
+        ref = books.append("account.opened", view)  # the entry that opens it
         return {**view, "balance_fen": 0, "opened_seq": ref.seq}
 
 
@@ -108,11 +107,11 @@ class PostTransaction(Command):
         memo = _text(raw, "memo", chars_max=limits.memo_chars_max, required=False)
         return cls(TransactionDraft(postings, memo))
 
-    def account_ids(self) -> set[int]:
-        return {p.account_id for p in self.draft.postings}
+    def reads(self) -> Reads:
+        return Reads(accounts=tuple(p.account_id for p in self.draft.postings))
 
-    def run(self, batch: Batch) -> dict[str, Any]:
-        ref = batch.post(self.draft)
+    def run(self, books: Books) -> dict[str, Any]:
+        ref = books.post(self.draft)
         return transaction_view(ref.seq, ref.entry_hash, ref.ts, self.draft)
 
 
@@ -124,13 +123,13 @@ class ReverseTransaction(Command):
     def __post_init__(self) -> None:
         storable(self.memo, "memo")
 
-    def run(self, batch: Batch) -> dict[str, Any]:
-        postings = batch.postings_of(self.original_id)
+    def run(self, books: Books) -> dict[str, Any]:
+        postings = books.postings_of(self.original_id)
         if not postings:
             raise NotFound(f"transaction {self.original_id} does not exist", field="id")
         memo = self.memo or f"reversal of transaction {self.original_id}"
         draft = TransactionDraft(reversal_of(postings), memo, reverses=self.original_id)
-        ref = batch.post(draft)
+        ref = books.post(draft)
         return transaction_view(ref.seq, ref.entry_hash, ref.ts, draft)
 
 
@@ -141,17 +140,17 @@ class PostBatch(Command):
     items: Sequence[PostTransaction]
     atomic: bool
 
-    def account_ids(self) -> set[int]:
-        return {i for item in self.items for i in item.account_ids()}
+    def reads(self) -> Reads:
+        return Reads(accounts=tuple(i for item in self.items for i in item.reads().accounts))
 
-    def run(self, batch: Batch) -> dict[str, Any]:
+    def run(self, books: Books) -> dict[str, Any]:
         results: list[dict[str, Any]] = []
         for index, item in enumerate(self.items):
-            mark = batch.mark()
+            checkpoint = books.checkpoint()
             try:
-                results.append({"index": index, "status": 201, "transaction": item.run(batch)})
+                results.append({"index": index, "status": 201, "transaction": item.run(books)})
             except LedgerError as error:
-                batch.undo_to(mark)
+                books.rewind(checkpoint)
                 if self.atomic:
                     raise type(error)(f"transactions[{index}]: {error.detail}",
                                       field=f"transactions[{index}].{error.field or ''}".rstrip(".")
@@ -194,34 +193,28 @@ class IssueKey(Command):
                 raise InvalidInput("is out of range", field="expires_at") from exc
             object.__setattr__(self, "expires_at", utc)
 
-    def run(self, batch: Batch) -> dict[str, Any]:
+    def run(self, books: Books) -> dict[str, Any]:
         check_scope(self.role, self.merchant_id, self.bank_id)
-        if self.merchant_id is not None and not merchant_filed(batch, self.merchant_id):
+        if self.merchant_id is not None and not books.trust.merchant_filed(self.merchant_id):
             raise InvalidInput(f"merchant {self.merchant_id} is not filed", field="merchant_id")
-        if self.bank_id is not None and not bank_registered(batch, self.bank_id):
+        if self.bank_id is not None and not books.trust.bank_registered(self.bank_id):
             raise InvalidInput(f"bank {self.bank_id} is not registered (POST /v1/banks)",
                                field="bank_id")
-        return issue_key(batch, self.role, self.merchant_id, self.bank_id, label=self.label,
-                         expires_at=self.expires_at)
+        return issue_key(books, KeyGrant(self.role, self.merchant_id, self.bank_id,
+                                         label=self.label, expires_at=self.expires_at))
 
 
-def issue_key(batch: Batch, role: Role, merchant_id: str | None = None,
-              bank_id: str | None = None, consumer_id: str | None = None, label: str = "",
-              expires_at: datetime | None = None) -> dict[str, Any]:
-    """Append the key's issue and buffer its row; the plaintext is only in the answer."""
+def issue_key(books: Books, grant: KeyGrant) -> dict[str, Any]:
+    """Append the key's issue and store its hash; the plaintext is only in the answer."""
     key: NewKey = new_key()
-    key_id = batch.next_id(t.ApiKey)
-    expires = None if expires_at is None else journal.format_ts(expires_at)
-    view = {"key_id": key_id, "prefix": key.prefix, "role": role.value,
-            "merchant_id": merchant_id, "bank_id": bank_id, "label": label,
+    key_id = books.draw_id(IdKind.api_key)
+    expires = None if grant.expires_at is None else journal.format_ts(grant.expires_at)
+    view = {"key_id": key_id, "prefix": key.prefix, "role": grant.role.value,
+            "merchant_id": grant.merchant_id, "bank_id": grant.bank_id, "label": grant.label,
             "expires_at": expires}
-    if consumer_id is not None:
-        view["consumer_id"] = consumer_id
-    ref = batch.append("key.issued", view)
-    batch.add_row(t.ApiKey, {"id": key_id, "prefix": key.prefix,
-                             "secret_hash": key.secret_hash, "role": role.value,
-                             "merchant_id": merchant_id, "bank_id": bank_id,
-                             "consumer_id": consumer_id, "label": label,
-                             "expires_at": expires_at, "issued_seq": ref.seq})
+    if grant.consumer_id is not None:
+        view["consumer_id"] = grant.consumer_id
+    ref = books.append("key.issued", view)
+    books.trust.add_key(key_id, key, grant, ref.seq)
     # The plaintext leaves once, in this answer; it is never stored or journaled.
     return {**view, "key": key.plaintext, "issued_seq": ref.seq}

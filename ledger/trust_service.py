@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from ledger import consumer
 from ledger.auth import Principal, Role
-from ledger.commands import Command
-from ledger.db import trust_store as store
-from ledger.db import trust_tables as tt
-from ledger.db.batch import Batch
+from ledger.commands import Books, Command, IdKind
 from ledger.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
 from ledger.service import issue_key, storable
+from ledger.trust_store import KeyGrant, OneTimeCode
 
 bank_id_chars_max: Final = 64
 # One answer for a wrong code, a spent one and none at all: it tells nobody whether a code is
@@ -40,16 +38,15 @@ class RegisterBank(Command):
                                field="code")
         storable(self.name, "name")
 
-    def run(self, batch: Batch) -> dict[str, Any]:
-        if store.bank_registered(batch, self.bank_id):
+    def run(self, books: Books) -> dict[str, Any]:
+        taken = books.trust.bank_code_taken(self.code)  # a query: first
+        if books.trust.bank_registered(self.bank_id):
             raise Conflict(f"bank {self.bank_id} is already registered", field="id")
-        taken = store.bank_code_taken(batch, self.code)
         if taken is not None:
             raise Conflict(f"code {self.code} is bank {taken}'s", field="code")
         view = {"bank_id": self.bank_id, "name": self.name, "code": self.code}
-        entry = batch.append("bank.registered", view)
-        batch.add_row(tt.Bank, {"id": self.bank_id, "name": self.name, "code": self.code,
-                                "registered_seq": entry.seq})
+        entry = books.append("bank.registered", view)
+        books.trust.add_bank(self.bank_id, self.name, self.code, entry.seq)
         return {"id": self.bank_id, "name": self.name, "code": self.code,
                 "journal_seq": entry.seq}
 
@@ -64,26 +61,26 @@ class RevokeKey(Command):
     key_id: int
     reason: str
 
-    def run(self, batch: Batch) -> dict[str, Any]:
+    def run(self, books: Books) -> dict[str, Any]:
         p = self.principal
         if p is not None:
             p.require_writer()  # a regulator writes nothing, not even its own revocation
-        row = store.key_row(batch, self.key_id)
+        key = books.trust.key(self.key_id)
         own = p is not None and p.key_id == self.key_id
-        if row is None or (p is not None and p.role != Role.operator and not own):
+        if key is None or (p is not None and p.role != Role.operator and not own):
             # Decided before existence: another's key id and a missing one answer alike.
             raise NotFound(f"key {self.key_id} does not exist", field="key_id")
-        if row.revoked_seq is not None:
+        if key.revoked_seq is not None:
             raise Conflict(f"key {self.key_id} is already revoked", field="key_id")
-        if row.role == Role.operator.value and \
-                store.other_lasting_operator_keys(batch, self.key_id) == 0:
+        if key.role == Role.operator and \
+                books.trust.other_lasting_operator_keys(self.key_id) == 0:
             raise Conflict("the last active operator key cannot be revoked: issue another "
                            "that does not expire first", field="key_id")
-        view = {"key_id": self.key_id, "role": row.role, "merchant_id": row.merchant_id,
-                "bank_id": row.bank_id, "consumer_id": row.consumer_id,
+        view = {"key_id": self.key_id, "role": key.role.value, "merchant_id": key.merchant_id,
+                "bank_id": key.bank_id, "consumer_id": key.consumer_id,
                 "reason": storable(self.reason, "reason")}
-        entry = batch.append("key.revoked", view)
-        store.record_revocation(batch, self.key_id, self.reason, entry.seq)
+        entry = books.append("key.revoked", view)
+        books.trust.revoke_key(self.key_id, self.reason, entry.seq)
         return {**view, "revoked": True, "journal_seq": entry.seq}
 
 
@@ -95,17 +92,16 @@ class RequestCode(Command):
     code_hash: bytes
     now: datetime
 
-    def run(self, batch: Batch) -> dict[str, Any]:
-        sent = store.codes_sent_since(batch, self.consumer_id, self.now, consumer.codes_window_s)
+    def run(self, books: Books) -> dict[str, Any]:
+        since = self.now - timedelta(seconds=consumer.codes_window_s)
+        sent = books.trust.codes_sent_since(self.consumer_id, since)
         if len(sent) >= consumer.codes_per_consumer_max:
             wait = consumer.codes_window_s - (self.now - sent[0]).total_seconds()
             raise RateLimited(f"at most {consumer.codes_per_consumer_max} codes an hour are "
                               "sent to one phone", retry_after_s=int(wait) + 1, field="phone")
-        code_id = batch.next_id(tt.ConsumerCode)
-        expires = consumer.code_expiry(self.now)
-        store.insert_code(batch, {"id": code_id, "consumer_id": self.consumer_id,
-                                  "code_hash": self.code_hash, "created_at": self.now,
-                                  "expires_at": expires, "attempts": 0, "used_at": None})
+        books.trust.add_code(OneTimeCode(
+            books.draw_id(IdKind.consumer_code), self.consumer_id, self.code_hash, self.now,
+            consumer.code_expiry(self.now), 0, None))
         return {"sent": True, "expires_in_s": consumer.code_ttl_s}
 
 
@@ -120,17 +116,17 @@ class VerifyCode(Command):
     now: datetime
     label: str = ""
 
-    def run(self, batch: Batch) -> dict[str, Any]:
-        row = store.latest_code(batch, self.consumer_id, self.now)
-        if row is None or row["attempts"] >= consumer.code_attempts_max:
+    def run(self, books: Books) -> dict[str, Any]:
+        code = books.trust.latest_code(self.consumer_id, self.now)
+        if code is None or code.attempts >= consumer.code_attempts_max:
             raise Unauthorized(WRONG_CODE, field="code")
-        if not consumer.code_matches(self.secret, self.consumer_id, self.code,
-                                     bytes(row["code_hash"])):
-            attempts = row["attempts"] + 1
-            store.update_code(batch, row["id"], attempts=attempts)
+        if not consumer.code_matches(self.secret, self.consumer_id, self.code, code.code_hash):
+            attempts = code.attempts + 1
+            books.trust.count_attempt(code.id, attempts)
             return {"verified": False,
                     "attempts_left": consumer.code_attempts_max - attempts}
-        store.update_code(batch, row["id"], used_at=self.now)
-        issued = issue_key(batch, Role.consumer, consumer_id=self.consumer_id,
-                           label=self.label, expires_at=consumer.key_expiry(self.now))
+        books.trust.use_code(code.id, self.now)
+        issued = issue_key(books, KeyGrant(Role.consumer, consumer_id=self.consumer_id,
+                                           label=self.label,
+                                           expires_at=consumer.key_expiry(self.now)))
         return {"verified": True, **issued}
