@@ -24,6 +24,7 @@ from ledger.custody.merchants import parse_filing
 from ledger.custody.rules import DEFAULT_JURISDICTION
 from ledger.db import queries
 from ledger.db.engine import normalise_url
+from ledger.db.writer import Outcome, WriteRequest, execute_resilient
 from ledger.errors import Conflict
 from ledger.flows.filing import FileMerchant
 from ledger.journal import ChainBreak
@@ -81,6 +82,15 @@ def open_account(engine: Engine, kind: str = "asset", **extra: Any) -> int:
     body = run_command(engine, OpenAccount.parse({"kind": kind, "name": f"{kind} account",
                                                   **extra}))
     return int(body["id"])  # type: ignore[call-overload]
+
+
+def run_together(engine: Engine, *commands: object) -> list[Outcome | BaseException]:
+    """Commands in one group commit, as the writer runs a batch of requests: each one's
+    answer, or what it raised."""
+    requests = [WriteRequest(command) for command in commands]  # type: ignore[arg-type]
+    with engine.connect() as conn:
+        execute_resilient(conn.execution_options(isolation_level="AUTOCOMMIT"), requests)
+    return [r.future.exception() or r.future.result() for r in requests]
 
 
 def transfer(*legs: tuple[int, int], memo: str = "") -> PostTransaction:

@@ -7,18 +7,12 @@ from __future__ import annotations
 from sqlalchemy import Engine, text
 
 from ledger.auth import Role
-from ledger.db.writer import Outcome, WriteRequest, execute_resilient
+from ledger.db.writer import Outcome
 from ledger.errors import Conflict, LedgerError
 from ledger.service import IssueKey
 from ledger.trust_service import RegisterBank, RevokeKey
 from tests.support.db import bank_code
-
-
-def one_commit(engine: Engine, *commands: object) -> list[Outcome | BaseException]:
-    requests = [WriteRequest(command) for command in commands]  # type: ignore[arg-type]
-    with engine.connect() as conn:
-        execute_resilient(conn.execution_options(isolation_level="AUTOCOMMIT"), requests)
-    return [r.future.exception() or r.future.result() for r in requests]
+from tests.support.db import run_together as one_commit
 
 
 def refused(result: Outcome | BaseException, field: str) -> bool:
