@@ -35,7 +35,6 @@ from api.runtime import (
 from api.settings import Settings
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
 from ledger.bank.statements import read_statement
-from ledger.bank_service import ImportStatementFile
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.db import queries
 from ledger.db.embedded import EmbeddedUnavailable
@@ -43,6 +42,7 @@ from ledger.db.privileges import UnsafeRoles
 from ledger.errors import InvalidInput, LedgerError
 from ledger.flows.consumption import AutoConfirm
 from ledger.flows.releases import RunReleases
+from ledger.flows.statements import ImportStatementFile
 from ledger.journal import (
     GENESIS_PREV_HASH,
     PREV_RE,

@@ -37,11 +37,11 @@ from api.context import china_today
 from api.runtime import connect
 from ledger.auth import SYSTEM_ACTOR, Principal, Role
 from ledger.bank.statements import detect_and_parse
-from ledger.bank_service import ImportStatementFile
 from ledger.db.batch import Batch
 from ledger.db.writer import WriteRequest, execute_resilient
 from ledger.flows.refunds import RefundCard
 from ledger.flows.sales import SellCard
+from ledger.flows.statements import ImportStatementFile
 from tests.support.statements import Stmt, camt053, entry
 
 BANK = "BENCH-BANK"

@@ -21,19 +21,16 @@ from api.bank_schemas import (
 )
 from api.context import Authed, context_of, write
 from api.openapi import NOT_BLANK, Responses, keyed_read, keyed_write
+from ledger.access import require_bank
 from ledger.auth import Role
 from ledger.bank import limits as bank_limits
 from ledger.bank.model import StatementRejected
 from ledger.bank.payments import build_pain001, build_payment_csv
 from ledger.bank.statements import detect_and_parse
-from ledger.bank_service import (
-    AnswerInstruction,
-    ImportStatementFile,
-    ResolveBreak,
-    require_bank,
-)
 from ledger.db import bank_queries as views
 from ledger.errors import NotFound
+from ledger.flows.instructions import AcceptInstruction, RejectInstruction, ResolveBreak
+from ledger.flows.statements import ImportStatementFile
 
 router = APIRouter(prefix="/v1")
 BankId = Annotated[str, Path(min_length=1, max_length=100)]
@@ -109,7 +106,7 @@ def instruction_file(request: Request, bank_id: BankId, who: Authed,
              response_model=InstructionAnswer, **keyed_write())
 async def accept_instruction(request: Request, bank_id: BankId, end_to_end_id: str,
                              who: Authed, body: AnswerIn | None = None) -> JSONResponse:
-    command = AnswerInstruction(who, bank_id, end_to_end_id, True, body.reason if body else "")
+    command = AcceptInstruction(who, bank_id, end_to_end_id, body.reason if body else "")
     return await write(request, who, command, 200)
 
 
@@ -117,7 +114,7 @@ async def accept_instruction(request: Request, bank_id: BankId, end_to_end_id: s
              response_model=InstructionAnswer, **keyed_write())
 async def reject_instruction(request: Request, bank_id: BankId, end_to_end_id: str,
                              who: Authed, body: AnswerIn | None = None) -> JSONResponse:
-    command = AnswerInstruction(who, bank_id, end_to_end_id, False, body.reason if body else "")
+    command = RejectInstruction(who, bank_id, end_to_end_id, body.reason if body else "")
     return await write(request, who, command, 200)
 
 

@@ -1,0 +1,118 @@
+"""The bank's answers to the instructions in its payment file (accept, reject), and the
+operator's resolution of a reconciliation break. A rejected instruction fails as an unpaid
+one does: a release's money back to earned, a refund's claim back onto the card."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.access import require_bank, require_operator
+from ledger.auth import Principal
+from ledger.bank.reconciliation import BreakStatus
+from ledger.bank.store import InstructionKind, InstructionRef
+from ledger.commands import Books, Command
+from ledger.custody.lifecycle import (
+    BankAnswer,
+    Instruction,
+    InstructionStatus,
+    Merchant,
+    Release,
+    SettledBy,
+    check_unanswered,
+)
+from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.flows.refunds import fail_refund
+from ledger.flows.releases import fail_release
+
+
+def instruction_of(books: Books, ref: InstructionRef) -> Instruction:
+    """The instruction as this batch holds it."""
+    if ref.kind == InstructionKind.release:
+        return books.custody.release(ref.id)
+    return books.custody.refund(ref.id)
+
+
+def _answerable(books: Books, principal: Principal, bank_id: str, end_to_end_id: str
+                ) -> tuple[Merchant, Instruction]:
+    """The instruction with this end-to-end id out of one of the bank's custody accounts,
+    not yet answered."""
+    require_bank(principal, bank_id)
+    found = books.bank.instructions_named([end_to_end_id]).get(end_to_end_id)  # a query
+    answered = None if found is None else instruction_of(books, found)
+    m = None if answered is None else books.custody.merchant(answered.merchant_id)
+    if answered is None or m is None or m.bank_id != bank_id:
+        # Another bank's instruction answers as a missing one: end-to-end ids follow the
+        # journal's numbers, and a bank must not learn which of them are others'.
+        raise NotFound(f"bank {bank_id} has no instruction with end-to-end id "
+                       f"{end_to_end_id}", field="end_to_end_id")
+    check_unanswered(answered)
+    return m, answered
+
+
+def _answer(books: Books, bank_id: str, instruction: Instruction, answer: BankAnswer,
+            reason: str) -> dict[str, Any]:
+    e2e = instruction.end_to_end_id
+    entry = books.append(f"instruction.{answer.value}", {
+        "end_to_end_id": e2e, "bank_id": bank_id, "reason": reason})
+    books.custody.answer_instruction(instruction, answer)
+    return {"end_to_end_id": e2e, "bank_status": answer.value, "journal_seq": entry.seq}
+
+
+@dataclass(frozen=True)
+class AcceptInstruction(Command):
+    """The bank will pay the instruction (its payment shows on a statement later)."""
+
+    principal: Principal
+    bank_id: str
+    end_to_end_id: str
+    reason: str = ""
+
+    def run(self, books: Books) -> dict[str, Any]:
+        _, instruction = _answerable(books, self.principal, self.bank_id, self.end_to_end_id)
+        return _answer(books, self.bank_id, instruction, BankAnswer.accepted, self.reason)
+
+
+@dataclass(frozen=True)
+class RejectInstruction(Command):
+    """The bank will not pay it: the instruction fails."""
+
+    principal: Principal
+    bank_id: str
+    end_to_end_id: str
+    reason: str = ""
+
+    def run(self, books: Books) -> dict[str, Any]:
+        m, instruction = _answerable(books, self.principal, self.bank_id, self.end_to_end_id)
+        result = _answer(books, self.bank_id, instruction, BankAnswer.rejected, self.reason)
+        reason = self.reason or "rejected"
+        if isinstance(instruction, Release):
+            entry = fail_release(books, m, instruction, reason)
+            result["instruction"] = {"release_id": instruction.id,
+                                     "status": InstructionStatus.failed.value,
+                                     "journal_seq": entry.seq}
+        else:
+            result["instruction"] = fail_refund(books, m, instruction, reason, SettledBy.bank)
+        return result
+
+
+@dataclass(frozen=True)
+class ResolveBreak(Command):
+    """The operator says how a break was resolved (outside the ledger: it moves nothing)."""
+
+    principal: Principal
+    break_id: int
+    resolution: str
+
+    def run(self, books: Books) -> dict[str, Any]:
+        require_operator(self.principal)
+        if not self.resolution.strip():
+            raise InvalidInput("say how the break was resolved", field="resolution")
+        found = books.bank.reconciliation_break(self.break_id)
+        if found.status != BreakStatus.open:
+            raise Conflict("the break is already resolved", field="break_id")
+        entry = books.append("reconciliation.break_resolved", {
+            "break_id": found.id, "bank_id": found.bank_id, "resolution": self.resolution})
+        books.bank.resolve_break(found.id, self.resolution, entry.seq)
+        return {"break_id": found.id, "status": BreakStatus.resolved.value,
+                "journal_seq": entry.seq}
