@@ -11,7 +11,7 @@ from ledger.access import require_bank, require_operator
 from ledger.auth import Principal
 from ledger.bank.reconciliation import BreakStatus
 from ledger.bank.store import InstructionKind, InstructionRef
-from ledger.commands import Books, Command
+from ledger.commands import Books, Command, EntryRef
 from ledger.custody.lifecycle import (
     BankAnswer,
     Instruction,
@@ -50,13 +50,11 @@ def _answerable(books: Books, principal: Principal, bank_id: str, end_to_end_id:
     return m, answered
 
 
-def _answer(books: Books, bank_id: str, instruction: Instruction, answer: BankAnswer,
-            reason: str) -> dict[str, Any]:
-    e2e = instruction.end_to_end_id
-    entry = books.append(f"instruction.{answer.value}", {
-        "end_to_end_id": e2e, "bank_id": bank_id, "reason": reason})
+def _answered(books: Books, entry: EntryRef, instruction: Instruction, answer: BankAnswer
+              ) -> dict[str, Any]:
     books.custody.answer_instruction(instruction, answer)
-    return {"end_to_end_id": e2e, "bank_status": answer.value, "journal_seq": entry.seq}
+    return {"end_to_end_id": instruction.end_to_end_id, "bank_status": answer.value,
+            "journal_seq": entry.seq}
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,9 @@ class AcceptInstruction(Command):
 
     def run(self, books: Books) -> dict[str, Any]:
         _, instruction = _answerable(books, self.principal, self.bank_id, self.end_to_end_id)
-        return _answer(books, self.bank_id, instruction, BankAnswer.accepted, self.reason)
+        entry = books.append("instruction.accepted", {
+            "end_to_end_id": self.end_to_end_id, "bank_id": self.bank_id, "reason": self.reason})
+        return _answered(books, entry, instruction, BankAnswer.accepted)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,9 @@ class RejectInstruction(Command):
 
     def run(self, books: Books) -> dict[str, Any]:
         m, instruction = _answerable(books, self.principal, self.bank_id, self.end_to_end_id)
-        result = _answer(books, self.bank_id, instruction, BankAnswer.rejected, self.reason)
+        entry = books.append("instruction.rejected", {
+            "end_to_end_id": self.end_to_end_id, "bank_id": self.bank_id, "reason": self.reason})
+        result = _answered(books, entry, instruction, BankAnswer.rejected)
         reason = self.reason or "rejected"
         if isinstance(instruction, Release):
             entry = fail_release(books, m, instruction, reason)
