@@ -18,10 +18,6 @@ from ledger.db import trust_tables as tt
 from ledger.db.batch import Batch
 from ledger.trust_store import Key, KeyGrant, OneTimeCode
 
-# Banks are never unregistered (append-only), so a bank seen once is known for good (per
-# database: a process may serve more than one, as the tests do).
-_known_banks: set[tuple[str, str]] = set()
-
 
 class TrustRows:
     """`TrustStore` for one batch."""
@@ -33,13 +29,12 @@ class TrustRows:
 
     # -- by id ---------------------------------------------------------------------------
     def bank_registered(self, bank_id: str) -> bool:
-        batch = self.batch
-        key = (batch.database, bank_id)
-        if key in _known_banks or batch.rows.get(tt.Bank, bank_id) is not None:
+        batch, known = self.batch, self.batch.state.known_banks  # banks are never removed
+        if bank_id in known or batch.rows.get(tt.Bank, bank_id) is not None:
             return True
         found = batch.lookup(select(tt.Bank.id).where(tt.Bank.id == bank_id)).first()
         if found is not None:
-            _known_banks.add(key)
+            known.add(bank_id)
         return found is not None
 
     def merchant_filed(self, merchant_id: str) -> bool:

@@ -67,6 +67,8 @@ class WriterState:
         # Rule set versions and merchants' charts never change once written.
         self.rules_by_id: dict[int, RuleSet] = {}
         self.accounts_by_merchant: dict[str, dict[str, int]] = {}
+        # Banks are never unregistered (append-only): a bank seen once is known for good.
+        self.known_banks: set[str] = set()
         # The chain-head lock a commit took for the next batch, and the connection it is on
         # (the transaction it opened is that connection's).
         self._locked: tuple[Connection, LockedHead] | None = None
