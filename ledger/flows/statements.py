@@ -31,7 +31,14 @@ from ledger.bank.store import InstructionRef, MerchantItems, OverdueDeposit, Sta
 from ledger.collector import collector_paused
 from ledger.commands import Books, Command, IdKind
 from ledger.errors import InvalidInput, Refused
-from ledger.flows.reconcile import Import, open_break, reconcile, references_needed
+from ledger.flows.reconcile import (
+    About,
+    Decided,
+    Import,
+    open_break,
+    reconcile,
+    references_needed,
+)
 
 filename_chars_max = 200
 custody_currency = "CNY"  # every custody account, like every ledger account, is in CNY
@@ -66,7 +73,36 @@ class ImportStatementFile(Command):
         statements = identified(parsed, accounts, self.bank_id)
         fresh = _fresh(books, self.bank_id, statements)
         with collector_paused():  # the parsed file and its lines: see ledger/collector.py
-            return _import(books, self, digest, statements, fresh, accounts)
+            return self._import(books, digest, statements, fresh, accounts)
+
+    def _import(self, books: Books, digest: bytes, statements: list[Statement],
+                fresh: list[Statement], accounts: dict[str, str]) -> dict[str, Any]:
+        # Every query first: a query after the first change would be refused.
+        decided = _decided(books, fresh, accounts)
+        deposits, instructions = _named(books, decided)
+        overdue = _overdue(books, decided)
+        # Then the changes.
+        run = Import(books, self.bank_id, self.today, books.draw_id(IdKind.statement_file),
+                     deposits, instructions)
+        line_ids = books.bank.line_ids(sum(len(d.lines) for d in decided))
+        file_format = statements[0].format
+        entry = books.append("statement.imported", {
+            "file_id": run.file_id, "bank_id": self.bank_id, "sha256": digest.hex(),
+            "format": file_format, "filename": self.filename,
+            "statements": _summary(statements, fresh)})
+        results, start = [], 0
+        for d in decided:
+            results.append(reconcile(run, d, line_ids[start:start + len(d.lines)]))
+            start += len(d.lines)
+        flagged = [open_break(run, merchant_id, BreakKind.missing_line,
+                              f"no bank credit for sale {d.reference} expected by "
+                              f"{d.expected_by}", About(d.open_fen, None, d.reference))
+                   for merchant_id, d in overdue if d.id not in run.cleared]  # not cleared now
+        books.bank.write_import(StatementFile(
+            run.file_id, self.bank_id, digest, file_format, self.filename, self.data,
+            len(statements), len(line_ids), entry.seq), run.lines, run.cleared)
+        return {"duplicate": False, "file_id": run.file_id, "sha256": digest.hex(),
+                "journal_seq": entry.seq, "statements": results, "overdue_breaks": flagged}
 
 
 def identified(statements: list[Statement], accounts: dict[str, str],
@@ -106,46 +142,26 @@ def _fresh(books: Books, bank_id: str, statements: list[Statement]) -> list[Stat
     return fresh
 
 
-def _import(books: Books, cmd: ImportStatementFile, digest: bytes,
-            statements: list[Statement], fresh: list[Statement],
-            accounts: dict[str, str]) -> dict[str, Any]:
-    # Every query first: a query after the first change would be refused.
-    fresh_lines = [lines_of(s.entries) for s in fresh]
+def _summary(statements: list[Statement], fresh: list[Statement]) -> list[dict[str, Any]]:
+    """The file's statements as the import's journal entry names them."""
+    fresh_ids = {id(s) for s in fresh}
+    return [{"account": s.account, "statement_id": s.statement_id,
+             "closing_booked_fen": s.closing_booked_fen,
+             "closing_date": s.closing_date.isoformat() if s.closing_date else None,
+             "entries": len(s.entries), "already_imported": id(s) not in fresh_ids}
+            for s in statements]
+
+
+def _decided(books: Books, fresh: list[Statement], accounts: dict[str, str]) -> list[Decided]:
+    """Each fresh statement's lines, decided against its merchant's open items."""
     merchants = [accounts[s.account] for s in fresh]
     items = books.bank.open_items(set(merchants))
-    decided = [_decide(lines, items[m]) for lines, m in zip(fresh_lines, merchants, strict=True)]
-    deposits, instructions = _named(books, fresh_lines, decided, merchants)
-    overdue = _overdue(books, fresh, merchants)
-    # Then the changes.
-    run = Import(books, cmd.bank_id, cmd.today, books.draw_id(IdKind.statement_file),
-                 deposits, instructions)
-    line_ids = books.bank.line_ids(sum(len(lines) for lines in fresh_lines))
-    fresh_ids = {id(s) for s in fresh}
-    summary = [{"account": s.account, "statement_id": s.statement_id,
-                "closing_booked_fen": s.closing_booked_fen,
-                "closing_date": s.closing_date.isoformat() if s.closing_date else None,
-                "entries": len(s.entries), "already_imported": id(s) not in fresh_ids}
-               for s in statements]
-    file_format = statements[0].format
-    entry = books.append("statement.imported", {
-        "file_id": run.file_id, "bank_id": cmd.bank_id, "sha256": digest.hex(),
-        "format": file_format, "filename": cmd.filename, "statements": summary})
-    results, start = [], 0
-    for statement, lines, decisions, merchant_id in zip(fresh, fresh_lines, decided, merchants,
-                                                        strict=True):
-        ids = line_ids[start:start + len(lines)]
-        start += len(lines)
-        results.append(reconcile(run, statement, lines, ids, decisions, items[merchant_id],
-                                 merchant_id))
-    flagged = [open_break(run, merchant_id, BreakKind.missing_line,
-                          f"no bank credit for sale {d.reference} expected by {d.expected_by}",
-                          d.open_fen, None, d.reference)
-               for merchant_id, d in overdue if d.id not in run.cleared]  # not cleared now
-    books.bank.write_import(StatementFile(
-        run.file_id, cmd.bank_id, digest, file_format, cmd.filename, cmd.data, len(statements),
-        len(line_ids), entry.seq), run.lines, run.cleared)
-    return {"duplicate": False, "file_id": run.file_id, "sha256": digest.hex(),
-            "journal_seq": entry.seq, "statements": results, "overdue_breaks": flagged}
+    decided = []
+    for s, merchant_id in zip(fresh, merchants, strict=True):
+        lines = lines_of(s.entries)
+        decided.append(Decided(s, merchant_id, lines, _decide(lines, items[merchant_id]),
+                               items[merchant_id]))
+    return decided
 
 
 def _decide(lines: list[Line], mine: MerchantItems) -> list[Decision]:
@@ -159,17 +175,16 @@ def _decide(lines: list[Line], mine: MerchantItems) -> list[Decision]:
     return decisions
 
 
-def _named(books: Books, fresh_lines: Sequence[list[Line]], decided: Sequence[list[Decision]],
-           merchants: Sequence[str]
+def _named(books: Books, decided: Sequence[Decided]
            ) -> tuple[dict[str, dict[str, list[int]]], dict[str, InstructionRef | None]]:
     """What the lines that may need them name (a reversal, a credit nobody expected): the
     merchant's deposits by reference, and instructions by end-to-end id."""
     deposit_refs: dict[str, set[str]] = defaultdict(set)
     end_to_end_ids: set[str] = set()
-    for lines, decisions, merchant_id in zip(fresh_lines, decided, merchants, strict=True):
-        for line, decision in zip(lines, decisions, strict=True):
+    for d in decided:
+        for line, decision in zip(d.lines, d.decisions, strict=True):
             references, e2e = references_needed(line, decision)
-            deposit_refs[merchant_id].update(references)
+            deposit_refs[d.merchant_id].update(references)
             end_to_end_ids.update(e2e)
     deposits = {}
     for merchant_id, wanted in sorted(deposit_refs.items()):
@@ -179,13 +194,13 @@ def _named(books: Books, fresh_lines: Sequence[list[Line]], decided: Sequence[li
     return deposits, {e2e: instructions.get(e2e) for e2e in end_to_end_ids}
 
 
-def _overdue(books: Books, fresh: list[Statement], merchants: Sequence[str]
-             ) -> list[tuple[str, OverdueDeposit]]:
+def _overdue(books: Books, decided: Sequence[Decided]) -> list[tuple[str, OverdueDeposit]]:
     """A sale whose money the bank has not shown by the statements' latest date is a break,
     once: the candidates as they stand before this import (it leaves out those it clears)."""
     latest: dict[str, date] = {}
-    for s, merchant_id in zip(fresh, merchants, strict=True):
-        if s.closing_date is not None:
-            latest[merchant_id] = max(latest.get(merchant_id, s.closing_date), s.closing_date)
+    for d in decided:
+        closing = d.statement.closing_date
+        if closing is not None:
+            latest[d.merchant_id] = max(latest.get(d.merchant_id, closing), closing)
     return [(merchant_id, d) for merchant_id, closing in sorted(latest.items())
             for d in books.bank.overdue_deposits(merchant_id, closing)]
