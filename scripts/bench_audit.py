@@ -34,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # scripts/bench.py: the service and the HTTP client
 
 from api.runtime import connect
-from ledger.commands import Command
-from ledger.db.batch import Batch
+from ledger.commands import Books, Command
 from ledger.db.writer import WriteRequest, execute_resilient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,9 +52,9 @@ class Filler(Command):
     first: int
     count: int
 
-    def run(self, batch: Batch) -> dict[str, Any]:
+    def run(self, books: Books) -> dict[str, Any]:
         for n in range(self.first, self.first + self.count):
-            batch.append("bench.card_sold", sale_payload(n))
+            books.append("bench.card_sold", sale_payload(n))
         return {"appended": self.count}
 
 

@@ -156,7 +156,7 @@ def breakdown(engine: Engine, data: bytes, today: date) -> tuple[float, float]:
         started = time.perf_counter()
         batch = Batch(conn)
         batch.start_command(SYSTEM_ACTOR)
-        command.run(batch)
+        command.run(batch.books)
         batch.flush()
         match_s = time.perf_counter() - started
         transaction.rollback()

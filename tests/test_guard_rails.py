@@ -81,8 +81,8 @@ def test_the_layering_check_fails_on_a_new_violation_of_each_contract(code_copy:
 
 def test_the_core_contract_names_every_module_of_the_core() -> None:
     """Every module and package of ledger/ is the core's, but ledger/db and the use cases
-    (ledger/flows, ledger/service.py and ledger/*_service.py): a new core module is under the contract the
-    day it is added."""
+    (ledger/flows, ledger/service.py and ledger/*_service.py): a new core module is under the
+    contract the day it is added."""
     found = {f"ledger.{p.stem}" for p in (ROOT / "ledger").iterdir()
              if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
     use_cases = {m for m in found

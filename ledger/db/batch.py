@@ -9,10 +9,10 @@ undone from the buffers (`mark` / `undo_to`), so it never sinks its batch.
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, select
 
@@ -20,27 +20,20 @@ from ledger import journal, merkle
 from ledger.books import (
     Account,
     AccountKind,
-    Posting,
     TransactionDraft,
     apply_postings,
     check_balanced,
 )
-from ledger.commands import EntryRef, IdKind, Leg, NewAccount
+from ledger.commands import EntryRef
 from ledger.db import tables as t
 from ledger.db.audit_queries import stored_frontier
 from ledger.db.bulk import copy_text
 from ledger.db.carry import Beside, Carry, after_commit
+from ledger.db.door import Door
 from ledger.db.rowcache import RowCache
 from ledger.db.script import Script, script_rows_max
 from ledger.db.writer_state import WriterState, default_state
 from ledger.errors import Conflict, NotFound, require
-
-if TYPE_CHECKING:
-    from ledger.audit_store import AuditStore
-    from ledger.bank.store import BankStore
-    from ledger.commands import Checkpoint
-    from ledger.custody.store import CustodyStore
-    from ledger.trust_store import TrustStore
 
 JOURNAL_COLUMNS = ("seq", "ts", "kind", "prev_hash", "entry_hash", "body", "merchant_id",
                    "bank_id")
@@ -48,14 +41,6 @@ TRANSACTION_COLUMNS = ("id", "memo", "postings_count", "reverses_id", "ts")
 POSTING_COLUMNS = ("transaction_id", "idx", "postings_count", "account_id", "currency",
                    "amount_fen")
 NODE_COLUMNS = ("level", "idx", "hash")
-# The table whose identity sequence numbers each kind of row.
-ID_SEQUENCES: dict[IdKind, str] = {
-    IdKind.account: "accounts", IdKind.api_key: "api_keys", IdKind.rule_set: "rule_sets",
-    IdKind.consumption: "consumptions", IdKind.release: "release_instructions",
-    IdKind.refund: "refund_instructions", IdKind.statement_file: "statement_files",
-    IdKind.reconciliation_break: "reconciliation_breaks",
-    IdKind.consumer_code: "consumer_codes"}
-
 ACCOUNT_BALANCES_SQL = (
     "UPDATE accounts SET balance_fen = v.balance FROM unnest(CAST(%(ids)s AS bigint[]), "
     "CAST(%(balances)s AS bigint[])) AS v(id, balance) WHERE accounts.id = v.id")
@@ -161,9 +146,8 @@ class Batch:
         self._command_mark = self.mark()
         # Who the running command acts for (ledger.auth.actor_of): named in every entry.
         self.actor: dict[str, Any] | None = None
-        self._custody: CustodyStore | None = None
-        self._bank: BankStore | None = None
-        self._trust: TrustStore | None = None
+        # What the batch's commands see of it (ledger.commands.Books): never the batch.
+        self.books = Door(self)
 
     @classmethod
     def following(cls, before: Batch, sequences: Connection | None = None) -> Batch:
@@ -322,75 +306,16 @@ class Batch:
         unique whether or not its batch commits, and one round trip serves many rows."""
         # Sequences are outside transactions: a batch run ahead draws its ids on the
         # writer's helper connection, if it was given one.
-        return self._draw(table.__tablename__)
+        return self.draw(table.__tablename__)
 
-    def _draw(self, name: str) -> int:
+    def draw(self, name: str) -> int:
+        """An id from the sequence of the table `name` (see `next_id`)."""
         return self.state.ids.take(name, self._sequences or self.conn)
 
     def opened(self, account: Account) -> None:
         """Make a just-created account visible to later commands of this batch."""
         self._undo.append((account.id, None))
         self.accounts[account.id] = account
-
-    # -- the doorway (ledger.commands.Books) -------------------------------------------
-    @property
-    def custody(self) -> CustodyStore:
-        if self._custody is None:
-            from ledger.db.custody_store import CustodyRows  # it builds on this module
-            self._custody = CustodyRows(self)
-        return self._custody
-
-    @property
-    def bank(self) -> BankStore:
-        if self._bank is None:
-            from ledger.db.bank_store import BankRows  # it builds on this module
-            self._bank = BankRows(self)
-        return self._bank
-
-    @property
-    def trust(self) -> TrustStore:
-        if self._trust is None:
-            from ledger.db.trust_store import TrustRows  # it builds on this module
-            self._trust = TrustRows(self)
-        return self._trust
-
-    @property
-    def audit(self) -> AuditStore:
-        from ledger.db.audit_store import AuditRows  # it builds on this module
-        return AuditRows(self)
-
-    def record(self, kind: str, legs: Sequence[Leg], details: Mapping[str, Any]) -> EntryRef:
-        postings = tuple(Posting(account, amount, "CNY") for account, amount in legs if amount)
-        if not postings:
-            return self.append(kind, details)
-        return self.post(TransactionDraft(postings, memo=kind), kind, details)
-
-    def draw_id(self, kind: IdKind) -> int:
-        return self._draw(ID_SEQUENCES[kind])
-
-    def open_account(self, account: NewAccount) -> int:
-        """The account is opened by the next entry the command appends: its number is the
-        head's next, whatever the command does between."""
-        account_id = self.next_id(t.Account)
-        self.add_row(t.Account, {"id": account_id, "kind": account.kind.value,
-                                 "currency": account.currency, "name": account.name,
-                                 "merchant_id": account.merchant_id,
-                                 "bank_id": account.bank_id,
-                                 "non_negative": account.non_negative, "balance_fen": 0,
-                                 "opened_seq": self.seq + 1})
-        self.opened(Account(account_id, account.kind, account.currency, account.non_negative,
-                            0))
-        return account_id
-
-    def balance(self, account_id: int) -> int:
-        return self.load_accounts([account_id])[account_id].normal_balance_fen
-
-    def checkpoint(self) -> Mark:
-        return self.mark()
-
-    def rewind(self, checkpoint: Checkpoint) -> None:
-        require(isinstance(checkpoint, Mark), "a checkpoint of this batch")
-        self.undo_to(cast(Mark, checkpoint))
 
     def query(self, statement: Any, params: Any = None) -> Any:
         """Which rows match a condition: sees every earlier command's writes (`sync`), and
@@ -434,18 +359,6 @@ class Batch:
     def add_row(self, table: Any, row: dict[str, Any]) -> None:
         """Buffer a row of another table for the bulk flush (undone with the command)."""
         self.extra_rows.append((table, row))
-
-    def postings_of(self, transaction_id: int) -> list[Posting]:
-        """By id: those this batch holds (a transaction of an earlier command), or those
-        written (postings never change)."""
-        held = [Posting(r["account_id"], r["amount_fen"], r["currency"])
-                for r in self.posting_rows if r["transaction_id"] == transaction_id]
-        if held:
-            return held
-        rows = self.lookup(
-            select(t.Posting.account_id, t.Posting.amount_fen, t.Posting.currency)
-            .where(t.Posting.transaction_id == transaction_id).order_by(t.Posting.idx))
-        return [Posting(r.account_id, r.amount_fen, r.currency) for r in rows]
 
     # -- the Merkle tree ---------------------------------------------------------------
     def merkle_frontier(self) -> merkle.Frontier:

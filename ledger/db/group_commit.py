@@ -228,7 +228,7 @@ def _run_one(batch: Batch, request: WriteRequest, index: int,
         return Outcome(first.status_code, first.body, replayed=True)
     batch.start_command(request.actor)
     try:
-        body = request.command.run(batch)
+        body = request.command.run(batch.books)
     except LedgerError as error:
         if batch.wrote_directly:
             bug = InvariantViolation(f"a command failed after writing directly: {error}")

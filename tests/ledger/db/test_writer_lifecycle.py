@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import Engine, create_engine
 
 from ledger.books import Posting, TransactionDraft
-from ledger.commands import Command
+from ledger.commands import Books, Command
 from ledger.db import queries
-from ledger.db.batch import Batch
+from ledger.db.door import Door
 from ledger.db.writer import Writer, WriteRequest, execute_resilient, release_lock
 from ledger.db.writer_state import default_state
 from ledger.errors import Busy
@@ -54,8 +54,8 @@ def test_an_unreachable_database_fails_requests_without_killing_the_appender() -
 class _Crashes(Command):
     """A command with a bug: it appends, then fails with an unexpected error."""
 
-    def run(self, batch: Batch) -> dict[str, Any]:
-        batch.append("test.crash", {"note": "about to fail"})
+    def run(self, books: Books) -> dict[str, Any]:
+        books.append("test.crash", {"note": "about to fail"})
         raise RuntimeError("a bug in a command")
 
 
@@ -66,7 +66,8 @@ class _FailsAtCommit(Command):
     def __init__(self, accounts: tuple[int, int]) -> None:
         self.accounts = accounts
 
-    def run(self, batch: Batch) -> dict[str, Any]:
+    def run(self, books: Door) -> dict[str, Any]:  # type: ignore[override]
+        batch = books.batch  # a fault of the write path's own, below the doorway
         debit, credit = self.accounts
         batch.post(TransactionDraft((Posting(debit, 5, "CNY"), Posting(credit, -5, "CNY")),
                                     memo="loses a posting"))
