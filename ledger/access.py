@@ -115,3 +115,36 @@ def may_read_card(reader: Principal, consumer_id: str, merchant_id: str, bank_id
     if reader.role == Role.consumer:
         return reader.consumer_id == consumer_id
     return may_read_merchant(reader, merchant_id, bank_id)
+
+
+JOURNAL_READERS = (Role.operator, Role.regulator, Role.bank)
+
+
+def require_journal_reader(principal: Principal) -> None:
+    """The journal, its proofs and its heads: the operator, regulators, banks (a bank sees the
+    entries of its own merchants: ledger/db/queries.py)."""
+    principal.require_role(*JOURNAL_READERS)
+
+
+def require_bank_reader(principal: Principal, bank_id: str) -> None:
+    """A bank's files and instructions: the operator, a regulator, or this very bank."""
+    if principal.role in (Role.operator, Role.regulator):
+        return
+    if principal.role == Role.bank and principal.bank_id == bank_id:
+        return
+    raise Forbidden("only the operator, a regulator or this bank can read this")
+
+
+def bank_scope(principal: Principal, asked: str | None, what: str) -> str | None:
+    """The bank whose `what` a list shows: a bank key only its own (asking for another's is
+    refused); any other reader the bank it asked for, or every bank (None)."""
+    if principal.role != Role.bank:
+        return asked
+    if asked is not None and asked != principal.bank_id:
+        raise Forbidden(f"a bank key reads only its own bank's {what}")
+    return principal.bank_id
+
+
+def merchant_scope(principal: Principal, asked: str | None) -> str | None:
+    """The merchant whose items a list shows: a merchant key only its own."""
+    return principal.merchant_id if principal.role == Role.merchant else asked

@@ -31,13 +31,13 @@ from api.schemas import (
 )
 from api.signer import TreeHeadSigner
 from ledger import limits
+from ledger.access import require_journal_reader, require_operator, require_supervisor
 from ledger.auth import Role
 from ledger.db import audit_queries, queries
 
 router = APIRouter(prefix="/v1")
 Size = Annotated[int, Query(ge=0, le=limits.amount_fen_max)]
 Seq = Annotated[int, Query(ge=1, le=limits.amount_fen_max)]
-READERS = (Role.operator, Role.regulator, Role.bank)
 JSON_LINES = "application/x-ndjson"
 EXPORT: Responses = {200: {"description": "One line per journal entry, in order: `{\"entry\": <the "
                                "entry's canonical JSON>, \"hash\": <its hash, hex>}` "
@@ -81,7 +81,7 @@ def tree_heads(request: Request, after: Size = 0,
 async def sign_tree_head(request: Request, who: Authed) -> JSONResponse:
     """Sign a head over the journal as it is now; the latest head if nothing was added since
     (`created` tells which)."""
-    who.require_role(Role.operator)
+    require_operator(who)
     return await write(request, who, signer_of(request).command(), status_code=200)
 
 
@@ -89,7 +89,7 @@ async def sign_tree_head(request: Request, who: Authed) -> JSONResponse:
 def inclusion_proof(request: Request, who: Authed, seq: Seq, tree_size: Size
                     ) -> JSONResponse:
     # JSONResponse, not a dict: FastAPI would validate and re-encode it (proofs are hot).
-    who.require_role(*READERS)
+    require_journal_reader(who)
     with reading(request) as conn:
         if who.role == Role.bank:  # a bank proves its own entries only
             queries.journal_entry(conn, seq, who)
@@ -99,21 +99,21 @@ def inclusion_proof(request: Request, who: Authed, seq: Seq, tree_size: Size
 @router.get("/audit/proofs/consistency", response_model=ConsistencyProof, **keyed_read())
 def consistency_proof(request: Request, who: Authed, first: Size, second: Size
                       ) -> JSONResponse:
-    who.require_role(*READERS)
+    require_journal_reader(who)
     with reading(request) as conn:
         return as_json(audit_queries.consistency(conn, first, second))
 
 
 @router.get("/audit/merchants", response_model=Exposures, **keyed_read())
 def merchants(request: Request, who: Authed) -> dict[str, Any]:
-    who.require_role(*READERS)
+    require_journal_reader(who)
     with context_of(request).engine.connect() as conn:
         return audit_queries.merchants_exposure(conn, who)
 
 
 @router.get("/audit/totals", response_model=Totals, **keyed_read())
 def totals(request: Request, who: Authed) -> dict[str, Any]:
-    who.require_role(*READERS)
+    require_journal_reader(who)
     with context_of(request).engine.connect() as conn:
         return audit_queries.totals(conn, who)
 
@@ -129,7 +129,7 @@ def _export(engine: Engine) -> Iterator[bytes]:
 def journal_export(request: Request, who: Authed) -> StreamingResponse:
     """The whole journal as JSON Lines, exactly as `yufu export` writes it. Not for banks:
     they read their own entries (GET /v1/journal) and prove them against signed heads."""
-    who.require_role(Role.operator, Role.regulator)
+    require_supervisor(who)
     return StreamingResponse(_export(context_of(request).engine), media_type=JSON_LINES)
 
 

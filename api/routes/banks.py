@@ -21,8 +21,7 @@ from api.bank_schemas import (
 )
 from api.context import Authed, context_of, write
 from api.openapi import NOT_BLANK, Responses, keyed_read, keyed_write
-from ledger.access import require_bank
-from ledger.auth import Role
+from ledger.access import require_bank, require_operator
 from ledger.bank import limits as bank_limits
 from ledger.bank.model import StatementRejected
 from ledger.bank.payments import build_pain001, build_payment_csv
@@ -131,7 +130,7 @@ def list_breaks(request: Request, who: Authed, bank_id: str | None = None,
              **keyed_write(404, openapi_extra={"requestBody": {"required": True}}))
 async def resolve_break(request: Request, break_id: Annotated[str, Path(max_length=20)],
                         who: Authed, body: ResolutionIn | None = None) -> JSONResponse:
-    who.require_role(Role.operator)  # before the id is looked at: roles answer first
+    require_operator(who)  # before the id is looked at: roles answer first
     if not break_id.isdigit():
         raise NotFound(f"break {break_id} does not exist", field="break_id")
     resolution = body.resolution if body else ""

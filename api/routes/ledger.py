@@ -20,7 +20,7 @@ from api.schemas import (
     Transaction,
 )
 from ledger import limits
-from ledger.auth import Role
+from ledger.access import require_journal_reader, require_operator
 from ledger.db import queries
 from ledger.service import OpenAccount, PostBatch, PostTransaction, ReverseTransaction
 
@@ -68,7 +68,7 @@ class ReverseIn(Strict):
 
 @router.post("/accounts", status_code=201, response_model=OpenedAccount, **keyed_write())
 async def open_account(request: Request, body: AccountIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
+    require_operator(who)
     return await write(request, who, OpenAccount.parse(body.model_dump()))
 
 
@@ -93,14 +93,14 @@ def get_postings(request: Request, account_id: SeqPath, who: Authed,
 # endpoint's JSONResponse carries unvalidated, on either path.
 @router.post("/transactions", status_code=201, response_model=Transaction, **keyed_write(404))
 async def post_transaction(request: Request, body: TransactionIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
+    require_operator(who)
     return await write(request, who, PostTransaction.parse(body.model_dump()))
 
 
 @router.post("/transactions/batch", status_code=200, response_model=BatchResult,
              **keyed_write(404))
 async def post_batch(request: Request, body: BatchIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
+    require_operator(who)
     items = [PostTransaction.parse(tx.model_dump(), f"transactions[{i}]")
              for i, tx in enumerate(body.transactions)]
     return await write(request, who, PostBatch(items, body.atomic), status_code=200)
@@ -110,7 +110,7 @@ async def post_batch(request: Request, body: BatchIn, who: Authed) -> JSONRespon
              response_model=Transaction, **keyed_write(404))
 async def reverse_transaction(request: Request, transaction_id: SeqPath, who: Authed,
                               body: ReverseIn | None = None) -> JSONResponse:
-    who.require_role(Role.operator)
+    require_operator(who)
     memo = body.memo if body is not None else ""
     return await write(request, who, ReverseTransaction(transaction_id, memo))
 
@@ -120,13 +120,13 @@ def get_journal(request: Request, who: Authed,
                 after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
                 limit: Annotated[int, Query(ge=1, le=limits.journal_page_entries_max)] =
                 limits.journal_page_entries_default) -> dict[str, Any]:
-    who.require_role(Role.operator, Role.regulator, Role.bank)
+    require_journal_reader(who)
     with context_of(request).engine.connect() as conn:
         return queries.journal_page(conn, after, limit, who)
 
 
 @router.get("/journal/{seq}", response_model=JournalEntry, **keyed_read(404))
 def get_journal_entry(request: Request, seq: SeqPath, who: Authed) -> dict[str, Any]:
-    who.require_role(Role.operator, Role.regulator, Role.bank)
+    require_journal_reader(who)
     with context_of(request).engine.connect() as conn:
         return queries.journal_entry(conn, seq, who)

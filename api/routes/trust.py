@@ -25,6 +25,7 @@ from api.schemas import (
     Revocation,
 )
 from ledger import consumer, limits
+from ledger.access import require_book_reader, require_operator, require_supervisor
 from ledger.auth import Role
 from ledger.custody.cards import normalise_phone
 from ledger.db import queries
@@ -93,7 +94,7 @@ class ConsumerKeyIn(CodeIn):
 
 @router.post("/keys", status_code=201, response_model=IssuedKey, **keyed_write())
 async def issue_key(request: Request, body: KeyIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
+    require_operator(who)
     command = IssueKey(Role(body.role), body.merchant_id, body.bank_id, body.label,
                        body.expires_at)
     return await write(request, who, command)
@@ -107,7 +108,7 @@ def list_keys(request: Request, who: Authed,
               = None) -> dict[str, Any]:
     """Every key with its scope, expiry and revocation: never its secret (operators and
     regulators, who read everything)."""
-    who.require_role(Role.operator, Role.regulator)
+    require_supervisor(who)
     with context_of(request).engine.connect() as conn:
         return queries.keys_page(conn, after, limit, role)
 
@@ -130,7 +131,7 @@ def list_access_records(request: Request, who: Authed,
                         key_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
                         role: Literal["bank", "regulator"] | None = None) -> dict[str, Any]:
     """Who read what: every read by a bank or regulator key (operators and regulators)."""
-    who.require_role(Role.operator, Role.regulator)
+    require_supervisor(who)
     with context_of(request).engine.connect() as conn:
         return queries.access_records_page(conn, after, limit, key_id, role)
 
@@ -140,13 +141,13 @@ def list_access_records(request: Request, who: Authed,
 
 @router.post("/banks", status_code=201, response_model=RegisteredBank, **keyed_write())
 async def register_bank(request: Request, body: BankIn, who: Authed) -> JSONResponse:
-    who.require_role(Role.operator)
+    require_operator(who)
     return await write(request, who, RegisterBank(body.id, body.name, body.code))
 
 
 @router.get("/banks", response_model=Banks, **keyed_read())
 def list_banks(request: Request, who: Authed) -> dict[str, Any]:
-    who.require_role(Role.operator, Role.regulator, Role.bank, Role.merchant)
+    require_book_reader(who)
     with context_of(request).engine.connect() as conn:
         return queries.banks(conn)
 

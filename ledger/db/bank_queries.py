@@ -7,11 +7,17 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from ledger.auth import Principal, Role
+from ledger.access import (
+    bank_scope,
+    merchant_scope,
+    require_bank_reader,
+    require_book_reader,
+    require_journal_reader,
+)
+from ledger.auth import Principal
 from ledger.bank.payments import PaymentInstruction
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
-from ledger.errors import Forbidden
 
 # The bank maps these to the merchant's registered settlement account and, for refunds, to
 # the account the consumer paid from: the ledger keeps neither (no personal data).
@@ -20,18 +26,10 @@ release_creditor_account_prefix = "MERCHANT"
 refund_creditor_account = "RETURNTOPAYER"
 
 
-def check_bank_reader(principal: Principal, bank_id: str) -> None:
-    if principal.role in (Role.operator, Role.regulator):
-        return
-    if principal.role == Role.bank and principal.bank_id == bank_id:
-        return
-    raise Forbidden("only the operator, a regulator or this bank can read this")
-
-
 def payment_instructions(conn: Connection, principal: Principal, bank_id: str,
                          today: date) -> list[PaymentInstruction]:
     """Pending releases and refunds out of the custody accounts held at this bank."""
-    check_bank_reader(principal, bank_id)
+    require_bank_reader(principal, bank_id)
     out: list[PaymentInstruction] = []
     for table, is_release in ((c.ReleaseInstruction, True), (c.RefundInstruction, False)):
         extra = [] if is_release else [c.Card.consumer_id]
@@ -66,12 +64,8 @@ def breaks(conn: Connection, principal: Principal, bank_id: str | None,
            merchant_id: str | None, status: str | None, today: date) -> dict[str, Any]:
     """Breaks, oldest first, with their age in days; `by_bank_merchant` sums the open ones
     per bank and merchant (count, amount, oldest age)."""
-    if principal.role not in (Role.operator, Role.regulator, Role.bank):
-        raise Forbidden("breaks are for the operator, regulators and banks")
-    if principal.role == Role.bank:
-        if bank_id is not None and bank_id != principal.bank_id:
-            raise Forbidden("a bank key reads only its own bank's breaks")
-        bank_id = principal.bank_id
+    require_journal_reader(principal)  # breaks: the operator, regulators and banks
+    bank_id = bank_scope(principal, bank_id, "breaks")
     query = select(b.ReconciliationBreak.__table__)
     if bank_id:
         query = query.where(b.ReconciliationBreak.bank_id == bank_id)
@@ -100,9 +94,9 @@ def cross_verifications(conn: Connection, principal: Principal, merchant_id: str
                         bank_id: str | None = None) -> dict[str, Any]:
     """The last cross-verification of every custody account (the principal may see): all
     for the operator and regulators, a bank's own, a merchant's own; none for a consumer."""
-    principal.require_role(Role.operator, Role.regulator, Role.bank, Role.merchant)
-    if principal.role == Role.bank and bank_id is not None and bank_id != principal.bank_id:
-        raise Forbidden("a bank key reads only its own bank's cross-verifications")
+    require_book_reader(principal)
+    bank_id = bank_scope(principal, bank_id, "cross-verifications")
+    own = merchant_scope(principal, None)  # a merchant key: its own accounts, whatever it asks
     latest = (select(func.max(b.CrossVerification.id))
               .group_by(b.CrossVerification.bank_id, b.CrossVerification.account))
     query = select(b.CrossVerification.__table__).where(b.CrossVerification.id.in_(latest))
@@ -110,10 +104,8 @@ def cross_verifications(conn: Connection, principal: Principal, merchant_id: str
         query = query.where(b.CrossVerification.merchant_id == merchant_id)
     if bank_id:
         query = query.where(b.CrossVerification.bank_id == bank_id)
-    if principal.role == Role.bank:
-        query = query.where(b.CrossVerification.bank_id == principal.bank_id)
-    if principal.role == Role.merchant:
-        query = query.where(b.CrossVerification.merchant_id == principal.merchant_id)
+    if own:
+        query = query.where(b.CrossVerification.merchant_id == own)
     rows = conn.execute(query.order_by(b.CrossVerification.id)).all()
     return {"items": [{**_plain(r._mapping),
                        "result": "match" if r.difference_fen == 0 else "difference"}
