@@ -16,6 +16,8 @@ from ledger.access import (
 )
 from ledger.auth import Principal
 from ledger.bank.payments import PaymentInstruction
+from ledger.bank.reconciliation import BreakStatus
+from ledger.custody.lifecycle import InstructionStatus
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 
@@ -36,7 +38,7 @@ def payment_instructions(conn: Connection, principal: Principal, bank_id: str,
         query = (select(table.__table__, c.Merchant.name.label("merchant_name"),
                         c.Merchant.custody_account, *extra)
                  .join(c.Merchant, c.Merchant.id == table.merchant_id)
-                 .where(c.Merchant.bank_id == bank_id, table.status == "pending",
+                 .where(c.Merchant.bank_id == bank_id, table.status == InstructionStatus.pending,
                         table.bank_status != "rejected", table.amount_fen > 0))
         if not is_release:
             query = query.join(c.Card, c.Card.id == c.RefundInstruction.card_id)
@@ -77,7 +79,7 @@ def breaks(conn: Connection, principal: Principal, bank_id: str | None,
     items = [{**_plain(r._mapping), "age_days": (today - r.opened_on).days} for r in rows]
     groups: dict[tuple[str, str | None], dict[str, Any]] = {}
     for i in items:
-        if i["status"] != "open":
+        if i["status"] != BreakStatus.open:
             continue
         group = groups.setdefault((i["bank_id"], i["merchant_id"]), {
             "bank_id": i["bank_id"], "merchant_id": i["merchant_id"], "open": 0,
@@ -85,7 +87,7 @@ def breaks(conn: Connection, principal: Principal, bank_id: str | None,
         group["open"] += 1
         group["amount_fen"] += i["amount_fen"]
         group["oldest_age_days"] = max(group["oldest_age_days"], i["age_days"])
-    return {"items": items, "open": sum(1 for i in items if i["status"] == "open"),
+    return {"items": items, "open": sum(1 for i in items if i["status"] == BreakStatus.open),
             "by_bank_merchant": [groups[k] for k in
                                  sorted(groups, key=lambda k: (k[0], k[1] or ""))]}
 

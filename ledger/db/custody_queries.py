@@ -12,6 +12,8 @@ from ledger.access import may_read_card, may_read_merchant, require_book_reader
 from ledger.auth import Principal, Role
 from ledger.books import normal_sign
 from ledger.custody.cards import token_hash
+from ledger.custody.lifecycle import CardStatus, ConsumptionStatus
+from ledger.custody.merchants import MerchantStatus
 from ledger.custody.rules import ANY_INDUSTRY, basis_points_whole, parse_rule_set
 from ledger.custody.settlement import period_of, release_split
 from ledger.db import bank_tables as b
@@ -131,7 +133,7 @@ def merchant_view(conn: Connection, principal: Principal, merchant_id: str, toda
 
 def _next_release(conn: Connection, m: Any, today: date) -> dict[str, Any] | None:
     rules_row = current_rules(conn, m.jurisdiction, m.industry)
-    if rules_row is None or m.status != "active":
+    if rules_row is None or m.status != MerchantStatus.active:
         return None
     rules = parse_rule_set(rules_row.rules)
     _, end = period_of(today, rules.release_cadence_days)
@@ -140,7 +142,8 @@ def _next_release(conn: Connection, m: Any, today: date) -> dict[str, Any] | Non
     confirmed = conn.execute(
         select(func.coalesce(func.sum(c.Consumption.custody_fen), 0))
         .join(c.Card, c.Card.id == c.Consumption.card_id)
-        .where(c.Consumption.merchant_id == m.id, c.Consumption.status == "confirmed",
+        .where(c.Consumption.merchant_id == m.id,
+               c.Consumption.status == ConsumptionStatus.confirmed,
                c.Consumption.release_id.is_(None), c.Card.disputed.is_(False))).scalar_one()
     amount, holdback = release_split(int(confirmed), rules.reserve_share_bp)
     return {"period_end": next_end.isoformat(), "estimated_amount_fen": amount,
@@ -190,7 +193,8 @@ def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
         raise NotFound(f"card {card_id} does not exist", field="card_id")
     m = _merchant_row(conn, row.merchant_id)
     remaining = -row.account_balance
-    in_custody = row.custody_fen - row.consumed_custody_fen if row.status == "active" else 0
+    active = row.status == CardStatus.active
+    in_custody = row.custody_fen - row.consumed_custody_fen if active else 0
     refunds = conn.execute(select(c.RefundInstruction.__table__)
                            .where(c.RefundInstruction.card_id == card_id)
                            .order_by(c.RefundInstruction.id)).all()
@@ -198,7 +202,7 @@ def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
             "merchant_status": m.status, "custodian_bank": m.bank_id,
             "custody_status": {"in_custody_fen": in_custody,
                                "held_by_merchant_fen": remaining - in_custody
-                               if row.status == "active" else 0},
+                               if row.status == CardStatus.active else 0},
             "refunds": [{"id": r.id, "reason": r.reason, "claim_fen": r.claim_fen,
                          "amount_fen": r.amount_fen, "status": r.status} for r in refunds]}
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from ledger.bank.reconciliation import DepositStatus
 from ledger.custody.cards import CardKind, CardMoney, Product, Use
 from ledger.custody.chart import batch_reference, deposit_expected_days, deposit_reference
 from ledger.custody.lifecycle import (
@@ -148,7 +149,7 @@ class CustodyRows:
         """The merchant's deposits not yet seen, oldest first."""
         return list(self.batch.query(
             select(b.ExpectedDeposit.id).where(b.ExpectedDeposit.merchant_id == merchant_id,
-                                               b.ExpectedDeposit.status == "pending")
+                                               b.ExpectedDeposit.status == DepositStatus.pending)
             .order_by(b.ExpectedDeposit.id)).scalars())
 
     # -- writes --------------------------------------------------------------------------
@@ -258,7 +259,7 @@ class CustodyRows:
             "batch_reference": batch_reference(merchant_id, sold_on),
             "amount_fen": amount_fen, "open_fen": amount_fen,
             "expected_by": sold_on + timedelta(days=deposit_expected_days),
-            "status": "pending", "cleared_line_id": None})
+            "status": DepositStatus.pending.value, "cleared_line_id": None})
 
     def confirm_deposits(self, deposit_ids: Sequence[int], amount_fen: int) -> None:
         batch = self.batch
@@ -272,7 +273,8 @@ class CustodyRows:
             left -= taken
             open_fen = row["open_fen"] - taken
             batch.rows.update(b.ExpectedDeposit, deposit_id, open_fen=open_fen,
-                              status="cleared" if open_fen == 0 else "pending")
+                              status=(DepositStatus.cleared if open_fen == 0
+                                      else DepositStatus.pending).value)
 
 
 # -- rows to records, and the caches -------------------------------------------------------
@@ -285,15 +287,15 @@ def instruction_table(instruction: Instruction) -> Any:
 def release_of(row: Mapping[str, Any]) -> Release:
     return Release(row["id"], row["merchant_id"], row["period_start"], row["period_end"],
                    row["amount_fen"], row["holdback_fen"], InstructionStatus(row["status"]),
-                   BankAnswer(row.get("bank_status", "pending")), row["end_to_end_id"],
+                   BankAnswer(row.get("bank_status", BankAnswer.pending)), row["end_to_end_id"],
                    row["created_seq"], row["resolved_seq"])
 
 
 def refund_of(row: Mapping[str, Any]) -> Refund:
     return Refund(row["id"], row["merchant_id"], row["card_id"], RefundReason(row["reason"]),
                   row["claim_fen"], row["amount_fen"], row["merchant_due_fen"],
-                  InstructionStatus(row["status"]), BankAnswer(row.get("bank_status", "pending")),
-                  row["end_to_end_id"], row["created_seq"], row["resolved_seq"])
+                  InstructionStatus(row["status"]),
+                  BankAnswer(row.get("bank_status", BankAnswer.pending)), row["end_to_end_id"], row["created_seq"], row["resolved_seq"])
 
 
 def _consumption(row: Mapping[str, Any]) -> Consumption:
