@@ -295,7 +295,8 @@ def refund_of(row: Mapping[str, Any]) -> Refund:
     return Refund(row["id"], row["merchant_id"], row["card_id"], RefundReason(row["reason"]),
                   row["claim_fen"], row["amount_fen"], row["merchant_due_fen"],
                   InstructionStatus(row["status"]),
-                  BankAnswer(row.get("bank_status", BankAnswer.pending)), row["end_to_end_id"], row["created_seq"], row["resolved_seq"])
+                  BankAnswer(row.get("bank_status", BankAnswer.pending)), row["end_to_end_id"],
+                  row["created_seq"], row["resolved_seq"])
 
 
 def _consumption(row: Mapping[str, Any]) -> Consumption:
