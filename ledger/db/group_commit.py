@@ -110,8 +110,8 @@ def prepare(conn: Connection, state: WriterState, requests: Sequence[WriteReques
 
 def run_commands(batch: Batch, requests: Sequence[WriteRequest], seen: Seen, commit: bool,
                  more_waiting: Callable[[], bool] | None) -> Prepared:
-    """The part of `prepare` that needs no lock of its own, so the pipeline also runs it on a
-    batch made by `Batch.following`. Raises _ItemCrashed on a bug."""
+    """The part of `prepare` after the lock: the pipeline also runs it, with no connection,
+    on a batch made by `Batch.following`. Raises _ItemCrashed on a bug."""
     _prefetch(batch, requests)
     results: Results = [_run_one(batch, request, index, seen)
                         for index, request in enumerate(requests)]
