@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from operator import methodcaller
 from typing import IO, Any
 
 from sqlalchemy import Connection
@@ -18,20 +19,47 @@ _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _BINARY_TRAILER = struct.pack("!h", -1)
 
 
+def _bytea(value: bytes | bytearray | memoryview) -> str:
+    return "\\\\x" + bytes(value).hex()
+
+
+def _jsonb(value: dict[str, Any] | list[Any]) -> str:
+    return json.dumps(value, ensure_ascii=False).translate(_ESCAPES)
+
+
+def _text(value: object) -> str:
+    return str(value).translate(_ESCAPES)
+
+
+# A field's text by the value's class, in the order a subclass is tried (bool before int);
+# anything else is text.
+_FORMATS_BY_BASE: tuple[tuple[tuple[type, ...], Callable[[Any], str]], ...] = (
+    ((bool,), {True: "t", False: "f"}.__getitem__),
+    ((int,), str),
+    ((bytes, bytearray, memoryview), _bytea),
+    ((datetime, date), methodcaller("isoformat")),
+    ((dict, list), _jsonb),  # jsonb
+)
+# The same by the exact class, one dict look-up a field (an isinstance chain cost a fifth more
+# a row); a subclass (an enum's value) is not listed and goes down the chain.
+_FORMATS: dict[type, Callable[[Any], str]] = {
+    str: methodcaller("translate", _ESCAPES),
+    **{kind: format_ for bases, format_ in _FORMATS_BY_BASE for kind in bases},
+}
+
+
+def _format_of(kind: type) -> Callable[[Any], str]:
+    for bases, format_ in _FORMATS_BY_BASE:
+        if issubclass(kind, bases):
+            return format_
+    return _text
+
+
 def _field(value: Any) -> str:
     if value is None:
         return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "\\\\x" + bytes(value).hex()
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, dict | list):  # jsonb
-        return json.dumps(value, ensure_ascii=False).translate(_ESCAPES)
-    return str(value).translate(_ESCAPES)
+    format_ = _FORMATS.get(type(value)) or _format_of(type(value))
+    return format_(value)
 
 
 def copy_rows(conn: Connection, table: str, columns: Sequence[str],
