@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -60,37 +60,56 @@ def check_canonical_value(value: object, where: str = "payload") -> None:
         raise InvalidInput(reason, field=where + path)
 
 
-def _canonical_problem(value: object, depth: int) -> tuple[str, str] | None:
+_Problem = tuple[str, str]  # (the path below the value, why), as check_canonical_value says
+_INTEGER_OUT_OF_RANGE: _Problem = ("", "integers must lie within +-(2**53 - 1)")
+_TOO_DEEP: _Problem = ("", f"nests deeper than {json_depth_max} levels")
+_KEY_NOT_ASCII: _Problem = ("", "object keys must be ASCII strings")
+
+
+def _canonical_problem(value: object, depth: int) -> _Problem | None:
     # type() dispatch, not isinstance chains: this runs on every appended entry.
     kind = type(value)
     if kind is str:
         return _text_problem(cast(str, value))
     if kind is int:
-        if -limits.amount_fen_max <= cast(int, value) <= limits.amount_fen_max:
-            return None
-        return "", "integers must lie within +-(2**53 - 1)"
+        in_range = -limits.amount_fen_max <= cast(int, value) <= limits.amount_fen_max
+        return None if in_range else _INTEGER_OUT_OF_RANGE
     if value is None or kind is bool:
         return None
     if depth >= json_depth_max:
-        return "", f"nests deeper than {json_depth_max} levels"
-    if kind is dict:
-        for key, item in cast(dict[object, object], value).items():
-            if type(key) is not str or not key.isascii():
-                return "", "object keys must be ASCII strings"
-            problem = _canonical_problem(item, depth + 1)
-            if problem is not None:
-                return f".{key}{problem[0]}", problem[1]
-        return None
-    if kind is list or kind is tuple:
-        for i, item in enumerate(cast(list[object], value)):
-            problem = _canonical_problem(item, depth + 1)
-            if problem is not None:
-                return f"[{i}]{problem[0]}", problem[1]
-        return None
-    return "", f"a {kind.__name__} has no canonical form (no floats)"
+        return _TOO_DEEP
+    members = _MEMBERS_OF.get(kind)
+    if members is None:
+        return "", f"a {kind.__name__} has no canonical form (no floats)"
+    return members(value, depth + 1)
 
 
-def _text_problem(text: str) -> tuple[str, str] | None:
+def _object_problem(value: dict[object, object], depth: int) -> _Problem | None:
+    """The first problem among an object's keys and values; `depth` is its members'."""
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii():
+            return _KEY_NOT_ASCII
+        problem = _canonical_problem(item, depth)
+        if problem is not None:
+            return f".{key}{problem[0]}", problem[1]
+    return None
+
+
+def _array_problem(value: list[object] | tuple[object, ...], depth: int) -> _Problem | None:
+    for i, item in enumerate(value):
+        problem = _canonical_problem(item, depth)
+        if problem is not None:
+            return f"[{i}]{problem[0]}", problem[1]
+    return None
+
+
+# A container's walk by its exact class: a look-up per container, none per member (timed no
+# slower than the one function of type() tests it replaced).
+_MEMBERS_OF: dict[type, Callable[[Any, int], _Problem | None]] = {
+    dict: _object_problem, list: _array_problem, tuple: _array_problem}
+
+
+def _text_problem(text: str) -> _Problem | None:
     if text.isascii():
         return None
     try:
