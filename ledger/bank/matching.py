@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from ledger.bank.model import Direction, EntryStatus, StatementEntry, TxDetail
 
@@ -117,6 +117,28 @@ class OpenItems:
             found.extend(self.by_amount_day.get((amount_fen, booked_on - timedelta(back)), ()))
         return found
 
+    def credited_by(self, key: str) -> Found | None:
+        """What a credit naming `key` pays in: a sale, a day's sales, or an instruction's money
+        coming back."""
+        if key in self.deposits:
+            return Found(Match.deposit, (key,), self.deposits[key], (self.open_fen[key],))
+        batch = self.batches.get(key)
+        if batch:
+            return Found(Match.deposit_batch, tuple(batch), sum(batch.values()),
+                         tuple(self.open_fen[ref] for ref in batch))
+        if key in self.instructions:
+            return Found(Match.payment_returned, (key,), self.instructions[key])
+        return None
+
+
+class Found(NamedTuple):
+    """The open item a reference names, and what the bank must book to match it."""
+
+    match: Match
+    refs: tuple[str, ...]  # the deposit references or the instruction's end-to-end id
+    expected_fen: int
+    amounts: tuple[int, ...] = ()  # for deposits: what each reference still has in transit
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -139,28 +161,27 @@ def decide(line: Line, items: OpenItems) -> Decision:
 def decide_credit(line: Line, items: OpenItems) -> Decision:
     refs = line.references()
     for key in refs:
-        if key in items.deposits:
-            return _exact(line, key, (key,), items.deposits[key], Match.deposit,
-                          (items.open_fen[key],))
-        batch = items.batches.get(key)
-        if batch:
-            return _exact(line, key, tuple(batch), sum(batch.values()), Match.deposit_batch,
-                          tuple(items.open_fen[ref] for ref in batch))
-        if key in items.instructions:
-            return _exact(line, key, (key,), items.instructions[key], Match.payment_returned)
+        found = items.credited_by(key)
+        if found is not None:
+            return _exact(line, key, found)
     own = [key for key in refs if OWN_REFERENCE_RE.match(key)]
     if own:
         return Decision(Match.unmatched, reason=f"{own[0]} names no open sale, day batch or "
                                                 "instruction of this custody account")
-    if line.booking_date is not None:
-        candidates = items.same_amount_near(line.amount_fen, line.booking_date)
-        if len(candidates) == 1:
-            return Decision(Match.deposit, (candidates[0],),
-                            amounts=(items.open_fen[candidates[0]],))
-        if len(candidates) > 1:
-            return Decision(Match.unmatched, reason=f"{len(candidates)} sales of that amount "
-                                                    "in the days before: no reference to tell "
-                                                    "them apart")
+    return _decide_by_amount(line, items)
+
+
+def _decide_by_amount(line: Line, items: OpenItems) -> Decision:
+    """A credit with no reference to go by: the one open sale of its amount near its day."""
+    candidates = ([] if line.booking_date is None
+                  else items.same_amount_near(line.amount_fen, line.booking_date))
+    if len(candidates) == 1:
+        return Decision(Match.deposit, (candidates[0],),
+                        amounts=(items.open_fen[candidates[0]],))
+    if len(candidates) > 1:
+        return Decision(Match.unmatched, reason=f"{len(candidates)} sales of that amount "
+                                                "in the days before: no reference to tell "
+                                                "them apart")
     return Decision(Match.unmatched, reason="no sale, batch or instruction has this reference, "
                                             "amount and date")
 
@@ -168,17 +189,16 @@ def decide_credit(line: Line, items: OpenItems) -> Decision:
 def decide_debit(line: Line, items: OpenItems) -> Decision:
     for key in line.references():
         if key in items.instructions:
-            return _exact(line, key, (key,), items.instructions[key], Match.payment)
+            return _exact(line, key, Found(Match.payment, (key,), items.instructions[key]))
     return Decision(Match.unmatched, reason="no pending release or refund has this end-to-end id")
 
 
-def _exact(line: Line, key: str, refs: tuple[str, ...], expected_fen: int, match: Match,
-           amounts: tuple[int, ...] = ()) -> Decision:
+def _exact(line: Line, key: str, found: Found) -> Decision:
     """`key` found the item; it matches only if the bank booked exactly what it expects."""
-    if expected_fen != line.amount_fen:
-        return Decision(Match.unmatched, (key,), f"{key} expects {expected_fen} fen, the bank "
-                                                 f"booked {line.amount_fen}")
-    return Decision(match, refs, amounts=amounts)
+    if found.expected_fen != line.amount_fen:
+        return Decision(Match.unmatched, (key,), f"{key} expects {found.expected_fen} fen, the "
+                                                 f"bank booked {line.amount_fen}")
+    return Decision(found.match, found.refs, amounts=found.amounts)
 
 
 def spent(decision: Decision) -> tuple[str, ...]:
