@@ -123,7 +123,8 @@ def list_breaks(request: Request, who: Authed, bank_id: str | None = None,
                 status: Literal["open", "resolved"] | None = None) -> dict[str, Any]:
     ctx = context_of(request)
     with ctx.engine.connect() as conn:
-        return views.breaks(conn, who, bank_id, merchant_id, status, ctx.clock())
+        return views.breaks(conn, who, views.BreakFilter(bank_id, merchant_id, status),
+                            ctx.clock())
 
 
 @router.post("/breaks/{break_id}/resolve", response_model=ResolvedBreak,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select
 
@@ -62,11 +62,20 @@ def _instruction(r: Any, is_release: bool, today: date) -> PaymentInstruction:
         requested_date=today)
 
 
-def breaks(conn: Connection, principal: Principal, bank_id: str | None,
-           merchant_id: str | None, status: str | None, today: date) -> dict[str, Any]:
+class BreakFilter(NamedTuple):
+    """Which breaks a list asks for: each field given must match; None or empty, any."""
+
+    bank_id: str | None = None
+    merchant_id: str | None = None
+    status: str | None = None
+
+
+def breaks(conn: Connection, principal: Principal, wanted: BreakFilter,
+           today: date) -> dict[str, Any]:
     """Breaks, oldest first, with their age in days; `by_bank_merchant` sums the open ones
     per bank and merchant (count, amount, oldest age)."""
     require_journal_reader(principal)  # breaks: the operator, regulators and banks
+    bank_id, merchant_id, status = wanted
     bank_id = bank_scope(principal, bank_id, "breaks")
     query = select(b.ReconciliationBreak.__table__)
     if bank_id:
