@@ -227,7 +227,8 @@ def _statement(doc: _Doc, item: Element, where: str, header: _Header,
                 field=f"{balance.path}/Amt")
     opening = next((balances[c] for c in _OPENING_CODES if c in balances), None)
     closing = balances.get(_CLOSING_CODE)
-    entries = tuple(_entry(doc, doc.kids(ntry), f"{where}/Ntry[{i}]", currency)
+    reader = _EntryReader(doc, currency)
+    entries = tuple(reader.entry(doc.kids(ntry), f"{where}/Ntry[{i}]")
                     for i, ntry in enumerate(doc.findall(kids, "Ntry"), 1))
     statement = Statement(
         format=header.format,
@@ -300,61 +301,73 @@ def _account_id(doc: _Doc, kids: _Kids, path: str, where: str, *,
 
 
 # --- entries and their details -------------------------------------------------------------
-def _entry(doc: _Doc, ntry: _Kids, where: str, currency: str) -> StatementEntry:
-    fen, entry_currency = _amount(doc, ntry, "Amt", where)
-    same_currency(entry_currency, currency, where, "Amt")
-    direction = direction_of(doc.required(ntry, "CdtDbtInd", where), where)
-    reversal = reversal_of(doc.text(ntry, "RvslInd", where), where)
-    status = _status(doc, ntry, where)
-    booked_on = _date_choice(doc, ntry, "BookgDt", where)
-    valued_on = _date_choice(doc, ntry, "ValDt", where)
-    bank_reference = doc.text(ntry, "AcctSvcrRef", where)
-    return StatementEntry(where, fen, direction, status, booked_on, valued_on, reversal,
-                          bank_reference,
-                          _details(doc, ntry, where, currency, fen, direction, reversal))
+class _EntryReader:
+    """Reads one statement's entries: through its document, every amount held to the
+    account's currency. One per statement, not a value per entry: an entry's own facts go
+    from method to method as arguments, so reading one allocates nothing more."""
 
+    __slots__ = ("currency", "doc")
 
-def _details(doc: _Doc, ntry: _Kids, where: str, currency: str, entry_fen: int,
-             direction: Direction, reversal: bool) -> tuple[TxDetail, ...]:
-    """The entry's TxDtls, across every NtryDtls. A batch's details must add up to the entry:
-    one that does not has lost a transaction, or nets charges or mixed directions that we
-    cannot attribute, and is refused rather than half-matched."""
-    blocks = ntry.get(doc.tag("NtryDtls"))
-    if blocks is None:
-        return ()
-    tx_tag = doc.tag("TxDtls")
-    located = [(f"{where}/NtryDtls[{i}]/TxDtls[{j}]", tx)
-               for i, block in enumerate(blocks, 1)
-               for j, tx in enumerate(block.findall(tx_tag), 1)]
-    lone_fen = entry_fen if len(located) == 1 else None
-    details = tuple([_detail(doc, doc.kids(tx), path, currency, lone_fen, direction, reversal)
-                     for path, tx in located])
-    total_fen = sum([d.amount_fen for d in details])
-    if details and total_fen != entry_fen:
-        raise StatementRejected(
-            f"the {len(details)} transaction details add up to {total_fen} fen, the entry is "
-            f"{entry_fen} fen", field=f"{where}/NtryDtls")
-    return details
+    def __init__(self, doc: _Doc, currency: str) -> None:
+        self.doc, self.currency = doc, currency
 
+    def entry(self, ntry: _Kids, where: str) -> StatementEntry:
+        doc = self.doc
+        fen, entry_currency = _amount(doc, ntry, "Amt", where)
+        same_currency(entry_currency, self.currency, where, "Amt")
+        direction = direction_of(doc.required(ntry, "CdtDbtInd", where), where)
+        reversal = reversal_of(doc.text(ntry, "RvslInd", where), where)
+        status = _status(doc, ntry, where)
+        booked_on = _date_choice(doc, ntry, "BookgDt", where)
+        valued_on = _date_choice(doc, ntry, "ValDt", where)
+        bank_reference = doc.text(ntry, "AcctSvcrRef", where)
+        return StatementEntry(where, fen, direction, status, booked_on, valued_on, reversal,
+                              bank_reference,
+                              self.details(ntry, where, fen, direction, reversal))
 
-def _detail(doc: _Doc, tx: _Kids, where: str, currency: str, lone_fen: int | None,
-            direction: Direction, reversal: bool) -> TxDetail:
-    fen = _detail_amount(doc, tx, where, currency, lone_fen)
-    detail_direction = doc.text(tx, "CdtDbtInd", where)
-    if detail_direction is not None and \
-            direction_of(detail_direction, where) is not direction:
-        raise StatementRejected("a transaction detail against its entry's direction (a netted "
-                                "batch) is not supported", field=f"{where}/CdtDbtInd")
-    # The counterparty is the other side of the original payment: its debtor for money in,
-    # its creditor for money out, and the reverse for a reversal of either.
-    original_credit = (direction is Direction.credit) != reversal
-    end_to_end_id = doc.text(tx, "Refs/EndToEndId", where)
-    creditor_reference = _first_text(doc, tx, "RmtInf/Strd/CdtrRefInf/Ref", where)
-    remittance = _joined_text(doc, tx, "RmtInf/Ustrd", where)
-    name, account = _counterparty(doc, tx, where, "Dbtr" if original_credit else "Cdtr")
-    return TxDetail(fen, None if end_to_end_id == _NOT_PROVIDED else end_to_end_id,
-                    creditor_reference, remittance, name, account,
-                    doc.text(tx, "Refs/AcctSvcrRef", where))
+    def details(self, ntry: _Kids, where: str, entry_fen: int, direction: Direction,
+                reversal: bool) -> tuple[TxDetail, ...]:
+        """The entry's TxDtls, across every NtryDtls. A batch's details must add up to the
+        entry: one that does not has lost a transaction, or nets charges or mixed directions
+        that we cannot attribute, and is refused rather than half-matched."""
+        doc = self.doc
+        blocks = ntry.get(doc.tag("NtryDtls"))
+        if blocks is None:
+            return ()
+        tx_tag = doc.tag("TxDtls")
+        located = [(f"{where}/NtryDtls[{i}]/TxDtls[{j}]", tx)
+                   for i, block in enumerate(blocks, 1)
+                   for j, tx in enumerate(block.findall(tx_tag), 1)]
+        lone_fen = entry_fen if len(located) == 1 else None
+        details = tuple([self.detail(doc.kids(tx), path, lone_fen, direction, reversal)
+                         for path, tx in located])
+        total_fen = sum([d.amount_fen for d in details])
+        if details and total_fen != entry_fen:
+            raise StatementRejected(
+                f"the {len(details)} transaction details add up to {total_fen} fen, the entry "
+                f"is {entry_fen} fen", field=f"{where}/NtryDtls")
+        return details
+
+    def detail(self, tx: _Kids, where: str, lone_fen: int | None, direction: Direction,
+               reversal: bool) -> TxDetail:
+        doc = self.doc
+        fen = _detail_amount(doc, tx, where, self.currency, lone_fen)
+        detail_direction = doc.text(tx, "CdtDbtInd", where)
+        if detail_direction is not None and \
+                direction_of(detail_direction, where) is not direction:
+            raise StatementRejected("a transaction detail against its entry's direction (a "
+                                    "netted batch) is not supported",
+                                    field=f"{where}/CdtDbtInd")
+        # The counterparty is the other side of the original payment: its debtor for money
+        # in, its creditor for money out, and the reverse for a reversal of either.
+        original_credit = (direction is Direction.credit) != reversal
+        end_to_end_id = doc.text(tx, "Refs/EndToEndId", where)
+        creditor_reference = _first_text(doc, tx, "RmtInf/Strd/CdtrRefInf/Ref", where)
+        remittance = _joined_text(doc, tx, "RmtInf/Ustrd", where)
+        name, account = _counterparty(doc, tx, where, "Dbtr" if original_credit else "Cdtr")
+        return TxDetail(fen, None if end_to_end_id == _NOT_PROVIDED else end_to_end_id,
+                        creditor_reference, remittance, name, account,
+                        doc.text(tx, "Refs/AcctSvcrRef", where))
 
 
 def _counterparty(doc: _Doc, tx: _Kids, where: str, side: str) -> tuple[str | None, str | None]:
