@@ -359,6 +359,5 @@ class Edge:
 
 def _too_many(wait_s: float, detail: str) -> JSONResponse:
     retry_after_s = retry_after_header_s(wait_s)
-    return problems.problem(429, "rate_limited", "Too many requests",
-                            f"{detail}; retry after {retry_after_s} s",
+    return problems.problem(problems.RATE_LIMITED, f"{detail}; retry after {retry_after_s} s",
                             headers={"Retry-After": str(retry_after_s)})

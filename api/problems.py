@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Final, NamedTuple
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,8 +30,26 @@ class MalformedJson(LedgerError):
     status = 400
 
 
-def problem_body(status: int, code: str, title: str, detail: str, field: str | None = None,
+class ProblemType(NamedTuple):
+    """What kind of problem an answer is: its status, its code (the `type` is the code's URN)
+    and its title."""
+
+    status: int
+    code: str
+    title: str
+
+
+NOT_FOUND: Final = ProblemType(404, "not_found", "Not found")
+METHOD_NOT_ALLOWED: Final = ProblemType(405, "method_not_allowed", "Method not allowed")
+INVALID_INPUT: Final = ProblemType(422, "invalid_input", "Invalid input")
+RATE_LIMITED: Final = ProblemType(429, "rate_limited", "Too many requests")
+INVARIANT_VIOLATION: Final = ProblemType(500, "invariant_violation", "Invariant violated")
+INTERNAL_ERROR: Final = ProblemType(500, "internal_error", "Internal error")
+
+
+def problem_body(kind: ProblemType, detail: str, field: str | None = None,
                  request_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    status, code, title = kind
     body: dict[str, Any] = {"type": f"urn:yufu:problem:{code}", "title": title, "status": status,
                             "detail": detail, "code": code}
     if field is not None:
@@ -43,15 +61,15 @@ def problem_body(status: int, code: str, title: str, detail: str, field: str | N
     return body
 
 
-def problem(status: int, code: str, title: str, detail: str, field: str | None = None,
+def problem(kind: ProblemType, detail: str, field: str | None = None,
             headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse(problem_body(status, code, title, detail, field, **extra),
-                        status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(problem_body(kind, detail, field, **extra),
+                        status_code=kind.status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def ledger_problem(error: LedgerError) -> JSONResponse:
     title = getattr(error, "title", None) or error.code.replace("_", " ").capitalize()
-    answer = problem(error.status, error.code, title, error.detail, error.field)
+    answer = problem(ProblemType(error.status, error.code, title), error.detail, error.field)
     if isinstance(error, RateLimited):
         answer.headers["Retry-After"] = str(error.retry_after_s)
     return answer
@@ -67,13 +85,12 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 
 def invariant_problem(error: InvariantViolation) -> JSONResponse:
     log.error("invariant violated", exc_info=error)
-    return problem(500, "invariant_violation", "Invariant violated",
-                   "a ledger invariant would break; nothing was written")
+    return problem(INVARIANT_VIOLATION, "a ledger invariant would break; nothing was written")
 
 
 def unexpected_problem(error: Exception) -> JSONResponse:
     log.error("unexpected error", exc_info=error)
-    return problem(500, "internal_error", "Internal error", "the request failed; see the logs")
+    return problem(INTERNAL_ERROR, "the request failed; see the logs")
 
 
 def problem_for(error: Exception) -> JSONResponse:
@@ -92,6 +109,23 @@ def _malformed_json(detail: str) -> JSONResponse:
 def http_problem(request: Request, error: StarletteHTTPException) -> JSONResponse:
     """The framework's own refusals (our routes raise typed errors, never HTTPException):
     no route for the path, a method the route does not take, a body it could not parse."""
+    unread = _unread_body_problem(error)
+    if unread is not None:
+        return unread
+    if error.status_code == 404:
+        return problem(NOT_FOUND, "there is no such route", "path")
+    if error.status_code == 405:
+        allow = allowed_methods(request)
+        headers = {**(error.headers or {}), **({"Allow": allow} if allow else {})}
+        return problem(METHOD_NOT_ALLOWED, f"{request.method} is not allowed here", "method",
+                       headers)
+    return problem(ProblemType(error.status_code, "http_error", str(error.detail)),
+                   str(error.detail), headers=error.headers)
+
+
+def _unread_body_problem(error: StarletteHTTPException) -> JSONResponse | None:
+    """The answer for a body the framework failed to read, by what it failed on (the
+    refusal's cause), or None."""
     cause = error.__cause__
     if isinstance(cause, LedgerError):  # raised while the body was read (api/edge.py)
         return ledger_problem(cause)
@@ -101,15 +135,7 @@ def http_problem(request: Request, error: StarletteHTTPException) -> JSONRespons
         return _malformed_json("the request body is not valid UTF-8")
     if cause is not None and error.status_code == 400:  # e.g. an integer of 5,000 digits
         return _malformed_json("the request body is not valid JSON")
-    if error.status_code == 404:
-        return problem(404, "not_found", "Not found", "there is no such route", "path")
-    if error.status_code == 405:
-        allow = allowed_methods(request)
-        headers = {**(error.headers or {}), **({"Allow": allow} if allow else {})}
-        return problem(405, "method_not_allowed", "Method not allowed",
-                       f"{request.method} is not allowed here", "method", headers)
-    return problem(error.status_code, "http_error", str(error.detail), str(error.detail),
-                   headers=error.headers)
+    return None
 
 
 def allowed_methods(request: Request) -> str | None:
@@ -138,9 +164,8 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"field": "body", "reason": "invalid"}
         if first["reason"].startswith("JSON decode error"):
             return _malformed_json("the request body is not valid JSON")
-        return problem(422, "invalid_input", "Invalid input",
-                       f"{first['field']}: {first['reason']}", first["field"], errors=errors,
-                       errors_count=len(found))
+        return problem(INVALID_INPUT, f"{first['field']}: {first['reason']}", first["field"],
+                       errors=errors, errors_count=len(found))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -74,8 +74,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         code, title, field = (("headers_too_large", "Request headers too large", "headers")
                               if status == 431 else
                               ("malformed_request", "Malformed request", "request"))
-        body = json.dumps(problems.problem_body(status, code, title, detail, field,
-                                                request_id)).encode()
+        body = json.dumps(problems.problem_body(problems.ProblemType(status, code, title),
+                                                detail, field, request_id)).encode()
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
