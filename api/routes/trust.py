@@ -64,6 +64,16 @@ class KeyIn(Strict):
         return value
 
 
+class AccessRecordsQuery(BaseModel):
+    """The page of access records asked for, as query parameters: those after a record id,
+    at most `limit`, of one key or one role."""
+
+    after: int = Field(default=0, ge=0, le=2**63 - 1)
+    limit: int = Field(default=100, ge=1, le=keys_page_max)
+    key_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    role: Literal["bank", "regulator"] | None = None
+
+
 class RevokeIn(Strict):
     reason: str = Field(default="", max_length=500)
 
@@ -126,14 +136,12 @@ async def revoke_key(request: Request, key_id: KeyId, who: Authed,
 
 @router.get("/access-records", response_model=AccessRecordsPage, **keyed_read())
 def list_access_records(request: Request, who: Authed,
-                        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
-                        limit: Annotated[int, Query(ge=1, le=keys_page_max)] = 100,
-                        key_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-                        role: Literal["bank", "regulator"] | None = None) -> dict[str, Any]:
+                        wanted: Annotated[AccessRecordsQuery, Query()]) -> dict[str, Any]:
     """Who read what: every read by a bank or regulator key (operators and regulators)."""
     require_supervisor(who)
     with context_of(request).engine.connect() as conn:
-        return queries.access_records_page(conn, after, limit, key_id, role)
+        return queries.access_records_page(conn, wanted.after, wanted.limit, wanted.key_id,
+                                           wanted.role)
 
 
 # -- banks ----------------------------------------------------------------------------------
