@@ -63,57 +63,7 @@ keep_alive_s = 75
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="yufu", description="Yufu custody ledger")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="start the HTTP API (and the embedded PostgreSQL)")
-    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command",
-                                                                      required=True)
-    db.add_parser("upgrade", help="apply migrations")
-    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command",
-                                                                  required=True)
-    create = keys.add_parser("create", help="issue a key; prints it once")
-    create.add_argument("--role", required=True, choices=[r.value for r in ISSUED_ROLES])
-    create.add_argument("--merchant")
-    create.add_argument("--bank")
-    create.add_argument("--label", default="")
-    create.add_argument("--expires-at", type=_aware_datetime,
-                        help="ISO 8601 with a time zone, e.g. 2027-06-30T00:00:00+08:00")
-    listed = keys.add_parser("list", help="every key: scope, expiry, revocation (no secrets)")
-    listed.add_argument("--role", choices=[r.value for r in Role])
-    revoke = keys.add_parser("revoke", help="revoke a key; effective on the next request")
-    revoke.add_argument("key_id", type=int)
-    revoke.add_argument("--reason", default="")
-    banks = sub.add_parser("banks", help="custodian banks").add_subparsers(
-        dest="banks_command", required=True)
-    register = banks.add_parser("register", help="register a custodian bank")
-    register.add_argument("bank_id")
-    register.add_argument("--name", required=True)
-    register.add_argument("--code", required=True, help="CNAPS code (12 digits) or BIC")
-    banks.add_parser("list", help="the registered banks")
-    outbox = sub.add_parser("outbox", help="messages the development sender wrote "
-                                           "(one-time codes)")
-    outbox.add_argument("--to", help="only messages to this phone or external id")
-    outbox.add_argument("--code", action="store_true",
-                        help="print only the newest message's code")
-    verify = sub.add_parser("verify", help="recompute the journal's hash chain")
-    verify.add_argument("--file", type=Path, help="verify an export offline (no database)")
-    export = sub.add_parser("export", help="write the journal as JSON Lines")
-    export.add_argument("--out", type=Path, required=True)
-    releases = sub.add_parser("releases", help="release cycles").add_subparsers(
-        dest="releases_command", required=True)
-    run = releases.add_parser("run", help="create release instructions for the period")
-    run.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
-    consumptions = sub.add_parser("consumptions", help="consumptions").add_subparsers(
-        dest="consumptions_command", required=True)
-    auto = consumptions.add_parser("auto-confirm", help="silence past the period confirms")
-    auto.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
-    audit_cli.add_commands(sub)
-    reconcile = sub.add_parser("reconcile", help="bank statements").add_subparsers(
-        dest="reconcile_command", required=True)
-    imported = reconcile.add_parser("import", help="import and match a statement file")
-    imported.add_argument("file", type=Path)
-    imported.add_argument("--bank", required=True, help="the bank id the file comes from")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
                 "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
                 "reconcile": _reconcile, "banks": _banks, "outbox": _outbox}
@@ -129,6 +79,74 @@ def main(argv: list[str] | None = None) -> int:
     except UnsafeRoles as unsafe:  # the service's role could rewrite history: do not serve
         print(f"yufu: {unsafe}", file=sys.stderr)
         return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Every command and its options, in the order `yufu --help` lists them."""
+    parser = argparse.ArgumentParser(prog="yufu", description="Yufu custody ledger")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="start the HTTP API (and the embedded PostgreSQL)")
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command",
+                                                                      required=True)
+    db.add_parser("upgrade", help="apply migrations")
+    _add_keys_commands(sub)
+    _add_banks_commands(sub)
+    outbox = sub.add_parser("outbox", help="messages the development sender wrote "
+                                           "(one-time codes)")
+    outbox.add_argument("--to", help="only messages to this phone or external id")
+    outbox.add_argument("--code", action="store_true",
+                        help="print only the newest message's code")
+    verify = sub.add_parser("verify", help="recompute the journal's hash chain")
+    verify.add_argument("--file", type=Path, help="verify an export offline (no database)")
+    export = sub.add_parser("export", help="write the journal as JSON Lines")
+    export.add_argument("--out", type=Path, required=True)
+    _add_daily_commands(sub)
+    audit_cli.add_commands(sub)
+    reconcile = sub.add_parser("reconcile", help="bank statements").add_subparsers(
+        dest="reconcile_command", required=True)
+    imported = reconcile.add_parser("import", help="import and match a statement file")
+    imported.add_argument("file", type=Path)
+    imported.add_argument("--bank", required=True, help="the bank id the file comes from")
+    return parser
+
+
+def _add_keys_commands(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command",
+                                                                  required=True)
+    create = keys.add_parser("create", help="issue a key; prints it once")
+    create.add_argument("--role", required=True, choices=[r.value for r in ISSUED_ROLES])
+    create.add_argument("--merchant")
+    create.add_argument("--bank")
+    create.add_argument("--label", default="")
+    create.add_argument("--expires-at", type=_aware_datetime,
+                        help="ISO 8601 with a time zone, e.g. 2027-06-30T00:00:00+08:00")
+    listed = keys.add_parser("list", help="every key: scope, expiry, revocation (no secrets)")
+    listed.add_argument("--role", choices=[r.value for r in Role])
+    revoke = keys.add_parser("revoke", help="revoke a key; effective on the next request")
+    revoke.add_argument("key_id", type=int)
+    revoke.add_argument("--reason", default="")
+
+
+def _add_banks_commands(sub: Any) -> None:
+    banks = sub.add_parser("banks", help="custodian banks").add_subparsers(
+        dest="banks_command", required=True)
+    register = banks.add_parser("register", help="register a custodian bank")
+    register.add_argument("bank_id")
+    register.add_argument("--name", required=True)
+    register.add_argument("--code", required=True, help="CNAPS code (12 digits) or BIC")
+    banks.add_parser("list", help="the registered banks")
+
+
+def _add_daily_commands(sub: Any) -> None:
+    """The day's jobs: the release run and the auto-confirmation of silent consumptions."""
+    releases = sub.add_parser("releases", help="release cycles").add_subparsers(
+        dest="releases_command", required=True)
+    run = releases.add_parser("run", help="create release instructions for the period")
+    run.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
+    consumptions = sub.add_parser("consumptions", help="consumptions").add_subparsers(
+        dest="consumptions_command", required=True)
+    auto = consumptions.add_parser("auto-confirm", help="silence past the period confirms")
+    auto.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
 
 
 def _exit_on_sigterm() -> None:
