@@ -58,13 +58,12 @@ def write_access_line(entry: dict[str, Any]) -> None:
                                             json.dumps(entry), (), None))
 
 
-def log_access(started_s: float, request_id: str, principal: Principal | None,
-               method: str | None, route: str | None, status: int, latency_ms: float | None,
-               client: str) -> None:
-    """An access-log line for a request refused before any app saw it (api/protocol.py)."""
+def log_refusal(started_s: float, request_id: str, status: int, client: str) -> None:
+    """An access-log line for a request refused before any app saw it (api/protocol.py): no
+    key, method, route or latency is known for it."""
     if access_log.isEnabledFor(logging.INFO):
-        write_access_line(access_record(started_s, request_id, principal, method, route,
-                                        status, latency_ms, client))
+        write_access_line(access_record(started_s, request_id, None, None, None, status, None,
+                                        client))
 
 
 class BatchedLines(logging.Handler):

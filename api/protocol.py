@@ -15,7 +15,7 @@ import time
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from api import problems
-from api.accesslog import log_access
+from api.accesslog import log_refusal
 from api.edge import new_request_id
 
 # The request line and headers together; what most servers allow (nginx: 4 x 8 KiB buffers).
@@ -85,5 +85,4 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                  b"connection: close\r\n\r\n", body]
         self.transport.write(b"".join(head))
         self.transport.close()
-        log_access(started_s, request_id, None, None, None, status, None,
-                   self.client[0] if self.client else "unknown")
+        log_refusal(started_s, request_id, status, self.client[0] if self.client else "unknown")
