@@ -7,7 +7,7 @@ import contextlib
 import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
@@ -57,20 +57,40 @@ _NO_TELEMETRY: dict[str, Any] = (
     if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
 
-def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudonym-key",
-               audit_key: Ed25519PrivateKey | None = None,
-               tree_head_interval_s: float | None = limits.tree_head_interval_s,
-               lane: bool = True, rate_limits: RateLimits = RateLimits(),
-               sender: MessageSender | None = None) -> FastAPI:
+# Pseudonyms of consumers in development and tests; `yufu serve` passes its own
+# (api/runtime.py pseudonym_key).
+DEVELOPMENT_PSEUDONYM_KEY = b"yufu-development-pseudonym-key"
+
+
+class AppOptions(TypedDict, total=False):
+    """What create_app may be given beyond the engine, by keyword; each one left out takes
+    the default named here."""
+
+    pseudonym_key: bytes  # DEVELOPMENT_PSEUDONYM_KEY
+    audit_key: Ed25519PrivateKey | None  # None: a throwaway key, tree heads on demand only
+    tree_head_interval_s: float | None  # limits.tree_head_interval_s (with an audit key)
+    lane: bool  # True
+    rate_limits: RateLimits  # RateLimits()
+    sender: MessageSender | None  # None
+
+
+def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     """The app. Without an audit key (tests) it signs tree heads with a throwaway key, and
     only on demand; `yufu serve` passes the configured key and signs on the interval too.
     `lane` serves the till's writes on the short path of api/lane.py. After each answer the
     edge calls `app.state.on_request(record)` with the access-log record, if it is set."""
+    unknown = options.keys() - AppOptions.__annotations__.keys()
+    if unknown:  # as a misspelt parameter would have been
+        raise TypeError(f"create_app() got unexpected keyword arguments {sorted(unknown)}")
+    rate_limits = options.get("rate_limits", RateLimits())
+    audit_key = options.get("audit_key")
     writer = Writer(engine)
-    signer = TreeHeadSigner(audit_key, tree_head_interval_s) if audit_key is not None \
-        else TreeHeadSigner(Ed25519PrivateKey.generate(), None)
+    signer = TreeHeadSigner(audit_key, options.get("tree_head_interval_s",
+                                                   limits.tree_head_interval_s)) \
+        if audit_key is not None else TreeHeadSigner(Ed25519PrivateKey.generate(), None)
 
-    ctx = Context(engine, writer, pseudonym_key, sender=sender,
+    ctx = Context(engine, writer, options.get("pseudonym_key", DEVELOPMENT_PSEUDONYM_KEY),
+                  sender=options.get("sender"),
                   code_attempts=limiter_or_none(rate_limits.code_rate_per_s,
                                                 rate_limits.code_burst))
     access = AccessRecorder(engine)
@@ -115,7 +135,7 @@ def create_app(engine: Engine, pseudonym_key: bytes = b"yufu-development-pseudon
     app.include_router(bank_routes.router)
     # Here, not with the middleware (built at the first message, where a lifespan's failure
     # may pass for "lifespan unsupported"): a lane that cannot serve its routes stops the start.
-    app.lane_routes = lane_routes(app.routes) if lane else None
+    app.lane_routes = lane_routes(app.routes) if options.get("lane", True) else None
     return app
 
 
@@ -129,8 +149,8 @@ def app_from_environment() -> FastAPI:
     settings = Settings()
     assert settings.database_url is not None, "the parent process sets YUFU_DATABASE_URL"
     log_access_to_stderr()  # in this process: the parent's logging does not reach a worker
-    app = create_app(connect(settings.database_url), pseudonym_key(settings.home),
-                     audit_signing_key(settings), rate_limits=settings.rate_limits,
+    app = create_app(connect(settings.database_url), pseudonym_key=pseudonym_key(settings.home),
+                     audit_key=audit_signing_key(settings), rate_limits=settings.rate_limits,
                      sender=sender_from_environment(settings.home))
     settle_heap()
     return app

@@ -193,8 +193,8 @@ def _serve(_: argparse.Namespace) -> int:
                         workers=settings.workers, **options)
             return 0
         log_access_to_stderr()
-        app = create_app(engine, pseudonym_key(settings.home), audit_key,
-                         rate_limits=settings.rate_limits,
+        app = create_app(engine, pseudonym_key=pseudonym_key(settings.home),
+                         audit_key=audit_key, rate_limits=settings.rate_limits,
                          sender=sender_from_environment(settings.home))
         settle_heap()
         uvicorn.run(app, **options)
