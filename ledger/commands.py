@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ledger.books import AccountKind, Posting, TransactionDraft
 
@@ -40,9 +40,9 @@ class EntryRef:
     ts: str
 
 
-@dataclass(frozen=True, slots=True)
-class Reads:
-    """What a command will read, declared before any command of its batch runs."""
+class Reads(NamedTuple):
+    """What a command will read, declared before any command of its batch runs. (A tuple:
+    every till's write makes one, and a tuple is made faster than a frozen dataclass.)"""
 
     accounts: tuple[int, ...] = ()
     cards: tuple[str, ...] = ()  # with their merchants and the accounts of both

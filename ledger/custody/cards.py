@@ -13,7 +13,7 @@ import hmac
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -134,15 +134,17 @@ class CardMoney:
 
     def after(self, use: Use) -> CardMoney:
         """The card's money once `use` is consumed."""
-        return replace(self, used_units=self.used_units + use.units,
-                       consumed_paid_fen=self.consumed_paid_fen + use.paid_fen,
-                       consumed_custody_fen=self.consumed_custody_fen + use.custody_fen)
+        # By its constructor, not dataclasses.replace: this runs for every consumption, and
+        # replace() looks the fields up again each time.
+        return CardMoney(self.kind, self.paid_fen, self.custody_fen, self.total_units,
+                         self.used_units + use.units, self.consumed_paid_fen + use.paid_fen,
+                         self.consumed_custody_fen + use.custody_fen)
 
     def before(self, use: Use) -> CardMoney:
         """The card's money with `use` given back (a rejected consumption)."""
-        return replace(self, used_units=self.used_units - use.units,
-                       consumed_paid_fen=self.consumed_paid_fen - use.paid_fen,
-                       consumed_custody_fen=self.consumed_custody_fen - use.custody_fen)
+        return CardMoney(self.kind, self.paid_fen, self.custody_fen, self.total_units,
+                         self.used_units - use.units, self.consumed_paid_fen - use.paid_fen,
+                         self.consumed_custody_fen - use.custody_fen)
 
 
 def paid_for_units(card: CardMoney, used_units: int) -> int:
