@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -67,7 +68,9 @@ def database(settings: Settings) -> Iterator[Database]:
                          "the embedded PostgreSQL")
     embedded = EmbeddedPostgres(settings.home / "pg", embedded_settings())
     was_running = (embedded.pgdata / "PG_VERSION").exists() and embedded.is_running()
-    embedded.start()
+    for note in embedded.start():  # what a crash of everything left, and how it was undone
+        log.warning("embedded PostgreSQL recovered: %s", note)
+        print(f"yufu: embedded PostgreSQL recovered: {note}", file=sys.stderr, flush=True)
     try:
         yield Database(embedded.service_url, embedded.owner_url)
     finally:

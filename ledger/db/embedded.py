@@ -144,9 +144,11 @@ class EmbeddedPostgres:
         return subprocess.run(args, check=False, capture_output=True, text=True,
                               timeout=start_timeout_s, user=user, group=user, extra_groups=[])
 
-    def start(self) -> None:
+    def start(self) -> list[str]:
         """Start the cluster (made first if there is none) and see that only Yufu can enter:
-        passwords, the service role, the socket's directory. Safe to call when it runs."""
+        passwords, the service role, the socket's directory. Safe to call when it runs.
+        Returns what it recovered from a crash (empty after a clean stop)."""
+        recovered = self._clear_stale_lock()
         bin_dir = find_bin_dir()
         user = _ensure_system_user()
         self.home.mkdir(parents=True, exist_ok=True)
@@ -158,10 +160,47 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(bin_dir, user, passwords[OWNER_ROLE])
         if not self.is_running(bin_dir, user):
+            log_size = self._log.stat().st_size if self._log.exists() else 0
             self._pg_ctl(bin_dir, user, "start")
+            if recovered:
+                recovered += self._replayed(log_size)
         if self._hba_file.read_text() != HBA:
             self._leave_trust(bin_dir, user, passwords[OWNER_ROLE])
         self._ensure_service_role(passwords[SERVICE_ROLE])
+        return recovered
+
+    @property
+    def _log(self) -> Path:
+        return self.home / "postgres.log"
+
+    def _clear_stale_lock(self) -> list[str]:
+        """After a crash of everything (a SIGKILL, a power cut) `postmaster.pid` outlives its
+        server, and both pg_ctl and the server trust it while its process id still names a
+        process: a zombie nobody reaped, or another program that got the number. Such a lock
+        is removed (with the socket's), so the server starts and recovers from its WAL."""
+        lock = self.pgdata / "postmaster.pid"
+        try:
+            pid = int(lock.read_text().split("\n", 1)[0])
+        except (FileNotFoundError, ValueError):
+            return []
+        why = _not_a_live_postmaster(pid, self.pgdata)
+        if why is None:
+            return []
+        lock.unlink(missing_ok=True)
+        for stale in self.socket_dir.glob(".s.PGSQL.*"):
+            stale.unlink(missing_ok=True)
+        return [f"PostgreSQL had stopped without a shutdown: removed the lock of its server "
+                f"process {pid} ({why})"]
+
+    def _replayed(self, log_from: int) -> list[str]:
+        """What the server's start says of its crash recovery, from its log."""
+        if not self._log.exists():
+            return []
+        with self._log.open("rb") as stream:
+            stream.seek(log_from)
+            text = stream.read().decode(errors="replace")
+        return [line.split(":  ", 1)[-1].strip() for line in text.splitlines()
+                if any(mark in line for mark in RECOVERY_LOG_MARKS)]
 
     def _own_socket_dir(self, user: str | None) -> None:
         """The socket's directory: the cluster user's alone, 0700 (root can still enter)."""
@@ -254,7 +293,7 @@ class EmbeddedPostgres:
 
     def _pg_ctl(self, bin_dir: Path, user: str | None, action: str) -> None:
         options = " ".join(f"-c {k}={v}" for k, v in self._all_settings().items())
-        log = self.home / "postgres.log"
+        log = self._log
         done = self._run([str(bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-l", str(log),
                           "-o", options, "-m", "fast", "-w", "-t", str(start_timeout_s),
                           action], user)
@@ -263,6 +302,11 @@ class EmbeddedPostgres:
             raise EmbeddedUnavailable(f"pg_ctl {action} failed: {done.stderr.strip()}\n{tail}")
 
     def is_running(self, bin_dir: Path | None = None, user: str | None = None) -> bool:
+        lock = self.pgdata / "postmaster.pid"
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            if _not_a_live_postmaster(int(lock.read_text().split("\n", 1)[0]),
+                                      self.pgdata) is not None:
+                return False  # pg_ctl would trust a zombie's or another program's pid
         bin_dir = bin_dir or find_bin_dir()
         # pg_ctl refuses to run as root, which would read as "not running".
         user = user or _ensure_system_user()
@@ -279,6 +323,34 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + start_timeout_s
         while self.is_running(bin_dir, user) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+# What PostgreSQL's log says when it starts after a crash (its messages, in English: the
+# cluster is made with the C locale by initdb here).
+RECOVERY_LOG_MARKS = ("was interrupted", "not properly shut down", "redo starts at",
+                      "redo done at", "automatic recovery in progress")
+
+
+def _not_a_live_postmaster(pid: int, pgdata: Path) -> str | None:
+    """Why `pid` is not this cluster's running server, or None if it may be. Read from /proc
+    (Linux); elsewhere every lock is trusted, as pg_ctl trusts it."""
+    proc = Path("/proc") / str(pid)
+    if not Path("/proc/self").exists():
+        return None
+    try:
+        status = (proc / "status").read_text()
+        command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        return "no such process"
+    except PermissionError:
+        return None
+    state = next((line.split()[1] for line in status.splitlines()
+                  if line.startswith("State:")), "")
+    if state == "Z":
+        return "a zombie: it died and nobody collected it"
+    if "postgres" not in command or str(pgdata) not in command:
+        return f"the number now belongs to another program: {command[:80]!r}"
+    return None
 
 
 def ensure_service_role(conn: Any, role: str, password: str) -> None:
