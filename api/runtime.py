@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import sys
 import secrets
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
