@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from api.context import Authed, MaybeAuthed, ReceiptCode, context_of, write
+from api.context import Authed, MaybeAuthed, ReceiptCode, context_of, submit, write
 from api.custody_schemas import (
     AutoConfirmed,
     CardsPage,
@@ -55,8 +55,10 @@ from ledger.custody.merchants import HARD_BLOCKS, Tier, parse_filing
 from ledger.custody.rules import DEFAULT_JURISDICTION
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.db import custody_queries as views
+from ledger.db.writer import WriteRequest
 from ledger.errors import InvalidInput, Unauthorized
-from ledger.flows.closure import CloseMerchant
+from ledger.flows import closure
+from ledger.flows.closure import CloseMerchant, ContinueClosure, FinishClosure
 from ledger.flows.consumption import AutoConfirm, ConfirmConsumption, Consume, RejectConsumption
 from ledger.flows.filing import (
     CreateRuleSet,
@@ -238,7 +240,21 @@ async def set_tier(request: Request, merchant_id: Id, body: TierIn, who: Authed)
              **keyed_write(404, body=False))
 async def close(request: Request, merchant_id: Id, who: Authed) -> JSONResponse:
     require_operator(who)  # before the input is read: others learn nothing of it
-    return await write(request, who, CloseMerchant(who, merchant_id), 200)
+    # In slices, each its own group commit (ledger/flows/closure.py): tills write between
+    # two. The last, which journals the closure, carries the request's Idempotency-Key.
+    await run_slice(request, who, CloseMerchant(who, merchant_id))
+    step = ContinueClosure(who, merchant_id, closure.closure_slice_cards_max)
+    while not (await run_slice(request, who, step))["done"]:
+        pass
+    return await write(request, who, FinishClosure(who, merchant_id), 200)
+
+
+async def run_slice(request: Request, who: Principal, command: Command) -> dict[str, Any]:
+    """One step of a long write, as its own group commit, without an Idempotency-Key: each
+    step finds in the books what the steps before it did."""
+    outcome = await submit(request, WriteRequest(command, 200, who.key_id, None, None,
+                                                 who.actor))
+    return outcome.body
 
 
 @router.get("/merchants/{merchant_id}/payouts.csv", response_class=Response,

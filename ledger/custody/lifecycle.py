@@ -201,8 +201,25 @@ def check_unanswered(instruction: Instruction) -> None:
 
 
 def card_status_after_failed_refund(merchant: Merchant) -> CardStatus:
-    """The claim goes back onto the card: usable again, unless its merchant has closed."""
-    return CardStatus.closed if merchant.status == MerchantStatus.closed else CardStatus.active
+    """The claim goes back onto the card: usable again, unless its merchant closes."""
+    return CardStatus.closed if merchant.status in ENDING else CardStatus.active
+
+
+# A merchant that is closing or closed: no freeze, no refund but its closure's.
+ENDING = frozenset({MerchantStatus.closing, MerchantStatus.closed})
+
+
+def check_not_ending(merchant: Merchant) -> None:
+    if merchant.status in ENDING:
+        raise Refused(f"the merchant is {merchant.status.value}")
+
+
+def check_refund_allowed(merchant: Merchant, reason: RefundReason) -> None:
+    """A closing merchant's cards are refunded by its closure's plan alone: a refund of
+    another kind would claim the same money twice."""
+    if merchant.status in ENDING and reason != RefundReason.closure:
+        raise Refused(f"the merchant is {merchant.status.value}: its cards are refunded by "
+                      "its closure", field="card_id")
 
 
 def check_dispute_change(card: Card, opening: bool) -> None:

@@ -21,6 +21,7 @@ bank_account_chars_max: Final = 64
 class MerchantStatus(StrEnum):
     active = "active"
     frozen = "frozen"
+    closing = "closing"  # its cards' refunds are being instructed, slice by slice
     closed = "closed"
 
 

@@ -9,6 +9,7 @@ changed something, so a flow runs its queries first.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
@@ -27,6 +28,22 @@ from ledger.custody.lifecycle import (
 )
 from ledger.custody.merchants import MerchantStatus, Tier
 from ledger.custody.rules import RuleSet
+from ledger.custody.settlement import Payout
+
+
+@dataclass(frozen=True, slots=True)
+class ClosureTotals:
+    """A closure's plan summed: its cards, their claims and payouts, what custody had."""
+
+    cards: int
+    claims_fen: int
+    payout_fen: int
+    available_fen: int
+    refund_ids: list[int]
+
+    @property
+    def shortfall_fen(self) -> int:
+        return self.claims_fen - self.payout_fen
 
 
 class CustodyStore(Protocol):
@@ -56,6 +73,16 @@ class CustodyStore(Protocol):
     def open_cards(self, merchant_id: str, limit: int) -> list[str]: ...
     def pending_deposits(self, merchant_id: str) -> list[int]: ...
 
+    def open_claims(self, merchant_id: str) -> list[tuple[str, int]]:
+        """(card, remaining paid money) of the merchant's active cards that hold any."""
+        ...
+
+    def unpaid_plan(self, merchant_id: str, limit: int) -> list[tuple[str, int]]:
+        """(card, payout) of the closure's plan whose refund is not instructed yet."""
+        ...
+
+    def closure_totals(self, merchant_id: str) -> ClosureTotals: ...
+
     # -- writes --------------------------------------------------------------------------
     def add_rule_set(self, view: Mapping[str, Any], rules: RuleSet) -> None: ...
     def add_merchant(self, view: Mapping[str, Any], accounts: Mapping[str, int]) -> None: ...
@@ -78,6 +105,8 @@ class CustodyStore(Protocol):
     def answer_instruction(self, instruction: Instruction, answer: BankAnswer) -> None: ...
     def expect_deposit(self, sale_seq: int, merchant_id: str, card_id: str,
                        amount_fen: int, sold_on: date) -> None: ...
+    def plan_closure(self, merchant_id: str, available_fen: int, payouts: Sequence[Payout],
+                     planned_seq: int) -> None: ...
     def confirm_deposits(self, deposit_ids: Sequence[int], amount_fen: int) -> None:
         """A manual confirmation covers the oldest open deposits first, the last partly."""
         ...

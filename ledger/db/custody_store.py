@@ -27,11 +27,17 @@ from ledger.custody.lifecycle import (
 )
 from ledger.custody.merchants import MerchantStatus, Tier
 from ledger.custody.rules import ANY_INDUSTRY, RuleSet, parse_rule_set
+from ledger.custody.settlement import Payout
+from ledger.custody.store import ClosureTotals
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db.batch import Batch
+from ledger.db.bulk import copy_text
 from ledger.db.rowcache import LATEST_RULES
 from ledger.errors import NotFound, require
+
+CLOSURE_COLUMNS = ("merchant_id", "available_fen", "planned_seq")
+PAYOUT_COLUMNS = ("card_id", "merchant_id", "claim_fen", "payout_fen", "planned_seq")
 
 
 class CustodyRows:
@@ -152,6 +158,43 @@ class CustodyRows:
                                                b.ExpectedDeposit.status == DepositStatus.pending)
             .order_by(b.ExpectedDeposit.id)).scalars())
 
+    def open_claims(self, merchant_id: str) -> list[tuple[str, int]]:
+        remaining = c.Card.paid_fen - c.Card.consumed_paid_fen
+        rows = self.batch.query(
+            select(c.Card.id, remaining)
+            .where(c.Card.merchant_id == merchant_id, c.Card.status == CardStatus.active,
+                   remaining > 0)
+            .order_by(c.Card.id)).all()
+        return [(str(card_id), int(claim)) for card_id, claim in rows]
+
+    def unpaid_plan(self, merchant_id: str, limit: int) -> list[tuple[str, int]]:
+        refunded = select(c.RefundInstruction.card_id).where(
+            c.RefundInstruction.merchant_id == merchant_id,
+            c.RefundInstruction.reason == RefundReason.closure)
+        rows = self.batch.query(
+            select(c.ClosurePayout.card_id, c.ClosurePayout.payout_fen)
+            .where(c.ClosurePayout.merchant_id == merchant_id,
+                   c.ClosurePayout.card_id.not_in(refunded))
+            .order_by(c.ClosurePayout.card_id).limit(limit)).all()
+        load_rows(self.batch, c.Card, [card_id for card_id, _ in rows])
+        return [(str(card_id), int(payout)) for card_id, payout in rows]
+
+    def closure_totals(self, merchant_id: str) -> ClosureTotals:
+        batch = self.batch
+        cards, claims, payouts = batch.query(
+            select(func.count(), func.coalesce(func.sum(c.ClosurePayout.claim_fen), 0),
+                   func.coalesce(func.sum(c.ClosurePayout.payout_fen), 0))
+            .where(c.ClosurePayout.merchant_id == merchant_id)).one()
+        available = batch.query(select(c.Closure.available_fen)
+                                .where(c.Closure.merchant_id == merchant_id)).scalar_one()
+        refund_ids = batch.query(
+            select(c.RefundInstruction.id)
+            .where(c.RefundInstruction.merchant_id == merchant_id,
+                   c.RefundInstruction.reason == RefundReason.closure)
+            .order_by(c.RefundInstruction.id)).scalars().all()
+        return ClosureTotals(int(cards), int(claims), int(payouts), int(available),
+                             [int(i) for i in refund_ids])
+
     # -- writes --------------------------------------------------------------------------
     def add_rule_set(self, view: Mapping[str, Any], rules: RuleSet) -> None:
         batch = self.batch
@@ -260,6 +303,17 @@ class CustodyRows:
             "amount_fen": amount_fen, "open_fen": amount_fen,
             "expected_by": sold_on + timedelta(days=deposit_expected_days),
             "status": DepositStatus.pending.value, "cleared_line_id": None})
+
+    def plan_closure(self, merchant_id: str, available_fen: int, payouts: Sequence[Payout],
+                     planned_seq: int) -> None:
+        """Straight to the database (COPY): a plan may hold a million cards, and it is written
+        last, after every check of its command."""
+        conn = self.batch.writing_directly()
+        copy_text(conn, c.Closure.__tablename__, CLOSURE_COLUMNS,
+                  f"{merchant_id}\t{available_fen}\t{planned_seq}\n")
+        copy_text(conn, c.ClosurePayout.__tablename__, PAYOUT_COLUMNS, "".join([
+            f"{p.card_id}\t{merchant_id}\t{p.claim_fen}\t{p.payout_fen}\t{planned_seq}\n"
+            for p in payouts]))
 
     def confirm_deposits(self, deposit_ids: Sequence[int], amount_fen: int) -> None:
         batch = self.batch

@@ -55,7 +55,7 @@ class Merchant(Base):
     complaint_count: Mapped[int] = mapped_column(Integer, server_default="0")
     filed_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
     __table_args__ = (
-        CheckConstraint("status IN ('active','frozen','closed')", name="status_known"),
+        CheckConstraint("status IN ('active','frozen','closing','closed')", name="status_known"),
         CheckConstraint("tier IN ('blue','yellow','red')", name="tier_known"),
     )
 
@@ -186,4 +186,33 @@ class RefundInstruction(Base):
                         name="reason_known"),
         CheckConstraint("amount_fen >= 0 AND merchant_due_fen >= 0 AND "
                         "amount_fen + merchant_due_fen <= claim_fen", name="amounts_valid"),
+    )
+
+
+class Closure(Base):
+    """A merchant's closure: what custody could pay when it was planned. Append-only."""
+
+    __tablename__ = "closures"
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    available_fen: Mapped[int]
+    planned_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
+    __table_args__ = (CheckConstraint("available_fen >= 0", name="available_valid"),)
+
+
+class ClosurePayout(Base):
+    """A closing merchant's plan (关门跑路): each card's claim and what custody pays of it,
+    decided once over every claim (largest remainder) before the first refund is instructed.
+    The refunds are then instructed in slices; a card's refund is the closure refund
+    instruction naming it. Append-only."""
+
+    __tablename__ = "closure_payouts"
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("closures.merchant_id"))
+    claim_fen: Mapped[int]
+    payout_fen: Mapped[int]
+    planned_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
+    __table_args__ = (
+        CheckConstraint("claim_fen > 0 AND payout_fen >= 0 AND payout_fen <= claim_fen",
+                        name="amounts_valid"),
+        Index("ix_closure_payouts_merchant_id_card_id", "merchant_id", "card_id"),
     )

@@ -63,6 +63,8 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     "release_instructions": Access.change,  # settled, failed, the bank's answer
     "refund_instructions": Access.change,  # settled, failed, the bank's answer
     "consumer_codes": Access.change,  # migration 0010: a code is used up in place
+    "closures": Access.append,  # migration 0011: a closure's plan
+    "closure_payouts": Access.append,  # migration 0011
     # audit
     "merkle_nodes": Access.append,
     "tree_heads": Access.append,

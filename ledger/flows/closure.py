@@ -1,51 +1,133 @@
 """Closure (关门跑路): every cardholder's remaining paid money is claimed; custody pays the
-claims, pro rata by largest remainder when it falls short."""
+claims, pro rata by largest remainder when it falls short.
+
+A merchant may have a million cards, and one group commit holds the writer for every till:
+so a closure is planned at once and carried out in slices. `CloseMerchant` decides every
+card's payout over all the claims together (the plan, kept in `closure_payouts`) and marks
+the merchant `closing`; each `ContinueClosure` then instructs the refunds of at most
+`closure_slice_cards_max` cards of the plan, closes the cards with nothing left, and the
+last one journals `merchant.closed`. Each slice is its own group commit, so tills' writes get
+the writer between two. A closure interrupted by a crash goes on where it stopped: the plan
+is in the database, and a refund once instructed is not instructed again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ledger.access import require_operator
 from ledger.auth import Principal
 from ledger.commands import Books, Command
-from ledger.custody.lifecycle import CardStatus, Merchant, RefundReason
+from ledger.custody.lifecycle import ENDING, CardStatus, Merchant, RefundReason
 from ledger.custody.merchants import MerchantStatus
 from ledger.custody.settlement import prorate_payouts
+from ledger.custody.store import ClosureTotals
 from ledger.errors import Refused
 from ledger.flows.refunds import instruct_refund
 
-closure_cards_max = 100_000
+closure_slice_cards_max = 1_000  # cards a slice refunds or closes: one group commit's work
 
 
 @dataclass(frozen=True)
 class CloseMerchant(Command):
+    """Plan the closure of a frozen merchant; nothing if its closure is planned already."""
+
     principal: Principal
     merchant_id: str
 
     def run(self, books: Books) -> dict[str, Any]:
         require_operator(self.principal)
-        open_ids = books.custody.open_cards(self.merchant_id, closure_cards_max)  # a query
+        claims = books.custody.open_claims(self.merchant_id)  # a query: first
         m = books.custody.merchant(self.merchant_id)
+        if m.status in ENDING:  # planned already (a crash, a retry): the slices go on
+            return {"merchant_id": m.id, "status": m.status.value, "planned": False}
         if m.status != MerchantStatus.frozen:
             raise Refused("freeze the merchant before closing it", field="merchant_id")
-        cards = [books.custody.card(card_id) for card_id in open_ids]
-        claims = [(card.id, card.money.remaining_paid_fen) for card in cards]
         available = _available(books, m)
-        payouts = prorate_payouts([cl for cl in claims if cl[1] > 0], available)
-        by_card = {card.id: card for card in cards}
-        refunds = [instruct_refund(books, by_card[p.card_id], RefundReason.closure,
-                                   p.payout_fen)["refund_id"] for p in payouts]
-        summary = {"merchant_id": m.id, "cards": len(payouts), "available_fen": available,
-                   "claims_fen": sum(p.claim_fen for p in payouts),
-                   "payout_fen": sum(p.payout_fen for p in payouts),
-                   "shortfall_fen": sum(p.shortfall_fen for p in payouts), "refunds": refunds}
+        payouts = prorate_payouts(claims, available)
+        plan = {"merchant_id": m.id, "cards": len(payouts), "available_fen": available,
+                "claims_fen": sum(p.claim_fen for p in payouts),
+                "payout_fen": sum(p.payout_fen for p in payouts),
+                "shortfall_fen": sum(p.shortfall_fen for p in payouts)}
+        entry = books.append("merchant.closing", plan)
+        books.custody.set_merchant_status(m.id, MerchantStatus.closing)
+        books.custody.plan_closure(m.id, available, payouts, entry.seq)  # last: written now
+        return {**plan, "status": MerchantStatus.closing.value, "planned": True,
+                "journal_seq": entry.seq}
+
+
+@dataclass(frozen=True)
+class ContinueClosure(Command):
+    """One slice of a planned closure: refunds to instruct, else cards to close. `done`: the
+    plan is carried out, and `FinishClosure` may end it."""
+
+    principal: Principal
+    merchant_id: str
+    slice_cards_max: int = closure_slice_cards_max
+
+    def run(self, books: Books) -> dict[str, Any]:
+        require_operator(self.principal)
+        if books.custody.merchant(self.merchant_id).status == MerchantStatus.closed:
+            return {"merchant_id": self.merchant_id, "done": True}  # a retry: nothing left
+        m = _closing(books, self.merchant_id)
+        unpaid = books.custody.unpaid_plan(m.id, self.slice_cards_max)  # queries: first
+        if unpaid:
+            refunds = [instruct_refund(books, books.custody.card(card_id), RefundReason.closure,
+                                       payout)["refund_id"] for card_id, payout in unpaid]
+            return {"merchant_id": m.id, "done": False, "refunds": refunds}
+        emptied = books.custody.open_cards(m.id, self.slice_cards_max)
+        if emptied:  # every claim is refunded: what is still active holds nothing
+            for card_id in emptied:
+                books.custody.set_card_status(card_id, CardStatus.closed)
+            return {"merchant_id": m.id, "done": False, "closed_cards": len(emptied)}
+        return {"merchant_id": m.id, "done": True}
+
+
+@dataclass(frozen=True)
+class FinishClosure(Command):
+    """The end of a carried-out closure: `merchant.closed`, with the plan's totals."""
+
+    principal: Principal
+    merchant_id: str
+
+    def run(self, books: Books) -> dict[str, Any]:
+        require_operator(self.principal)
+        m = _closing(books, self.merchant_id)
+        left = books.custody.unpaid_plan(m.id, 1) or books.custody.open_cards(m.id, 1)
+        if left:
+            raise Refused("the closure still has cards to refund or close (ContinueClosure)",
+                          field="merchant_id")
+        summary = _summary(m, books.custody.closure_totals(m.id))
         entry = books.append("merchant.closed", summary)
         books.custody.set_merchant_status(m.id, MerchantStatus.closed)
-        for card in cards:
-            if card.money.remaining_paid_fen == 0:
-                books.custody.set_card_status(card.id, CardStatus.closed)
         return {**summary, "journal_seq": entry.seq}
+
+
+def _closing(books: Books, merchant_id: str) -> Merchant:
+    m = books.custody.merchant(merchant_id)
+    if m.status != MerchantStatus.closing:
+        raise Refused(f"the merchant is {m.status.value}: only a closure planned and not "
+                      "finished goes on (freeze it, then close it)", field="merchant_id")
+    return m
+
+
+def _summary(m: Merchant, totals: ClosureTotals) -> dict[str, Any]:
+    return {"merchant_id": m.id, "cards": totals.cards, "available_fen": totals.available_fen,
+            "claims_fen": totals.claims_fen, "payout_fen": totals.payout_fen,
+            "shortfall_fen": totals.shortfall_fen, "refunds": totals.refund_ids}
+
+
+def close_merchant(run: Callable[[Command], dict[str, Any]], principal: Principal,
+                   merchant_id: str, slice_cards_max: int = closure_slice_cards_max
+                   ) -> dict[str, Any]:
+    """A whole closure, slice after slice, each through `run` (its own group commit);
+    resumes a closure a crash interrupted. Returns `FinishClosure`'s answer."""
+    run(CloseMerchant(principal, merchant_id))
+    while not run(ContinueClosure(principal, merchant_id, slice_cards_max))["done"]:
+        pass
+    return run(FinishClosure(principal, merchant_id))
 
 
 def _available(books: Books, m: Merchant) -> int:

@@ -11,9 +11,10 @@ from ledger.access import require_operator
 from ledger.auth import Principal
 from ledger.commands import Books, Command, IdKind, NewAccount
 from ledger.custody.chart import BANK_HELD, CHART
+from ledger.custody.lifecycle import check_not_ending
 from ledger.custody.merchants import Filing, MerchantStatus, Tier
 from ledger.custody.rules import parse_rule_set
-from ledger.errors import Conflict, InvalidInput, Refused
+from ledger.errors import Conflict, InvalidInput
 from ledger.flows.releases import fail_release
 
 
@@ -85,8 +86,7 @@ class FreezeMerchant(Command):
         pending = books.custody.pending_releases(self.merchant_id)  # a query: first
         linked = {r: books.custody.consumptions_of_release(r) for r in pending}
         m = books.custody.merchant(self.merchant_id)
-        if m.status == MerchantStatus.closed:
-            raise Refused("the merchant is closed")
+        check_not_ending(m)
         if m.status == MerchantStatus.frozen:
             raise Conflict("the merchant is already frozen", field="merchant_id")
         for release_id in pending:
@@ -108,8 +108,7 @@ class UnfreezeMerchant(Command):
     def run(self, books: Books) -> dict[str, Any]:
         require_operator(self.principal)
         m = books.custody.merchant(self.merchant_id)
-        if m.status == MerchantStatus.closed:
-            raise Refused("the merchant is closed")
+        check_not_ending(m)
         if m.status == MerchantStatus.active:
             raise Conflict("the merchant is already active", field="merchant_id")
         entry = books.append("merchant.unfrozen", {"merchant_id": m.id, "reason": self.reason,

@@ -25,6 +25,7 @@ from ledger.custody.lifecycle import (
     card_status_after_failed_refund,
     check_dispute_change,
     check_pending,
+    check_refund_allowed,
     check_refundable,
     parse_dispute_outcome,
     parse_refund_reason,
@@ -70,6 +71,7 @@ def instruct_refund(books: Books, card: Card, reason: RefundReason,
     """`payout_fen`: what custody pays of the claim, if not its whole custody part (a
     closure's pro-rata share)."""
     m = books.custody.merchant(card.merchant_id)
+    check_refund_allowed(m, reason)
     due = card_rules.refund_remaining(card.money)
     claim = due.paid_fen
     if claim == 0:

@@ -8,9 +8,14 @@ import io
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from api.runtime import run_command
+from ledger.auth import LOCAL_OPERATOR
+from ledger.flows import closure
+from ledger.flows.closure import CloseMerchant, ContinueClosure
 from tests.support.custody import check_custody_identity, custodied, largest_remainder
 from tests.support.db import nothing_written
 from tests.support.driver import Driver
@@ -211,3 +216,92 @@ def test_a_fully_custodied_merchant_with_deposits_in_transit_pays_every_claim(
     assert (b["custody_cash"], b["custody_in_transit"], b["earned"], b["refunds_payable"],
             b["merchant_refund_due"]) == (6_000, 0, 6_000, 0, 0)
     assert custody.run_releases(MONDAY + timedelta(days=30), m["id"]) == []
+
+
+# -- closures of any size, in slices (issue 13) --------------------------------------------------
+
+
+def sold_cards(custody: Driver, count: int) -> tuple[dict[str, Any], str, list[str]]:
+    """A frozen merchant with `count` cards sold and half the custody money received."""
+    custody.set_today(MONDAY)
+    m = custody.file("餐饮", bank_id="BOC-BJ")
+    key, bank = custody.merchant_key(m["id"]), custody.bank_key("BOC-BJ")
+    pack = custody.product(m["id"], key, kind="sessions", price_fen=10_003, sessions=7)
+    cards = [custody.sell(pack["id"], key)["card_id"] for _ in range(count)]
+    custody.deposit(m["id"], bank, count * custodied(10_003, 4_000) // 2)
+    custody.ok("POST", f"/v1/merchants/{m['id']}/freeze", custody.operator, {"reason": "跑路"})
+    return m, key, cards
+
+
+def closure_refunds(engine: Engine, merchant_id: str) -> dict[str, tuple[int, int]]:
+    """card -> (claim, payout) of the merchant's closure refunds, each card at most once."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT card_id, claim_fen, amount_fen FROM refund_instructions "
+            "WHERE merchant_id = :m AND reason = 'closure'"), {"m": merchant_id}).all()
+    found = {card: (claim, payout) for card, claim, payout in rows}
+    assert len(found) == len(rows), "a card's closure refund is instructed once"
+    return found
+
+
+def test_a_closure_of_more_cards_than_a_slice_claims_every_card_pro_rata(
+        app_client: TestClient, engine: Engine, custody: Driver,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(closure, "closure_slice_cards_max", 3)
+    m, _, cards = sold_cards(custody, 11)
+    closed = custody.ok("POST", f"/v1/merchants/{m['id']}/close", custody.operator)
+    claims = [10_003] * 11
+    available = closed["available_fen"]
+    assert available < sum(claims)  # custody falls short: pro rata over all eleven
+    payouts = largest_remainder(available, claims)
+    refunds = closure_refunds(engine, m["id"])
+    assert sorted(refunds) == sorted(cards)
+    assert sorted(p for _, p in refunds.values()) == sorted(payouts)
+    assert (closed["cards"], closed["claims_fen"], closed["payout_fen"],
+            closed["shortfall_fen"]) == (11, sum(claims), available, sum(claims) - available)
+    assert len(set(closed["refunds"])) == 11
+    assert custody.ok("GET", f"/v1/merchants/{m['id']}", custody.operator)["status"] == "closed"
+    with engine.connect() as conn:
+        kinds = conn.execute(text(
+            "SELECT kind FROM journal_entries WHERE merchant_id = :m AND kind LIKE 'merchant.%' "
+            "ORDER BY seq"), {"m": m["id"]}).scalars().all()
+        still_active = conn.execute(text(
+            "SELECT count(*) FROM cards WHERE merchant_id = :m AND status = 'active'"),
+            {"m": m["id"]}).scalar_one()
+    assert kinds == ["merchant.frozen", "merchant.closing", "merchant.closed"]
+    assert still_active == 0
+    with engine.connect() as conn:
+        check_custody_identity(conn, m["id"])
+
+
+def test_a_closure_stopped_half_way_goes_on_where_it_stopped(
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
+    """As after a crash between two slices: the plan is in the database, and the next close
+    instructs only the refunds not yet instructed."""
+    m, _, cards = sold_cards(custody, 7)
+    run_command(engine, CloseMerchant(LOCAL_OPERATOR, m["id"]), 200)
+    run_command(engine, ContinueClosure(LOCAL_OPERATOR, m["id"], 4), 200)
+    assert len(closure_refunds(engine, m["id"])) == 4
+    key = {**custody.operator, "Idempotency-Key": "close-once"}
+    closed = custody.ok("POST", f"/v1/merchants/{m['id']}/close", key)
+    assert sorted(closure_refunds(engine, m["id"])) == sorted(cards)
+    assert closed["cards"] == 7
+    again = app_client.post(f"/v1/merchants/{m['id']}/close", headers=key)
+    assert again.status_code == 200 and again.json() == closed  # the first answer, again
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_closing_merchants_cards_are_refunded_by_its_closure_alone(
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
+    m, _, cards = sold_cards(custody, 2)
+    run_command(engine, CloseMerchant(LOCAL_OPERATOR, m["id"]), 200)
+    with nothing_written(app_client, engine):
+        r = app_client.post(f"/v1/cards/{cards[0]}/refunds", headers=custody.operator,
+                            json={"reason": "balance"})
+        assert_problem(r, 422, field="card_id", code="refused", detail_has="is closing")
+        for action in ("freeze", "unfreeze"):
+            r = app_client.post(f"/v1/merchants/{m['id']}/{action}", headers=custody.operator,
+                                json={"reason": "x"})
+            assert_problem(r, 422, code="refused", detail_has="the merchant is closing")
+    custody.ok("POST", f"/v1/merchants/{m['id']}/close", custody.operator)
+    assert sorted(closure_refunds(engine, m["id"])) == sorted(cards)

@@ -37,7 +37,7 @@ from ledger.commands import Command
 from ledger.custody.cards import consumer_pseudonym, parse_product
 from ledger.custody.merchants import Tier, parse_filing
 from ledger.errors import Conflict, InsufficientFunds, LedgerError, Refused
-from ledger.flows.closure import CloseMerchant
+from ledger.flows.closure import CloseMerchant, FinishClosure, close_merchant
 from ledger.flows.consumption import AutoConfirm, ConfirmConsumption, Consume, RejectConsumption
 from ledger.flows.filing import (
     FileMerchant,
@@ -717,9 +717,12 @@ class CustodyMachine(RuleBasedStateMachine):
 
     def _close(self, m: MMerchant) -> None:
         if m.status != "frozen":
-            self.refused(CloseMerchant(OPERATOR, m.id), Refused)
+            # Planning is a no-op on a closed merchant (a retry resumes); its end is refused.
+            self.refused(FinishClosure(OPERATOR, m.id) if m.status == "closed"
+                         else CloseMerchant(OPERATOR, m.id), Refused)
             return
-        body = self.run(CloseMerchant(OPERATOR, m.id))
+        # Two cards a slice: most closures here take several (ledger/flows/closure.py).
+        body = close_merchant(self.run, OPERATOR, m.id, slice_cards_max=2)
         b = m.books
         available = max(0, b["custody_cash"] + b["custody_in_transit"] - b["refunds_payable"]
                         - b["release_pending"])
