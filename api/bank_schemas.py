@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from api.custody_schemas import ResolvedRefund, ResolvedRelease
-from api.schemas import BankStatus, Day, Hex, Out, Seq
+from api.schemas import BankStatus, Day, Hex, NextAfter, NextAfterName, Out, Seq
 
 Match = Literal["match", "difference"]
 
@@ -59,6 +59,7 @@ class PaymentInstruction(Out):
 
 class PaymentInstructions(Out):
     items: list[PaymentInstruction]
+    next_after: NextAfterName
 
 
 class InstructionAnswer(Out):
@@ -97,8 +98,11 @@ class OpenBreaks(Out):
 
 class Breaks(Out):
     items: list[Break]
-    open: int
-    by_bank_merchant: list[OpenBreaks]
+    next_after: NextAfter
+    open: int = Field(description="open breaks the filter matches, on every page alike")
+    by_bank_merchant: list[OpenBreaks] = Field(
+        description="the open breaks the filter matches per bank and merchant, on every page "
+                    "alike")
 
 
 class ResolvedBreak(Out):
@@ -124,3 +128,4 @@ class CrossVerification(Out):
 
 class CrossVerifications(Out):
     items: list[CrossVerification]
+    next_after: NextAfter

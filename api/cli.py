@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from api import audit_cli
 from api.context import china_today
@@ -33,6 +33,7 @@ from api.runtime import (
     settle_heap,
 )
 from api.settings import Settings
+from ledger import limits
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
 from ledger.bank.statements import read_statement
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
@@ -285,11 +286,22 @@ def _aware_datetime(text: str) -> datetime:
     return moment
 
 
+def _every_bank(conn: Connection) -> list[dict[str, Any]]:
+    """Every bank, read a page at a time (as /v1/banks answers them)."""
+    items: list[dict[str, Any]] = []
+    page = queries.Page("", limits.list_page_items_max)
+    while page.after is not None:
+        answer = queries.banks(conn, page)
+        items += answer["items"]
+        page = page._replace(after=answer["next_after"])
+    return items
+
+
 def _banks(args: argparse.Namespace) -> int:
     with service_engine(Settings()) as engine:
         if args.banks_command == "list":
             with engine.connect() as conn:
-                body = queries.banks(conn)
+                body = {"items": _every_bank(conn)}
         else:
             body = _cli_command(engine, RegisterBank(args.bank_id, args.name, args.code))
     print(json.dumps(body, ensure_ascii=False, indent=2))

@@ -14,6 +14,8 @@ from api.schemas import (
     Hex,
     InstructionStatus,
     MerchantStatus,
+    NextAfter,
+    NextAfterName,
     Out,
     Seq,
     Tier,
@@ -52,6 +54,7 @@ class RuleSet(Out):
 
 class RuleSets(Out):
     items: list[RuleSet]
+    next_after: NextAfter
 
 
 class CreatedRuleSet(Out):
@@ -112,6 +115,7 @@ class Exposure(Out):
 
 class Exposures(Out):
     items: list[Exposure]
+    next_after: NextAfterName
 
 
 class NextRelease(Out):
@@ -224,8 +228,7 @@ class CardView(Out):
 
 class CardsPage(Out):
     items: list[CardView]
-    next_after: str | None = Field(description="the cursor of the next page (`after`); "
-                                               "null on the last page")
+    next_after: NextAfterName
 
 
 class CustodyStatus(Out):
@@ -333,6 +336,7 @@ class ReleaseInstruction(Out):
 
 class ReleaseInstructions(Out):
     items: list[ReleaseInstruction]
+    next_after: NextAfter
 
 
 class RefundInstruction(Out):
@@ -353,6 +357,7 @@ class RefundInstruction(Out):
 
 class RefundInstructions(Out):
     items: list[RefundInstruction]
+    next_after: NextAfter
 
 
 class ResolvedRelease(Out):

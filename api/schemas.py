@@ -30,6 +30,8 @@ Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"},
                                  description="UTC, microseconds, 'Z'")]
 NextAfter = Annotated[int | None, Field(description="the cursor of the next page (`after`); "
                                                     "null on the last page")]
+NextAfterName = Annotated[str | None, Field(description="the cursor of the next page "
+                                                        "(`after`); null on the last page")]
 
 
 class Out(BaseModel):
@@ -156,6 +158,7 @@ class Bank(Out):
 
 class Banks(Out):
     items: list[Bank]
+    next_after: NextAfterName
 
 
 class CodeSent(Out):

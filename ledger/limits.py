@@ -20,6 +20,13 @@ journal_page_entries_max: Final = 1000
 journal_page_entries_default: Final = 100
 postings_page_max: Final = 1000
 postings_page_default: Final = 100
+# Every other list the API answers (releases, refunds, breaks, cross-verifications, a bank's
+# payment instructions, rule sets, banks): items per page, after the `after` cursor.
+list_page_items_max: Final = 1000
+list_page_items_default: Final = 100
+# A merchant's exposure costs a handful of queries: fewer of them per page.
+exposure_page_merchants_max: Final = 200
+exposure_page_merchants_default: Final = 50
 # Group commit: how many requests one database transaction may carry, and how long the
 # first request of a batch waits for company when the queue is not already busy.
 group_commit_requests_max: Final = 256

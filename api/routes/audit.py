@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from api.context import Authed, MaybeAuthed, ReceiptCode, as_json, context_of, write
 from api.custody_schemas import Exposures
 from api.openapi import Responses, card_read, keyed_read, keyed_write, open_read
+from api.paging import AfterName, ExposureLimit
 from api.routes.custody import card_reader
 from api.schemas import (
     ConsistencyProof,
@@ -105,10 +106,12 @@ def consistency_proof(request: Request, who: Authed, first: Size, second: Size
 
 
 @router.get("/audit/merchants", response_model=Exposures, **keyed_read())
-def merchants(request: Request, who: Authed) -> dict[str, Any]:
+def merchants(request: Request, who: Authed, after: AfterName = "",
+              limit: ExposureLimit = limits.exposure_page_merchants_default) -> dict[str, Any]:
+    """The exposure of every merchant this key sees, a page by merchant id."""
     require_journal_reader(who)
     with context_of(request).engine.connect() as conn:
-        return audit_queries.merchants_exposure(conn, who)
+        return audit_queries.merchants_exposure(conn, who, queries.Page(after, limit))
 
 
 @router.get("/audit/totals", response_model=Totals, **keyed_read())

@@ -21,12 +21,15 @@ from api.bank_schemas import (
 )
 from api.context import Authed, context_of, write
 from api.openapi import NOT_BLANK, Responses, keyed_read, keyed_write
+from api.paging import PageQuery
+from ledger import limits
 from ledger.access import require_bank, require_operator
 from ledger.bank import limits as bank_limits
 from ledger.bank.model import StatementRejected
 from ledger.bank.payments import build_pain001, build_payment_csv
 from ledger.bank.statements import detect_and_parse
 from ledger.db import bank_queries as views
+from ledger.db.queries import Page
 from ledger.errors import NotFound
 from ledger.flows.instructions import AcceptInstruction, RejectInstruction, ResolveBreak
 from ledger.flows.statements import ImportStatementFile
@@ -40,13 +43,36 @@ STATEMENT_FILE = {"requestBody": {"required": True, "content": {
                                                        "text/csv")}}}
 INSTRUCTION_FILES: Responses = {
     200: {"description": "The pending instructions: ISO 20022 pain.001.001.09 "
-                         "(`format=pain001`), CSV (`format=csv`) or JSON (`format=json`).",
+                         "(`format=pain001`), CSV (`format=csv`), or a page of them by "
+                         "end-to-end id in JSON (`format=json`, with `after` and `limit`).",
           "model": PaymentInstructions,  # application/json
           "content": {"application/xml": {"schema": {"type": "string"}},
                       "text/csv": {"schema": {"type": "string"}}}},
     204: {"description": "No pending instruction, as pain.001 or CSV: a payment file carries "
                          "at least one."},
 }
+
+
+class InstructionFileQuery(BaseModel):
+    """The file asked for; as JSON, a page of it by end-to-end id (a string cursor)."""
+
+    format: Literal["pain001", "csv", "json"] = "pain001"
+    after: str = Field(default="", max_length=limits.owner_chars_max,
+                       description="as JSON: the previous page's `next_after`")
+    limit: int = Field(default=limits.list_page_items_default, ge=1,
+                       le=limits.list_page_items_max, description="as JSON: items per page "
+                                                                  "at most")
+
+
+class BreaksQuery(PageQuery):
+    bank_id: str | None = None
+    merchant_id: str | None = None
+    status: Literal["open", "resolved"] | None = None
+
+
+class CrossVerificationsQuery(PageQuery):
+    merchant_id: str | None = None
+    bank_id: str | None = None
 
 
 class AnswerIn(BaseModel):
@@ -81,17 +107,22 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
 @router.get("/banks/{bank_id}/instructions", response_class=Response,
             **keyed_read(responses=INSTRUCTION_FILES))
 def instruction_file(request: Request, bank_id: BankId, who: Authed,
-                     format: Literal["pain001", "csv", "json"] = "pain001") -> Response:
-    """Pending release and refund instructions out of this bank's custody accounts."""
+                     wanted: Annotated[InstructionFileQuery, Query()]) -> Response:
+    """Pending release and refund instructions out of this bank's custody accounts: a payment
+    file holds them all; the JSON list is paged by end-to-end id (`after`, `limit`)."""
+    format, after, limit = wanted.format, wanted.after, wanted.limit
     ctx = context_of(request)
+    page = Page(after, limit) if format == "json" else None
     with ctx.engine.connect() as conn:
-        instructions = views.payment_instructions(conn, who, bank_id, ctx.clock())
+        instructions = views.payment_instructions(conn, who, bank_id, ctx.clock(), page)
     if format == "json":
         return JSONResponse({"items": [{
             "end_to_end_id": i.end_to_end_id, "amount_fen": i.amount_fen,
             "currency": i.currency, "debtor_account": i.debtor_account,
             "creditor_name": i.creditor_name, "creditor_account": i.creditor_account,
-            "remittance": i.remittance} for i in instructions]})
+            "remittance": i.remittance} for i in instructions],
+            "next_after": instructions[-1].end_to_end_id if len(instructions) == limit
+            else None})
     if not instructions:  # a payment file, pain.001 or CSV, carries at least one transfer
         return Response(status_code=204)
     if format == "csv":
@@ -118,13 +149,14 @@ async def reject_instruction(request: Request, bank_id: BankId, end_to_end_id: s
 
 
 @router.get("/breaks", response_model=Breaks, **keyed_read())
-def list_breaks(request: Request, who: Authed, bank_id: str | None = None,
-                merchant_id: str | None = None,
-                status: Literal["open", "resolved"] | None = None) -> dict[str, Any]:
+def list_breaks(request: Request, who: Authed,
+                wanted: Annotated[BreaksQuery, Query()]) -> dict[str, Any]:
+    """A page of breaks by id; `open` and `by_bank_merchant` count every break the filter
+    matches, on every page."""
     ctx = context_of(request)
+    which = views.BreakFilter(wanted.bank_id, wanted.merchant_id, wanted.status)
     with ctx.engine.connect() as conn:
-        return views.breaks(conn, who, views.BreakFilter(bank_id, merchant_id, status),
-                            ctx.clock())
+        return views.breaks(conn, who, which, ctx.clock(), wanted.page())
 
 
 @router.post("/breaks/{break_id}/resolve", response_model=ResolvedBreak,
@@ -139,8 +171,10 @@ async def resolve_break(request: Request, break_id: Annotated[str, Path(max_leng
 
 
 @router.get("/cross-verifications", response_model=CrossVerifications, **keyed_read())
-def list_cross_verifications(request: Request, who: Authed, merchant_id: str | None = None,
-                             bank_id: str | None = None) -> dict[str, Any]:
-    """The last cross-verification of each custody account (交叉验证)."""
+def list_cross_verifications(request: Request, who: Authed,
+                             wanted: Annotated[CrossVerificationsQuery, Query()]
+                             ) -> dict[str, Any]:
+    """The last cross-verification of each custody account (交叉验证), a page by id."""
     with context_of(request).engine.connect() as conn:
-        return views.cross_verifications(conn, who, merchant_id, bank_id)
+        return views.cross_verifications(conn, who, wanted.merchant_id, wanted.bank_id,
+                                         wanted.page())

@@ -46,6 +46,7 @@ from api.openapi import (
     keyed_write,
     only_when,
 )
+from api.paging import After, AfterName, ExposureLimit, Limit, PageQuery
 from ledger import limits
 from ledger.access import require_operator, require_supervisor, require_till
 from ledger.auth import Principal
@@ -55,6 +56,7 @@ from ledger.custody.merchants import HARD_BLOCKS, Tier, parse_filing
 from ledger.custody.rules import DEFAULT_JURISDICTION
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.db import custody_queries as views
+from ledger.db.queries import Page
 from ledger.db.writer import WriteRequest
 from ledger.errors import InvalidInput, Unauthorized
 from ledger.flows import closure
@@ -171,6 +173,11 @@ class DepositIn(Strict):
     amount_fen: StrictInt = Field(gt=0, le=limits.amount_fen_max)
 
 
+class InstructionsQuery(PageQuery):
+    status: str | None = None
+    merchant_id: str | None = None
+
+
 class DisputeResolveIn(Strict):
     outcome: Literal["merchant", "consumer"]
 
@@ -179,9 +186,11 @@ class DisputeResolveIn(Strict):
 
 
 @router.get("/rule-sets", response_model=RuleSets, **keyed_read())
-def list_rule_sets(request: Request, who: Authed) -> dict[str, Any]:
+def list_rule_sets(request: Request, who: Authed, after: After = 0,
+                   limit: Limit = limits.list_page_items_default) -> dict[str, Any]:
+    """Every rule set version, a page by id."""
     with context_of(request).engine.connect() as conn:
-        return views.rule_sets(conn)
+        return views.rule_sets(conn, Page(after, limit))
 
 
 @router.post("/rule-sets", status_code=201, response_model=CreatedRuleSet, **keyed_write())
@@ -284,10 +293,13 @@ async def create_product(request: Request, merchant_id: Id, body: ProductIn, who
 
 
 @router.get("/exposure", response_model=Exposures, **keyed_read())
-def get_exposure(request: Request, who: Authed) -> dict[str, Any]:
+def get_exposure(request: Request, who: Authed, after: AfterName = "",
+                 limit: ExposureLimit = limits.exposure_page_merchants_default
+                 ) -> dict[str, Any]:
+    """Every merchant's exposure, a page by merchant id."""
     require_supervisor(who)
     with context_of(request).engine.connect() as conn:
-        return views.all_exposure(conn)
+        return views.all_exposure(conn, Page(after, limit))
 
 
 # -- cards and consumption -----------------------------------------------------------------
@@ -421,10 +433,12 @@ async def run_releases(request: Request, body: AsOfIn, who: Authed) -> JSONRespo
 
 
 @router.get("/releases", response_model=ReleaseInstructions, **keyed_read())
-def list_releases(request: Request, who: Authed, status: str | None = None,
-                  merchant_id: str | None = None) -> dict[str, Any]:
+def list_releases(request: Request, who: Authed,
+                  wanted: Annotated[InstructionsQuery, Query()]) -> dict[str, Any]:
+    """A page of release instructions by id."""
+    which = views.InstructionFilter(wanted.status, wanted.merchant_id)
     with context_of(request).engine.connect() as conn:
-        return views.instructions(conn, who, "releases", status, merchant_id)
+        return views.instructions(conn, who, "releases", which, wanted.page())
 
 
 @router.post("/releases/{release_id}/resolve", response_model=ResolvedRelease,
@@ -437,10 +451,12 @@ async def resolve_release(request: Request, release_id: NumericId, body: Resolve
 
 
 @router.get("/refunds", response_model=RefundInstructions, **keyed_read())
-def list_refunds(request: Request, who: Authed, status: str | None = None,
-                 merchant_id: str | None = None) -> dict[str, Any]:
+def list_refunds(request: Request, who: Authed,
+                 wanted: Annotated[InstructionsQuery, Query()]) -> dict[str, Any]:
+    """A page of refund instructions by id."""
+    which = views.InstructionFilter(wanted.status, wanted.merchant_id)
     with context_of(request).engine.connect() as conn:
-        return views.instructions(conn, who, "refunds", status, merchant_id)
+        return views.instructions(conn, who, "refunds", which, wanted.page())
 
 
 @router.post("/refunds/{refund_id}/resolve", response_model=ResolvedRefund,

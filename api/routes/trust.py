@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from api.context import Authed, context_of, limit_code_attempts, submit, write
 from api.openapi import keyed_read, keyed_write, only_when, open_write
+from api.paging import AfterName, Limit
 from api.routes.custody import ONE_CONSUMER_REFERENCE, ConsumerIn, consumer_id_of
 from api.schemas import (
     AccessRecordsPage,
@@ -154,10 +155,12 @@ async def register_bank(request: Request, body: BankIn, who: Authed) -> JSONResp
 
 
 @router.get("/banks", response_model=Banks, **keyed_read())
-def list_banks(request: Request, who: Authed) -> dict[str, Any]:
+def list_banks(request: Request, who: Authed, after: AfterName = "",
+               limit: Limit = limits.list_page_items_default) -> dict[str, Any]:
+    """The partner banks, a page by id."""
     require_book_reader(who)
     with context_of(request).engine.connect() as conn:
-        return queries.banks(conn)
+        return queries.banks(conn, queries.Page(after, limit))
 
 
 # -- the consumer's own credential ------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg2
 from sqlalchemy import Connection, select, text
 
-from ledger import journal, merkle
+from ledger import journal, limits, merkle
 from ledger.audit import SignedTreeHead, TreeHead
 from ledger.auth import Principal, Role
 from ledger.custody.rules import basis_points_whole
@@ -165,14 +165,11 @@ def card_receipt(conn: Connection, card_id: str, reader: Principal | str) -> dic
 # --- regulators' views -----------------------------------------------------------------------
 
 
-def merchants_exposure(conn: Connection, principal: Principal) -> dict[str, Any]:
-    """Every merchant's exposure; a bank sees the merchants whose custody it holds."""
-    if principal.role != Role.bank:
-        return custody_queries.all_exposure(conn)
-    merchants = conn.execute(select(c.Merchant.__table__)
-                             .where(c.Merchant.bank_id == principal.bank_id)
-                             .order_by(c.Merchant.id)).all()
-    return {"items": [custody_queries.exposure(conn, m) for m in merchants]}
+def merchants_exposure(conn: Connection, principal: Principal, page: queries.Page
+                       ) -> dict[str, Any]:
+    """A page of merchants' exposure; a bank sees the merchants whose custody it holds."""
+    bank_id = principal.bank_id if principal.role == Role.bank else None
+    return custody_queries.all_exposure(conn, page, bank_id)
 
 
 _SUMMED = ("cards", "card_liability_fen", "custody_balance_fen")
@@ -196,7 +193,12 @@ def _grouped(items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 
 def totals(conn: Connection, principal: Principal) -> dict[str, Any]:
     """Totals by industry and by supervising department, over the merchants this key sees."""
-    items = merchants_exposure(conn, principal)["items"]
+    items: list[dict[str, Any]] = []
+    page = queries.Page("", limits.exposure_page_merchants_max)
+    while page.after is not None:  # every merchant, a page at a time
+        answer = merchants_exposure(conn, principal, page)
+        items += answer["items"]
+        page = page._replace(after=answer["next_after"])
     return {"by_industry": _grouped(items, "industry"),
             "by_department": _grouped(items, "department"), "all": _summary(items)}
 

@@ -20,6 +20,7 @@ from ledger.bank.reconciliation import BreakStatus
 from ledger.custody.lifecycle import InstructionStatus
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
+from ledger.db.queries import Page, next_after
 
 # The bank maps these to the merchant's registered settlement account and, for refunds, to
 # the account the consumer paid from: the ledger keeps neither (no personal data).
@@ -29,8 +30,10 @@ refund_creditor_account = "RETURNTOPAYER"
 
 
 def payment_instructions(conn: Connection, principal: Principal, bank_id: str,
-                         today: date) -> list[PaymentInstruction]:
-    """Pending releases and refunds out of the custody accounts held at this bank."""
+                         today: date, page: Page | None = None) -> list[PaymentInstruction]:
+    """Pending releases and refunds out of the custody accounts held at this bank: all of
+    them (a payment file), or a page of them by end-to-end id, the id the bank knows them by
+    (`page.after`, a string; the list answered as JSON)."""
     require_bank_reader(principal, bank_id)
     out: list[PaymentInstruction] = []
     for table, is_release in ((c.ReleaseInstruction, True), (c.RefundInstruction, False)):
@@ -42,9 +45,16 @@ def payment_instructions(conn: Connection, principal: Principal, bank_id: str,
                         table.bank_status != "rejected", table.amount_fen > 0))
         if not is_release:
             query = query.join(c.Card, c.Card.id == c.RefundInstruction.card_id)
-        for r in conn.execute(query.order_by(table.id)).all():
+        if page is None:
+            query = query.order_by(table.id)
+        else:
+            query = query.where(table.end_to_end_id > page.after) \
+                .order_by(table.end_to_end_id).limit(page.limit)
+        for r in conn.execute(query).all():
             out.append(_instruction(r, is_release, today))
-    return out
+    if page is None:
+        return out
+    return sorted(out, key=lambda i: i.end_to_end_id)[:page.limit]
 
 
 def _instruction(r: Any, is_release: bool, today: date) -> PaymentInstruction:
@@ -71,56 +81,61 @@ class BreakFilter(NamedTuple):
 
 
 def breaks(conn: Connection, principal: Principal, wanted: BreakFilter,
-           today: date) -> dict[str, Any]:
-    """Breaks, oldest first, with their age in days; `by_bank_merchant` sums the open ones
-    per bank and merchant (count, amount, oldest age)."""
+           today: date, page: Page) -> dict[str, Any]:
+    """A page of breaks, oldest first, with their age in days; `open` and `by_bank_merchant`
+    (count, amount, oldest age of the open ones per bank and merchant) are of every break the
+    filter matches, not only the page's, summed by the database."""
     require_journal_reader(principal)  # breaks: the operator, regulators and banks
     bank_id, merchant_id, status = wanted
     bank_id = bank_scope(principal, bank_id, "breaks")
-    query = select(b.ReconciliationBreak.__table__)
-    if bank_id:
-        query = query.where(b.ReconciliationBreak.bank_id == bank_id)
+    brk = b.ReconciliationBreak
+    conditions = [brk.bank_id == bank_id] if bank_id else []
     if merchant_id:
-        query = query.where(b.ReconciliationBreak.merchant_id == merchant_id)
+        conditions.append(brk.merchant_id == merchant_id)
     if status:
-        query = query.where(b.ReconciliationBreak.status == status)
-    rows = conn.execute(query.order_by(b.ReconciliationBreak.id)).all()
+        conditions.append(brk.status == status)
+    rows = conn.execute(select(brk.__table__).where(*conditions, brk.id > page.after)
+                        .order_by(brk.id).limit(page.limit)).all()
     items = [{**_plain(r._mapping), "age_days": (today - r.opened_on).days} for r in rows]
-    groups: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for i in items:
-        if i["status"] != BreakStatus.open:
-            continue
-        group = groups.setdefault((i["bank_id"], i["merchant_id"]), {
-            "bank_id": i["bank_id"], "merchant_id": i["merchant_id"], "open": 0,
-            "amount_fen": 0, "oldest_age_days": 0})
-        group["open"] += 1
-        group["amount_fen"] += i["amount_fen"]
-        group["oldest_age_days"] = max(group["oldest_age_days"], i["age_days"])
-    return {"items": items, "open": sum(1 for i in items if i["status"] == BreakStatus.open),
-            "by_bank_merchant": [groups[k] for k in
-                                 sorted(groups, key=lambda k: (k[0], k[1] or ""))]}
+    groups = conn.execute(
+        select(brk.bank_id, brk.merchant_id, func.count().label("open"),
+               func.sum(brk.amount_fen).label("amount_fen"),
+               func.min(brk.opened_on).label("oldest"))
+        .where(*conditions, brk.status == BreakStatus.open)
+        .group_by(brk.bank_id, brk.merchant_id)).all()
+    # Sorted here, not by the database's collation: by code point, as ever.
+    by_bank_merchant = [{"bank_id": g.bank_id, "merchant_id": g.merchant_id, "open": g.open,
+                         "amount_fen": int(g.amount_fen),
+                         "oldest_age_days": max(0, (today - g.oldest).days)}
+                        for g in sorted(groups, key=lambda g: (g.bank_id, g.merchant_id or ""))]
+    return {"items": items, "next_after": next_after([r.id for r in rows], page.limit),
+            "open": sum(g["open"] for g in by_bank_merchant),
+            "by_bank_merchant": by_bank_merchant}
 
 
 def cross_verifications(conn: Connection, principal: Principal, merchant_id: str | None,
-                        bank_id: str | None = None) -> dict[str, Any]:
-    """The last cross-verification of every custody account (the principal may see): all
-    for the operator and regulators, a bank's own, a merchant's own; none for a consumer."""
+                        bank_id: str | None, page: Page) -> dict[str, Any]:
+    """A page, by id, of the last cross-verification of every custody account (the principal
+    may see): all for the operator and regulators, a bank's own, a merchant's own; none for
+    a consumer."""
     require_book_reader(principal)
     bank_id = bank_scope(principal, bank_id, "cross-verifications")
     own = merchant_scope(principal, None)  # a merchant key: its own accounts, whatever it asks
     latest = (select(func.max(b.CrossVerification.id))
               .group_by(b.CrossVerification.bank_id, b.CrossVerification.account))
-    query = select(b.CrossVerification.__table__).where(b.CrossVerification.id.in_(latest))
+    query = select(b.CrossVerification.__table__).where(b.CrossVerification.id.in_(latest),
+                                                        b.CrossVerification.id > page.after)
     if merchant_id:
         query = query.where(b.CrossVerification.merchant_id == merchant_id)
     if bank_id:
         query = query.where(b.CrossVerification.bank_id == bank_id)
     if own:
         query = query.where(b.CrossVerification.merchant_id == own)
-    rows = conn.execute(query.order_by(b.CrossVerification.id)).all()
+    rows = conn.execute(query.order_by(b.CrossVerification.id).limit(page.limit)).all()
     return {"items": [{**_plain(r._mapping),
                        "result": "match" if r.difference_fen == 0 else "difference"}
-                      for r in rows]}
+                      for r in rows],
+            "next_after": next_after([r.id for r in rows], page.limit)}
 
 
 def _plain(row: Any) -> dict[str, Any]:

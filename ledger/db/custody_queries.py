@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select
 
@@ -19,6 +19,7 @@ from ledger.custody.settlement import period_of, release_split
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db import tables as t
+from ledger.db.queries import Page, next_after
 from ledger.errors import NotFound
 
 
@@ -207,24 +208,36 @@ def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
                          "amount_fen": r.amount_fen, "status": r.status} for r in refunds]}
 
 
-def all_exposure(conn: Connection) -> dict[str, Any]:
-    merchants = conn.execute(select(c.Merchant.__table__).order_by(c.Merchant.id)).all()
+def all_exposure(conn: Connection, page: Page, bank_id: str | None = None) -> dict[str, Any]:
+    """A page of merchants' exposure, by merchant id; of one bank's merchants if named."""
+    query = select(c.Merchant.__table__).where(c.Merchant.id > page.after)
+    if bank_id is not None:
+        query = query.where(c.Merchant.bank_id == bank_id)
+    merchants = conn.execute(query.order_by(c.Merchant.id).limit(page.limit)).all()
     items = [exposure(conn, m) for m in merchants]
-    return {"items": items}
+    return {"items": items, "next_after": next_after([m.id for m in merchants], page.limit)}
 
 
 INSTRUCTION_TABLES: dict[str, Any] = {"releases": c.ReleaseInstruction,
                                       "refunds": c.RefundInstruction}
 
 
-def instructions(conn: Connection, principal: Principal, kind: str, status: str | None,
-                 merchant_id: str | None) -> dict[str, Any]:
-    """Release or refund instructions (`kind`): those of the merchants whose books this key
-    may read (ledger/access.py), filtered in the query."""
+class InstructionFilter(NamedTuple):
+    """Which instructions a list asks for: each field given must match; None or empty, any."""
+
+    status: str | None = None
+    merchant_id: str | None = None
+
+
+def instructions(conn: Connection, principal: Principal, kind: str, wanted: InstructionFilter,
+                 page: Page) -> dict[str, Any]:
+    """A page of release or refund instructions (`kind`), by id: those of the merchants whose
+    books this key may read (ledger/access.py), filtered in the query."""
     require_book_reader(principal)
+    status, merchant_id = wanted
     table = INSTRUCTION_TABLES[kind]
     query = select(table.__table__, c.Merchant.bank_id).join(
-        c.Merchant, c.Merchant.id == table.merchant_id)
+        c.Merchant, c.Merchant.id == table.merchant_id).where(table.id > page.after)
     if status:
         query = query.where(table.status == status)
     if merchant_id:
@@ -233,8 +246,9 @@ def instructions(conn: Connection, principal: Principal, kind: str, status: str 
         query = query.where(c.Merchant.bank_id == principal.bank_id)
     if principal.role == Role.merchant:
         query = query.where(table.merchant_id == principal.merchant_id)
-    rows = conn.execute(query.order_by(table.id)).all()
-    return {"items": [_jsonable(dict(r._mapping)) for r in rows]}
+    rows = conn.execute(query.order_by(table.id).limit(page.limit)).all()
+    return {"items": [_jsonable(dict(r._mapping)) for r in rows],
+            "next_after": next_after([r.id for r in rows], page.limit)}
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -256,10 +270,12 @@ def payout_rows(conn: Connection, principal: Principal, merchant_id: str) -> lis
                        for r in rows]
 
 
-def rule_sets(conn: Connection) -> dict[str, Any]:
+def rule_sets(conn: Connection, page: Page) -> dict[str, Any]:
+    """Rule set versions by id: a version always has a larger id than the one it follows."""
     rows = conn.execute(select(c.RuleSetVersion.__table__)
-                        .order_by(c.RuleSetVersion.jurisdiction, c.RuleSetVersion.industry,
-                                  c.RuleSetVersion.version)).all()
+                        .where(c.RuleSetVersion.id > page.after)
+                        .order_by(c.RuleSetVersion.id).limit(page.limit)).all()
     return {"items": [{"id": r.id, "jurisdiction": r.jurisdiction, "industry": r.industry,
                        "version": r.version, "rules": r.rules, "created_seq": r.created_seq}
-                      for r in rows]}
+                      for r in rows],
+            "next_after": next_after([r.id for r in rows], page.limit)}

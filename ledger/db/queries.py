@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, insert, select
 
@@ -20,6 +20,20 @@ from ledger.db import trust_tables as tt
 from ledger.errors import Forbidden, NotFound
 
 verify_chunk_entries = 5000
+
+
+class Page(NamedTuple):
+    """Which page of a list: the items whose id follows `after` (the previous page's
+    `next_after`), at most `limit` of them, by id."""
+
+    after: Any  # an id: an integer, or a string for merchants, cards and banks
+    limit: int
+
+
+def next_after(ids: list[Any], limit: int) -> Any:
+    """The cursor of the page after one whose items have these ids: the last, on a full
+    page; None on the last page."""
+    return ids[-1] if len(ids) == limit else None
 
 
 def account_view(conn: Connection, principal: Principal, account_id: int,
@@ -191,10 +205,12 @@ def keys_page(conn: Connection, after: int, limit: int, role: str | None = None
     return {"items": items, "next_after": rows[-1].id if len(rows) == limit else None}
 
 
-def banks(conn: Connection) -> dict[str, Any]:
-    rows = conn.execute(select(tt.Bank.__table__).order_by(tt.Bank.id)).all()
+def banks(conn: Connection, page: Page) -> dict[str, Any]:
+    rows = conn.execute(select(tt.Bank.__table__).where(tt.Bank.id > page.after)
+                        .order_by(tt.Bank.id).limit(page.limit)).all()
     return {"items": [{"id": r.id, "name": r.name, "code": r.code,
-                       "registered_seq": r.registered_seq} for r in rows]}
+                       "registered_seq": r.registered_seq} for r in rows],
+            "next_after": next_after([r.id for r in rows], page.limit)}
 
 
 def access_records_page(conn: Connection, after: int, limit: int, key_id: int | None = None,

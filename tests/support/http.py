@@ -90,18 +90,19 @@ def key_id_of(client: TestClient, key: str) -> int:
     return int(client.app.state.ctx.keys.authenticate(key).key_id)  # type: ignore[attr-defined]
 
 
-def every_page(client: TestClient, path: str, headers: Headers, page_size: int
-               ) -> list[dict[str, Any]]:
-    """Every item of a paged list (`items`, `next_after`), following the cursor."""
+def every_page(client: TestClient, path: str, headers: Headers, page_size: int,
+               **filters: str) -> list[dict[str, Any]]:
+    """Every item of a paged list (`items`, `next_after`), following the cursor from the
+    first page (no `after`), with the list's filters as query parameters."""
     items: list[dict[str, Any]] = []
-    after = 0
+    params: dict[str, Any] = {**filters, "limit": page_size}
     while True:
-        page = client.get(path, headers=headers, params={"after": after, "limit": page_size})
+        page = client.get(path, headers=headers, params=params)
         assert page.status_code == 200, page.text
         items += page.json()["items"]
         if page.json()["next_after"] is None:
             return items
-        after = page.json()["next_after"]
+        params["after"] = page.json()["next_after"]
 
 
 def free_port() -> int:

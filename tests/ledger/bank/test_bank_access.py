@@ -84,8 +84,9 @@ def test_a_bank_sees_only_its_own_breaks_and_cross_verifications(
     b2 = banking.bank("B2")
     assert_problem(banking.client.get("/v1/breaks", headers=b2, params={"bank_id": "B1"}),
                    403, code="forbidden")
-    assert banking.breaks(b2) == {"items": [], "open": 0, "by_bank_merchant": []}
-    assert banking.ok("GET", "/v1/cross-verifications", b2) == {"items": []}
+    assert banking.breaks(b2) == {"items": [], "next_after": None, "open": 0,
+                                  "by_bank_merchant": []}
+    assert banking.ok("GET", "/v1/cross-verifications", b2) == {"items": [], "next_after": None}
     assert_problem(banking.client.get("/v1/cross-verifications", headers=b2,
                                       params={"bank_id": "B1"}), 403, code="forbidden")
     opened = world.opened
@@ -143,4 +144,4 @@ def test_a_merchant_gets_403_on_everything_of_the_bank(
     [own] = banking.ok("GET", "/v1/cross-verifications", merchant)["items"]
     assert own["merchant_id"] == m1.id
     assert banking.ok("GET", "/v1/cross-verifications", merchant,
-                      params={"merchant_id": m2.id}) == {"items": []}
+                      params={"merchant_id": m2.id}) == {"items": [], "next_after": None}
