@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Iterable, Iterator
@@ -54,6 +56,8 @@ from ledger.journal import (
 )
 from ledger.service import IssueKey
 from ledger.trust_service import RegisterBank, RevokeKey
+
+log = logging.getLogger("yufu")
 
 cli_keys_listed_max: Final = 100_000
 CODE_IN_TEXT = re.compile(r"([0-9]{6})")
@@ -162,11 +166,14 @@ def _exit_on_sigterm() -> None:
 def _serve(_: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.accesslog import log_access_to_stderr
-    from api.app import create_app
-
     _exit_on_sigterm()
     settings = Settings()
+    if settings.workers > 1:  # before prometheus-client is imported (api/metrics.py)
+        _metrics_directory(settings.home)
+    from api.app import create_app
+    from api.logs import log_service_to_stderr
+
+    log_service_to_stderr()
     with database(settings) as db:
         migrate(db)
         # Everything from here on, the bootstrap's writes too, goes through the service role.
@@ -181,6 +188,7 @@ def _serve(_: argparse.Namespace) -> int:
             print(f"Bootstrap operator key (shown once; also in {settings.home}/operator.key):\n"
                   f"  {key}", flush=True)
         options = uvicorn_options(settings.host, settings.port)
+        _log_start(settings, db.service_url)
         if settings.workers > 1:
             # Each worker process builds its own app (and appender) on the same database;
             # they serialise on the chain head, so the HTTP work spreads over the cores.
@@ -191,14 +199,42 @@ def _serve(_: argparse.Namespace) -> int:
             os.environ["YUFU_HOME"] = str(settings.home.resolve())
             uvicorn.run("api.app:app_from_environment", factory=True,
                         workers=settings.workers, **options)
+            log.info("stopped", extra={"fields": {"event": "stop"}})
             return 0
-        log_access_to_stderr()
         app = create_app(engine, pseudonym_key=pseudonym_key(settings.home),
                          audit_key=audit_key, rate_limits=settings.rate_limits,
                          sender=sender_from_environment(settings.home))
         settle_heap()
         uvicorn.run(app, **options)
+        log.info("stopped", extra={"fields": {"event": "stop"}})
     return 0
+
+
+def _log_start(settings: Settings, service_url: str) -> None:
+    """The start line: the version, the workers, where the database is (never a password)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(service_url)
+    host = url.host or url.query.get("host") or "local socket"
+    try:
+        yufu_version = version("yufu")
+    except PackageNotFoundError:
+        yufu_version = "unknown"
+    log.info("started", extra={"fields": {
+        "event": "start", "version": yufu_version, "workers": settings.workers,
+        "database_host": str(host), "database_port": url.port, "database": url.database,
+        "listen": f"{settings.host}:{settings.port}"}})
+
+
+def _metrics_directory(home: Path) -> None:
+    """Several workers: prometheus-client's multiprocess mode (api/metrics.py), its files
+    in a directory emptied at each start (a previous run's counts are not this one's)."""
+    directory = (home / "metrics").resolve()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def uvicorn_options(host: str, port: int) -> dict[str, Any]:
