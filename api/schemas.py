@@ -78,9 +78,8 @@ class ReadyChecks(Out):
 
 
 class Ready(Out):
-    status: Literal["ready", "not_ready"]
+    status: Literal["ready"]
     checks: ReadyChecks
-    failed: list[Literal["database", "migrations", "writer"]]
 
 
 class IssuedKey(Out):

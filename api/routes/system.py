@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api import metrics
+from api import metrics, problems
 from api.context import Authed, context_of
 from api.openapi import keyed_read, open_read
 from api.schemas import Health, Ready
@@ -39,15 +39,17 @@ def code_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 
-_NOT_READY = {"description": "not ready: `failed` names the checks that failed",
-              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}}
+NOT_READY: Final = problems.ProblemType(503, "not_ready", "Not ready")
+CHECK_FAILED = {"database": "not reachable within the statement timeout",
+                "migrations": "the database's migration is not this code's head",
+                "writer": "the writer is not running"}
 
 
-@router.get("/ready", response_model=Ready, **open_read(responses={503: _NOT_READY}))
+@router.get("/ready", response_model=Ready, **open_read(503))
 def ready(request: Request) -> JSONResponse:
     """Can writes succeed: the database reachable, its migrations this code's, the writer
-    running. 200 if all three hold, else 503 naming the ones that failed. Open, as /health
-    is: it says nothing of anybody's data."""
+    running. 200 with the three checks if all hold, else 503 not_ready, its `errors` naming
+    the ones that failed. Open, as /health is: it says nothing of anybody's data."""
     ctx = context_of(request)
     database = migrations = False
     try:
@@ -59,8 +61,11 @@ def ready(request: Request) -> JSONResponse:
         log.warning("readiness: the database check failed: %s", type(error).__name__)
     checks = {"database": database, "migrations": migrations, "writer": ctx.writer.running}
     failed = [name for name, passed in checks.items() if not passed]
-    return JSONResponse({"status": "not_ready" if failed else "ready", "checks": checks,
-                         "failed": failed}, status_code=503 if failed else 200)
+    if failed:
+        return problems.problem(NOT_READY, f"not ready: {', '.join(failed)}", errors=[
+            {"field": name, "reason": CHECK_FAILED[name]} for name in failed],
+            errors_count=len(failed))
+    return JSONResponse({"status": "ready", "checks": checks})
 
 
 @metrics_router.get("/metrics", include_in_schema=False, **keyed_read())
