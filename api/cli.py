@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -197,17 +198,35 @@ def _serve(_: argparse.Namespace) -> int:
             os.environ["YUFU_DATABASE_URL"] = db.service_url
             os.environ.pop("YUFU_MIGRATION_DATABASE_URL", None)
             os.environ["YUFU_HOME"] = str(settings.home.resolve())
-            uvicorn.run("api.app:app_from_environment", factory=True,
-                        workers=settings.workers, **options)
-            log.info("stopped", extra={"fields": {"event": "stop"}})
+            with _stop_logged():
+                uvicorn.run("api.app:app_from_environment", factory=True,
+                            workers=settings.workers, **options)
             return 0
         app = create_app(engine, pseudonym_key=pseudonym_key(settings.home),
                          audit_key=audit_key, rate_limits=settings.rate_limits,
                          sender=sender_from_environment(settings.home))
         settle_heap()
-        uvicorn.run(app, **options)
-        log.info("stopped", extra={"fields": {"event": "stop"}})
+        with _stop_logged():
+            uvicorn.run(app, **options)
     return 0
+
+
+@contextmanager
+def _stop_logged() -> Iterator[None]:
+    """The stop line after a clean stop: uvicorn returned, or re-raised SIGTERM (as
+    SystemExit, _exit_on_sigterm) or Ctrl-C after its graceful shutdown. A crash logs none."""
+    try:
+        yield
+    except (SystemExit, KeyboardInterrupt):
+        _log_stop()
+        raise
+    _log_stop()
+
+
+def _log_stop() -> None:
+    log.info("stopped", extra={"fields": {"event": "stop"}})
+    for handler in log.handlers:  # the batched handler writes every 0.2 s: now, before exit
+        handler.flush()
 
 
 def _log_start(settings: Settings, service_url: str) -> None:
