@@ -6,9 +6,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +21,7 @@ from sqlalchemy import Engine
 from api.accesslog import BatchedLines, access_log
 from api.app import create_app
 from api.logs import JsonLines, service_log
+from api.metrics import MULTIPROCESS_DIR_ENV
 from ledger.auth import Role
 from tests.support.db import issue_key
 from tests.support.driver import Driver
@@ -183,3 +188,32 @@ def test_access_lines_pass_the_json_formatter_unchanged() -> None:
                                    '{"request_id": "x"}', (), None)
     assert JsonLines().format(record) == '{"request_id": "x"}'
     assert BatchedLines  # the handler both share under `yufu serve`
+
+
+WORKER = """
+from api import metrics
+metrics.observe_request("/v1/cards", "POST", 201, 0.003)
+metrics.WriterMetrics().batch(2, 0.001)
+"""
+SCRAPE = """
+import sys
+from sqlalchemy import create_engine
+from api import metrics
+from ledger.db.writer import Writer
+sys.stdout.write(metrics.render(create_engine(sys.argv[1]), Writer(create_engine(sys.argv[1])))
+                 .decode())
+"""
+
+
+def test_several_workers_sum_into_one_page(tmp_path: Path, database_url: str) -> None:
+    """`yufu serve --workers N`: prometheus-client's multiprocess mode. Two worker processes
+    count a request each; a third, answering the scrape, shows both."""
+    env = {**os.environ, MULTIPROCESS_DIR_ENV: str(tmp_path)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", WORKER], env=env, check=True, timeout=60)
+    page = subprocess.run([sys.executable, "-c", SCRAPE, database_url], env=env, check=True,
+                          timeout=60, capture_output=True, text=True).stdout
+    assert sample(page, "yufu_http_requests_total", route="/v1/cards", status="201") == 2
+    assert sample(page, "yufu_writer_batch_requests_count") == 2
+    assert sample(page, "yufu_database_gauges_up") == 1
+    assert sample(page, "yufu_writer_running") == 0  # the scraping process's own writer
