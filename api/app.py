@@ -16,11 +16,11 @@ from starlette.types import ASGIApp
 
 from api import openapi, problems
 from api.access_records import AccessRecorder
-from api.accesslog import log_access_to_stderr
 from api.context import Context
 from api.edge import Edge
 from api.lane import Lane, LaneRoute, lane_routes
 from api.messages import MessageSender
+from api.metrics import WriterMetrics
 from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
@@ -85,6 +85,7 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     rate_limits = options.get("rate_limits", RateLimits())
     audit_key = options.get("audit_key")
     writer = Writer(engine)
+    writer.observer = WriterMetrics()
     signer = TreeHeadSigner(audit_key, options.get("tree_head_interval_s",
                                                    limits.tree_head_interval_s)) \
         if audit_key is not None else TreeHeadSigner(Ed25519PrivateKey.generate(), None)
@@ -128,6 +129,7 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     openapi.install(app)
     app.rate_limits = rate_limits
     app.include_router(system.router)
+    app.include_router(system.metrics_router)
     app.include_router(trust_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(custody_routes.router)
@@ -142,13 +144,14 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app of one `yufu serve` worker process: everything from the environment, which
     the parent process prepared (database migrated, keys made)."""
+    from api.logs import log_service_to_stderr
     from api.messages import sender_from_environment
     from api.runtime import audit_signing_key, connect, pseudonym_key, settle_heap
     from api.settings import Settings
 
     settings = Settings()
     assert settings.database_url is not None, "the parent process sets YUFU_DATABASE_URL"
-    log_access_to_stderr()  # in this process: the parent's logging does not reach a worker
+    log_service_to_stderr()  # in this process: the parent's logging does not reach a worker
     app = create_app(connect(settings.database_url), pseudonym_key=pseudonym_key(settings.home),
                      audit_key=audit_signing_key(settings), rate_limits=settings.rate_limits,
                      sender=sender_from_environment(settings.home))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -55,6 +58,8 @@ from ledger.journal import (
 )
 from ledger.service import IssueKey
 from ledger.trust_service import RegisterBank, RevokeKey
+
+log = logging.getLogger("yufu")
 
 cli_keys_listed_max: Final = 100_000
 CODE_IN_TEXT = re.compile(r"([0-9]{6})")
@@ -163,11 +168,14 @@ def _exit_on_sigterm() -> None:
 def _serve(_: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.accesslog import log_access_to_stderr
-    from api.app import create_app
-
     _exit_on_sigterm()
     settings = Settings()
+    if settings.workers > 1:  # before prometheus-client is imported (api/metrics.py)
+        _metrics_directory(settings.home)
+    from api.app import create_app
+    from api.logs import log_service_to_stderr
+
+    log_service_to_stderr()
     with database(settings) as db:
         migrate(db)
         # Everything from here on, the bootstrap's writes too, goes through the service role.
@@ -182,6 +190,7 @@ def _serve(_: argparse.Namespace) -> int:
             print(f"Bootstrap operator key (shown once; also in {settings.home}/operator.key):\n"
                   f"  {key}", flush=True)
         options = uvicorn_options(settings.host, settings.port)
+        _log_start(settings, db.service_url)
         if settings.workers > 1:
             # Each worker process builds its own app (and appender) on the same database;
             # they serialise on the chain head, so the HTTP work spreads over the cores.
@@ -190,16 +199,62 @@ def _serve(_: argparse.Namespace) -> int:
             os.environ["YUFU_DATABASE_URL"] = db.service_url
             os.environ.pop("YUFU_MIGRATION_DATABASE_URL", None)
             os.environ["YUFU_HOME"] = str(settings.home.resolve())
-            uvicorn.run("api.app:app_from_environment", factory=True,
-                        workers=settings.workers, **options)
+            with _stop_logged():
+                uvicorn.run("api.app:app_from_environment", factory=True,
+                            workers=settings.workers, **options)
             return 0
-        log_access_to_stderr()
         app = create_app(engine, pseudonym_key=pseudonym_key(settings.home),
                          audit_key=audit_key, rate_limits=settings.rate_limits,
                          sender=sender_from_environment(settings.home))
         settle_heap()
-        uvicorn.run(app, **options)
+        with _stop_logged():
+            uvicorn.run(app, **options)
     return 0
+
+
+@contextmanager
+def _stop_logged() -> Iterator[None]:
+    """The stop line after a clean stop: uvicorn returned, or re-raised SIGTERM (as
+    SystemExit, _exit_on_sigterm) or Ctrl-C after its graceful shutdown. A crash logs none."""
+    try:
+        yield
+    except (SystemExit, KeyboardInterrupt):
+        _log_stop()
+        raise
+    _log_stop()
+
+
+def _log_stop() -> None:
+    log.info("stopped", extra={"fields": {"event": "stop"}})
+    for handler in log.handlers:  # the batched handler writes every 0.2 s: now, before exit
+        handler.flush()
+
+
+def _log_start(settings: Settings, service_url: str) -> None:
+    """The start line: the version, the workers, where the database is (never a password)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(service_url)
+    host = url.host or url.query.get("host") or "local socket"
+    try:
+        yufu_version = version("yufu")
+    except PackageNotFoundError:
+        yufu_version = "unknown"
+    log.info("started", extra={"fields": {
+        "event": "start", "version": yufu_version, "workers": settings.workers,
+        "database_host": str(host), "database_port": url.port, "database": url.database,
+        "listen": f"{settings.host}:{settings.port}"}})
+
+
+def _metrics_directory(home: Path) -> None:
+    """Several workers: prometheus-client's multiprocess mode (api/metrics.py), its files
+    in a directory emptied at each start (a previous run's counts are not this one's)."""
+    directory = (home / "metrics").resolve()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def uvicorn_options(host: str, port: int) -> dict[str, Any]:

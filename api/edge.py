@@ -13,6 +13,7 @@ Per request it
 - refuses a query parameter given twice, as 422 invalid_input naming it;
 - limits bodies (the 413 before a byte too many is read), requests per API key and, per client
   address, requests after too many failed authentications (429, api/ratelimit.py);
+- counts the request by route template, method and status, and its latency (api/metrics.py);
 - writes one JSON line per request on the logger `yufu.access` (api/accesslog.py), then hands
   the same record to `app.state.on_request`, if set.
 
@@ -40,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import problems
 from api.accesslog import access_log, access_record, write_access_line
 from api.context import PRINCIPAL_SCOPE_KEY
+from api.metrics import observe_request
 from api.ratelimit import RateLimits, limiter_or_none, retry_after_header_s
 from ledger import limits
 from ledger.auth import split_key
@@ -340,15 +342,16 @@ class Edge:
 
     def record(self, scope: Scope, exchange: Exchange, address: str, started_s: float,
                started_perf_s: float) -> None:
-        """The access-log line, and the on_request hook, after the answer."""
+        """The metrics, the access-log line, and the on_request hook, after the answer."""
+        latency_s = time.perf_counter() - started_perf_s
+        route = getattr(scope.get("route"), "path", None)
+        observe_request(route, scope["method"], exchange.status, latency_s)
         on_request: OnRequest | None = getattr(self.state, "on_request", None)
         if on_request is None and not access_log.isEnabledFor(logging.INFO):
             return
-        route = getattr(scope.get("route"), "path", None)
         entry = access_record(started_s, exchange.request_id, scope.get(PRINCIPAL_SCOPE_KEY),
                               scope["method"], route or scope["path"][:access_log_path_chars_max],
-                              exchange.status,
-                              round((time.perf_counter() - started_perf_s) * 1000, 3), address)
+                              exchange.status, round(latency_s * 1000, 3), address)
         write_access_line(entry)
         if on_request is not None:
             try:

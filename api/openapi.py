@@ -43,7 +43,8 @@ PROBLEM_DESCRIPTIONS = {
     422: "Invalid input (`invalid_input`, with `errors` naming each field at fault), or a "
          "request the rules refuse (`refused`, `insufficient_funds`).",
     429: "Too many requests (`rate_limited`); `Retry-After` gives whole seconds.",
-    503: "The write queue is full or the service is stopping (`busy`): retry.",
+    503: "The write queue is full or the service is stopping (`busy`): retry. From "
+         "`GET /v1/ready`: not ready (`not_ready`, `errors` naming each check that failed).",
 }
 RETRY_AFTER = {"Retry-After": {"description": "whole seconds to wait",
                                "schema": {"type": "integer", "minimum": 1}}}

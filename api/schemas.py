@@ -73,6 +73,17 @@ class Health(Out):
     journal_head_hash: Hex
 
 
+class ReadyChecks(Out):
+    database: bool  # reachable, within the statement timeout
+    migrations: bool  # the database's revision is the code's Alembic head
+    writer: bool  # the appender thread is alive
+
+
+class Ready(Out):
+    status: Literal["ready"]
+    checks: ReadyChecks
+
+
 class IssuedKey(Out):
     key_id: int
     prefix: str

@@ -107,8 +107,12 @@ def test_the_readme_walkthrough_runs_as_written_twice_in_a_row(live: Live,
     assert cards[0] != cards[1]
     # Every request left its access-log line on serve's stderr, the sales with their merchant
     # key (two a run).
-    access = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()
-              if line.startswith('{"time"')]
+    lines = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()
+             if line.startswith('{"time"')]
+    access = [line for line in lines if "route" in line]  # the service's own have "logger"
+    [started] = [line for line in lines if line.get("message") == "started"]
+    assert started["workers"] == 1 and started["version"] and started["database_host"]
+    assert started["logger"] == "yufu" and started["request_id"] is None
     assert sum(a["route"] == "/v1/cards" and a["status"] == 201 and a["role"] == "merchant"
                for a in access) == 4
     assert all(re.fullmatch(r"[0-9a-f]{32}", a["request_id"]) for a in access)
@@ -146,3 +150,7 @@ def test_serve_stopped_with_sigterm_stops_its_postgresql_too(tmp_path: Path) -> 
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=stop_timeout_s)
         assert not embedded.is_running(), "yufu serve left its PostgreSQL running"
+    log = (tmp_path / "serve.log").read_text()
+    messages = [json.loads(line).get("message") for line in log.splitlines()
+                if line.startswith('{"time"')]
+    assert messages.count("started") == 1 and messages[-1] == "stopped", log

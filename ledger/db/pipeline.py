@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -47,6 +48,31 @@ def _always() -> bool:
     return True
 
 
+class Observer(Protocol):
+    """What the writer reports for monitoring (api/metrics.py makes them Prometheus metrics).
+    Called on the appender's or the helper's thread: each call must be cheap and thread-safe."""
+
+    def batch(self, requests: int, run_s: float) -> None:
+        """A batch about to be sent: its size, and the time its commands took to run."""
+
+    def flushed(self, flush_s: float) -> None:
+        """A batch's flush (its writes and commit) done, in this time."""
+
+    def answered(self, requests: Sequence[WriteRequest], now_s: float) -> None:
+        """These requests have their answers (each knows when it was submitted)."""
+
+
+class NoObserver:
+    def batch(self, requests: int, run_s: float) -> None:
+        pass
+
+    def flushed(self, flush_s: float) -> None:
+        pass
+
+    def answered(self, requests: Sequence[WriteRequest], now_s: float) -> None:
+        pass
+
+
 class Pipeline:
     """The appender's side (`launch`, `fly`, `follow`) and the helper's (`run_ahead`), with
     the helper's own connection: the appender's is busy with the flight."""
@@ -60,30 +86,40 @@ class Pipeline:
         self._counts = counts
         self._more_waiting = more_waiting
         self._reader: Connection | None = None  # the helper's
+        self.observer: Observer = NoObserver()
 
     def launch(self, conn: Connection, requests: Sequence[WriteRequest],
                ready: Prepared | None = None) -> Prepared | None:
         """The flight of these requests: `ready` (run ahead) or prepared now; None if the batch
         went the plain way instead (a command crashed, a write was refused), answered."""
         if ready is None:
+            started_s = time.perf_counter()
             try:
                 ready = prepare(conn, self._state, requests, _always)
             except Exception:  # abandoned: the plain way finds the culprit
                 execute_resilient(conn, requests, self._more_waiting, self._state)
+                self.observer.answered(requests, time.perf_counter())
                 return None
+            ready.run_s = time.perf_counter() - started_s
         self._counts["batches"] += 1
+        self.observer.batch(len(requests), ready.run_s)
         return ready
 
     def fly(self, conn: Connection, flight: Prepared, flown: threading.Event) -> bool:
         """Land the flight and answer its requests; true if it committed."""
+        started_s = time.perf_counter()
         try:
             land(conn, flight, flown.set)
         except Exception as error:  # abandoned
             flown.set()
             retry_alone(conn, flight.requests, error, self._state)
+            self.observer.answered(flight.requests, time.perf_counter())
             return False
+        landed_s = time.perf_counter()
         for request, result in zip(flight.requests, flight.results, strict=True):
             resolve(request.future, result)
+        self.observer.flushed(landed_s - started_s)
+        self.observer.answered(flight.requests, landed_s)
         return True
 
     def follow(self, conn: Connection, requests: Sequence[WriteRequest],
@@ -116,9 +152,11 @@ class Pipeline:
             sequences = None  # the ids then come the slow way, if the pool runs dry
         try:
             seen = {**self._committed_results(requests), **before.seen}
+            started_s = time.perf_counter()
             batch = Batch.following(before.batch, sequences)
             ahead = run_commands(batch, requests, seen, True, _always)
             self._render(ahead.script)
+            ahead.run_s = time.perf_counter() - started_s
             return ahead
         except (Offline, Exception):  # a crash shows itself, with its request, the plain way
             return None

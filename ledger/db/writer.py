@@ -34,7 +34,7 @@ from ledger.db.group_commit import (
     request_fingerprint,
     resolve,
 )
-from ledger.db.pipeline import Pipeline
+from ledger.db.pipeline import Observer, Pipeline
 from ledger.db.writer_state import WriterState
 from ledger.errors import Busy
 
@@ -93,6 +93,24 @@ class Writer:
         self.counts: Counter[str] = Counter()  # see Pipeline
         self._pipeline = Pipeline(engine, self.state, self.counts, self._more_waiting)
 
+    @property
+    def observer(self) -> Observer:
+        return self._pipeline.observer
+
+    @observer.setter
+    def observer(self, observer: Observer) -> None:
+        self._pipeline.observer = observer
+
+    @property
+    def running(self) -> bool:
+        """The appender thread is alive and taking requests."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def queue_depth(self) -> int:
+        """Requests waiting for the appender (approximate, as any queue's size is)."""
+        return self._queue.qsize()
+
     def start(self) -> None:
         with self._lock:
             if self._thread is None:
@@ -112,6 +130,7 @@ class Writer:
         if self._thread is None:
             resolve(request.future, Busy("the service is not accepting writes (stopped)"))
             return request.future
+        request.submitted_s = time.perf_counter()
         try:
             self._queue.put_nowait(request)
         except queue.Full:

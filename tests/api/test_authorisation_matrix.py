@@ -92,6 +92,7 @@ CONSUMER_ACT = allow(C_OWN, hidden=(C_OTHER,))
 
 POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/health"): OPEN,
+    ("GET", "/v1/ready"): OPEN,
     # keys, banks, the consumer's credential
     ("POST", "/v1/keys"): OPERATOR_ONLY,
     # Not for regulators, although they "read everything" (docs/api.md): the README's table

@@ -30,7 +30,7 @@ from tests.support.db import bank_code, issue_key
 from tests.support.http import PROBLEM_JSON, bearer
 from tests.support.statements import Stmt, entry, statement_csv
 
-KEYLESS = {("GET", "/v1/health"), ("GET", "/v1/audit/public-key"),
+KEYLESS = {("GET", "/v1/health"), ("GET", "/v1/ready"), ("GET", "/v1/audit/public-key"),
            ("GET", "/v1/audit/tree-head"), ("GET", "/v1/audit/tree-heads"),
            ("POST", "/v1/consumer/codes"), ("POST", "/v1/consumer/keys")}
 CARD_READS = {("GET", "/v1/cards/{card_id}"), ("GET", "/v1/cards/{card_id}/receipt")}
@@ -253,6 +253,7 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     op = bearer(issue_key(engine, Role.operator))
     today = china_today()
     api.call("GET", "/v1/health")
+    api.call("GET", "/v1/ready")
 
     # The operator: a bank, a rule set, a merchant and keys.
     api.call("POST", "/v1/banks", op, 201,
