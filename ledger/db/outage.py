@@ -28,6 +28,8 @@ log = logging.getLogger("yufu.database")
 # class 08 is "connection exception" as a whole. A client-side failure (no server at the
 # socket, the connection closed under us) has no SQLSTATE at all.
 SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+# psycopg2 counts these among its OperationalErrors, but the server is there: it refused.
+REFUSALS = (psycopg2.extensions.TransactionRollbackError, psycopg2.extensions.QueryCanceledError)
 cause_chars_max = 200
 
 
@@ -43,7 +45,7 @@ def connection_lost(error: BaseException) -> bool:
         return error.orig is not None and connection_lost(error.orig)
     if isinstance(error, psycopg2.InterfaceError):  # "connection already closed"
         return True
-    if isinstance(error, psycopg2.OperationalError):
+    if isinstance(error, psycopg2.OperationalError) and not isinstance(error, REFUSALS):
         code = error.pgcode
         return code is None or code.startswith("08") or code in SERVER_GOING_AWAY
     return False

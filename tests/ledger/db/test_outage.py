@@ -14,13 +14,15 @@ from typing import Any
 import psycopg2
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
 from api.runtime import Database, ensure_default_rule_sets, migrate
 from ledger import limits
 from ledger.auth import Role
 from ledger.db.engine import make_engine
+from ledger.db.outage import connection_lost
 from ledger.db.script import Script
 from ledger.db.writer import WriteRequest
 from ledger.errors import DatabaseUnavailable, Recorded
@@ -151,3 +153,27 @@ def test_a_write_whose_commit_was_sent_answers_unknown_and_its_retry_the_first_a
     outage = [r.getMessage() for r in caplog.records if r.name == "yufu.database"]
     assert len(outage) == 2 and "1 requests refused" in outage[1]
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def _raised(engine: Engine, sql: str) -> DBAPIError:
+    with engine.connect() as conn, pytest.raises(DBAPIError) as caught:
+        conn.execute(text(sql))
+    return caught.value
+
+
+@pytest.mark.parametrize(("sqlstate", "lost"), [
+    ("57P01", True), ("57P02", True), ("57P03", True), ("08006", True),  # the server goes
+    ("40001", False), ("40P01", False), ("57014", False), ("55P03", False),  # it refuses
+    ("23505", False), ("P0001", False)])
+def test_only_a_server_going_away_counts_as_the_database_unavailable(
+        engine: Engine, sqlstate: str, lost: bool) -> None:
+    """A serialization failure, a deadlock, a timeout or a lock not had are the server's
+    answers, with their own handling; only its going away is an outage."""
+    raised = _raised(engine, f"DO $$ BEGIN RAISE EXCEPTION 'as told' USING ERRCODE = '{sqlstate}'; "
+                             "END $$")
+    assert connection_lost(raised) is lost
+
+
+def test_a_connection_terminated_under_a_statement_is_the_database_unavailable(
+        engine: Engine) -> None:
+    assert connection_lost(_raised(engine, "SELECT pg_terminate_backend(pg_backend_pid())"))
