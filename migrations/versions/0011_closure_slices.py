@@ -26,7 +26,7 @@ def upgrade() -> None:
                                "status IN ('active','frozen','closing','closed')")
     op.create_table(
         "closures",
-        sa.Column("merchant_id", sa.String(), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
         sa.Column("available_fen", sa.BigInteger(), nullable=False),
         sa.Column("planned_seq", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("available_fen >= 0", name=op.f("ck_closures_available_valid")),
@@ -39,8 +39,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "closure_payouts",
-        sa.Column("card_id", sa.String(), nullable=False),
-        sa.Column("merchant_id", sa.String(), nullable=False),
+        sa.Column("card_id", sa.Text(), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
         sa.Column("claim_fen", sa.BigInteger(), nullable=False),
         sa.Column("payout_fen", sa.BigInteger(), nullable=False),
         sa.Column("planned_seq", sa.BigInteger(), nullable=False),
