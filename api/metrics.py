@@ -97,20 +97,23 @@ def _new_children(route: str, method: str, status: int) -> tuple[Any, Any]:
     return pair
 
 
+NS_PER_S = 1_000_000_000  # the writer reports integer nanoseconds
+
+
 class WriterMetrics:
     """The writer's Observer (ledger/db/pipeline.py): its reports as histograms."""
 
-    def batch(self, requests: int, run_s: float) -> None:
+    def batch(self, requests: int, run_ns: int) -> None:
         batch_requests.observe(requests)
-        batch_seconds.observe(run_s)
+        batch_seconds.observe(run_ns / NS_PER_S)
 
-    def flushed(self, flush_s: float) -> None:
-        flush_seconds.observe(flush_s)
+    def flushed(self, flush_ns: int) -> None:
+        flush_seconds.observe(flush_ns / NS_PER_S)
 
-    def answered(self, requests: Sequence[WriteRequest], now_s: float) -> None:
+    def answered(self, requests: Sequence[WriteRequest], now_ns: int) -> None:
         for request in requests:
-            if request.submitted_s:  # run outside the writer's queue: no wait to measure
-                append_seconds.observe(now_s - request.submitted_s)
+            if request.submitted_ns:  # run outside the writer's queue: no wait to measure
+                append_seconds.observe((now_ns - request.submitted_ns) / NS_PER_S)
 
 
 class Live(Collector):

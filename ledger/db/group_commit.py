@@ -59,7 +59,7 @@ class WriteRequest:
     # its caller's key; what Yufu does on its own (tree heads, bootstrap) is the system's.
     actor: Mapping[str, Any] = field(default_factory=lambda: dict(SYSTEM_ACTOR))
     future: Future[Outcome] = field(default_factory=Future)
-    submitted_s: float = 0.0  # time.perf_counter() when the writer took it (for monitoring)
+    submitted_ns: int = 0  # time.perf_counter_ns() when the writer took it (for monitoring)
 
 
 Seen = dict[tuple[int, str], tuple[bytes, Outcome]]  # idempotency slot: request hash, result
@@ -90,7 +90,7 @@ class Prepared:
     script: Script
     commit: bool  # the script commits (the batch opened its own transaction)
     relock: bool  # ... and takes the next batch's lock in the same round trip
-    run_s: float = 0.0  # how long its commands and script took to make (for monitoring)
+    run_ns: int = 0  # how long its commands and script took to make (for monitoring)
 
 
 # -- the life cycle ----------------------------------------------------------------------

@@ -66,18 +66,18 @@ class Outage:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._since: float | None = None
+        self._since_ns: int | None = None
         self._refused = 0
 
     @property
     def ongoing(self) -> bool:
-        return self._since is not None
+        return self._since_ns is not None
 
     def refused(self, error: DatabaseUnavailable, count: int = 1) -> None:
         """`count` requests were answered `error`: the outage starts here if it had not."""
         with self._lock:
-            if self._since is None:
-                self._since = time.monotonic()
+            if self._since_ns is None:
+                self._since_ns = time.monotonic_ns()
                 self._refused = 0
                 log.warning("database unreachable (%s): requests answer 503 "
                             "database_unavailable until it is back", error.cause)
@@ -85,15 +85,15 @@ class Outage:
 
     def connected(self) -> None:
         """A connection was made: the outage, if one was going on, is over."""
-        if self._since is None:  # the usual case: no lock taken
+        if self._since_ns is None:  # the usual case: no lock taken
             return
         with self._lock:
-            if self._since is None:
+            if self._since_ns is None:
                 return
-            lasted_s = time.monotonic() - self._since
-            refused, self._since, self._refused = self._refused, None, 0
-        log.warning("database reachable again after %.1f s: %d requests refused meanwhile",
-                    lasted_s, refused)
+            lasted_ns = time.monotonic_ns() - self._since_ns
+            refused, self._since_ns, self._refused = self._refused, None, 0
+        log.warning("database reachable again after %d ms: %d requests refused meanwhile",
+                    lasted_ns // 1_000_000, refused)
 
 
 _outages: weakref.WeakKeyDictionary[Engine, Outage] = weakref.WeakKeyDictionary()

@@ -50,26 +50,27 @@ def _always() -> bool:
 
 class Observer(Protocol):
     """What the writer reports for monitoring (api/metrics.py makes them Prometheus metrics).
-    Called on the appender's or the helper's thread: each call must be cheap and thread-safe."""
+    Called on the appender's or the helper's thread: each call must be cheap and thread-safe.
+    Times are integer nanoseconds of time.perf_counter_ns()."""
 
-    def batch(self, requests: int, run_s: float) -> None:
+    def batch(self, requests: int, run_ns: int) -> None:
         """A batch about to be sent: its size, and the time its commands took to run."""
 
-    def flushed(self, flush_s: float) -> None:
+    def flushed(self, flush_ns: int) -> None:
         """A batch's flush (its writes and commit) done, in this time."""
 
-    def answered(self, requests: Sequence[WriteRequest], now_s: float) -> None:
+    def answered(self, requests: Sequence[WriteRequest], now_ns: int) -> None:
         """These requests have their answers (each knows when it was submitted)."""
 
 
 class NoObserver:
-    def batch(self, requests: int, run_s: float) -> None:
+    def batch(self, requests: int, run_ns: int) -> None:
         pass
 
-    def flushed(self, flush_s: float) -> None:
+    def flushed(self, flush_ns: int) -> None:
         pass
 
-    def answered(self, requests: Sequence[WriteRequest], now_s: float) -> None:
+    def answered(self, requests: Sequence[WriteRequest], now_ns: int) -> None:
         pass
 
 
@@ -93,33 +94,33 @@ class Pipeline:
         """The flight of these requests: `ready` (run ahead) or prepared now; None if the batch
         went the plain way instead (a command crashed, a write was refused), answered."""
         if ready is None:
-            started_s = time.perf_counter()
+            started_ns = time.perf_counter_ns()
             try:
                 ready = prepare(conn, self._state, requests, _always)
             except Exception:  # abandoned: the plain way finds the culprit
                 execute_resilient(conn, requests, self._more_waiting, self._state)
-                self.observer.answered(requests, time.perf_counter())
+                self.observer.answered(requests, time.perf_counter_ns())
                 return None
-            ready.run_s = time.perf_counter() - started_s
+            ready.run_ns = time.perf_counter_ns() - started_ns
         self._counts["batches"] += 1
-        self.observer.batch(len(requests), ready.run_s)
+        self.observer.batch(len(requests), ready.run_ns)
         return ready
 
     def fly(self, conn: Connection, flight: Prepared, flown: threading.Event) -> bool:
         """Land the flight and answer its requests; true if it committed."""
-        started_s = time.perf_counter()
+        started_ns = time.perf_counter_ns()
         try:
             land(conn, flight, flown.set)
         except Exception as error:  # abandoned
             flown.set()
             retry_alone(conn, flight.requests, error, self._state)
-            self.observer.answered(flight.requests, time.perf_counter())
+            self.observer.answered(flight.requests, time.perf_counter_ns())
             return False
-        landed_s = time.perf_counter()
+        landed_ns = time.perf_counter_ns()
         for request, result in zip(flight.requests, flight.results, strict=True):
             resolve(request.future, result)
-        self.observer.flushed(landed_s - started_s)
-        self.observer.answered(flight.requests, landed_s)
+        self.observer.flushed(landed_ns - started_ns)
+        self.observer.answered(flight.requests, landed_ns)
         return True
 
     def follow(self, conn: Connection, requests: Sequence[WriteRequest],
@@ -152,11 +153,11 @@ class Pipeline:
             sequences = None  # the ids then come the slow way, if the pool runs dry
         try:
             seen = {**self._committed_results(requests), **before.seen}
-            started_s = time.perf_counter()
+            started_ns = time.perf_counter_ns()
             batch = Batch.following(before.batch, sequences)
             ahead = run_commands(batch, requests, seen, True, _always)
             self._render(ahead.script)
-            ahead.run_s = time.perf_counter() - started_s
+            ahead.run_ns = time.perf_counter_ns() - started_ns
             return ahead
         except (Offline, Exception):  # a crash shows itself, with its request, the plain way
             return None

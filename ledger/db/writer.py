@@ -132,7 +132,7 @@ class Writer:
         if self._thread is None:
             resolve(request.future, Busy("the service is not accepting writes (stopped)"))
             return request.future
-        request.submitted_s = time.perf_counter()
+        request.submitted_ns = time.perf_counter_ns()
         try:
             self._queue.put_nowait(request)
         except queue.Full:
