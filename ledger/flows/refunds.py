@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ledger.access import require_card, require_custodian
+from ledger.access import require_card
 from ledger.auth import Principal, Role
 from ledger.commands import Books, Command, IdKind, Reads
 from ledger.custody import cards as card_rules
@@ -24,14 +24,13 @@ from ledger.custody.lifecycle import (
     SettledBy,
     card_status_after_failed_refund,
     check_dispute_change,
-    check_pending,
     check_refund_allowed,
     check_refundable,
     parse_dispute_outcome,
     parse_refund_reason,
 )
 from ledger.errors import NotFound, Refused
-from ledger.flows.releases import require_cash
+from ledger.flows.releases import pending_instruction, require_cash
 
 
 def card_for(books: Books, principal: Principal, card_id: str) -> Card:
@@ -125,16 +124,7 @@ def fail_refund(books: Books, m: Merchant, refund: Refund, reason: str, by: Sett
 
 def _pending_refund(books: Books, principal: Principal, refund_id: int
                     ) -> tuple[Merchant, Refund]:
-    principal.require_role(Role.operator, Role.bank)
-    missing = NotFound(f"refund {refund_id} does not exist", field="refund_id")
-    try:
-        refund = books.custody.refund(refund_id)
-    except NotFound:
-        raise missing from None
-    m = books.custody.merchant(refund.merchant_id)
-    require_custodian(principal, m, missing)
-    check_pending(refund, "refund_id")
-    return m, refund
+    return pending_instruction(books, principal, "refund", refund_id, books.custody.refund)
 
 
 @dataclass(frozen=True)

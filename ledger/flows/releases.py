@@ -3,10 +3,10 @@ bank's receipt of card money turns money in transit into custody cash."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.access import require_custodian, require_operator
 from ledger.auth import Principal, Role
@@ -16,6 +16,7 @@ from ledger.custody.lifecycle import (
     BankAnswer,
     InstructionStatus,
     Merchant,
+    Refund,
     Release,
     SettledBy,
     check_pending,
@@ -126,18 +127,28 @@ def require_cash(books: Books, m: Merchant, amount_fen: int, what: str) -> None:
             f"pays out: the money in transit must be confirmed first", field="outcome")
 
 
-def _pending_release(books: Books, principal: Principal, release_id: int
-                     ) -> tuple[Merchant, Release]:
+Pending = TypeVar("Pending", Release, Refund)
+
+
+def pending_instruction(books: Books, principal: Principal, what: str, instruction_id: int,
+                        read: Callable[[int], Pending]) -> tuple[Merchant, Pending]:
+    """A pending release or refund (`what`) the operator or its merchant's custodian bank may
+    settle or fail; to any other bank it answers as a missing one."""
     principal.require_role(Role.operator, Role.bank)
-    missing = NotFound(f"release {release_id} does not exist", field="release_id")
+    missing = NotFound(f"{what} {instruction_id} does not exist", field=f"{what}_id")
     try:
-        release = books.custody.release(release_id)
+        instruction = read(instruction_id)
     except NotFound:
         raise missing from None
-    m = books.custody.merchant(release.merchant_id)
+    m = books.custody.merchant(instruction.merchant_id)
     require_custodian(principal, m, missing)
-    check_pending(release, "release_id")
-    return m, release
+    check_pending(instruction, f"{what}_id")
+    return m, instruction
+
+
+def _pending_release(books: Books, principal: Principal, release_id: int
+                     ) -> tuple[Merchant, Release]:
+    return pending_instruction(books, principal, "release", release_id, books.custody.release)
 
 
 @dataclass(frozen=True)
