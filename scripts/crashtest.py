@@ -381,8 +381,8 @@ def check_entities(run: Run, acked: list[Write], cards: dict[str, Any],
             ("consumptions", consumptions, consumed, "consumption_id"),
             ("refunds", refunds, refunded, "refund_id")):
         ids = [w.body[id_field] for w in writes]
-        missing = [i for i in ids if i not in rows or rows[i].card_id != run_card(writes, i,
-                                                                                  id_field)]
+        card_of = {w.body[id_field]: w.card for w in writes}
+        missing = [i for i in ids if i not in rows or rows[i].card_id != card_of[i]]
         if missing or len(rows) != len(ids) or len(set(ids)) != len(ids):
             failures.append(f"{name}: {len(rows)} in the database, {len(ids)} acknowledged, "
                             f"{len(missing)} acknowledged missing")
@@ -404,10 +404,6 @@ def check_entities(run: Run, acked: list[Write], cards: dict[str, Any],
         failures.append(f"{len(wrong)} card(s) whose remaining value is not their start minus "
                         f"their acknowledged consumptions and refund, e.g. {wrong[0]}")
     return failures
-
-
-def run_card(writes: list[Write], entity_id: int, id_field: str) -> str:
-    return next(w.card for w in writes if w.body[id_field] == entity_id)
 
 
 def check_answers(run: Run) -> tuple[list[str], dict[str, int]]:
