@@ -493,6 +493,8 @@ def report(args: argparse.Namespace, run: Run, figures: dict[str, int], lines: l
         f"| writes sent (distinct Idempotency-Keys) | {len(run.writes):,} |",
         f"| acknowledged (2xx) | {acked:,} (sales {by_kind['sale']:,}, consumptions "
         f"{by_kind['consume']:,}, refunds {by_kind['refund']:,}) |",
+        f"| acknowledged by a replay (Idempotent-Replayed: an earlier attempt had recorded "
+        f"it) | {sum(1 for w in run.writes if w.replayed):,} |",
         f"| refused (definite 4xx) | {refused or 0} |",
         f"| attempts / retries | {attempts:,} / {attempts - len(run.writes):,} "
         f"({retried:,} writes retried) |",
