@@ -63,6 +63,7 @@ class Client:
         self.host, self.port, self.key = host, port, key
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.headers: dict[str, str] = {}  # the last answer's, names in lower case
 
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
@@ -80,15 +81,14 @@ class Client:
         if not status_line:
             raise ConnectionError(f"the server closed the connection ({method} {path})")
         status = int(status_line.split()[1])
-        length = 0
+        self.headers = {}
         while True:
             line = await self.reader.readline()
             if line in (b"\r\n", b""):
                 break
             name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        data = await self.reader.readexactly(length)
+            self.headers[name.strip().lower()] = value.strip()
+        data = await self.reader.readexactly(int(self.headers.get("content-length", "0")))
         return status, (json.loads(data) if data else {})
 
 
@@ -101,19 +101,24 @@ def free_port() -> int:
 class Service:
     """`yufu serve` on a fresh YUFU_HOME; stopped (with its database) on exit."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, prefix: str = "yufu-bench-") -> None:
         self.workers = workers
-        self.home = Path(tempfile.mkdtemp(prefix="yufu-bench-"))
+        self.home = Path(tempfile.mkdtemp(prefix=prefix))
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.key = ""
         self.log: Any = None
 
     def __enter__(self) -> Service:
+        self.log = (self.home / "serve.log").open("wb")
+        self.spawn()
+        return self
+
+    def spawn(self) -> None:
+        """Start `yufu serve` and wait until it answers (again, after a crash)."""
         env = {**os.environ, "YUFU_HOME": str(self.home), "YUFU_PORT": str(self.port),
                "YUFU_WORKERS": str(self.workers)}
         env.pop("YUFU_DATABASE_URL", None)
-        self.log = (self.home / "serve.log").open("wb")
         self.process = subprocess.Popen([str(ROOT / ".venv/bin/yufu"), "serve"], env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + startup_timeout_s
@@ -121,7 +126,7 @@ class Service:
         while time.monotonic() < deadline:
             if key_file.exists() and _port_open(self.port):
                 self.key = key_file.read_text().strip()
-                return self
+                return
             if self.process.poll() is not None:
                 out = (self.home / "serve.log").read_text(errors="replace")
                 raise SystemExit(f"yufu serve exited early:\n{out}")
