@@ -267,41 +267,47 @@ async def pos_setup(admin: Client, port: int, merchants: int, cards_each: int) -
     return world
 
 
+async def pos_step(world: PosWorld, clients: list[Client]) -> tuple[int, int]:
+    """One write of the POS mix (70% consume, 25% sell, 5% refund) through `clients`, one per
+    merchant: (1, 0) if it succeeded, (0, 1) if not. Every write carries an Idempotency-Key,
+    as a till that may retry must send."""
+    once = {"Idempotency-Key": f"pos-{uuid.uuid4()}"}
+    roll = random.random()
+    if roll < 0.70 and world.cards:
+        n, card = random.choice(world.cards)
+        status, _ = await clients[n].request(
+            "POST", f"/v1/cards/{card}/consumptions", {"amount_fen": random.randint(1, 50)},
+            once)
+        return (1, 0) if status == 201 else (0, 1)
+    if roll < 0.95 or len(world.cards) < 10:
+        n = random.randrange(len(world.merchants))
+        status, sale = await clients[n].request("POST", "/v1/cards", {
+            "product_id": world.merchants[n][2],
+            "consumer": {"external_id": f"c{random.random()}"}}, once)
+        if status == 201:
+            world.cards.append((n, sale["card_id"]))
+        return (1, 0) if status == 201 else (0, 1)
+    n, card = world.cards.pop(random.randrange(len(world.cards)))
+    status, _ = await clients[n].request("POST", f"/v1/cards/{card}/refunds",
+                                         {"reason": "balance"}, once)
+    return (1, 0) if status == 201 else (0, 1)
+
+
+async def merchant_clients(world: PosWorld, port: int, count: int) -> list[list[Client]]:
+    """`count` sets of connections, one per merchant each, under the merchant's own key."""
+    sets = []
+    for _ in range(count):
+        clients = [Client("127.0.0.1", port, key) for _, key, _ in world.merchants]
+        await asyncio.gather(*(c.connect() for c in clients))
+        sets.append(clients)
+    return sets
+
+
 async def scenario_pos(args: argparse.Namespace, service: Service) -> Result:
     admin = Client("127.0.0.1", service.port, service.key)
     await admin.connect()
     world = await pos_setup(admin, service.port, args.merchants, args.cards_per_merchant)
-    pools = [[] for _ in world.merchants]  # per merchant: a client per worker is made below
-
-    async def step(client_index: int, clients: list[Client]) -> tuple[int, int]:
-        # Every write carries an Idempotency-Key, as a till that may retry must send.
-        once = {"Idempotency-Key": f"pos-{uuid.uuid4()}"}
-        roll = random.random()
-        if roll < 0.70 and world.cards:
-            n, card = random.choice(world.cards)
-            status, _ = await clients[n].request(
-                "POST", f"/v1/cards/{card}/consumptions", {"amount_fen": random.randint(1, 50)},
-                once)
-            return (1, 0) if status == 201 else (0, 1)
-        if roll < 0.95 or len(world.cards) < 10:
-            n = random.randrange(len(world.merchants))
-            status, sale = await clients[n].request("POST", "/v1/cards", {
-                "product_id": world.merchants[n][2],
-                "consumer": {"external_id": f"c{random.random()}"}}, once)
-            if status == 201:
-                world.cards.append((n, sale["card_id"]))
-            return (1, 0) if status == 201 else (0, 1)
-        n, card = world.cards.pop(random.randrange(len(world.cards)))
-        status, _ = await clients[n].request("POST", f"/v1/cards/{card}/refunds",
-                                             {"reason": "balance"}, once)
-        return (1, 0) if status == 201 else (0, 1)
-
-    workers = []
-    for _ in range(args.clients):
-        clients = [Client("127.0.0.1", service.port, key) for _, key, _ in world.merchants]
-        await asyncio.gather(*(c.connect() for c in clients))
-        workers.append(clients)
-    del pools
+    workers = await merchant_clients(world, service.port, args.clients)
     result = Result("POS mix (70% consume, 25% sell, 5% refund)", args.seconds,
                     note=f"{args.clients} clients, {args.merchants} merchants, "
                     "every write with an Idempotency-Key")
@@ -310,7 +316,7 @@ async def scenario_pos(args: argparse.Namespace, service: Service) -> Result:
     async def loop(index: int) -> None:
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
-            units, errors = await step(index, workers[index])
+            units, errors = await pos_step(world, workers[index])
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
             result.operations += 1
             result.units += units
