@@ -23,21 +23,22 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from api.app import create_app
 from api.backup_archive import DUMP_PART, MANIFEST_PART, PUBLIC_KEY_PART, SIGNING_KEY_PART
 from api.cli import main as yufu
-from api.runtime import AUDIT_KEY_FILE_NAME, check_audit_key, connect, database, migrate
-from api.settings import Settings
+from api.runtime import AUDIT_KEY_FILE_NAME
+from api.settings import embedded_settings
 from ledger import audit, merkle
 from ledger.auth import Role
 from ledger.db import dump, queries
 from ledger.db.audit_queries import latest_head
+from ledger.db.embedded import EmbeddedPostgres
 from ledger.db.engine import make_engine
 from tests.support import testdb
 from tests.support.audit import post_transfers, run_verifier, sign_head
 from tests.support.db import drop_database, issue_key, pg_error
 from tests.support.driver import Driver
-from tests.support.http import live_server
+from tests.support.http import bearer
+from tests.support.serve import yufu_serve
 
 HEAD_FIELDS = ("tree_size", "root_hash", "timestamp", "key_id", "signature")
 KEY = audit.load_private_key_pem(audit.generate_private_key_pem())
@@ -160,36 +161,30 @@ def test_a_restored_home_verifies_and_its_heads_continue(
 
 
 def _serve_sign_and_audit(home: Path, source: Source) -> dict[str, Any]:
-    """What `yufu serve` does on the new home (migrate, the key check), then a new entry and a
-    new head, its consistency with the backup's head proved, and the auditor's verifier."""
-    settings = Settings(home=home, database_url=None, migration_database_url=None)
-    with database(settings) as db:
-        migrate(db)
-        engine = connect(db.service_url)
+    """`yufu serve` on the new home; a new entry and a new head signed there, its consistency
+    with the backup's head proved; the auditor's verifier; the service role's powers."""
+    with yufu_serve(home, home.parent / "serve.log") as (url, _):
+        # Its cluster is up: keys straight into it, as the service's role.
+        engine = make_engine(EmbeddedPostgres(home / "pg", embedded_settings()).service_url)
         try:
-            check_audit_key(engine, KEY, allow_rotation=False)
-            reader = issue_key(engine, Role.regulator)  # a journal entry after the restore
-            new_head = sign_head(engine, KEY)
+            operator = bearer(issue_key(engine, Role.operator))  # an entry after the restore
+            reader = issue_key(engine, Role.regulator)
+            new_head = httpx.post(f"{url}/v1/audit/tree-heads", headers=operator).json()
             first, second = int(str(source.head["tree_size"])), new_head["tree_size"]
             assert second > source.journal_size
-            pem = home / "audit-public.pem"
+            proof = httpx.get(f"{url}/v1/audit/proofs/consistency", headers=bearer(reader),
+                              params={"first": first, "second": second}).json()
+            assert merkle.verify_consistency(
+                first, second, bytes.fromhex(str(source.head["root_hash"])),
+                bytes.fromhex(new_head["root_hash"]), [bytes.fromhex(p) for p in proof["proof"]])
+            pem = home.parent / "audit-public.pem"
             pem.write_text(audit.public_key_pem(KEY.public_key()))
-            app = create_app(engine, audit_key=KEY, tree_head_interval_s=None)
-            with live_server(app) as url:
-                proof = httpx.get(f"{url}/v1/audit/proofs/consistency",
-                                  params={"first": first, "second": second},
-                                  headers={"Authorization": f"Bearer {reader}"}).json()
-                assert merkle.verify_consistency(
-                    first, second, bytes.fromhex(str(source.head["root_hash"])),
-                    bytes.fromhex(new_head["root_hash"]),
-                    [bytes.fromhex(p) for p in proof["proof"]])
-                code, out = run_verifier("--url", url, "--key", reader,
-                                         "--public-key", str(pem))
+            code, out = run_verifier("--url", url, "--key", reader, "--public-key", str(pem))
             assert code == 0, out
             _history_stays_fixed(engine)
-            return new_head
         finally:
             engine.dispose()
+    return dict(new_head)
 
 
 def _history_stays_fixed(engine: Engine) -> None:
