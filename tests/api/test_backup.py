@@ -297,3 +297,28 @@ def test_the_dump_holds_what_its_snapshot_read_not_a_later_commit(
         restored.dispose()
     finally:
         drop_database(server.owner_url, name)
+
+
+def test_a_restore_into_an_empty_external_database(
+        source: Source, with_key: Path, server: testdb.Server, scratch: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """YUFU_DATABASE_URL and YUFU_MIGRATION_DATABASE_URL name a new, empty database: restored
+    there as its owner, the service role granted the policy, and verified."""
+    name = f"yufu_restore_{uuid.uuid4().hex[:8]}"
+    testdb.create_database(server.owner_url, name)
+    env = {"YUFU_HOME": str(scratch / "external-home"),
+           "YUFU_DATABASE_URL": server.service(name),
+           "YUFU_MIGRATION_DATABASE_URL": server.owner(name)}
+    try:
+        capsys.readouterr()
+        assert _run(env, "restore", str(with_key)) == 0
+        said = capsys.readouterr().out
+        assert f"OK: {source.journal_size} entries verified" in said
+        assert "holds exactly ledger/db/privileges.py's policy" in said
+        restored = make_engine(server.service(name))
+        with restored.connect() as conn:
+            assert latest_head(conn).view() == {  # type: ignore[union-attr]
+                k: source.head[k] for k in HEAD_FIELDS}
+        restored.dispose()
+    finally:
+        drop_database(server.owner_url, name)
