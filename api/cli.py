@@ -1,4 +1,4 @@
-"""The `yufu` command: serve, db upgrade, keys create, verify, export, audit."""
+"""The `yufu` command: serve, db upgrade, keys create, verify, export, audit, backup."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,7 +19,8 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
 
-from api import audit_cli
+from api import audit_cli, backup_cli
+from api.checks import report, verify_books
 from api.context import china_today
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
 from api.runtime import (
@@ -48,9 +49,7 @@ from ledger.flows.consumption import AutoConfirm
 from ledger.flows.releases import RunReleases
 from ledger.flows.statements import ImportStatementFile
 from ledger.journal import (
-    GENESIS_PREV_HASH,
     PREV_RE,
-    ChainBreak,
     StoredEntry,
     canonical_json,
     check_chain,
@@ -72,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
                 "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
-                "reconcile": _reconcile, "banks": _banks, "outbox": _outbox}
+                "reconcile": _reconcile, "banks": _banks, "outbox": _outbox,
+                "backup": backup_cli.run, "restore": backup_cli.run}
     try:
         return handlers[args.command](args)
     except LedgerError as refusal:  # an expected refusal: say it, no traceback
@@ -108,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True)
     _add_daily_commands(sub)
     audit_cli.add_commands(sub)
+    backup_cli.add_commands(sub)
     reconcile = sub.add_parser("reconcile", help="bank statements").add_subparsers(
         dest="reconcile_command", required=True)
     imported = reconcile.add_parser("import", help="import and match a statement file")
@@ -380,30 +381,10 @@ def _outbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _walk(results: Iterable[ChainBreak | bytes]) -> tuple[int, bytes, ChainBreak | None]:
-    """Count the verified entries and keep the last hash, up to the first break."""
-    count, head = 0, GENESIS_PREV_HASH
-    for result in results:
-        if isinstance(result, ChainBreak):
-            return count, head, result
-        count, head = count + 1, result
-    return count, head, None
-
-
-def _report(results: Iterable[ChainBreak | bytes]) -> tuple[int, int, bytes]:
-    """Print the outcome of a chain walk; returns (exit code, entries verified, head hash)."""
-    count, head, broken = _walk(results)
-    if broken is not None:
-        print(f"BROKEN at sequence number {broken.seq}: {broken.reason}")
-        return 1, count, head
-    print(f"OK: {count} entries verified; head hash {head.hex()}")
-    return 0, count, head
-
-
 def _verify(args: argparse.Namespace) -> int:
     if args.file is not None:
         try:
-            return _report(check_chain(_entries_from_file(args.file)))[0]
+            return report(check_chain(_entries_from_file(args.file)))[0]
         except _MalformedLine as bad:
             print(f"BROKEN at sequence number {bad.seq}: line {bad.seq} of the file is "
                   f"malformed ({bad.reason})")
@@ -411,25 +392,7 @@ def _verify(args: argparse.Namespace) -> int:
     with database(Settings()) as db:
         engine = connect(db.service_url)
         with engine.connect() as conn:
-            code, count, last_hash = _report(check_chain(queries.stored_entries(conn)))
-            if code:
-                return code
-            head_seq, head_hash = queries.chain_head(conn)
-            mismatched = queries.account_balance_mismatches(conn)
-        # The chain alone cannot see its last entries deleted or rewritten: the head can.
-        if (head_seq, head_hash) != (count, last_hash):
-            # Name the first entry in doubt: a missing one, the rewritten last one, or the
-            # first one beyond the head.
-            first_bad = count + 1 if head_seq > count else min(head_seq + 1, count)
-            print(f"BROKEN at sequence number {first_bad}: the chain head says "
-                  f"entry {head_seq} ({head_hash.hex()}) but the journal ends at entry {count} "
-                  f"({last_hash.hex()})")
-            return 1
-        if mismatched:
-            print(f"BROKEN: cached balances differ from postings for accounts {mismatched}")
-            return 1
-        print(f"chain head at {head_seq} ({head_hash.hex()}); account balances equal postings")
-    return 0
+            return verify_books(conn)
 
 
 class _MalformedLine(Exception):

@@ -7,23 +7,19 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from api.settings import embedded_settings
 from ledger.db.embedded import EmbeddedPostgres
 from tests.support import ROOT
-from tests.support.http import free_port
+from tests.support.serve import stop_timeout_s, yufu_serve
 
 START, END = "<!-- walkthrough:start -->", "<!-- walkthrough:end -->"
-startup_timeout_s = 120
-stop_timeout_s = 30
 
 
 def walkthrough() -> str:
@@ -54,42 +50,11 @@ def live(tmp_path: Path) -> Iterator[Live]:
 @contextmanager
 def serving(tmp_path: Path, stop_with: signal.Signals
             ) -> Iterator[tuple[Live, subprocess.Popen[bytes]]]:
-    home, port = tmp_path / "home", free_port()
-    env = {**os.environ, "YUFU_HOME": str(home), "YUFU_PORT": str(port),
-           "YUFU_HOST": "127.0.0.1"}
-    env.pop("YUFU_DATABASE_URL", None)
-    log_path = tmp_path / "serve.log"
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "yufu"), "serve"], cwd=ROOT,
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"yufu serve exited with {server.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"yufu serve did not answer in {startup_timeout_s} s:\n"
-                            f"{log_path.read_text(errors='replace')}")
-            time.sleep(0.2)
+    home, log_path = tmp_path / "home", tmp_path / "serve.log"
+    with yufu_serve(home, log_path, stop_with) as (url, server):
         key = (home / "operator.key").read_text().strip()
         assert key in log_path.read_text(), "the bootstrap key is printed on first start"
         yield Live(url, home, key), server
-    finally:
-        if server.poll() is None:
-            server.send_signal(stop_with)  # the API stops, then its database
-            try:
-                server.wait(timeout=stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        EmbeddedPostgres(home / "pg", embedded_settings()).stop()  # if it is still up
 
 
 def test_the_readme_walkthrough_runs_as_written_twice_in_a_row(live: Live,
