@@ -36,6 +36,9 @@ group_commit_wait_ms: Final = 1.0
 flight_poll_ms: Final = 0.5
 appender_queue_requests_max: Final = 20_000
 request_timeout_s: Final = 30.0
+# What a request refused because the database is away answers in Retry-After: about the
+# time a PostgreSQL restart takes (docs/reliability.md).
+database_retry_after_s: Final = 3
 # Audit: signed tree heads listed per page, and how often the service signs a new head when
 # the journal has grown (also on demand).
 tree_heads_page_max: Final = 1000

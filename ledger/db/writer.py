@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -34,9 +34,10 @@ from ledger.db.group_commit import (
     request_fingerprint,
     resolve,
 )
+from ledger.db.outage import connection_lost, outage_of, refuse
 from ledger.db.pipeline import Observer, Pipeline
 from ledger.db.writer_state import WriterState
-from ledger.errors import Busy
+from ledger.errors import Busy, Recorded
 
 __all__ = ["Command", "Outcome", "WriteRequest", "Writer", "execute_batch",
            "execute_resilient", "release_lock", "request_fingerprint"]
@@ -92,6 +93,7 @@ class Writer:
         self.state = WriterState(engine)
         self.counts: Counter[str] = Counter()  # see Pipeline
         self._pipeline = Pipeline(engine, self.state, self.counts, self._more_waiting)
+        outage_of(engine)  # told of every new connection from now on, so an outage ends
 
     @property
     def observer(self) -> Observer:
@@ -150,7 +152,7 @@ class Writer:
                     if first is None:
                         break
                     waiting, stop = self._gather(first)
-                    conn = conn or self._connect()
+                    conn = self._fresh(conn)
                     flight = self._pipeline.launch(conn, waiting)
                     continue
                 assert conn is not None
@@ -162,11 +164,10 @@ class Writer:
                     flown.set()
                     waiting, stop, following = ahead.result()
                 flight = None
+                conn = self._fresh(conn)
                 flight = self._pipeline.follow(conn, waiting, following if landed else None)
             except Exception as error:  # the database went away: fail these, reconnect
-                log.exception("appender batch failed")
-                for request in [*(flight.requests if flight else []), *waiting]:
-                    resolve(request.future, error)
+                self._fail(flight.requests if flight else [], waiting, error)
                 flight = None
                 if conn is not None:
                     self._drop(conn)
@@ -176,6 +177,31 @@ class Writer:
             conn.close()
         helper.stop()
         self._pipeline.close()
+
+    def _fail(self, flown: Sequence[WriteRequest], waiting: Sequence[WriteRequest],
+              error: Exception) -> None:
+        """Answer the requests a failure outside a batch's life cycle caught: a lost
+        connection as DatabaseUnavailable (the outage logs it once), anything else as the
+        bug it is. A flight's COMMIT may have been sent; what waited was not."""
+        if not connection_lost(error):
+            log.error("appender batch failed", exc_info=error)
+            for request in [*flown, *waiting]:
+                resolve(request.future, error)
+            return
+        for requests, recorded in ((flown, Recorded.UNKNOWN), (waiting, Recorded.NO)):
+            if requests:
+                refused = refuse(self._engine, error, recorded, len(requests))
+                for request in requests:
+                    resolve(request.future, refused)
+
+    def _fresh(self, conn: Connection | None) -> Connection:
+        """The appender's connection, made anew if it has none or its own lost its server
+        (SQLAlchemy would make it again by itself, but not in autocommit)."""
+        if conn is not None and (conn.invalidated or not conn.connection.dbapi_connection
+                                 .autocommit):  # type: ignore[union-attr]
+            self._drop(conn)
+            conn = None
+        return conn or self._connect()
 
     def _connect(self) -> Connection:
         # Autocommit: batches open and commit their transactions themselves.
