@@ -10,6 +10,7 @@ retry without the request that caused it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import queue
@@ -90,6 +91,7 @@ class Writer:
             maxsize=limits.appender_queue_requests_max)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._conn: Connection | None = None  # the appender's (see _connection)
         self.state = WriterState(engine)
         self.counts: Counter[str] = Counter()  # see Pipeline
         self._pipeline = Pipeline(engine, self.state, self.counts, self._more_waiting)
@@ -129,7 +131,7 @@ class Writer:
                 self._thread = None
 
     def submit(self, request: WriteRequest) -> Future[Outcome]:
-        if self._thread is None:
+        if not self.running:  # stopped, or died: answered now rather than at the time-out
             resolve(request.future, Busy("the service is not accepting writes (stopped)"))
             return request.future
         request.submitted_ns = time.perf_counter_ns()
@@ -141,7 +143,6 @@ class Writer:
 
     def _loop(self) -> None:
         helper = _Helper()
-        conn: Connection | None = None
         flight: Prepared | None = None
         stop = False
         while not (stop and flight is None):
@@ -152,9 +153,9 @@ class Writer:
                     if first is None:
                         break
                     waiting, stop = self._gather(first)
-                    conn = self._fresh(conn)
-                    flight = self._pipeline.launch(conn, waiting)
+                    flight = self._pipeline.launch(self._connection(), waiting)
                     continue
+                conn = self._conn  # the flight's: its transaction is open there
                 assert conn is not None
                 flown = threading.Event()
                 ahead = helper.submit(functools.partial(self._run_ahead, flight, flown, stop))
@@ -164,17 +165,16 @@ class Writer:
                     flown.set()
                     waiting, stop, following = ahead.result()
                 flight = None
-                conn = self._fresh(conn)
-                flight = self._pipeline.follow(conn, waiting, following if landed else None)
+                flight = self._pipeline.follow(self._connection(), waiting,
+                                               following if landed else None)
             except Exception as error:  # the database went away: fail these, reconnect
                 self._fail(flight.requests if flight else [], waiting, error)
                 flight = None
-                if conn is not None:
-                    self._drop(conn)
-                conn = None
-        if conn is not None:
-            release_lock(conn, self.state)
-            conn.close()
+                self._discard()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # its server may be gone
+                release_lock(self._conn, self.state)
+            self._discard()
         helper.stop()
         self._pipeline.close()
 
@@ -194,24 +194,31 @@ class Writer:
                 for request in requests:
                     resolve(request.future, refused)
 
-    def _fresh(self, conn: Connection | None) -> Connection:
-        """The appender's connection, made anew if it has none or its own lost its server
-        (SQLAlchemy would make it again by itself, but not in autocommit)."""
+    def _connection(self) -> Connection:
+        """The appender's connection: its own while it has its server, else a new one
+        (SQLAlchemy would make a lost one again by itself, but not in autocommit). Held on
+        the writer, not in the loop, so a connection given up is given up once, whatever
+        fails next (the appender once died dropping a dropped connection a second time)."""
+        conn = self._conn
         if conn is not None and (conn.invalidated or not conn.connection.dbapi_connection
                                  .autocommit):  # type: ignore[union-attr]
-            self._drop(conn)
-            conn = None
-        return conn or self._connect()
+            self._discard()
+        if self._conn is None:
+            # Autocommit: batches open and commit their transactions themselves.
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
 
-    def _connect(self) -> Connection:
-        # Autocommit: batches open and commit their transactions themselves.
-        return self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-
-    def _drop(self, conn: Connection) -> None:
-        """Give up a connection that failed; the lock it held for a next batch went with it."""
+    def _discard(self) -> None:
+        """Give up the connection, if any (it failed, or the appender stops); the lock it held
+        for a next batch goes with it. Never raises: its server may be gone."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
         self.state.take_lock(conn)
-        conn.invalidate()
-        conn.close()
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+        with contextlib.suppress(Exception):
+            conn.close()
 
     def _more_waiting(self) -> bool:
         return not self._queue.empty()
