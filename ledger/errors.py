@@ -72,6 +72,15 @@ class Recorded(enum.Enum):
     UNKNOWN = "unknown"  # the connection died after its COMMIT was sent: it may have been
 
 
+_UNAVAILABLE_DETAILS = {
+    Recorded.NO: "the database is unreachable; nothing of this request was recorded: retry "
+                 "later, with the same Idempotency-Key",
+    Recorded.UNKNOWN: "the connection to the database was lost after this write's commit was "
+                      "sent: it may have been recorded. Retry with the same Idempotency-Key: "
+                      "the retry answers the first result if it was, or records it once if "
+                      "not (a write sent without a key may be recorded twice)"}
+
+
 class DatabaseUnavailable(LedgerError):
     """The database could not be reached, or the connection died under the request: not a
     bug, and not the request's fault. `recorded` says whether a write may have been recorded;
@@ -81,16 +90,8 @@ class DatabaseUnavailable(LedgerError):
     code = "database_unavailable"
     status = 503
 
-    def __init__(self, recorded: Recorded, cause: str = "") -> None:
-        if recorded is Recorded.NO:
-            detail = ("the database is unreachable; nothing of this request was recorded: "
-                      "retry later, with the same Idempotency-Key")
-        else:
-            detail = ("the connection to the database was lost after this write's commit was "
-                      "sent: it may have been recorded. Retry with the same Idempotency-Key: "
-                      "the retry answers the first result if it was, or records it once if "
-                      "not (a write sent without a key may be recorded twice)")
-        super().__init__(detail)
+    def __init__(self, recorded: Recorded, cause: str = "", detail: str = "") -> None:
+        super().__init__(detail or _UNAVAILABLE_DETAILS[recorded])
         self.recorded = recorded
         self.cause = cause  # the driver's message, for the log; never sent to the client
 

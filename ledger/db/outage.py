@@ -83,8 +83,9 @@ class Outage:
                             "database_unavailable until it is back", error.cause)
             self._refused += count
 
-    def connected(self) -> None:
-        """A connection was made: the outage, if one was going on, is over."""
+    def back(self) -> None:
+        """The database answered (a connection was made, or a write landed): the outage, if
+        one was going on, is over."""
         if self._since_ns is None:  # the usual case: no lock taken
             return
         with self._lock:
@@ -109,10 +110,23 @@ def outage_of(engine: Engine) -> Outage:
             outage = found
 
             def on_connect(*_: Any) -> None:
-                outage.connected()
+                outage.back()
 
             event.listen(engine, "connect", on_connect)
         return found
+
+
+def silent(engine: Engine, waited_s: int) -> DatabaseUnavailable:
+    """The answer to a write the writer did not answer within `waited_s`: the database is
+    taken for silent (no error would ever come), and the write may yet be recorded."""
+    typed = DatabaseUnavailable(
+        Recorded.UNKNOWN, f"no answer from the database within {waited_s} s",
+        f"the database did not answer within {waited_s} s: this write may still be recorded "
+        "when it does. Retry with the same Idempotency-Key: the retry answers the first "
+        "result if it was recorded, or records it once if not (a write sent without a key "
+        "may be recorded twice)")
+    outage_of(engine).refused(typed)
+    return typed
 
 
 def refuse(engine: Engine, error: BaseException, recorded: Recorded,

@@ -95,7 +95,7 @@ class Writer:
         self.state = WriterState(engine)
         self.counts: Counter[str] = Counter()  # see Pipeline
         self._pipeline = Pipeline(engine, self.state, self.counts, self._more_waiting)
-        outage_of(engine)  # told of every new connection from now on, so an outage ends
+        self._outage = outage_of(engine)  # told of every new connection, so an outage ends
 
     @property
     def observer(self) -> Observer:
@@ -164,6 +164,8 @@ class Writer:
                 finally:
                     flown.set()
                     waiting, stop, following = ahead.result()
+                if landed:  # a silent database makes no new connection when it answers again
+                    self._outage.back()
                 flight = None
                 flight = self._pipeline.follow(self._connection(), waiting,
                                                following if landed else None)

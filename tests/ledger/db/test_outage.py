@@ -4,8 +4,11 @@ outage, and the same writer serves again when the database is back (docs/reliabi
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -23,6 +26,7 @@ from api.app import create_app
 from api.runtime import Database, ensure_default_rule_sets, migrate
 from ledger import limits
 from ledger.auth import Role
+from ledger.db.embedded import EmbeddedPostgres
 from ledger.db.engine import make_engine
 from ledger.db.outage import connection_lost
 from ledger.db.script import Script
@@ -39,6 +43,8 @@ writes_during_outage = 12
 # (docs/reliability.md: the crash harness measures 2.4 to 2.8 s from the fault, 2 s of it down).
 recovery_s_max = 5
 tills_count = 4
+# Scheduling on a loaded 2-core machine: how much later than its bound an answer may come.
+bound_slack_s = 3
 
 
 @pytest.fixture
@@ -185,11 +191,12 @@ def test_a_connection_terminated_under_a_statement_is_the_database_unavailable(
     assert connection_lost(_raised(engine, "SELECT pg_terminate_backend(pg_backend_pid())"))
 
 
-def _attempt(writer: Writer, name: str) -> int | DatabaseUnavailable:
+def _attempt(writer: Writer, name: str, wait_s: float = recovery_s_max
+             ) -> int | DatabaseUnavailable:
     """One write through the writer: the new account's id, or the refusal."""
     request = WriteRequest(OpenAccount.parse({"kind": "asset", "name": name}))
     try:
-        return int(writer.submit(request).result(timeout=recovery_s_max).body["id"])
+        return int(writer.submit(request).result(timeout=wait_s).body["id"])
     except DatabaseUnavailable as error:
         return error
 
@@ -242,3 +249,101 @@ def test_the_writer_serves_again_when_postgresql_comes_back_under_load(
     assert max(served_after.values()) < recovery_s_max
     opened = [a for a in answers if isinstance(a, int)]
     assert len(opened) == len(set(opened))
+
+
+def _cluster_processes(home: Path) -> list[int]:
+    """The cluster's postmaster and every process it forked (backends, background workers)."""
+    pgdata = EmbeddedPostgres(home, testdb.TEST_SETTINGS).pgdata
+    postmaster = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    children = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if entry.name.isdigit() and int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                children.append(int(entry.name))
+    return [postmaster, *children]
+
+
+@contextlib.contextmanager
+def _frozen(home: Path) -> Iterator[None]:
+    """The whole cluster SIGSTOPped, as a hung server or a network that drops packets looks
+    to the service: no error, no answer. Always SIGCONTed on the way out."""
+    processes = _cluster_processes(home)
+    try:
+        for pid in processes:
+            os.kill(pid, signal.SIGSTOP)
+        yield
+    finally:
+        for pid in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def test_a_write_to_a_silent_database_answers_503_within_the_bound_and_its_retry_the_first(
+        own_cluster: tuple[Path, Engine], caplog: pytest.LogCaptureFixture) -> None:
+    """No error ever comes from a silent database: the write answers 503 `recorded: unknown`
+    with Retry-After once `write_answer_wait_s` has passed (not 500 after 30 s). When the
+    database answers again the writer commits it, and the retry with the same key answers
+    that first result: `unknown` was the honest answer. The log says so once."""
+    home, engine = own_cluster
+    key = bearer(issue_key(engine, Role.operator))
+    app = create_app(engine, rate_limits=ONE_ADDRESS_LIMITS)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        debit, credit = (_open(client, key, name).json()["id"] for name in ("till", "cash"))
+        assert _pay(client, key, debit, credit, "before").status_code == 201
+        with caplog.at_level(logging.INFO):
+            with _frozen(home):
+                started = time.monotonic()
+                silent = _pay(client, key, debit, credit, "silent")
+                waited_s = time.monotonic() - started
+            retry = _pay(client, key, debit, credit, "silent")
+    body = assert_problem(silent, 503, "database_unavailable")
+    assert silent.headers["Retry-After"] == str(limits.database_retry_after_s)
+    assert body["recorded"] == "unknown"
+    assert body["retry_safe_with_same_idempotency_key"] is True
+    assert f"did not answer within {limits.write_answer_wait_s} s" in body["detail"]
+    assert limits.write_answer_wait_s <= waited_s < limits.write_answer_wait_s + bound_slack_s
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    recorded = rows(engine, "SELECT count(*) AS n FROM idempotency_records "
+                            "WHERE key = 'silent'")[0]["n"]
+    assert recorded == 1
+    outage = [r.getMessage() for r in caplog.records if r.name == "yufu.database"]
+    assert len(outage) == 2, outage
+    assert outage[0].startswith(f"database unreachable (no answer from the database within "
+                                f"{limits.write_answer_wait_s} s)")
+    assert outage[1].startswith("database reachable again after")
+    assert "1 requests refused" in outage[1]
+
+
+def test_the_writers_new_connection_to_a_silent_database_gives_up_within_connect_timeout(
+        own_cluster: tuple[Path, Engine]) -> None:
+    """The writer's connection is cut and the database is silent when it makes a new one:
+    each attempt gives up after `database_connect_timeout_s` (libpq's connect_timeout), the
+    writes answer `DatabaseUnavailable`, `recorded: no`, and the writer connects again once
+    the database answers."""
+    home, engine = own_cluster
+    writer = Writer(engine)
+    writer.start()
+    try:
+        assert isinstance(_attempt(writer, "before"), int)
+        with engine.connect() as other:  # the writer's connections, cut
+            other.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        waits_s = []
+        answers = []
+        with _frozen(home):
+            for name in ("lost", "silent"):  # the cut connection, then a new one
+                started = time.monotonic()
+                answers.append(_attempt(writer, name, limits.database_connect_timeout_s * 3))
+                waits_s.append(time.monotonic() - started)
+        after = _attempt(writer, "after")
+        running = writer.running
+    finally:
+        writer.stop()
+    for answer in answers:
+        assert isinstance(answer, DatabaseUnavailable), answer
+        assert answer.recorded is Recorded.NO
+        assert "timeout expired" in answer.cause
+    assert max(waits_s) < limits.database_connect_timeout_s + bound_slack_s
+    assert isinstance(after, int) and running
