@@ -44,9 +44,10 @@ PROBLEM_DESCRIPTIONS = {
          "request the rules refuse (`refused`, `insufficient_funds`).",
     429: "Too many requests (`rate_limited`); `Retry-After` gives whole seconds.",
     503: "The write queue is full or the service is stopping (`busy`): retry. Or the "
-         "database is unreachable (`database_unavailable`, with `Retry-After`): `recorded` "
-         "says whether a write may have been recorded (`no`, `unknown`), and a retry with "
-         "the same Idempotency-Key is safe either way. From `GET /v1/ready`: not ready "
+         "database is unreachable, or silent past `write_answer_wait_s` "
+         "(`database_unavailable`, with `Retry-After`): `recorded` says whether a write may "
+         "have been recorded (`no`, `unknown`), and a retry with the same Idempotency-Key is "
+         "safe either way. From `GET /v1/ready`: not ready "
          "(`not_ready`, `errors` naming each check that failed).",
 }
 RETRY_AFTER = {"Retry-After": {"description": "whole seconds to wait",
