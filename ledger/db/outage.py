@@ -5,7 +5,9 @@ requests it refused (docs/reliability.md).
 An outage starts with the first request refused for it; it ends when a connection to the
 database is made again (SQLAlchemy's `connect` event, fired by the writer's reconnection, a
 read's, or the key cache's listener): after a disconnect SQLAlchemy drops the pool's
-connections, so the first one made afterwards is the sign the database is back.
+connections, so the first one made afterwards is the sign the database is back. A silent
+database (`silent`: a write without an answer in time) may answer again on the connection it
+had, with no new one made: then the writer's next landed write ends the outage.
 """
 
 from __future__ import annotations
