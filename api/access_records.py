@@ -68,11 +68,20 @@ class AccessRecorder:
         self.flush()
 
     def _run(self) -> None:
+        failing = False  # said once while the database is away, not every interval
         while not self._stop.wait(flush_interval_s):
             try:
-                self.flush()
+                written = self.flush()
             except Exception as error:  # the database is away: keep the rows, try again
-                log.warning("records of access not written yet: %s", error)
+                if not failing:
+                    log.warning("records of access not written yet (%s): kept, and tried "
+                                "again until the database takes them", " ".join(
+                                    str(error).split())[:200])
+                failing = True
+                continue
+            if failing and written:
+                log.warning("records of access written again")
+                failing = False
 
     def flush(self) -> int:
         rows: list[dict[str, Any]] = []

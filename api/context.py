@@ -22,6 +22,7 @@ from api.ratelimit import Limiter, retry_after_header_s
 from ledger import limits
 from ledger.auth import Principal
 from ledger.commands import Command
+from ledger.db.outage import silent
 from ledger.db.writer import Outcome, Writer, WriteRequest, request_fingerprint
 from ledger.errors import InvalidInput, RateLimited, Unauthorized
 
@@ -170,8 +171,14 @@ async def write(request: Request, principal: Principal, command: Command,
 
 
 async def submit(request: Request, pending: WriteRequest) -> Outcome:
-    future = asyncio.wrap_future(context_of(request).writer.submit(pending))
-    return await asyncio.wait_for(future, timeout=limits.request_timeout_s)
+    """The writer's answer; a 503 `database_unavailable`, `recorded: unknown`, if none comes
+    within `write_answer_wait_s` (a silent database: ledger/db/outage.py `silent`)."""
+    ctx = context_of(request)
+    future = asyncio.wrap_future(ctx.writer.submit(pending))
+    try:
+        return await asyncio.wait_for(future, timeout=limits.write_answer_wait_s)
+    except TimeoutError:
+        raise silent(ctx.engine, limits.write_answer_wait_s) from None
 
 
 def as_json(body: dict[str, Any]) -> JSONResponse:

@@ -165,7 +165,7 @@ class Lane:
             who = await principal_of(request)
             response = await route.endpoint(request, **path_params, body=model, who=who)
         except Exception as error:
-            response = problems.problem_for(error)
+            response = problems.problem_for(error, request.app.state.ctx.engine)
         await response(scope, replay, send)
 
 

@@ -43,8 +43,12 @@ PROBLEM_DESCRIPTIONS = {
     422: "Invalid input (`invalid_input`, with `errors` naming each field at fault), or a "
          "request the rules refuse (`refused`, `insufficient_funds`).",
     429: "Too many requests (`rate_limited`); `Retry-After` gives whole seconds.",
-    503: "The write queue is full or the service is stopping (`busy`): retry. From "
-         "`GET /v1/ready`: not ready (`not_ready`, `errors` naming each check that failed).",
+    503: "The write queue is full or the service is stopping (`busy`): retry. Or the "
+         "database is unreachable, or silent past `write_answer_wait_s` "
+         "(`database_unavailable`, with `Retry-After`): `recorded` says whether a write may "
+         "have been recorded (`no`, `unknown`), and a retry with the same Idempotency-Key is "
+         "safe either way. From `GET /v1/ready`: not ready "
+         "(`not_ready`, `errors` naming each check that failed).",
 }
 RETRY_AFTER = {"Retry-After": {"description": "whole seconds to wait",
                                "schema": {"type": "integer", "minimum": 1}}}
@@ -91,7 +95,7 @@ def problems(*statuses: int) -> Responses:
         answer: dict[str, Any] = {
             "description": PROBLEM_DESCRIPTIONS[status],
             "content": {PROBLEM_JSON: {"schema": {"$ref": f"{SCHEMAS}Problem"}}}}
-        if status == 429:
+        if status in (429, 503):
             answer["headers"] = RETRY_AFTER
         answers[status] = answer
     return answers
@@ -105,21 +109,23 @@ def _with(responses: Responses | None,
 def open_read(*extra: int, responses: Responses | None = None
               ) -> dict[str, Any]:
     """A read that needs no key. 422: any query parameter or the path may hold text
-    PostgreSQL cannot (api/edge.py), whatever the operation declares."""
-    return {"responses": _with(responses, 422, *extra)}
+    PostgreSQL cannot (api/edge.py), whatever the operation declares. 503: the database
+    is unreachable."""
+    return {"responses": _with(responses, 422, 503, *extra)}
 
 
 def keyed_read(*extra: int, responses: Responses | None = None
                ) -> dict[str, Any]:
     """A read with an API key: 401 without a good one, 403 if its role may not, 429 over
-    the key's rate or the address's failed authentications."""
-    return {"responses": _with(responses, 401, 403, 422, 429, *extra)}
+    the key's rate or the address's failed authentications, 503 while the database is
+    unreachable."""
+    return {"responses": _with(responses, 401, 403, 422, 429, 503, *extra)}
 
 
 def card_read(*extra: int) -> dict[str, Any]:
     """A card read: an API key or the sale's receipt code. No 403: a key or code that may
     not read the card is answered as for a missing card."""
-    return {"responses": problems(401, 404, 422, 429, *extra)}
+    return {"responses": problems(401, 404, 422, 429, 503, *extra)}
 
 
 def open_write(*extra: int) -> dict[str, Any]:

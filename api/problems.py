@@ -7,13 +7,24 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Final, NamedTuple
 
+import psycopg2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ledger.errors import InvariantViolation, LedgerError, RateLimited
+from ledger import limits
+from ledger.db.outage import connection_lost, refuse, unavailable
+from ledger.errors import (
+    DatabaseUnavailable,
+    InvariantViolation,
+    LedgerError,
+    RateLimited,
+    Recorded,
+)
 
 log = logging.getLogger("yufu.api")
 PROBLEM_JSON = "application/problem+json"
@@ -69,10 +80,27 @@ def problem(kind: ProblemType, detail: str, field: str | None = None,
 
 def ledger_problem(error: LedgerError) -> JSONResponse:
     title = getattr(error, "title", None) or error.code.replace("_", " ").capitalize()
+    if isinstance(error, DatabaseUnavailable):
+        return problem(ProblemType(error.status, error.code, "Database unavailable"),
+                       error.detail, headers={"Retry-After": str(limits.database_retry_after_s)},
+                       recorded=error.recorded.value,
+                       retry_safe_with_same_idempotency_key=True)
     answer = problem(ProblemType(error.status, error.code, title), error.detail, error.field)
     if isinstance(error, RateLimited):
         answer.headers["Retry-After"] = str(error.retry_after_s)
     return answer
+
+
+def database_problem(error: Exception, engine: Engine | None) -> JSONResponse | None:
+    """The answer to a request that met the database away outside the writer (a read, an
+    authentication): 503, nothing recorded (no route commits but through the writer, which
+    types its own failures); noted in the engine's outage, which logs it once. None if the
+    error is not a lost connection."""
+    if not connection_lost(error):
+        return None
+    typed = refuse(engine, error, Recorded.NO) if engine is not None \
+        else unavailable(error, Recorded.NO)
+    return ledger_problem(typed)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -93,13 +121,14 @@ def unexpected_problem(error: Exception) -> JSONResponse:
     return problem(INTERNAL_ERROR, "the request failed; see the logs")
 
 
-def problem_for(error: Exception) -> JSONResponse:
-    """The answer to an error raised by a command or by authentication (api/lane.py)."""
+def problem_for(error: Exception, engine: Engine | None = None) -> JSONResponse:
+    """The answer to an error raised by a command or by authentication (api/lane.py);
+    `engine`: the app's, whose outage a lost connection is noted in."""
     if isinstance(error, InvariantViolation):
         return invariant_problem(error)
     if isinstance(error, LedgerError):
         return ledger_problem(error)
-    return unexpected_problem(error)
+    return database_problem(error, engine) or unexpected_problem(error)
 
 
 def _malformed_json(detail: str) -> JSONResponse:
@@ -174,6 +203,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvariantViolation)
     async def on_bug(_: Request, error: InvariantViolation) -> JSONResponse:
         return invariant_problem(error)
+
+    # The database's errors answered here, not by the handler of Exception below: Starlette
+    # re-raises what that one answers, for the server to log with its traceback, and an
+    # outage would then log one per request.
+    async def on_database_error(request: Request, error: Exception) -> JSONResponse:
+        return problem_for(error, request.app.state.ctx.engine)
+
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(psycopg2.Error, on_database_error)
 
     @app.exception_handler(Exception)
     async def on_unexpected(_: Request, error: Exception) -> JSONResponse:

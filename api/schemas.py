@@ -62,6 +62,14 @@ class Problem(Out):
                                                         "most 20)")
     errors_count: int | None = Field(default=None,
                                      description="how many fields were at fault in all")
+    recorded: Literal["no", "unknown"] | None = Field(
+        default=None, description="`database_unavailable` only: whether the write may have "
+                                  "been recorded (`unknown`: the connection died after its "
+                                  "commit was sent)")
+    retry_safe_with_same_idempotency_key: bool | None = Field(
+        default=None, description="`database_unavailable` only: a retry with the same "
+                                  "Idempotency-Key answers the first result if there was one, "
+                                  "or writes once")
 
 
 # -- system, keys, banks, consumers -------------------------------------------------------------

@@ -7,6 +7,8 @@ They carry a stable `code`, the `field` at fault where there is one, and a reaso
 
 from __future__ import annotations
 
+import enum
+
 
 class LedgerError(Exception):
     # `status` is the HTTP status the API answers with; batch results carry it per item.
@@ -61,6 +63,37 @@ class Busy(LedgerError):
 
     code = "busy"
     status = 503
+
+
+class Recorded(enum.Enum):
+    """Whether a write refused by the database's absence may have been recorded."""
+
+    NO = "no"  # it failed before anything of it was sent: it was not
+    UNKNOWN = "unknown"  # the connection died after its COMMIT was sent: it may have been
+
+
+_UNAVAILABLE_DETAILS = {
+    Recorded.NO: "the database is unreachable; nothing of this request was recorded: retry "
+                 "later, with the same Idempotency-Key",
+    Recorded.UNKNOWN: "the connection to the database was lost after this write's commit was "
+                      "sent: it may have been recorded. Retry with the same Idempotency-Key: "
+                      "the retry answers the first result if it was, or records it once if "
+                      "not (a write sent without a key may be recorded twice)"}
+
+
+class DatabaseUnavailable(LedgerError):
+    """The database could not be reached, or the connection died under the request: not a
+    bug, and not the request's fault. `recorded` says whether a write may have been recorded;
+    a retry with the same Idempotency-Key is safe either way (it answers the first result
+    if there was one)."""
+
+    code = "database_unavailable"
+    status = 503
+
+    def __init__(self, recorded: Recorded, cause: str = "", detail: str = "") -> None:
+        super().__init__(detail or _UNAVAILABLE_DETAILS[recorded])
+        self.recorded = recorded
+        self.cause = cause  # the driver's message, for the log; never sent to the client
 
 
 class RateLimited(LedgerError):

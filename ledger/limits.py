@@ -36,6 +36,21 @@ group_commit_wait_ms: Final = 1.0
 flight_poll_ms: Final = 0.5
 appender_queue_requests_max: Final = 20_000
 request_timeout_s: Final = 30.0
+# What a request refused because the database is away answers in Retry-After: about the
+# time a PostgreSQL restart takes (docs/reliability.md).
+database_retry_after_s: Final = 3
+# A silent database (a hung server, a network that drops packets instead of refusing them)
+# never sends an error. How long a write waits for the writer's answer before it is answered
+# 503 database_unavailable, `recorded: unknown` (the writer may still commit it when the
+# database answers again); and how long making a connection may take (libpq's
+# connect_timeout), so the writer's reconnection is bounded too (docs/reliability.md).
+write_answer_wait_s: Final = 10
+database_connect_timeout_s: Final = 5
+# Over TCP, a silent peer on an idle connection is probed after this long, then this often,
+# and given up after so many unanswered probes (libpq's keepalives).
+database_keepalive_idle_s: Final = 10
+database_keepalive_interval_s: Final = 5
+database_keepalive_probes_max: Final = 3
 # Audit: signed tree heads listed per page, and how often the service signs a new head when
 # the journal has grown (also on demand).
 tree_heads_page_max: Final = 1000

@@ -72,6 +72,7 @@ class Write:
     statuses: list[int | str] = field(default_factory=list)  # every attempt's answer
     final: int = 0  # the definite answer's status, 0 if none came
     replayed: bool = False  # the definite answer was a replay of an earlier attempt's
+    refused_unrecorded: int = 0  # attempts answered 503 `recorded: no` (nothing recorded)
     body: dict[str, Any] = field(default_factory=dict)
 
 
@@ -232,6 +233,8 @@ async def send(run: Run, till: Till, write: Write, path: str, body: dict[str, An
         sent = time.monotonic()
         status, answer, headers = await till.attempt(write.merchant, path, body, write.key)
         write.statuses.append(status)
+        if status == 503 and answer.get("recorded") == "no":
+            write.refused_unrecorded += 1
         if isinstance(status, int) and (200 <= status < 300 or (
                 400 <= status < 500 and status not in DEFINITE_4XX_EXCEPT)):
             write.final, write.body = status, answer
@@ -408,8 +411,11 @@ def check_entities(run: Run, acked: list[Write], cards: dict[str, Any],
 
 def check_answers(run: Run) -> tuple[list[str], dict[str, int]]:
     """A 500 (or 503) for a write that was recorded: the key's definite answer was a replay,
-    so an earlier attempt had recorded it, or the one that answered 5xx did."""
-    figures = {"500 for a recorded write": 0, "503 for a recorded write": 0,
+    so an earlier attempt had recorded it, or the one that answered 5xx did. A 503 that said
+    `recorded: no` was wrong if every attempt before the replay was one: then one of them
+    recorded it."""
+    lies = "503 `recorded: no` for a recorded write (every earlier attempt so answered)"
+    figures = {"500 for a recorded write": 0, "503 for a recorded write": 0, lies: 0,
                "unresolved writes": 0}
     for w in run.writes:
         if w.final == 0:
@@ -418,7 +424,11 @@ def check_answers(run: Run) -> tuple[list[str], dict[str, int]]:
             for code in (500, 503):
                 if code in w.statuses:
                     figures[f"{code} for a recorded write"] += 1
+            if w.refused_unrecorded and w.refused_unrecorded == len(w.statuses) - 1:
+                figures[lies] += 1
     failures = []
+    if figures[lies]:
+        failures.append(f"{figures[lies]} recorded write(s) answered 503 recorded: no")
     if figures["500 for a recorded write"]:
         failures.append(f"{figures['500 for a recorded write']} recorded write(s) answered 500")
     if figures["unresolved writes"]:

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine
 
+from ledger import limits
+
+# A connection to a database that does not answer fails within bounds rather than hanging:
+# its making (connect_timeout), and over TCP data the server never acknowledges
+# (tcp_user_timeout, in ms) or a silent peer on an idle connection (keepalives). On a Unix
+# socket only connect_timeout applies. docs/reliability.md.
+CONNECT_ARGS = {"connect_timeout": limits.database_connect_timeout_s,
+                "tcp_user_timeout": limits.database_connect_timeout_s * 1000,
+                "keepalives": 1, "keepalives_idle": limits.database_keepalive_idle_s,
+                "keepalives_interval": limits.database_keepalive_interval_s,
+                "keepalives_count": limits.database_keepalive_probes_max}
+
 
 def normalise_url(url: str) -> str:
     for plain in ("postgresql://", "postgres://"):
@@ -16,4 +28,4 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     # values_plus_batch turns executemany UPDATEs into a few round trips, not one per row.
     return create_engine(normalise_url(url), pool_size=pool_size, max_overflow=20,
                          pool_pre_ping=False, executemany_mode="values_plus_batch",
-                         insertmanyvalues_page_size=1000)
+                         insertmanyvalues_page_size=1000, connect_args=CONNECT_ARGS)

@@ -27,9 +27,16 @@ from ledger.commands import NOTHING, Command
 from ledger.db import tables as t
 from ledger.db.batch import Batch
 from ledger.db.custody_store import prefetch_cards, prefetch_products
+from ledger.db.outage import connection_lost, refuse, unavailable
 from ledger.db.script import Script
 from ledger.db.writer_state import WriterState, default_state
-from ledger.errors import IdempotencyConflict, InvariantViolation, LedgerError
+from ledger.errors import (
+    DatabaseUnavailable,
+    IdempotencyConflict,
+    InvariantViolation,
+    LedgerError,
+    Recorded,
+)
 
 log = logging.getLogger("yufu.writer")
 
@@ -97,7 +104,12 @@ def prepare(conn: Connection, state: WriterState, requests: Sequence[WriteReques
     When `more_waiting()` says requests are queued at the commit, the same round trip opens
     the next batch's transaction and takes its lock (never when idle: the lock would then
     hold up every other writer)."""
-    own = bool(conn.connection.dbapi_connection.autocommit)  # type: ignore[union-attr]
+    try:  # the first use of a connection SQLAlchemy has to make again: it may fail here
+        own = bool(conn.connection.dbapi_connection.autocommit)  # type: ignore[union-attr]
+    except Exception as error:
+        if connection_lost(error):
+            raise unavailable(error, Recorded.NO) from error
+        raise
     if not own:
         conn.begin()
     batch: Batch | None = None
@@ -105,8 +117,13 @@ def prepare(conn: Connection, state: WriterState, requests: Sequence[WriteReques
         batch = Batch(conn, begin=own, head=state.take_lock(conn), state=state)
         return run_commands(batch, requests, prefetch_idempotency(conn, requests), own,
                             more_waiting)
-    except BaseException:
+    except BaseException as error:
+        # Nothing of the batch is committed yet: a lost connection refused it unrecorded
+        # (a command's query that met it is no bug of the command's).
         abandon(conn, batch, own)
+        lost = error.error if isinstance(error, _ItemCrashed) else error
+        if connection_lost(lost):
+            raise unavailable(lost, Recorded.NO) from error
         raise
 
 
@@ -128,13 +145,24 @@ def land(conn: Connection, prepared: Prepared,
     if the commit took it; abandoned if the database refuses. `flown` is told as soon as the
     database is done (the pipeline's helper waits for it)."""
     batch = prepared.batch
+    # The script ends with the COMMIT when the batch owns its transaction: a connection lost
+    # while it runs leaves the outcome unknown (the COMMIT may have reached the server).
     try:
         head = prepared.script.run(conn)
-        if not prepared.commit:
-            conn.commit()  # the caller's kind of connection: its transaction commits here
-    except BaseException:
+    except BaseException as error:
         abandon(conn, batch, prepared.commit)
+        if connection_lost(error):
+            raise unavailable(error, Recorded.UNKNOWN if prepared.commit else Recorded.NO
+                              ) from error
         raise
+    if not prepared.commit:
+        try:
+            conn.commit()  # the caller's kind of connection: its transaction commits here
+        except BaseException as error:
+            abandon(conn, batch, False)
+            if connection_lost(error):
+                raise unavailable(error, Recorded.UNKNOWN) from error
+            raise
     if flown is not None:
         flown()
     batch.flushed(head, prepared.commit, prepared.relock)
@@ -198,7 +226,13 @@ def execute_resilient(conn: Connection, requests: Sequence[WriteRequest],
 def retry_alone(conn: Connection, requests: Sequence[WriteRequest], error: Exception,
                 state: WriterState | None = None) -> None:
     """A batch failed as a whole: each request runs again on its own, so only the one at
-    fault fails."""
+    fault fails. Not when the database is away, or the outcome unknown: nobody is at fault,
+    and a request whose COMMIT may have landed must not run again without its key."""
+    if isinstance(error, DatabaseUnavailable):
+        refused = refuse(conn.engine, error, error.recorded, len(requests))
+        for request in requests:
+            resolve(request.future, refused)
+        return
     if len(requests) == 1:
         log.error("write batch failed at commit", exc_info=error)
         resolve(requests[0].future, error)
@@ -208,10 +242,14 @@ def retry_alone(conn: Connection, requests: Sequence[WriteRequest], error: Excep
 
 
 def resolve(future: Future[Outcome], result: Outcome | BaseException) -> None:
-    """Answer a request unless its caller gave up waiting (a cancelled future)."""
+    """Answer a request unless its caller gave up waiting (a cancelled future). A lost
+    connection's raw error is answered as DatabaseUnavailable, `unknown` since where it came
+    from is not known here (the paths above type it where it happens)."""
     if future.cancelled() or future.done():
         return
     if isinstance(result, BaseException):
+        if connection_lost(result):
+            result = unavailable(result, Recorded.UNKNOWN)
         future.set_exception(result)
     else:
         future.set_result(result)

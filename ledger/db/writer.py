@@ -10,13 +10,14 @@ retry without the request that caused it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -34,9 +35,10 @@ from ledger.db.group_commit import (
     request_fingerprint,
     resolve,
 )
+from ledger.db.outage import connection_lost, outage_of, refuse
 from ledger.db.pipeline import Observer, Pipeline
 from ledger.db.writer_state import WriterState
-from ledger.errors import Busy
+from ledger.errors import Busy, Recorded
 
 __all__ = ["Command", "Outcome", "WriteRequest", "Writer", "execute_batch",
            "execute_resilient", "release_lock", "request_fingerprint"]
@@ -89,9 +91,11 @@ class Writer:
             maxsize=limits.appender_queue_requests_max)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._conn: Connection | None = None  # the appender's (see _connection)
         self.state = WriterState(engine)
         self.counts: Counter[str] = Counter()  # see Pipeline
         self._pipeline = Pipeline(engine, self.state, self.counts, self._more_waiting)
+        self._outage = outage_of(engine)  # told of every new connection, so an outage ends
 
     @property
     def observer(self) -> Observer:
@@ -127,7 +131,7 @@ class Writer:
                 self._thread = None
 
     def submit(self, request: WriteRequest) -> Future[Outcome]:
-        if self._thread is None:
+        if not self.running:  # stopped, or died: answered now rather than at the time-out
             resolve(request.future, Busy("the service is not accepting writes (stopped)"))
             return request.future
         request.submitted_ns = time.perf_counter_ns()
@@ -139,7 +143,6 @@ class Writer:
 
     def _loop(self) -> None:
         helper = _Helper()
-        conn: Connection | None = None
         flight: Prepared | None = None
         stop = False
         while not (stop and flight is None):
@@ -150,9 +153,9 @@ class Writer:
                     if first is None:
                         break
                     waiting, stop = self._gather(first)
-                    conn = conn or self._connect()
-                    flight = self._pipeline.launch(conn, waiting)
+                    flight = self._pipeline.launch(self._connection(), waiting)
                     continue
+                conn = self._conn  # the flight's: its transaction is open there
                 assert conn is not None
                 flown = threading.Event()
                 ahead = helper.submit(functools.partial(self._run_ahead, flight, flown, stop))
@@ -161,31 +164,63 @@ class Writer:
                 finally:
                     flown.set()
                     waiting, stop, following = ahead.result()
+                if landed:  # a silent database makes no new connection when it answers again
+                    self._outage.back()
                 flight = None
-                flight = self._pipeline.follow(conn, waiting, following if landed else None)
+                flight = self._pipeline.follow(self._connection(), waiting,
+                                               following if landed else None)
             except Exception as error:  # the database went away: fail these, reconnect
-                log.exception("appender batch failed")
-                for request in [*(flight.requests if flight else []), *waiting]:
-                    resolve(request.future, error)
+                self._fail(flight.requests if flight else [], waiting, error)
                 flight = None
-                if conn is not None:
-                    self._drop(conn)
-                conn = None
-        if conn is not None:
-            release_lock(conn, self.state)
-            conn.close()
+                self._discard()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # its server may be gone
+                release_lock(self._conn, self.state)
+            self._discard()
         helper.stop()
         self._pipeline.close()
 
-    def _connect(self) -> Connection:
-        # Autocommit: batches open and commit their transactions themselves.
-        return self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    def _fail(self, flown: Sequence[WriteRequest], waiting: Sequence[WriteRequest],
+              error: Exception) -> None:
+        """Answer the requests a failure outside a batch's life cycle caught: a lost
+        connection as DatabaseUnavailable (the outage logs it once), anything else as the
+        bug it is. A flight's COMMIT may have been sent; what waited was not."""
+        if not connection_lost(error):
+            log.error("appender batch failed", exc_info=error)
+            for request in [*flown, *waiting]:
+                resolve(request.future, error)
+            return
+        for requests, recorded in ((flown, Recorded.UNKNOWN), (waiting, Recorded.NO)):
+            if requests:
+                refused = refuse(self._engine, error, recorded, len(requests))
+                for request in requests:
+                    resolve(request.future, refused)
 
-    def _drop(self, conn: Connection) -> None:
-        """Give up a connection that failed; the lock it held for a next batch went with it."""
+    def _connection(self) -> Connection:
+        """The appender's connection: its own while it has its server, else a new one
+        (SQLAlchemy would make a lost one again by itself, but not in autocommit). Held on
+        the writer, not in the loop, so a connection given up is given up once, whatever
+        fails next (the appender once died dropping a dropped connection a second time)."""
+        conn = self._conn
+        if conn is not None and (conn.invalidated or not conn.connection.dbapi_connection
+                                 .autocommit):  # type: ignore[union-attr]
+            self._discard()
+        if self._conn is None:
+            # Autocommit: batches open and commit their transactions themselves.
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    def _discard(self) -> None:
+        """Give up the connection, if any (it failed, or the appender stops); the lock it held
+        for a next batch goes with it. Never raises: its server may be gone."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
         self.state.take_lock(conn)
-        conn.invalidate()
-        conn.close()
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+        with contextlib.suppress(Exception):
+            conn.close()
 
     def _more_waiting(self) -> bool:
         return not self._queue.empty()

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.exc import DBAPIError
 
 from api.runtime import run_command
 from ledger.auth import SYSTEM_ACTOR, Role
@@ -37,7 +36,7 @@ from ledger.db.writer import (
     request_fingerprint,
 )
 from ledger.db.writer_state import default_state
-from ledger.errors import InsufficientFunds
+from ledger.errors import DatabaseUnavailable, InsufficientFunds
 from ledger.service import IssueKey, OpenAccount
 from tests.support.db import assert_journal_sound, balances, head_seq, open_account, transfer
 
@@ -367,8 +366,9 @@ def test_the_pipelined_writer_survives_its_connections_being_killed(
         engine: Engine, database_url: str) -> None:
     """A database restart or a network cut, mid-load: the appender's and the helper's
     connections are terminated while batches are in flight. Every request is answered
-    (at worst with the connection's error, for the client to retry with its key), the
-    writer reconnects by itself, and nothing half-written is left: the journal is sound."""
+    (at worst DatabaseUnavailable, never a raw driver error, for the client to retry with
+    its key), the writer reconnects by itself, and nothing half-written is left: the journal
+    is sound."""
     own = make_engine(f"{database_url}&application_name=yufu-killed"
                       if "?" in database_url else f"{database_url}?application_name=yufu-killed")
     writer = Writer(own)
@@ -378,7 +378,7 @@ def test_the_pipelined_writer_survives_its_connections_being_killed(
         request = WriteRequest(OpenAccount.parse({"kind": "asset", "name": "survivor"}))
         try:
             return writer.submit(request).result(timeout=request_wait_s).body["id"]
-        except DBAPIError as error:
+        except DatabaseUnavailable as error:
             return error
 
     def cut() -> int:

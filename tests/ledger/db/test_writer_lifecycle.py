@@ -13,7 +13,7 @@ from ledger.db import queries
 from ledger.db.door import Door
 from ledger.db.writer import Writer, WriteRequest, execute_resilient, release_lock
 from ledger.db.writer_state import default_state
-from ledger.errors import Busy
+from ledger.errors import Busy, DatabaseUnavailable, Recorded
 from ledger.service import OpenAccount
 from tests.support.db import open_account
 
@@ -44,8 +44,10 @@ def test_an_unreachable_database_fails_requests_without_killing_the_appender() -
     try:
         for _ in range(2):  # the second request is answered too: the thread lives on
             future = writer.submit(_open())
-            with pytest.raises(Exception, match=r"nonexistent-yufu|connect"):
+            with pytest.raises(DatabaseUnavailable) as refused:
                 future.result(timeout=request_wait_s)
+            assert refused.value.recorded is Recorded.NO
+            assert "nonexistent-yufu" in refused.value.cause
     finally:
         writer.stop()
     unreachable.dispose()
