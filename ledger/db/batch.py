@@ -146,8 +146,6 @@ class Batch:
         self._command_mark = self.mark()
         # Who the running command acts for (ledger.auth.actor_of): named in every entry.
         self.actor: dict[str, Any] | None = None
-        # What the batch's commands see of it (ledger.commands.Books): never the batch.
-        self.books = Door(self)
 
     @classmethod
     def following(cls, before: Batch, sequences: Connection | None = None) -> Batch:
@@ -163,6 +161,14 @@ class Batch:
             ChainMap(before.rows.carried_rows(), before._carry.rows)), state=before.state)
         batch._sequences = sequences
         return batch
+
+    @property
+    def books(self) -> Door:
+        """What a command sees of the batch (ledger.commands.Books): never the batch. A new
+        Door each time rather than one kept here: a batch and its Door referring to each other
+        left every batch, its buffers with it, to the cyclic garbage collector (docs/
+        reliability.md, "The soak")."""
+        return Door(self)
 
     @property
     def database(self) -> str:

@@ -11,13 +11,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from itertools import islice
+from typing import Any, NamedTuple, TypeVar
 
 from ledger.books import Account
 from ledger.db.rowcache import RowCache, RowKey
 
-# Past this many rows a writer starts its carry afresh rather than grow without bound.
-carry_rows_max = 200_000
+# A carry keeps at most this many custody rows, and as many account balances; past that the
+# ones no batch has used for longest go (a cache of what the writer touches: a card that fell
+# out is read again, one query, when next used). An entry costs about 0.7 KiB (a card's row,
+# its account's balance, their keys), so a full carry holds about 14 MiB. It was 200,000
+# entries, started afresh when full: under scripts/soak it grew by ~250 entries a second
+# (every card sold stays) towards ~140 MiB, and the service's memory with it
+# (docs/reliability.md, "The soak").
+carry_rows_max = 10_000
+carry_accounts_max = 10_000
+
+Key = TypeVar("Key")
+Value = TypeVar("Value")
 
 Head = tuple[int, int, bytes]  # the chain head's write generation, seq and entry hash
 
@@ -79,9 +90,19 @@ def after_commit(carry: Carry, head: Head | None, beside: Beside,
         # Nothing journaled: if nothing was written either, the carry stands; rows written
         # outside the journal moved the generation to a value this batch never read.
         return None if extra_rows else carry
-    carry.accounts.update(accounts)
-    carry.rows.update(rows.carried_rows())
+    if not (isinstance(carry.rows, dict) and isinstance(carry.accounts, dict)):
+        return Carry(head)  # layered copies (Batch.following): an order we cannot evict by
+    _keep_newest(carry.accounts, accounts, carry_accounts_max)
+    _keep_newest(carry.rows, rows.carried_rows(), carry_rows_max)
     carry.head = head
-    if len(carry.rows) + len(carry.accounts) > carry_rows_max:
-        return Carry(head)
     return carry
+
+
+def _keep_newest(kept: dict[Key, Value], used: Mapping[Key, Value], entries_max: int) -> None:
+    """Put what a batch used in `kept` as its newest entries, then drop the oldest past
+    `entries_max`. A dict keeps its keys in insertion order, so its first are the oldest."""
+    for key, value in used.items():
+        kept.pop(key, None)
+        kept[key] = value
+    for key in list(islice(kept, max(0, len(kept) - entries_max))):
+        del kept[key]

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 
+from ledger.db import carry as carry_module
 from ledger.db.rowcache import CARRIED_TABLES, LATEST_RULES
 from tests.support.driver import Driver
 from tests.support.http import Headers, assert_problem
@@ -59,6 +60,28 @@ def test_a_writer_alone_reads_only_the_chain_head(custody: Driver, shop: Any) ->
     reads = [s for s in seen
              if s.upper().removeprefix("BEGIN;").lstrip().startswith("SELECT")]
     assert len(reads) == 1 and "FROM chain_head" in reads[0], reads
+
+
+def reads(seen: list[str]) -> list[str]:
+    return [s for s in seen if s.upper().removeprefix("BEGIN;").lstrip().startswith("SELECT")]
+
+
+def test_a_card_the_bounded_carry_dropped_is_read_again(custody: Driver, shop: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The carry keeps only the rows and balances batches used last (ledger/db/carry.py)."""
+    monkeypatch.setattr(carry_module, "carry_rows_max", 12)
+    monkeypatch.setattr(carry_module, "carry_accounts_max", 12)
+    _, key, product = shop
+    cards = [custody.sell(product["id"], key)["card_id"] for _ in range(16)]
+    for card in cards:
+        custody.consume(card, key, amount_fen=100)
+    with statements(custody.engine) as seen:  # the oldest card has fallen out: read again
+        assert custody.consume(cards[0], key, amount_fen=100)["paid_fen"] == 100
+    assert any("FROM cards" in s for s in reads(seen)), seen
+    with statements(custody.engine) as seen:  # just used: carried again
+        assert custody.consume(cards[0], key, amount_fen=100)["paid_fen"] == 100
+    assert [s for s in reads(seen) if "chain_head" not in s] == []
+    assert custody.consume(cards[0], key, amount_fen=100_000 - 300)["paid_fen"] == 99_700
 
 
 def test_a_write_by_hand_is_seen_by_the_next_batch(custody: Driver, shop: Any) -> None:

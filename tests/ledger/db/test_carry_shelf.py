@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ledger.books import Account, AccountKind
 from ledger.db import carry as carry_module
 from ledger.db import custody_tables as c
@@ -49,11 +53,32 @@ def test_nobody_vouches_for_a_carry_after_writes_it_does_not_hold() -> None:
     assert after_commit(_carry(), None, Beside(False, True), {}, rows) is None  # rows, no journal
 
 
-def test_a_carry_past_its_bound_starts_afresh(monkeypatch: Any) -> None:
+def test_a_carry_past_its_bound_drops_what_no_batch_used_for_longest(monkeypatch: Any) -> None:
     monkeypatch.setattr(carry_module, "carry_rows_max", 2)
-    passed = after_commit(_carry(), AFTER, Beside(False, False), {}, _card_rows())
+    monkeypatch.setattr(carry_module, "carry_accounts_max", 1)
+    carry = _carry()
+    carry.rows[(c.Card, "c_1")] = {"id": "c_1", "used_units": 0}
+    carry.rows[(c.Card, "c_2")] = {"id": "c_2"}
+    account = Account(2, AccountKind.liability, "CNY", True, -3)
+    passed = after_commit(carry, AFTER, Beside(False, False), {2: account}, _card_rows())
     assert passed is not None and passed.head == AFTER
-    assert not passed.accounts and not passed.rows
+    assert passed.accounts == {2: account}
+    # c_0 is the oldest; c_1, used again by this batch, is now the newest.
+    assert list(passed.rows) == [(c.Card, "c_2"), (c.Card, "c_1")]
+    assert passed.rows[(c.Card, "c_1")] == {"id": "c_1", "used_units": 1}
+
+
+@given(st.lists(st.integers(0, 30), max_size=200), st.integers(1, 8))
+def test_a_carry_never_holds_more_than_its_bound(used: list[int], bound: int) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(carry_module, "carry_rows_max", bound)
+        carry = Carry(HEAD)
+        for card in used:
+            rows = RowCache(None)  # type: ignore[arg-type]
+            rows.remember(c.Card, card, {"id": card})
+            passed = after_commit(carry, AFTER, Beside(False, False), {}, rows)
+            assert passed is carry and len(carry.rows) <= bound
+            assert list(carry.rows)[-1] == (c.Card, card)  # the one just used is kept
 
 
 def test_a_shelf_gives_its_carry_once_and_only_for_the_head_it_shows() -> None:
