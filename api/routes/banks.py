@@ -20,8 +20,10 @@ from api.bank_schemas import (
     StatementImport,
 )
 from api.context import Authed, context_of, write
+from api.jobs import answer_job
 from api.openapi import NOT_BLANK, Responses, keyed_read, keyed_write
 from api.paging import PageQuery
+from api.schemas import JobView
 from ledger import limits
 from ledger.access import require_bank, require_operator
 from ledger.bank import limits as bank_limits
@@ -31,8 +33,12 @@ from ledger.bank.statements import detect_and_parse
 from ledger.db import bank_queries as views
 from ledger.db.queries import Page
 from ledger.errors import NotFound
+from ledger.flows.imports import (
+    StageImport,
+    import_steps,
+    line_count,
+)
 from ledger.flows.instructions import AcceptInstruction, RejectInstruction, ResolveBreak
-from ledger.flows.statements import ImportStatementFile
 
 router = APIRouter(prefix="/v1")
 BankId = Annotated[str, Path(min_length=1, max_length=100)]
@@ -87,11 +93,25 @@ class ResolutionIn(BaseModel):
     resolution: str = Field(default="", max_length=reason_chars_max, json_schema_extra=NOT_BLANK)
 
 
+def _with_responses(options: dict[str, Any], more: Responses) -> dict[str, Any]:
+    return {**options, "responses": {**options["responses"], **more}}
+
+
+IMPORT_ACCEPTED: Responses = {202: {
+    "model": JobView,
+    "description": "A file of more lines than one slice: the import is a job, carried out in "
+                   "slices (each its own group commit); poll the job at `Location` "
+                   "(`GET /v1/jobs/{id}`): once done, its `result` is the import's answer."}}
+
+
 @router.post("/banks/{bank_id}/statements", status_code=201, response_model=StatementImport,
-             **keyed_write(413, body=False, openapi_extra=STATEMENT_FILE))
+             **_with_responses(keyed_write(413, body=False, openapi_extra=STATEMENT_FILE),
+                               IMPORT_ACCEPTED))
 async def import_statement(request: Request, bank_id: BankId, who: Authed,
                            filename: Annotated[str, Query(max_length=200)] = "") -> JSONResponse:
-    """The statement file as the body (camt.053, camt.054, MT940 or the documented CSV)."""
+    """The statement file as the body (camt.053, camt.054, MT940 or the documented CSV). A
+    file of at most one slice's lines is imported at once (201); a bigger one answers 202
+    with the job to poll. The same file sent again resumes an import a crash interrupted."""
     data = await request.body()
     if len(data) > bank_limits.statement_bytes_max:
         raise StatementRejected(f"file is over the {bank_limits.statement_bytes_max} byte "
@@ -99,9 +119,11 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
     require_bank(who, bank_id)  # before any parsing of what a stranger sent
     # Parsed here, off the appender: a big file's parse must not hold up every other write.
     statements = await run_in_threadpool(detect_and_parse, data, filename or None)
-    command = ImportStatementFile(who, bank_id, filename, data, context_of(request).clock(),
-                                  tuple(statements))
-    return await write(request, who, command)
+    ctx = context_of(request)
+    lines = sum(line_count(s.entries) for s in statements)
+    steps = import_steps(StageImport(who, bank_id, filename, data, ctx.clock(), tuple(statements)),
+                         ctx.import_slice_lines_max)
+    return await answer_job(request, who, steps, at_once=lines <= ctx.import_slice_lines_max)
 
 
 @router.get("/banks/{bank_id}/instructions", response_class=Response,
