@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine
 from api import audit_cli
 from api.context import china_today
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
+from api.progress import Progress
 from api.runtime import (
     audit_signing_key,
     bootstrap_operator_key,
@@ -38,15 +39,16 @@ from api.runtime import (
 from api.settings import Settings
 from ledger import limits
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
-from ledger.bank.statements import read_statement
+from ledger.bank.statements import detect_and_parse, read_statement
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.db import queries
 from ledger.db.embedded import EmbeddedUnavailable
 from ledger.db.privileges import UnsafeRoles
 from ledger.errors import InvalidInput, LedgerError
 from ledger.flows.consumption import AutoConfirm
+from ledger.flows.imports import StageImport, import_steps
 from ledger.flows.releases import RunReleases
-from ledger.flows.statements import ImportStatementFile
+from ledger.jobs import run_steps
 from ledger.journal import (
     GENESIS_PREV_HASH,
     PREV_RE,
@@ -282,8 +284,18 @@ def _releases(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    """In slices, each its own group commit (ledger/flows/imports.py), with a progress bar
+    on stderr; the same file again resumes an import that was interrupted."""
     data = read_statement_file(args.file)
-    body = _job(ImportStatementFile(LOCAL_OPERATOR, args.bank, args.file.name, data, china_today()))
+    stage = StageImport(LOCAL_OPERATOR, args.bank, args.file.name, data, china_today(),
+                        tuple(detect_and_parse(data, args.file.name)))
+    progress = Progress()
+    with service_engine(Settings()) as engine:
+        try:
+            body = run_steps(import_steps(stage), lambda c: _cli_command(engine, c, 200),
+                             progress)
+        finally:
+            progress.close()
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import date
 from typing import Any
@@ -33,6 +34,8 @@ from ledger.flows.imports import StageImport, import_steps
 from ledger.jobs import Answer, Finished, Job, JobKind, Step, next_step
 
 log = logging.getLogger("yufu.jobs")
+slice_rest_per_slice = 1  # after a slice, the job waits this many times as long as it took
+NS_PER_S = 1_000_000_000
 Seen = Callable[[dict[str, Any]], None]
 
 
@@ -86,7 +89,12 @@ async def run_steps(writer: Writer, principal: Principal, steps: Step, command: 
     """Run `command` and the steps after it, each a write of its own; the last answer."""
     following: Command | Finished = command
     while not isinstance(following, Finished):
+        started_ns = time.perf_counter_ns()
         answer = await slice_of(writer, principal, following)
+        # The job rests as long as its slice took: tills' writes, and their answers on this
+        # event loop, get at least as much of the service as the job does.
+        await asyncio.sleep((time.perf_counter_ns() - started_ns) * slice_rest_per_slice
+                            / NS_PER_S)
         progress = answer.get("job")
         if progress is not None:
             observe_job(progress)
