@@ -45,10 +45,9 @@ from ledger.db import queries
 from ledger.db.embedded import EmbeddedUnavailable
 from ledger.db.privileges import UnsafeRoles
 from ledger.errors import InvalidInput, LedgerError
-from ledger.flows.consumption import AutoConfirm
 from ledger.flows.imports import StageImport, import_steps
-from ledger.flows.releases import RunReleases
-from ledger.jobs import run_steps
+from ledger.flows.sweeps import auto_confirm_steps, release_steps
+from ledger.jobs import Step, run_steps
 from ledger.journal import (
     GENESIS_PREV_HASH,
     PREV_RE,
@@ -270,30 +269,27 @@ def uvicorn_options(host: str, port: int) -> dict[str, Any]:
             "http": BoundedHttpToolsProtocol}
 
 
-def _job(command: object) -> dict[str, object]:
-    with service_engine(Settings()) as engine:
-        return _cli_command(engine, command, 200)
-
-
 def _releases(args: argparse.Namespace) -> int:
     today = china_today()
     as_of = check_as_of(args.as_of or today, today, release_run_ahead_days_max)
-    body = _job(RunReleases(LOCAL_OPERATOR, as_of))
-    print(json.dumps(body, ensure_ascii=False, indent=2))
-    return 0
+    return _slices(release_steps(LOCAL_OPERATOR, as_of))
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    """In slices, each its own group commit (ledger/flows/imports.py), with a progress bar
-    on stderr; the same file again resumes an import that was interrupted."""
+    """The same file again resumes an import that was interrupted."""
     data = read_statement_file(args.file)
-    stage = StageImport(LOCAL_OPERATOR, args.bank, args.file.name, data, china_today(),
-                        tuple(detect_and_parse(data, args.file.name)))
+    return _slices(import_steps(StageImport(LOCAL_OPERATOR, args.bank, args.file.name, data,
+                                            china_today(),
+                                            tuple(detect_and_parse(data, args.file.name)))))
+
+
+def _slices(steps: Step) -> int:
+    """A long write in slices, each its own group commit (ledger/jobs.py), with its progress
+    on stderr; its answer on stdout."""
     progress = Progress()
     with service_engine(Settings()) as engine:
         try:
-            body = run_steps(import_steps(stage), lambda c: _cli_command(engine, c, 200),
-                             progress)
+            body = run_steps(steps, lambda c: _cli_command(engine, c, 200), progress)
         finally:
             progress.close()
     print(json.dumps(body, ensure_ascii=False, indent=2))
@@ -307,9 +303,7 @@ def read_statement_file(path: Path) -> bytes:
 
 def _auto_confirm(args: argparse.Namespace) -> int:
     today = china_today()
-    body = _job(AutoConfirm(LOCAL_OPERATOR, check_as_of(args.as_of or today, today, 0)))
-    print(json.dumps(body, ensure_ascii=False, indent=2))
-    return 0
+    return _slices(auto_confirm_steps(LOCAL_OPERATOR, check_as_of(args.as_of or today, today, 0)))
 
 
 def _db(_: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
 from api.context import context_of, write
-from api.metrics import observe_job
+from api.metrics import observe_slices
 from ledger import limits
 from ledger.auth import Principal, Role
 from ledger.bank.statements import detect_and_parse
@@ -36,7 +36,6 @@ from ledger.jobs import Answer, Finished, Job, JobKind, Step, next_step
 log = logging.getLogger("yufu.jobs")
 slice_rest_per_slice = 1  # after a slice, the job waits this many times as long as it took
 NS_PER_S = 1_000_000_000
-Seen = Callable[[dict[str, Any]], None]
 
 
 class JobRunner:
@@ -47,8 +46,9 @@ class JobRunner:
         self.tasks: set[asyncio.Task[dict[str, Any]]] = set()
 
     def carry_on(self, writer: Writer, principal: Principal, steps: Step,
-                 command: Command) -> None:
-        task = asyncio.create_task(_logged(run_steps(writer, principal, steps, command)))
+                 command: Command, counted: tuple[int, int]) -> None:
+        task = asyncio.create_task(_logged(run_steps(writer, principal, steps, command,
+                                                     counted)))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -85,23 +85,34 @@ async def _logged(running: Any) -> dict[str, Any]:
 
 
 async def run_steps(writer: Writer, principal: Principal, steps: Step, command: Command,
-                    seen: Seen | None = None) -> dict[str, Any]:
-    """Run `command` and the steps after it, each a write of its own; the last answer."""
+                    counted: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Run `command` and the steps after it, each a write of its own; the last answer.
+    `counted`: the slices and units of the job already counted in the metrics."""
     following: Command | Finished = command
     while not isinstance(following, Finished):
         started_ns = time.perf_counter_ns()
         answer = await slice_of(writer, principal, following)
+        following = next_step(steps, answer)  # which may add the answer's `progress`
+        counted = _count(answer.get("progress"), counted, "job" in answer)
         # The job rests as long as its slice took: tills' writes, and their answers on this
         # event loop, get at least as much of the service as the job does.
         await asyncio.sleep((time.perf_counter_ns() - started_ns) * slice_rest_per_slice
                             / NS_PER_S)
-        progress = answer.get("job")
-        if progress is not None:
-            observe_job(progress)
-        if seen is not None:
-            seen(answer)
-        following = next_step(steps, answer)
     return following.answer
+
+
+def _count(progress: dict[str, Any] | None, counted: tuple[int, int] | None,
+           first: bool) -> tuple[int, int] | None:
+    """Count in the metrics the slices `progress` shows beyond `counted`. A job's first
+    answer (an import's stage) is where it stood: slices before a resume are not counted
+    again."""
+    if progress is None:
+        return counted
+    now = (progress["slices"], progress["done"])
+    if counted is None:
+        counted = now if first else (0, 0)
+    observe_slices(progress["kind"], now[0] - counted[0], now[1] - counted[1])
+    return now
 
 
 async def slice_of(writer: Writer, principal: Principal, command: Command) -> dict[str, Any]:
@@ -126,11 +137,12 @@ async def answer_job(request: Request, who: Principal, steps: Step, at_once: boo
     if job is None:  # nothing to do (a file imported before): the answer as it is
         steps.close()
         return await write(request, who, Answer(staged), status_code)
-    observe_job(job)
     command = next_step(steps, staged)
     if isinstance(command, Finished):
         return await write(request, who, Answer(command.answer), status_code)
-    request.app.state.jobs.carry_on(ctx.writer, who, steps, command)
+    progress = staged["progress"]
+    request.app.state.jobs.carry_on(ctx.writer, who, steps, command,
+                                    (progress["slices"], progress["done"]))
     answer = await write(request, who, Answer(job), 202)
     answer.headers["Location"] = f"/v1/jobs/{job['job_id']}"
     return answer

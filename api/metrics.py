@@ -102,21 +102,11 @@ def _new_children(route: str, method: str, status: int) -> tuple[Any, Any]:
     return pair
 
 
-# The progress this worker last saw of each job it runs: a slice's share is the difference.
-_job_seen: dict[int, tuple[int, int]] = {}
-
-
-def observe_job(job: dict[str, Any]) -> None:
-    """A job's progress as a slice left it (its `view`): counted once per slice."""
-    progress = job["progress"]
-    slices, done = _job_seen.get(job["job_id"], (progress["slices"], progress["done"]))
-    if progress["slices"] > slices:
-        job_slices.labels(job["kind"]).inc(progress["slices"] - slices)
-        job_units.labels(job["kind"]).inc(progress["done"] - done)
-    if job["status"] == "running":
-        _job_seen[job["job_id"]] = (progress["slices"], progress["done"])
-    else:
-        _job_seen.pop(job["job_id"], None)
+def observe_slices(kind: str, slices: int, units: int) -> None:
+    """Slices of a long job committed, and what they carried out (lines, merchants, ...)."""
+    if slices > 0:
+        job_slices.labels(kind).inc(slices)
+        job_units.labels(kind).inc(units)
 
 
 NS_PER_S = 1_000_000_000  # the writer reports integer nanoseconds

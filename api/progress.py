@@ -19,16 +19,20 @@ class Progress:
         self.drawn = False
 
     def __call__(self, answer: dict[str, Any]) -> None:
-        job = answer.get("job")
-        if job is None:
+        progress = answer.get("progress")
+        if progress is None:
             return
-        done, total = job["progress"]["done"], job["progress"]["total"]
-        what = f"{job['kind']} {done:,}/{total:,} ({job['progress']['slices']} slices)"
+        done, total = progress["done"], progress["total"]
+        of = f"/{total:,}" if total is not None else " so far"
+        what = f"{progress['kind']} {done:,}{of} ({progress['slices']} slices)"
         if not self.terminal:
             print(what, file=self.stream, flush=True)
             return
-        filled = bar_chars * done // total if total else bar_chars
-        self.stream.write(f"\r[{'#' * filled}{'.' * (bar_chars - filled)}] {what}")
+        if total is None:  # no bar without a total: the count alone
+            self.stream.write(f"\r{what}")
+        else:
+            filled = bar_chars * done // total if total else bar_chars
+            self.stream.write(f"\r[{'#' * filled}{'.' * (bar_chars - filled)}] {what}")
         self.stream.flush()
         self.drawn = True
 

@@ -56,6 +56,11 @@ class Job:
                 "progress": {"done": self.done, "total": self.total, "slices": self.slices},
                 "result": dict(self.result) if self.result is not None else None}
 
+    def progress(self) -> dict[str, Any]:
+        """How far it got, as every step of a long write reports it (`run_steps`' `seen`)."""
+        return {"kind": self.kind.value, "done": self.done, "total": self.total,
+                "slices": self.slices}
+
 
 def is_next(job: Job, cursor: Any) -> bool:
     """Whether a slice that starts at `cursor` (where the job's state says the next slice
@@ -118,7 +123,7 @@ def run_steps(steps: Step, run: Callable[[Command], dict[str, Any]],
     command: Command | Finished = next(steps)
     while not isinstance(command, Finished):
         answer = run(command)
+        command = next_step(steps, answer)  # which may add the answer's `progress`
         if seen is not None:
             seen(answer)
-        command = next_step(steps, answer)
     return command.answer

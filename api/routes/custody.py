@@ -37,6 +37,7 @@ from api.custody_schemas import (
     SettledConsumption,
     TierChange,
 )
+from api.jobs import answer_job
 from api.openapi import (
     NOT_BLANK,
     Responses,
@@ -61,7 +62,7 @@ from ledger.db.writer import WriteRequest
 from ledger.errors import InvalidInput, Unauthorized
 from ledger.flows import closure
 from ledger.flows.closure import CloseMerchant, ContinueClosure, FinishClosure
-from ledger.flows.consumption import AutoConfirm, ConfirmConsumption, Consume, RejectConsumption
+from ledger.flows.consumption import ConfirmConsumption, Consume, RejectConsumption
 from ledger.flows.filing import (
     CreateRuleSet,
     FileMerchant,
@@ -76,8 +77,9 @@ from ledger.flows.refunds import (
     ResolveDispute,
     SettleRefund,
 )
-from ledger.flows.releases import ConfirmDeposit, FailRelease, RunReleases, SettleRelease
+from ledger.flows.releases import ConfirmDeposit, FailRelease, SettleRelease
 from ledger.flows.sales import CreateProduct, SellCard
+from ledger.flows.sweeps import auto_confirm_steps, release_steps
 
 router = APIRouter(prefix="/v1")
 Id = Annotated[str, Path(min_length=1, max_length=64)]
@@ -384,7 +386,8 @@ async def auto_confirm(request: Request, body: AsOfIn, who: Authed) -> JSONRespo
     require_operator(who)  # before the input is read: others learn nothing of it
     today = context_of(request).clock()
     as_of = check_as_of(body.as_of or today, today, 0)  # silence confirms nothing early
-    return await write(request, who, AutoConfirm(who, as_of), 200)
+    # In slices, each its own group commit (ledger/flows/sweeps.py): tills write between two.
+    return await answer_job(request, who, auto_confirm_steps(who, as_of), True, 200)
 
 
 # -- refunds, disputes ---------------------------------------------------------------------
@@ -429,7 +432,9 @@ async def run_releases(request: Request, body: AsOfIn, who: Authed) -> JSONRespo
     require_operator(who)  # before the input is read: others learn nothing of it
     today = context_of(request).clock()
     as_of = check_as_of(body.as_of or today, today, release_run_ahead_days_max)
-    return await write(request, who, RunReleases(who, as_of, body.merchant_id), 200)
+    # In slices, each its own group commit (ledger/flows/sweeps.py): tills write between two.
+    return await answer_job(request, who, release_steps(who, as_of, body.merchant_id), True,
+                            200)
 
 
 @router.get("/releases", response_model=ReleaseInstructions, **keyed_read())

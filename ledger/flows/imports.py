@@ -177,7 +177,8 @@ def import_steps(stage: StageImport, slice_lines_max: int = import_slice_lines_m
 
 def staged(job: Job) -> dict[str, Any]:
     """Where an import job stands: the job, its plan and the next slice's start."""
-    return {"job": job.view(), "plan": job.state["statements"], "cursor": job.state["cursor"]}
+    return {"job": job.view(), "plan": job.state["statements"], "cursor": job.state["cursor"],
+            "progress": job.progress()}
 
 
 def line_count(entries: Sequence[StatementEntry]) -> int:

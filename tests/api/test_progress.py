@@ -13,8 +13,8 @@ class Terminal(io.StringIO):
 
 
 def answer(done: int, total: int, slices: int) -> dict[str, object]:
-    return {"job": {"kind": "statement_import",
-                    "progress": {"done": done, "total": total, "slices": slices}}}
+    return {"progress": {"kind": "statement_import", "done": done, "total": total,
+                         "slices": slices}}
 
 
 def test_on_a_terminal_the_bar_is_redrawn_in_place() -> None:
@@ -34,6 +34,8 @@ def test_elsewhere_a_line_per_slice() -> None:
     progress = Progress(stream)
     progress(answer(100, 200, 1))
     progress(answer(200, 200, 2))
+    progress({"progress": {"kind": "release_run", "done": 50, "total": None, "slices": 1}})
     progress.close()
     assert stream.getvalue().splitlines() == ["statement_import 100/200 (1 slices)",
-                                              "statement_import 200/200 (2 slices)"]
+                                              "statement_import 200/200 (2 slices)",
+                                              "release_run 50 so far (1 slices)"]

@@ -19,11 +19,10 @@ from api.app import create_app
 from ledger.auth import Principal, Role
 from ledger.bank.statements import detect_and_parse
 from ledger.commands import Command
-from ledger.db.writer import Outcome
 from ledger.flows.imports import StageImport, import_steps
 from ledger.flows.statements import ImportStatementFile
 from ledger.jobs import run_steps
-from tests.support.db import row, rows, run_together
+from tests.support.db import row, rows, run_one
 from tests.support.driver import Banking, Merchant
 from tests.support.statements import Stmt, camt053, entry
 
@@ -31,14 +30,6 @@ DAY = date(2026, 11, 2)
 BANK = "BANK-SLICES"
 OPERATOR = Principal(key_id=0, role=Role.operator)
 Importer = Callable[[Engine, bytes], dict[str, Any]]
-
-
-def run_one(engine: Engine) -> Callable[[Command], dict[str, Any]]:
-    def run(command: Command) -> dict[str, Any]:
-        [outcome] = run_together(engine, command)
-        assert isinstance(outcome, Outcome), outcome
-        return dict(outcome.body)
-    return run
 
 
 def one_command(engine: Engine, data: bytes) -> dict[str, Any]:
