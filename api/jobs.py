@@ -123,26 +123,26 @@ async def slice_of(writer: Writer, principal: Principal, command: Command) -> di
     return outcome.body
 
 
-async def answer_job(request: Request, who: Principal, steps: Step, at_once: bool,
+async def answer_job(request: Request, who: Principal, steps: Step, slice_max: int | None,
                      status_code: int = 201) -> JSONResponse:
-    """All the steps now and their answer (`at_once`), or the first step now, 202 with the
-    job, and the rest in the background."""
+    """All the steps now and their answer; or, where the first step starts (or finds) a job
+    with more than `slice_max` left to do, 202 with the job, and the rest in the background.
+    `slice_max` None: all now, whatever the size (a run that resumes by itself)."""
     ctx = context_of(request)
     first = next(steps)
-    if at_once:
+    if slice_max is None:
         body = await run_steps(ctx.writer, who, steps, first)
         return await write(request, who, Answer(body), status_code)
     staged = await slice_of(ctx.writer, who, first)
-    job = staged.get("job")
-    if job is None:  # nothing to do (a file imported before): the answer as it is
-        steps.close()
-        return await write(request, who, Answer(staged), status_code)
     command = next_step(steps, staged)
-    if isinstance(command, Finished):
+    if isinstance(command, Finished):  # nothing to do (a file imported before)
         return await write(request, who, Answer(command.answer), status_code)
-    progress = staged["progress"]
-    request.app.state.jobs.carry_on(ctx.writer, who, steps, command,
-                                    (progress["slices"], progress["done"]))
+    job, progress = staged["job"], staged["progress"]
+    counted = (progress["slices"], progress["done"])
+    if progress["total"] - progress["done"] <= slice_max:
+        body = await run_steps(ctx.writer, who, steps, command, counted)
+        return await write(request, who, Answer(body), status_code)
+    request.app.state.jobs.carry_on(ctx.writer, who, steps, command, counted)
     answer = await write(request, who, Answer(job), 202)
     answer.headers["Location"] = f"/v1/jobs/{job['job_id']}"
     return answer

@@ -21,9 +21,8 @@ from api.bank_schemas import (
 )
 from api.context import Authed, context_of, write
 from api.jobs import answer_job
-from api.openapi import NOT_BLANK, Responses, keyed_read, keyed_write
+from api.openapi import NOT_BLANK, Responses, job_write, keyed_read, keyed_write
 from api.paging import PageQuery
-from api.schemas import JobView
 from ledger import limits
 from ledger.access import require_bank, require_operator
 from ledger.bank import limits as bank_limits
@@ -36,7 +35,6 @@ from ledger.errors import NotFound
 from ledger.flows.imports import (
     StageImport,
     import_steps,
-    line_count,
 )
 from ledger.flows.instructions import AcceptInstruction, RejectInstruction, ResolveBreak
 
@@ -93,20 +91,9 @@ class ResolutionIn(BaseModel):
     resolution: str = Field(default="", max_length=reason_chars_max, json_schema_extra=NOT_BLANK)
 
 
-def _with_responses(options: dict[str, Any], more: Responses) -> dict[str, Any]:
-    return {**options, "responses": {**options["responses"], **more}}
-
-
-IMPORT_ACCEPTED: Responses = {202: {
-    "model": JobView,
-    "description": "A file of more lines than one slice: the import is a job, carried out in "
-                   "slices (each its own group commit); poll the job at `Location` "
-                   "(`GET /v1/jobs/{id}`): once done, its `result` is the import's answer."}}
-
-
 @router.post("/banks/{bank_id}/statements", status_code=201, response_model=StatementImport,
-             **_with_responses(keyed_write(413, body=False, openapi_extra=STATEMENT_FILE),
-                               IMPORT_ACCEPTED))
+             **job_write(413, what="A file of more lines than one slice",
+                         openapi_extra=STATEMENT_FILE))
 async def import_statement(request: Request, bank_id: BankId, who: Authed,
                            filename: Annotated[str, Query(max_length=200)] = "") -> JSONResponse:
     """The statement file as the body (camt.053, camt.054, MT940 or the documented CSV). A
@@ -120,10 +107,9 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
     # Parsed here, off the appender: a big file's parse must not hold up every other write.
     statements = await run_in_threadpool(detect_and_parse, data, filename or None)
     ctx = context_of(request)
-    lines = sum(line_count(s.entries) for s in statements)
     steps = import_steps(StageImport(who, bank_id, filename, data, ctx.clock(), tuple(statements)),
                          ctx.import_slice_lines_max)
-    return await answer_job(request, who, steps, at_once=lines <= ctx.import_slice_lines_max)
+    return await answer_job(request, who, steps, ctx.import_slice_lines_max)
 
 
 @router.get("/banks/{bank_id}/instructions", response_class=Response,
