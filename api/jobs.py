@@ -19,17 +19,20 @@ from datetime import date
 from typing import Any
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
-from api.context import context_of, write
+from api.context import context_of, idempotency_key_of, write
 from api.metrics import observe_slices
 from ledger import limits
 from ledger.auth import Principal, Role
 from ledger.bank.statements import detect_and_parse
 from ledger.commands import Command
 from ledger.db import job_queries
-from ledger.db.writer import Writer, WriteRequest
+from ledger.db.group_commit import Seen, prefetch_idempotency
+from ledger.db.writer import Writer, WriteRequest, request_fingerprint
+from ledger.errors import IdempotencyConflict
 from ledger.flows.imports import StageImport, import_steps
 from ledger.jobs import Answer, Finished, Job, JobKind, Step, next_step
 
@@ -94,10 +97,12 @@ async def run_steps(writer: Writer, principal: Principal, steps: Step, command: 
         answer = await slice_of(writer, principal, following)
         following = next_step(steps, answer)  # which may add the answer's `progress`
         counted = _count(answer.get("progress"), counted, "job" in answer)
-        # The job rests as long as its slice took: tills' writes, and their answers on this
-        # event loop, get at least as much of the service as the job does.
-        await asyncio.sleep((time.perf_counter_ns() - started_ns) * slice_rest_per_slice
-                            / NS_PER_S)
+        if writer.queue_depth() > 0:
+            # Others are writing: the job rests as long as its slice took, so their writes,
+            # and their answers on this event loop, get at least as much of the service as
+            # the job does. Alone, it goes on at once.
+            await asyncio.sleep((time.perf_counter_ns() - started_ns) * slice_rest_per_slice
+                                / NS_PER_S)
     return following.answer
 
 
@@ -129,6 +134,10 @@ async def answer_job(request: Request, who: Principal, steps: Step, slice_max: i
     with more than `slice_max` left to do, 202 with the job, and the rest in the background.
     `slice_max` None: all now, whatever the size (a run that resumes by itself)."""
     ctx = context_of(request)
+    replayed = await _answered_before(request, who)
+    if replayed is not None:  # a retry: its steps would find everything done, or refuse
+        steps.close()
+        return replayed
     first = next(steps)
     if slice_max is None:
         body = await run_steps(ctx.writer, who, steps, first)
@@ -146,6 +155,33 @@ async def answer_job(request: Request, who: Principal, steps: Step, slice_max: i
     answer = await write(request, who, Answer(job), 202)
     answer.headers["Location"] = f"/v1/jobs/{job['job_id']}"
     return answer
+
+
+async def _answered_before(request: Request, who: Principal) -> JSONResponse | None:
+    """The first answer kept under the request's Idempotency-Key, if there is one (read, not
+    written: the last step's `Answer` writes it, and a retry racing it still writes once)."""
+    key = idempotency_key_of(request)
+    if key is None:
+        return None
+    fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
+    asked = WriteRequest(Answer({}), 200, who.key_id, key, fingerprint)
+    engine = context_of(request).engine
+
+    def read() -> Seen:
+        with engine.connect() as conn:
+            return prefetch_idempotency(conn, [asked])
+
+    seen = (await run_in_threadpool(read)).get((who.key_id, key))
+    if seen is None:
+        return None
+    first_hash, first = seen
+    if first_hash != fingerprint:
+        raise IdempotencyConflict("this Idempotency-Key was used before with a different "
+                                  "request", field="Idempotency-Key")
+    headers = {"Idempotent-Replayed": "true"}
+    if first.status_code == 202:
+        headers["Location"] = f"/v1/jobs/{first.body['job_id']}"
+    return JSONResponse(first.body, status_code=first.status_code, headers=headers)
 
 
 # An advisory lock (session level) that one worker holds while it resumes the jobs a stop

@@ -151,6 +151,11 @@ def merchant_scope(principal: Principal, asked: str | None) -> str | None:
     return principal.merchant_id if principal.role == Role.merchant else asked
 
 
+def require_job_role(principal: Principal) -> None:
+    """Roles that may read some long job: decided before the job is looked up."""
+    principal.require_role(Role.operator, Role.bank)
+
+
 def require_job_reader(principal: Principal, kind: JobKind, bank_id: str | None,
                        missing: NotFound) -> None:
     """A long job (ledger/jobs.py) is read by who may do what it does: a statement import

@@ -162,7 +162,7 @@ def main() -> int:
     section = record(args, figures, verified, load)
     print(section)
     if not args.no_write:
-        bench.write_doc(section)
+        bench.write_doc(section, marker="<!-- import-bench-runs -->")
     during = figures["during"]
     return 0 if during.percentile(0.99) <= pos_p99_ms_max and during.errors == 0 else 1
 

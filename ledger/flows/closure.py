@@ -104,10 +104,8 @@ class FinishClosure(Command):
 
     def run(self, books: Books) -> dict[str, Any]:
         require_operator(self.principal)
-        job = books.jobs.by_key(JobKind.closure, self.merchant_id)
-        if job is not None and job.result is not None:  # closed already: a retry
-            return dict(job.result)
         m = _closing(books, self.merchant_id)
+        job = books.jobs.by_key(JobKind.closure, m.id)
         left = books.custody.unpaid_plan(m.id, 1) or books.custody.open_cards(m.id, 1)
         if left:
             raise Refused("the closure still has cards to refund or close (ContinueClosure)",
