@@ -37,7 +37,7 @@ from ledger.flows.imports import StageImport, import_steps
 from ledger.jobs import Answer, Finished, Job, JobKind, Step, next_step
 
 log = logging.getLogger("yufu.jobs")
-slice_rest_per_slice = 1  # after a slice, the job waits this many times as long as it took
+slice_rest_per_slice = 2  # after a slice, the job waits this many times as long as it took
 NS_PER_S = 1_000_000_000
 
 

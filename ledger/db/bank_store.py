@@ -47,6 +47,9 @@ FILE_COLUMNS = ("id", "bank_id", "sha256", "format", "filename", "body", "statem
                 "imported_seq")
 LINE_COLUMNS = StatementLine._fields
 NULL = "\\N"  # COPY's text format
+# Fewer lines than this (a slice's) go with the batch's rows; more, by COPY straight to the
+# database (a one-command import of a day's file), which costs the writer's carry.
+copied_lines_min = 1_000
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -263,6 +266,9 @@ class BankRows:
 
     def write_lines(self, lines: Sequence[StatementLine], cleared: Mapping[int, int]) -> None:
         batch = self.batch
+        if len(lines) < copied_lines_min:
+            self._buffer_lines(lines, cleared)
+            return
         conn = batch.writing_directly()
         if lines:
             copy_text(conn, b.StatementLine.__tablename__, LINE_COLUMNS,
@@ -284,6 +290,22 @@ class BankRows:
             {"ids": _bigint_array([d for d, _ in direct]),
              "lines": _bigint_array([line for _, line in direct])})
         require(done.rowcount == len(direct), "every deposit a line cleared was pending")
+
+
+    def _buffer_lines(self, lines: Sequence[StatementLine], cleared: Mapping[int, int]
+                      ) -> None:
+        """A slice's few lines with the batch's own rows: no SQL of its own, so the writer
+        keeps what it carries to its next batch (the tills' cards and merchants)."""
+        batch = self.batch
+        for line in lines:
+            batch.add_row(b.StatementLine, line._asdict())
+        load_rows(batch, b.ExpectedDeposit, sorted(cleared))
+        for deposit_id, line_id in cleared.items():
+            row = _held(batch, b.ExpectedDeposit, deposit_id, "deposit")
+            require(row["status"] == DepositStatus.pending.value,
+                    "every deposit a line cleared was pending")
+            batch.rows.update(b.ExpectedDeposit, deposit_id, open_fen=0,
+                              status=DepositStatus.cleared.value, cleared_line_id=line_id)
 
 
 # -- rows, and the COPY formats ------------------------------------------------------------

@@ -46,7 +46,7 @@ from ledger.flows.statements import (
 )
 from ledger.jobs import Job, JobKind, JobStatus, Step, is_next
 
-import_slice_lines_max = 100  # statement lines a slice decides and applies: ~50 ms of the writer
+import_slice_lines_max = 50  # statement lines a slice decides and applies: ~25 ms of the writer
 
 
 @dataclass(frozen=True)
