@@ -18,6 +18,7 @@ from api import openapi, problems
 from api.access_records import AccessRecorder
 from api.context import Context
 from api.edge import Edge
+from api.jobs import JobRunner
 from api.lane import Lane, LaneRoute, lane_routes
 from api.messages import MessageSender
 from api.metrics import WriterMetrics
@@ -25,6 +26,7 @@ from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
+from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
 from api.routes import system
 from api.routes import trust as trust_routes
@@ -95,6 +97,7 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
                   code_attempts=limiter_or_none(rate_limits.code_rate_per_s,
                                                 rate_limits.code_burst))
     access = AccessRecorder(engine)
+    jobs = JobRunner()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -103,7 +106,8 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
         access.start()
         task = asyncio.create_task(signer.run(writer)) if signer.interval_s else None
         try:
-            yield
+            async with jobs.running(engine, writer):
+                yield
         finally:
             if task is not None:
                 task.cancel()
@@ -122,6 +126,7 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
                               "a hash-chained journal, custody flows. Errors are RFC 9457 "
                               "problem+json; writes take an Idempotency-Key header.")
     app.state.ctx = ctx
+    app.state.jobs = jobs
     app.state.signer = signer
     app.state.access = access
     app.state.on_request = access.note  # reads by banks and regulators are kept
@@ -135,6 +140,7 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     app.include_router(custody_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(bank_routes.router)
+    app.include_router(job_routes.router)
     # Here, not with the middleware (built at the first message, where a lifespan's failure
     # may pass for "lifespan unsupported"): a lane that cannot serve its routes stops the start.
     app.lane_routes = lane_routes(app.routes) if options.get("lane", True) else None

@@ -23,6 +23,7 @@ from api import audit_cli, backup_cli
 from api.checks import report, verify_books
 from api.context import china_today
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
+from api.progress import Progress
 from api.runtime import (
     audit_signing_key,
     bootstrap_operator_key,
@@ -39,15 +40,15 @@ from api.runtime import (
 from api.settings import Settings
 from ledger import limits
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
-from ledger.bank.statements import read_statement
+from ledger.bank.statements import detect_and_parse, read_statement
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.db import queries
 from ledger.db.embedded import EmbeddedUnavailable
 from ledger.db.privileges import UnsafeRoles
 from ledger.errors import InvalidInput, LedgerError
-from ledger.flows.consumption import AutoConfirm
-from ledger.flows.releases import RunReleases
-from ledger.flows.statements import ImportStatementFile
+from ledger.flows.imports import StageImport, import_steps
+from ledger.flows.sweeps import auto_confirm_steps, release_steps
+from ledger.jobs import Step, run_steps
 from ledger.journal import (
     PREV_RE,
     StoredEntry,
@@ -269,22 +270,29 @@ def uvicorn_options(host: str, port: int) -> dict[str, Any]:
             "http": BoundedHttpToolsProtocol}
 
 
-def _job(command: object) -> dict[str, object]:
-    with service_engine(Settings()) as engine:
-        return _cli_command(engine, command, 200)
-
-
 def _releases(args: argparse.Namespace) -> int:
     today = china_today()
     as_of = check_as_of(args.as_of or today, today, release_run_ahead_days_max)
-    body = _job(RunReleases(LOCAL_OPERATOR, as_of))
-    print(json.dumps(body, ensure_ascii=False, indent=2))
-    return 0
+    return _slices(release_steps(LOCAL_OPERATOR, as_of))
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    """The same file again resumes an import that was interrupted."""
     data = read_statement_file(args.file)
-    body = _job(ImportStatementFile(LOCAL_OPERATOR, args.bank, args.file.name, data, china_today()))
+    return _slices(import_steps(StageImport(LOCAL_OPERATOR, args.bank, args.file.name, data,
+                                            china_today(),
+                                            tuple(detect_and_parse(data, args.file.name)))))
+
+
+def _slices(steps: Step) -> int:
+    """A long write in slices, each its own group commit (ledger/jobs.py), with its progress
+    on stderr; its answer on stdout."""
+    progress = Progress()
+    with service_engine(Settings()) as engine:
+        try:
+            body = run_steps(steps, lambda c: _cli_command(engine, c, 200), progress)
+        finally:
+            progress.close()
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0
 
@@ -296,9 +304,7 @@ def read_statement_file(path: Path) -> bytes:
 
 def _auto_confirm(args: argparse.Namespace) -> int:
     today = china_today()
-    body = _job(AutoConfirm(LOCAL_OPERATOR, check_as_of(args.as_of or today, today, 0)))
-    print(json.dumps(body, ensure_ascii=False, indent=2))
-    return 0
+    return _slices(auto_confirm_steps(LOCAL_OPERATOR, check_as_of(args.as_of or today, today, 0)))
 
 
 def _db(_: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from ledger.commands import Command
 from ledger.db.outage import silent
 from ledger.db.writer import Outcome, Writer, WriteRequest, request_fingerprint
 from ledger.errors import InvalidInput, RateLimited, Unauthorized
+from ledger.flows.imports import import_slice_lines_max
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 
@@ -43,6 +44,8 @@ class Context:
     sender: MessageSender | None = None
     # One-time-code requests and attempts per client address (None: no limit).
     code_attempts: Limiter | None = None
+    # Statement lines an import's slice applies (ledger/flows/imports.py): tests make it small.
+    import_slice_lines_max: int = import_slice_lines_max
     keys: KeyCache = field(init=False)
 
     def __post_init__(self) -> None:

@@ -41,6 +41,7 @@ from ledger import limits
 from ledger.db import health_queries
 from ledger.db.group_commit import WriteRequest
 from ledger.db.writer import Writer
+from ledger.jobs import JobKind
 
 __all__ = ["CONTENT_TYPE_LATEST", "WriterMetrics", "observe_request", "render"]
 
@@ -72,6 +73,10 @@ flush_seconds = Histogram("yufu_writer_flush_seconds", "Time a group commit's fl
 append_seconds = Histogram("yufu_chain_append_seconds", "Time from a write's submission to "
                            "the writer until its answer (queue wait, batch, commit)",
                            buckets=LATENCY_BUCKETS_S, registry=_registry)
+job_slices = Counter("yufu_job_slices", "Slices of long jobs (ledger/jobs.py) committed, by "
+                     "kind of job", ("kind",), registry=_registry)
+job_units = Counter("yufu_job_units", "What long jobs carried out, by kind of job: statement "
+                    "lines, merchants, consumptions or cards", ("kind",), registry=_registry)
 
 # One pair of children per (route, method, status) seen: after the first request of a kind,
 # the edge's cost is one dict lookup, an increment and an observation.
@@ -95,6 +100,13 @@ def _new_children(route: str, method: str, status: int) -> tuple[Any, Any]:
     pair = (requests_total.labels(route, label, str(status)), request_seconds.labels(route))
     _children[(route, method, status)] = pair
     return pair
+
+
+def observe_slices(kind: str, slices: int, units: int) -> None:
+    """Slices of a long job committed, and what they carried out (lines, merchants, ...)."""
+    if slices > 0:
+        job_slices.labels(kind).inc(slices)
+        job_units.labels(kind).inc(units)
 
 
 NS_PER_S = 1_000_000_000  # the writer reports integer nanoseconds
@@ -147,6 +159,7 @@ class Live(Collector):
         try:
             with self.engine.begin() as conn:
                 gauges = health_queries.gauges(conn)
+                jobs = health_queries.jobs_running(conn)
         except Exception as error:  # a scrape must still show the rest
             log.warning("metrics: the database's gauges failed: %s", type(error).__name__)
             up.add_metric([], 0)
@@ -160,6 +173,11 @@ class Live(Collector):
                                 "breaks, every bank's", value=gauges.open_breaks)
         yield GaugeMetricFamily("yufu_journal_entries", "Entries in the journal",
                                 value=gauges.journal_size)
+        running = GaugeMetricFamily("yufu_jobs_running", "Long jobs started and not "
+                                    "finished, by kind (ledger/jobs.py)", labels=["kind"])
+        for kind in JobKind:
+            running.add_metric([kind.value], jobs.get(kind.value, 0))
+        yield running
         yield GaugeMetricFamily("yufu_signer_lag_entries", "Journal entries no signed tree "
                                 "head covers yet", value=gauges.signer_lag)
 

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.problems import PROBLEM_JSON
-from api.schemas import Problem
+from api.schemas import JobView, Problem
 from ledger import limits
 
 SCHEMAS = "#/components/schemas/"
@@ -141,6 +141,19 @@ def keyed_write(*extra: int, body: bool = True,
     extra_doc: dict[str, Any] = {"parameters": [IDEMPOTENCY_KEY]}
     extra_doc.update(openapi_extra or {})
     return {"responses": problems(*statuses), "openapi_extra": extra_doc}
+
+
+def job_write(*extra: int, what: str, openapi_extra: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """A keyed write without a JSON body that may be a long job (api/jobs.py): 202 with the
+    job to poll when `what` is more than one slice."""
+    options = keyed_write(*extra, body=False, openapi_extra=openapi_extra)
+    options["responses"][202] = {
+        "model": JobView,
+        "description": f"{what}: a job, carried out in slices (each its own group commit); "
+                       "poll it at `Location` (`GET /v1/jobs/{id}`): once done, its `result` "
+                       "is the answer a small one gets at once."}
+    return options
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

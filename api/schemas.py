@@ -346,3 +346,22 @@ class Receipt(Out):
     tree_head: TreeHead | None = Field(description="the latest signed head, once one covers "
                                                    "the sale")
     inclusion: InclusionProof | None
+
+
+# -- long jobs ----------------------------------------------------------------------------------
+
+
+class JobProgress(Out):
+    done: int = Field(description="statement lines, merchants, consumptions or cards carried "
+                                  "out so far")
+    total: int
+    slices: int = Field(description="slices committed so far, each its own group commit")
+
+
+class JobView(Out):
+    job_id: int
+    kind: Literal["statement_import", "release_run", "auto_confirm", "closure"]
+    status: Literal["running", "done", "failed"]
+    progress: JobProgress
+    result: dict[str, Any] | None = Field(description="the job's answer once done: what the "
+                                                      "same request answers when it is small")

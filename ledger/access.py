@@ -10,6 +10,7 @@ from __future__ import annotations
 from ledger.auth import Principal, Role
 from ledger.custody.lifecycle import Card, Merchant
 from ledger.errors import Forbidden, NotFound
+from ledger.jobs import JobKind
 
 
 def require_merchant_or_operator(principal: Principal, merchant_id: str,
@@ -148,3 +149,20 @@ def bank_scope(principal: Principal, asked: str | None, what: str) -> str | None
 def merchant_scope(principal: Principal, asked: str | None) -> str | None:
     """The merchant whose items a list shows: a merchant key only its own."""
     return principal.merchant_id if principal.role == Role.merchant else asked
+
+
+def require_job_role(principal: Principal) -> None:
+    """Roles that may read some long job: decided before the job is looked up."""
+    principal.require_role(Role.operator, Role.bank)
+
+
+def require_job_reader(principal: Principal, kind: JobKind, bank_id: str | None,
+                       missing: NotFound) -> None:
+    """A long job (ledger/jobs.py) is read by who may do what it does: a statement import
+    by the operator or its bank (another bank is told it does not exist), the rest by the
+    operator."""
+    if kind is JobKind.statement_import and principal.role == Role.bank:
+        if principal.bank_id != bank_id:
+            raise missing
+        return
+    require_operator(principal)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the stores' own declarations, which use the types of this m
     from ledger.audit_store import AuditStore
     from ledger.bank.store import BankStore
     from ledger.custody.store import CustodyStore
+    from ledger.jobs import JobStore
     from ledger.trust_store import TrustStore
 
 
@@ -64,6 +65,7 @@ class IdKind(Enum):
     statement_file = "statement_file"
     reconciliation_break = "reconciliation_break"
     consumer_code = "consumer_code"
+    job = "job"
 
 
 class Checkpoint(Protocol):
@@ -99,6 +101,9 @@ class Books(Protocol):
 
     @property
     def audit(self) -> AuditStore: ...
+
+    @property
+    def jobs(self) -> JobStore: ...
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         """Journal an event that moves no money."""

@@ -12,6 +12,7 @@ from ledger.db import (
     audit_tables,  # noqa: F401  (registers the audit tables)
     bank_tables,  # noqa: F401  (registers the bank tables)
     custody_tables,  # noqa: F401  (registers the custody tables)
+    job_tables,  # noqa: F401  (registers the jobs table)
     trust_tables,  # noqa: F401  (registers banks, revocations, codes, access records)
 )
 from ledger.db.engine import normalise_url

@@ -160,11 +160,18 @@ def _port_open(port: int) -> bool:
 async def drive(name: str, clients: list[Client], seconds: float,
                 step: Callable[[Client], Awaitable[tuple[int, int]]], note: str = "") -> Result:
     """Each client runs `step` back to back for `seconds`; step returns (units, errors)."""
-    result = Result(name, seconds, note=note)
     stop_at = time.perf_counter() + seconds
+    return await drive_while(name, clients, lambda: time.perf_counter() < stop_at, step, note)
 
-    async def loop(client: Client) -> None:
-        while time.perf_counter() < stop_at:
+
+async def drive_while(name: str, clients: list[Any], going: Callable[[], bool],
+                      step: Callable[[Any], Awaitable[tuple[int, int]]], note: str = ""
+                      ) -> Result:
+    """Each client runs `step` back to back while `going()`."""
+    result = Result(name, 0.0, note=note)
+
+    async def loop(client: Any) -> None:
+        while going():
             started = time.perf_counter()
             units, errors = await step(client)
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
@@ -268,9 +275,8 @@ async def pos_setup(admin: Client, port: int, merchants: int, cards_each: int) -
 
 
 async def pos_step(world: PosWorld, clients: list[Client]) -> tuple[int, int]:
-    """One write of the POS mix (70% consume, 25% sell, 5% refund) through `clients`, one per
-    merchant: (1, 0) if it succeeded, (0, 1) if not. Every write carries an Idempotency-Key,
-    as a till that may retry must send."""
+    """One till's write of the POS mix: (done, failed)."""
+    # Every write carries an Idempotency-Key, as a till that may retry must send.
     once = {"Idempotency-Key": f"pos-{uuid.uuid4()}"}
     roll = random.random()
     if roll < 0.70 and world.cards:
@@ -293,39 +299,35 @@ async def pos_step(world: PosWorld, clients: list[Client]) -> tuple[int, int]:
     return (1, 0) if status == 201 else (0, 1)
 
 
-async def merchant_clients(world: PosWorld, port: int, count: int) -> list[list[Client]]:
-    """`count` sets of connections, one per merchant each, under the merchant's own key."""
-    sets = []
+async def pos_clients(world: PosWorld, port: int, count: int) -> list[list[Client]]:
+    """For each of `count` concurrent tills, a connection per merchant (its key)."""
+    workers = []
     for _ in range(count):
         clients = [Client("127.0.0.1", port, key) for _, key, _ in world.merchants]
         await asyncio.gather(*(c.connect() for c in clients))
-        sets.append(clients)
-    return sets
+        workers.append(clients)
+    return workers
+
+
+POS_MIX = "POS mix (70% consume, 25% sell, 5% refund)"
+
+
+async def pos_mix(world: PosWorld, workers: list[list[Client]], going: Callable[[], bool],
+                  note: str) -> Result:
+    """The POS mix on every till while `going()`."""
+    return await drive_while(POS_MIX, workers, going, lambda clients: pos_step(world, clients),
+                             note)
 
 
 async def scenario_pos(args: argparse.Namespace, service: Service) -> Result:
     admin = Client("127.0.0.1", service.port, service.key)
     await admin.connect()
     world = await pos_setup(admin, service.port, args.merchants, args.cards_per_merchant)
-    workers = await merchant_clients(world, service.port, args.clients)
-    result = Result("POS mix (70% consume, 25% sell, 5% refund)", args.seconds,
-                    note=f"{args.clients} clients, {args.merchants} merchants, "
-                    "every write with an Idempotency-Key")
+    workers = await pos_clients(world, service.port, args.clients)
     stop_at = time.perf_counter() + args.seconds
-
-    async def loop(index: int) -> None:
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            units, errors = await pos_step(world, workers[index])
-            result.latencies_ms.append((time.perf_counter() - started) * 1000)
-            result.operations += 1
-            result.units += units
-            result.errors += errors
-
-    began = time.perf_counter()
-    await asyncio.gather(*(loop(i) for i in range(args.clients)))
-    result.seconds = time.perf_counter() - began
-    return result
+    return await pos_mix(world, workers, lambda: time.perf_counter() < stop_at,
+                         f"{args.clients} clients, {args.merchants} merchants, every write "
+                         "with an Idempotency-Key")
 
 
 SCENARIOS: dict[str, Callable[..., Awaitable[Result]]] = {"pos": scenario_pos}

@@ -162,7 +162,7 @@ async def drive(args: argparse.Namespace, service: bench.Service, soak: Soak) ->
     await admin.connect()
     await soak_rules(admin)
     world = await bench.pos_setup(admin, service.port, args.merchants, args.cards_per_merchant)
-    tills = await bench.merchant_clients(world, service.port, args.clients)
+    tills = await bench.pos_clients(world, service.port, args.clients)
     soak.started = time.monotonic()
     stop_at = soak.started + args.minutes * 60
     await asyncio.gather(sampler(soak, service, args.sample_every, stop_at),

@@ -20,7 +20,8 @@ from api.bank_schemas import (
     StatementImport,
 )
 from api.context import Authed, context_of, write
-from api.openapi import NOT_BLANK, Responses, keyed_read, keyed_write
+from api.jobs import answer_job
+from api.openapi import NOT_BLANK, Responses, job_write, keyed_read, keyed_write
 from api.paging import PageQuery
 from ledger import limits
 from ledger.access import require_bank, require_operator
@@ -31,8 +32,11 @@ from ledger.bank.statements import detect_and_parse
 from ledger.db import bank_queries as views
 from ledger.db.queries import Page
 from ledger.errors import NotFound
+from ledger.flows.imports import (
+    StageImport,
+    import_steps,
+)
 from ledger.flows.instructions import AcceptInstruction, RejectInstruction, ResolveBreak
-from ledger.flows.statements import ImportStatementFile
 
 router = APIRouter(prefix="/v1")
 BankId = Annotated[str, Path(min_length=1, max_length=100)]
@@ -88,10 +92,13 @@ class ResolutionIn(BaseModel):
 
 
 @router.post("/banks/{bank_id}/statements", status_code=201, response_model=StatementImport,
-             **keyed_write(413, body=False, openapi_extra=STATEMENT_FILE))
+             **job_write(413, what="A file of more lines than one slice",
+                         openapi_extra=STATEMENT_FILE))
 async def import_statement(request: Request, bank_id: BankId, who: Authed,
                            filename: Annotated[str, Query(max_length=200)] = "") -> JSONResponse:
-    """The statement file as the body (camt.053, camt.054, MT940 or the documented CSV)."""
+    """The statement file as the body (camt.053, camt.054, MT940 or the documented CSV). A
+    file of at most one slice's lines is imported at once (201); a bigger one answers 202
+    with the job to poll. The same file sent again resumes an import a crash interrupted."""
     data = await request.body()
     if len(data) > bank_limits.statement_bytes_max:
         raise StatementRejected(f"file is over the {bank_limits.statement_bytes_max} byte "
@@ -99,9 +106,10 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
     require_bank(who, bank_id)  # before any parsing of what a stranger sent
     # Parsed here, off the appender: a big file's parse must not hold up every other write.
     statements = await run_in_threadpool(detect_and_parse, data, filename or None)
-    command = ImportStatementFile(who, bank_id, filename, data, context_of(request).clock(),
-                                  tuple(statements))
-    return await write(request, who, command)
+    ctx = context_of(request)
+    steps = import_steps(StageImport(who, bank_id, filename, data, ctx.clock(), tuple(statements)),
+                         ctx.import_slice_lines_max)
+    return await answer_job(request, who, steps, ctx.import_slice_lines_max)
 
 
 @router.get("/banks/{bank_id}/instructions", response_class=Response,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from api.context import Authed, MaybeAuthed, ReceiptCode, context_of, submit, write
+from api.context import Authed, MaybeAuthed, ReceiptCode, context_of, write
 from api.custody_schemas import (
     AutoConfirmed,
     CardsPage,
@@ -37,11 +37,13 @@ from api.custody_schemas import (
     SettledConsumption,
     TierChange,
 )
+from api.jobs import answer_job
 from api.openapi import (
     NOT_BLANK,
     Responses,
     card_read,
     exactly_one_of,
+    job_write,
     keyed_read,
     keyed_write,
     only_when,
@@ -57,11 +59,10 @@ from ledger.custody.rules import DEFAULT_JURISDICTION
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.db import custody_queries as views
 from ledger.db.queries import Page
-from ledger.db.writer import WriteRequest
 from ledger.errors import InvalidInput, Unauthorized
 from ledger.flows import closure
-from ledger.flows.closure import CloseMerchant, ContinueClosure, FinishClosure
-from ledger.flows.consumption import AutoConfirm, ConfirmConsumption, Consume, RejectConsumption
+from ledger.flows.closure import closure_steps
+from ledger.flows.consumption import ConfirmConsumption, Consume, RejectConsumption
 from ledger.flows.filing import (
     CreateRuleSet,
     FileMerchant,
@@ -76,8 +77,9 @@ from ledger.flows.refunds import (
     ResolveDispute,
     SettleRefund,
 )
-from ledger.flows.releases import ConfirmDeposit, FailRelease, RunReleases, SettleRelease
+from ledger.flows.releases import ConfirmDeposit, FailRelease, SettleRelease
 from ledger.flows.sales import CreateProduct, SellCard
+from ledger.flows.sweeps import auto_confirm_steps, release_steps
 
 router = APIRouter(prefix="/v1")
 Id = Annotated[str, Path(min_length=1, max_length=64)]
@@ -246,24 +248,16 @@ async def set_tier(request: Request, merchant_id: Id, body: TierIn, who: Authed)
 
 
 @router.post("/merchants/{merchant_id}/close", response_model=Closure,
-             **keyed_write(404, body=False))
+             **job_write(404, what="A closure of more cards than one slice"))
 async def close(request: Request, merchant_id: Id, who: Authed) -> JSONResponse:
+    """A closure of at most one slice's cards answers at once; a bigger one answers 202 with
+    the job to poll (`GET /v1/jobs/{id}`), carried on in the background."""
     require_operator(who)  # before the input is read: others learn nothing of it
     # In slices, each its own group commit (ledger/flows/closure.py): tills write between
-    # two. The last, which journals the closure, carries the request's Idempotency-Key.
-    await run_slice(request, who, CloseMerchant(who, merchant_id))
-    step = ContinueClosure(who, merchant_id, closure.closure_slice_cards_max)
-    while not (await run_slice(request, who, step))["done"]:
-        pass
-    return await write(request, who, FinishClosure(who, merchant_id), 200)
-
-
-async def run_slice(request: Request, who: Principal, command: Command) -> dict[str, Any]:
-    """One step of a long write, as its own group commit, without an Idempotency-Key: each
-    step finds in the books what the steps before it did."""
-    outcome = await submit(request, WriteRequest(command, 200, who.key_id, None, None,
-                                                 who.actor))
-    return outcome.body
+    # two. The answer is kept under the request's Idempotency-Key (api/jobs.py).
+    slice_cards_max = closure.closure_slice_cards_max
+    return await answer_job(request, who, closure_steps(who, merchant_id, slice_cards_max),
+                            slice_cards_max, 200)
 
 
 @router.get("/merchants/{merchant_id}/payouts.csv", response_class=Response,
@@ -384,7 +378,8 @@ async def auto_confirm(request: Request, body: AsOfIn, who: Authed) -> JSONRespo
     require_operator(who)  # before the input is read: others learn nothing of it
     today = context_of(request).clock()
     as_of = check_as_of(body.as_of or today, today, 0)  # silence confirms nothing early
-    return await write(request, who, AutoConfirm(who, as_of), 200)
+    # In slices, each its own group commit (ledger/flows/sweeps.py): tills write between two.
+    return await answer_job(request, who, auto_confirm_steps(who, as_of), None, 200)
 
 
 # -- refunds, disputes ---------------------------------------------------------------------
@@ -429,7 +424,9 @@ async def run_releases(request: Request, body: AsOfIn, who: Authed) -> JSONRespo
     require_operator(who)  # before the input is read: others learn nothing of it
     today = context_of(request).clock()
     as_of = check_as_of(body.as_of or today, today, release_run_ahead_days_max)
-    return await write(request, who, RunReleases(who, as_of, body.merchant_id), 200)
+    # In slices, each its own group commit (ledger/flows/sweeps.py): tills write between two.
+    return await answer_job(request, who, release_steps(who, as_of, body.merchant_id), None,
+                            200)
 
 
 @router.get("/releases", response_model=ReleaseInstructions, **keyed_read())

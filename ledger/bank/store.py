@@ -138,6 +138,15 @@ class BankStore(Protocol):
         """`count` consecutive new statement line ids."""
         ...
 
+    def items_named(self, merchant_id: str, references: Collection[str],
+                    amounts: Collection[int], booked: tuple[date, date] | None
+                    ) -> MerchantItems:
+        """A query: what `open_items` would give for one merchant, narrowed to what lines
+        can match: the deposits and day batches `references` name, the instructions they
+        name, and the deposits of `amounts` a credit booked within `booked` (first and last
+        day) may match by amount. A slice of a big file reads this, not every open item."""
+        ...
+
     def add_break(self, opened: Break) -> None: ...
     def resolve_break(self, break_id: int, resolution: str, resolved_seq: int) -> None: ...
     def add_cross_verification(self, verified: CrossVerification) -> None: ...
@@ -154,4 +163,13 @@ class BankStore(Protocol):
                      cleared: Mapping[int, int]) -> None:
         """The file, its lines and the deposits they cleared (deposit id -> line id): the
         last thing an import does, after every check, straight to the database."""
+        ...
+
+    def write_file(self, file: StatementFile) -> None:
+        """The file alone, straight to the database: the last thing a staged import does
+        (its lines come in slices, `write_lines`)."""
+        ...
+
+    def write_lines(self, lines: Sequence[StatementLine], cleared: Mapping[int, int]) -> None:
+        """A slice's lines and the deposits they cleared: the last thing a slice does."""
         ...

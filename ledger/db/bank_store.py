@@ -9,11 +9,11 @@ clears them in one UPDATE."""
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, text, tuple_
+from sqlalchemy import and_, or_, select, text, tuple_
 
 from ledger.bank.reconciliation import (
     Break,
@@ -47,6 +47,9 @@ FILE_COLUMNS = ("id", "bank_id", "sha256", "format", "filename", "body", "statem
                 "imported_seq")
 LINE_COLUMNS = StatementLine._fields
 NULL = "\\N"  # COPY's text format
+# Fewer lines than this (a slice's) go with the batch's rows; more, by COPY straight to the
+# database (a one-command import of a day's file), which costs the writer's carry.
+copied_lines_min = 1_000
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -99,17 +102,37 @@ class BankRows:
     def open_items(self, merchant_ids: Collection[str]) -> dict[str, MerchantItems]:
         """The instructions (and a refund's card) come into the batch now, in a query per
         table, since a line that pays one changes them; the deposits do not (see above)."""
-        batch = self.batch
         found = {merchant_id: MerchantItems() for merchant_id in sorted(merchant_ids)}
-        if not found:
-            return found
-        deposits = batch.query(
+        if found:
+            merchants = list(found)
+            self._add_deposits(found, b.ExpectedDeposit.merchant_id.in_(merchants))
+            self._add_instructions(found, lambda table: table.merchant_id.in_(merchants))
+        return found
+
+    def items_named(self, merchant_id: str, references: Collection[str],
+                    amounts: Collection[int], booked: tuple[date, date] | None
+                    ) -> MerchantItems:
+        found = {merchant_id: MerchantItems()}
+        refs, d = sorted(set(references)), b.ExpectedDeposit
+        wanted: list[Any] = [d.reference.in_(refs), d.batch_reference.in_(refs)] if refs else []
+        if amounts and booked is not None:  # a sale's credit comes up to the lookback later
+            latest = booked[1] + timedelta(days=deposit_expected_days)
+            wanted.append(and_(d.amount_fen.in_(sorted(set(amounts))),
+                               d.expected_by.between(booked[0], latest)))
+        if wanted:
+            self._add_deposits(found, and_(d.merchant_id == merchant_id, or_(*wanted)))
+        if refs:
+            self._add_instructions(found, lambda table: and_(
+                table.merchant_id == merchant_id, table.end_to_end_id.in_(refs)))
+        return found[merchant_id]
+
+    def _add_deposits(self, found: dict[str, MerchantItems], which: Any) -> None:
+        deposits = self.batch.query(
             select(b.ExpectedDeposit.id, b.ExpectedDeposit.merchant_id,
                    b.ExpectedDeposit.reference, b.ExpectedDeposit.batch_reference,
                    b.ExpectedDeposit.amount_fen, b.ExpectedDeposit.open_fen,
                    b.ExpectedDeposit.expected_by)
-            .where(b.ExpectedDeposit.merchant_id.in_(list(found)),
-                   b.ExpectedDeposit.status == DepositStatus.pending.value)
+            .where(which, b.ExpectedDeposit.status == DepositStatus.pending.value)
             .order_by(b.ExpectedDeposit.id))
         lookback = timedelta(days=deposit_expected_days)
         sold_on: dict[date, date] = {}  # a day's sales share their dates
@@ -119,19 +142,21 @@ class BankRows:
             day = sold_on.get(due) or sold_on.setdefault(due, due - lookback)
             mine.items.add_deposit(reference, batch_reference, amount, open_fen, day)
             mine.deposit_ids[reference] = deposit_id
+
+    def _add_instructions(self, found: dict[str, MerchantItems],
+                          which: Callable[[Any], Any]) -> None:
         for kind, table in INSTRUCTION_TABLES.items():
-            ids = list(batch.query(
-                select(table.id).where(table.merchant_id.in_(list(found)),
+            ids = list(self.batch.query(
+                select(table.id).where(which(table),
                                        table.status == InstructionStatus.pending.value,
                                        table.amount_fen > 0)
                 .order_by(table.id)).scalars())
-            for row in _load_instructions(batch, kind, ids):
+            for row in _load_instructions(self.batch, kind, ids):
                 if row["status"] != InstructionStatus.pending:
                     continue
                 mine = found[row["merchant_id"]]
                 mine.items.add_instruction(row["end_to_end_id"], row["amount_fen"])
                 mine.instructions[row["end_to_end_id"]] = InstructionRef(kind, row["id"])
-        return found
 
     def deposits_named(self, merchant_id: str, references: Collection[str]
                        ) -> dict[str, list[int]]:
@@ -232,11 +257,22 @@ class BankRows:
                      cleared: Mapping[int, int]) -> None:
         """The file and its lines by COPY, the deposits by one UPDATE (see `Batch.write`); a
         cleared deposit the batch holds is changed there instead, so it stays true."""
-        batch = self.batch
-        conn = batch.writing_directly()
+        self.write_file(file)
+        self.write_lines(lines, cleared)
+
+    def write_file(self, file: StatementFile) -> None:
+        conn = self.batch.writing_directly()
         copy_binary_row(conn, b.StatementFile.__tablename__, FILE_COLUMNS, _file_fields(file))
-        copy_text(conn, b.StatementLine.__tablename__, LINE_COLUMNS,
-                  "".join([_line_copy(line) for line in lines]))
+
+    def write_lines(self, lines: Sequence[StatementLine], cleared: Mapping[int, int]) -> None:
+        batch = self.batch
+        if len(lines) < copied_lines_min:
+            self._buffer_lines(lines, cleared)
+            return
+        conn = batch.writing_directly()
+        if lines:
+            copy_text(conn, b.StatementLine.__tablename__, LINE_COLUMNS,
+                      "".join([_line_copy(line) for line in lines]))
         direct: list[tuple[int, int]] = []
         for deposit_id, line_id in cleared.items():
             if batch.rows.get(b.ExpectedDeposit, deposit_id) is None:
@@ -254,6 +290,22 @@ class BankRows:
             {"ids": _bigint_array([d for d, _ in direct]),
              "lines": _bigint_array([line for _, line in direct])})
         require(done.rowcount == len(direct), "every deposit a line cleared was pending")
+
+
+    def _buffer_lines(self, lines: Sequence[StatementLine], cleared: Mapping[int, int]
+                      ) -> None:
+        """A slice's few lines with the batch's own rows: no SQL of its own, so the writer
+        keeps what it carries to its next batch (the tills' cards and merchants)."""
+        batch = self.batch
+        for line in lines:
+            batch.add_row(b.StatementLine, line._asdict())
+        load_rows(batch, b.ExpectedDeposit, sorted(cleared))
+        for deposit_id, line_id in cleared.items():
+            row = _held(batch, b.ExpectedDeposit, deposit_id, "deposit")
+            require(row["status"] == DepositStatus.pending.value,
+                    "every deposit a line cleared was pending")
+            batch.rows.update(b.ExpectedDeposit, deposit_id, open_fen=0,
+                              status=DepositStatus.cleared.value, cleared_line_id=line_id)
 
 
 # -- rows, and the COPY formats ------------------------------------------------------------

@@ -107,10 +107,11 @@ class CustodyRows:
                                  .where(c.Merchant.credit_code == credit_code)).scalar()
         return None if taken is None else str(taken)
 
-    def active_merchant_ids(self) -> list[str]:
+    def active_merchant_ids(self, after: str = "", limit: int | None = None) -> list[str]:
         return list(self.batch.query(
-            select(c.Merchant.id).where(c.Merchant.status == MerchantStatus.active)
-            .order_by(c.Merchant.id)).scalars())
+            select(c.Merchant.id).where(c.Merchant.status == MerchantStatus.active,
+                                        c.Merchant.id > after)
+            .order_by(c.Merchant.id).limit(limit)).scalars())
 
     def due_consumptions(self, as_of: date, limit: int) -> list[int]:
         return list(self.batch.query(

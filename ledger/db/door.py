@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ledger.bank.store import BankStore
     from ledger.custody.store import CustodyStore
     from ledger.db.batch import Batch, Mark
+    from ledger.jobs import JobStore
     from ledger.trust_store import TrustStore
 
 # The table whose identity sequence numbers each kind of row.
@@ -30,14 +31,14 @@ ID_SEQUENCES: dict[IdKind, str] = {
     IdKind.consumption: "consumptions", IdKind.release: "release_instructions",
     IdKind.refund: "refund_instructions", IdKind.statement_file: "statement_files",
     IdKind.reconciliation_break: "reconciliation_breaks",
-    IdKind.consumer_code: "consumer_codes"}
+    IdKind.consumer_code: "consumer_codes", IdKind.job: "jobs"}
 
 
 
 class Door:
     """`Books` over one batch."""
 
-    __slots__ = ("_audit", "_bank", "_custody", "_trust", "batch")
+    __slots__ = ("_audit", "_bank", "_custody", "_jobs", "_trust", "batch")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
@@ -45,6 +46,7 @@ class Door:
         self._bank: BankStore | None = None
         self._trust: TrustStore | None = None
         self._audit: AuditStore | None = None
+        self._jobs: JobStore | None = None
 
     # The stores build on ledger.db.batch, which builds on this module: imported when first
     # used, once per batch.
@@ -75,6 +77,13 @@ class Door:
             from ledger.db.audit_store import AuditRows
             self._audit = AuditRows(self.batch)
         return self._audit
+
+    @property
+    def jobs(self) -> JobStore:
+        if self._jobs is None:
+            from ledger.db.job_store import JobRows
+            self._jobs = JobRows(self.batch)
+        return self._jobs
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         return self.batch.append(kind, details)

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, func, select, text
 
 from ledger.db import audit_tables as a
 from ledger.db import bank_tables as b
+from ledger.db import job_tables as j
 from ledger.db import tables as t
 
 # Long enough for a COUNT over an index of open breaks; short enough that a scrape (Prometheus
@@ -42,6 +43,14 @@ def gauges(conn: Connection) -> Gauges:
     seq = conn.execute(select(t.ChainHead.seq).where(t.ChainHead.id == 1)).scalar_one()
     signed = conn.execute(select(func.max(a.TreeHead.tree_size))).scalar_one()
     return Gauges(int(breaks), int(seq), int(signed or 0))
+
+
+def jobs_running(conn: Connection) -> dict[str, int]:
+    """Long jobs not finished, by kind (a handful of rows: a job is one per file or run)."""
+    bounded(conn)
+    rows = conn.execute(select(j.Job.kind, func.count()).where(j.Job.status == "running")
+                        .group_by(j.Job.kind)).all()
+    return {str(kind): int(count) for kind, count in rows}
 
 
 def database_revision(conn: Connection) -> str | None:

@@ -76,6 +76,8 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     "cross_verifications": Access.append,
     "expected_deposits": Access.change,  # cleared by statements and confirmations
     "reconciliation_breaks": Access.change,  # resolved
+    # long jobs
+    "jobs": Access.change,  # migration 0012: a job's progress, updated in place
     # Alembic's revision: written by the migrations only.
     "alembic_version": Access.read,
 })

@@ -8,7 +8,8 @@ the merchant `closing`; each `ContinueClosure` then instructs the refunds of at 
 `closure_slice_cards_max` cards of the plan, closes the cards with nothing left, and the
 last one journals `merchant.closed`. Each slice is its own group commit, so tills' writes get
 the writer between two. A closure interrupted by a crash goes on where it stopped: the plan
-is in the database, and a refund once instructed is not instructed again.
+is in the database, and a refund once instructed is not instructed again. The closure is a
+job (ledger/jobs.py), keyed by its merchant: its progress is the cards refunded of the plan.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ledger.custody.settlement import prorate_payouts
 from ledger.custody.store import ClosureTotals
 from ledger.errors import Refused
 from ledger.flows.refunds import instruct_refund
+from ledger.jobs import Job, JobKind, JobStatus, Step, run_steps
 
 closure_slice_cards_max = 1_000  # cards a slice refunds or closes: one group commit's work
 
@@ -41,8 +43,10 @@ class CloseMerchant(Command):
         require_operator(self.principal)
         claims = books.custody.open_claims(self.merchant_id)  # a query: first
         m = books.custody.merchant(self.merchant_id)
+        job = books.jobs.by_key(JobKind.closure, m.id)
         if m.status in ENDING:  # planned already (a crash, a retry): the slices go on
-            return {"merchant_id": m.id, "status": m.status.value, "planned": False}
+            return {"merchant_id": m.id, "status": m.status.value, "planned": False,
+                    **_progress(job)}
         if m.status != MerchantStatus.frozen:
             raise Refused("freeze the merchant before closing it", field="merchant_id")
         available = _available(books, m)
@@ -53,9 +57,10 @@ class CloseMerchant(Command):
                 "shortfall_fen": sum(p.shortfall_fen for p in payouts)}
         entry = books.append("merchant.closing", plan)
         books.custody.set_merchant_status(m.id, MerchantStatus.closing)
+        job = books.jobs.start(JobKind.closure, m.id, len(payouts), self.principal.key_id, {})
         books.custody.plan_closure(m.id, available, payouts, entry.seq)  # last: written now
         return {**plan, "status": MerchantStatus.closing.value, "planned": True,
-                "journal_seq": entry.seq}
+                "journal_seq": entry.seq, **_progress(books.jobs.job(job.id))}
 
 
 @dataclass(frozen=True)
@@ -73,15 +78,20 @@ class ContinueClosure(Command):
             return {"merchant_id": self.merchant_id, "done": True}  # a retry: nothing left
         m = _closing(books, self.merchant_id)
         unpaid = books.custody.unpaid_plan(m.id, self.slice_cards_max)  # queries: first
+        emptied = [] if unpaid else books.custody.open_cards(m.id, self.slice_cards_max)
+        job = books.jobs.by_key(JobKind.closure, m.id)
+        if job is not None and (unpaid or emptied):  # its progress: the cards refunded
+            books.jobs.advance(job.id, job.done + len(unpaid), job.state)
+            job = books.jobs.job(job.id)
         if unpaid:
             refunds = [instruct_refund(books, books.custody.card(card_id), RefundReason.closure,
                                        payout)["refund_id"] for card_id, payout in unpaid]
-            return {"merchant_id": m.id, "done": False, "refunds": refunds}
-        emptied = books.custody.open_cards(m.id, self.slice_cards_max)
+            return {"merchant_id": m.id, "done": False, "refunds": refunds, **_progress(job)}
         if emptied:  # every claim is refunded: what is still active holds nothing
             for card_id in emptied:
                 books.custody.set_card_status(card_id, CardStatus.closed)
-            return {"merchant_id": m.id, "done": False, "closed_cards": len(emptied)}
+            return {"merchant_id": m.id, "done": False, "closed_cards": len(emptied),
+                    **_progress(job)}
         return {"merchant_id": m.id, "done": True}
 
 
@@ -95,6 +105,7 @@ class FinishClosure(Command):
     def run(self, books: Books) -> dict[str, Any]:
         require_operator(self.principal)
         m = _closing(books, self.merchant_id)
+        job = books.jobs.by_key(JobKind.closure, m.id)
         left = books.custody.unpaid_plan(m.id, 1) or books.custody.open_cards(m.id, 1)
         if left:
             raise Refused("the closure still has cards to refund or close (ContinueClosure)",
@@ -102,6 +113,8 @@ class FinishClosure(Command):
         summary = _summary(m, books.custody.closure_totals(m.id))
         entry = books.append("merchant.closed", summary)
         books.custody.set_merchant_status(m.id, MerchantStatus.closed)
+        if job is not None:
+            books.jobs.finish(job.id, JobStatus.done, {**summary, "journal_seq": entry.seq})
         return {**summary, "journal_seq": entry.seq}
 
 
@@ -119,15 +132,27 @@ def _summary(m: Merchant, totals: ClosureTotals) -> dict[str, Any]:
             "shortfall_fen": totals.shortfall_fen, "refunds": totals.refund_ids}
 
 
+def closure_steps(principal: Principal, merchant_id: str,
+                  slice_cards_max: int = closure_slice_cards_max) -> Step:
+    """A whole closure, slice after slice (`ledger.jobs.run_steps` runs them, each its own
+    group commit); resumes a closure a crash interrupted. Returns `FinishClosure`'s answer."""
+    yield CloseMerchant(principal, merchant_id)
+    while not (yield ContinueClosure(principal, merchant_id, slice_cards_max))["done"]:
+        pass
+    return (yield FinishClosure(principal, merchant_id))
+
+
 def close_merchant(run: Callable[[Command], dict[str, Any]], principal: Principal,
                    merchant_id: str, slice_cards_max: int = closure_slice_cards_max
                    ) -> dict[str, Any]:
-    """A whole closure, slice after slice, each through `run` (its own group commit);
-    resumes a closure a crash interrupted. Returns `FinishClosure`'s answer."""
-    run(CloseMerchant(principal, merchant_id))
-    while not run(ContinueClosure(principal, merchant_id, slice_cards_max))["done"]:
-        pass
-    return run(FinishClosure(principal, merchant_id))
+    """A whole closure through `run`."""
+    return run_steps(closure_steps(principal, merchant_id, slice_cards_max), run)
+
+
+def _progress(job: Job | None) -> dict[str, Any]:
+    """The closure's job and progress, for an answer of a step (none for a closure planned
+    before jobs were kept)."""
+    return {} if job is None else {"job": job.view(), "progress": job.progress()}
 
 
 def _available(books: Books, m: Merchant) -> int:

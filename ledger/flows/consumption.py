@@ -141,12 +141,13 @@ class AutoConfirm(Command):
 
     principal: Principal
     as_of: date
+    consumptions_max: int = auto_confirm_consumptions_max  # a slice (ledger/flows/sweeps.py)
 
     def run(self, books: Books) -> dict[str, Any]:
         require_operator(self.principal)
         confirmed = []
         for consumption_id in books.custody.due_consumptions(self.as_of,
-                                                             auto_confirm_consumptions_max):
+                                                             self.consumptions_max):
             consumption = books.custody.consumption(consumption_id)
             card = books.custody.card(consumption.card_id)
             confirm(books, consumption, card, self.as_of, SettledBy.silence)

@@ -103,18 +103,26 @@ class About(NamedTuple):
 def reconcile(run: Import, decided: Decided, ids: list[int]) -> dict[str, Any]:
     """Apply one statement's lines (`ids`: theirs), then cross-verify its closing balance."""
     statement = decided.statement
-    applying = Applying(run, statement, run.books.custody.merchant(decided.merchant_id),
-                        decided.mine)
+    applying, cleared, outcome = apply_lines(run, decided, ids)
+    return {"account": statement.account, "statement_id": statement.statement_id,
+            "merchant_id": applying.m.id, "lines": len(decided.lines),
+            "deposits_cleared_fen": cleared, "outcome": outcome,
+            "cross_verification": applying.cross_verify()}
+
+
+def apply_lines(run: Import, decided: Decided, ids: list[int]
+                ) -> tuple[Applying, int, dict[str, int]]:
+    """Apply a statement's lines, or a slice of them (ledger/flows/imports.py): what it
+    cleared in fen, and how many lines of each kind."""
+    applying = Applying(run, decided.statement,
+                        run.books.custody.merchant(decided.merchant_id), decided.mine)
     cleared = applying.clear_deposits(ids, decided.decisions)
     outcome: dict[str, int] = defaultdict(int)
     for line, line_id, decision in zip(decided.lines, ids, decided.decisions, strict=True):
         kind, matched_ref = applying.apply(line, line_id, decision)
         outcome[kind.value] += 1
         run.lines.append(applying.row(line, line_id, kind, matched_ref))
-    return {"account": statement.account, "statement_id": statement.statement_id,
-            "merchant_id": applying.m.id, "lines": len(decided.lines),
-            "deposits_cleared_fen": cleared, "outcome": dict(outcome),
-            "cross_verification": applying.cross_verify()}
+    return applying, cleared, dict(outcome)
 
 
 def references_needed(line: Line, decision: Decision) -> tuple[list[str], list[str]]:

@@ -34,15 +34,22 @@ class RunReleases(Command):
     principal: Principal
     as_of: date
     merchant_id: str | None = None
+    # A slice of the run (ledger/flows/sweeps.py): the active merchants after this id, at
+    # most this many; `next_after` in the answer is where the next slice starts (None: done).
+    after: str = ""
+    merchants_max: int | None = None
 
     def run(self, books: Books) -> dict[str, Any]:
         require_operator(self.principal)
-        ids = [self.merchant_id] if self.merchant_id else books.custody.active_merchant_ids()
+        ids = [self.merchant_id] if self.merchant_id else \
+            books.custody.active_merchant_ids(self.after, self.merchants_max)
         # Every query first, then every write: a query after a write could not see it.
         due = [d for d in (_due(books, books.custody.merchant(i), self.as_of) for i in ids)
                if d is not None]
+        full = self.merchants_max is not None and len(ids) == self.merchants_max
         return {"as_of": self.as_of.isoformat(),
-                "releases": [instruct_release(books, d) for d in due]}
+                "releases": [instruct_release(books, d) for d in due],
+                "merchants": len(ids), "next_after": ids[-1] if full else None}
 
 
 @dataclass(frozen=True, slots=True)

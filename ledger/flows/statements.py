@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -71,16 +71,16 @@ class ImportStatementFile(Command):
                     "journal_seq": earlier.imported_seq, "statements": []}
         accounts = books.bank.merchants_by_account(self.bank_id)
         statements = identified(parsed, accounts, self.bank_id)
-        fresh = _fresh(books, self.bank_id, statements)
+        fresh = fresh_statements(books, self.bank_id, statements)
         with collector_paused():  # the parsed file and its lines: see ledger/collector.py
             return self._import(books, digest, statements, fresh, accounts)
 
     def _import(self, books: Books, digest: bytes, statements: list[Statement],
                 fresh: list[Statement], accounts: dict[str, str]) -> dict[str, Any]:
         # Every query first: a query after the first change would be refused.
-        decided = _decided(books, fresh, accounts)
-        deposits, instructions = _named(books, decided)
-        overdue = _overdue(books, decided)
+        decided = decided_statements(books, fresh, accounts)
+        deposits, instructions = named_items(books, decided)
+        overdue = overdue_deposits(books, decided)
         # Then the changes.
         run = Import(books, self.bank_id, self.today, books.draw_id(IdKind.statement_file),
                      deposits, instructions)
@@ -89,15 +89,12 @@ class ImportStatementFile(Command):
         entry = books.append("statement.imported", {
             "file_id": run.file_id, "bank_id": self.bank_id, "sha256": digest.hex(),
             "format": file_format, "filename": self.filename,
-            "statements": _summary(statements, fresh)})
+            "statements": summary(statements, fresh)})
         results, start = [], 0
         for d in decided:
             results.append(reconcile(run, d, line_ids[start:start + len(d.lines)]))
             start += len(d.lines)
-        flagged = [open_break(run, merchant_id, BreakKind.missing_line,
-                              f"no bank credit for sale {d.reference} expected by "
-                              f"{d.expected_by}", About(d.open_fen, None, d.reference))
-                   for merchant_id, d in overdue if d.id not in run.cleared]  # not cleared now
+        flagged = flag_overdue(run, overdue)
         books.bank.write_import(StatementFile(
             run.file_id, self.bank_id, digest, file_format, self.filename, self.data,
             len(statements), len(line_ids), entry.seq), run.lines, run.cleared)
@@ -129,7 +126,8 @@ def identified(statements: list[Statement], accounts: dict[str, str],
     return named
 
 
-def _fresh(books: Books, bank_id: str, statements: list[Statement]) -> list[Statement]:
+def fresh_statements(books: Books, bank_id: str, statements: list[Statement]
+                     ) -> list[Statement]:
     """The statements not imported before (a statement repeated inside the file counts
     once, too)."""
     seen = books.bank.statements_seen(bank_id, [(s.account, s.statement_id)
@@ -142,7 +140,7 @@ def _fresh(books: Books, bank_id: str, statements: list[Statement]) -> list[Stat
     return fresh
 
 
-def _summary(statements: list[Statement], fresh: list[Statement]) -> list[dict[str, Any]]:
+def summary(statements: list[Statement], fresh: list[Statement]) -> list[dict[str, Any]]:
     """The file's statements as the import's journal entry names them."""
     fresh_ids = {id(s) for s in fresh}
     return [{"account": s.account, "statement_id": s.statement_id,
@@ -152,19 +150,20 @@ def _summary(statements: list[Statement], fresh: list[Statement]) -> list[dict[s
             for s in statements]
 
 
-def _decided(books: Books, fresh: list[Statement], accounts: dict[str, str]) -> list[Decided]:
+def decided_statements(books: Books, fresh: list[Statement], accounts: dict[str, str]
+                       ) -> list[Decided]:
     """Each fresh statement's lines, decided against its merchant's open items."""
     merchants = [accounts[s.account] for s in fresh]
     items = books.bank.open_items(set(merchants))
     decided = []
     for s, merchant_id in zip(fresh, merchants, strict=True):
         lines = lines_of(s.entries)
-        decided.append(Decided(s, merchant_id, lines, _decide(lines, items[merchant_id]),
+        decided.append(Decided(s, merchant_id, lines, decide_lines(lines, items[merchant_id]),
                                items[merchant_id]))
     return decided
 
 
-def _decide(lines: list[Line], mine: MerchantItems) -> list[Decision]:
+def decide_lines(lines: list[Line], mine: MerchantItems) -> list[Decision]:
     """Every line of a statement, in file order: an item one line matched is not there for
     the next."""
     decisions = []
@@ -175,7 +174,7 @@ def _decide(lines: list[Line], mine: MerchantItems) -> list[Decision]:
     return decisions
 
 
-def _named(books: Books, decided: Sequence[Decided]
+def named_items(books: Books, decided: Sequence[Decided]
            ) -> tuple[dict[str, dict[str, list[int]]], dict[str, InstructionRef | None]]:
     """What the lines that may need them name (a reversal, a credit nobody expected): the
     merchant's deposits by reference, and instructions by end-to-end id."""
@@ -194,13 +193,27 @@ def _named(books: Books, decided: Sequence[Decided]
     return deposits, {e2e: instructions.get(e2e) for e2e in end_to_end_ids}
 
 
-def _overdue(books: Books, decided: Sequence[Decided]) -> list[tuple[str, OverdueDeposit]]:
+def overdue_deposits(books: Books, decided: Sequence[Decided]
+                     ) -> list[tuple[str, OverdueDeposit]]:
     """A sale whose money the bank has not shown by the statements' latest date is a break,
     once: the candidates as they stand before this import (it leaves out those it clears)."""
+    return overdue_by(books, [(d.merchant_id, d.statement.closing_date) for d in decided])
+
+
+def overdue_by(books: Books, closings: Iterable[tuple[str, date | None]]
+               ) -> list[tuple[str, OverdueDeposit]]:
+    """The pending deposits due before each merchant's latest closing date (a query)."""
     latest: dict[str, date] = {}
-    for d in decided:
-        closing = d.statement.closing_date
+    for merchant_id, closing in closings:
         if closing is not None:
-            latest[d.merchant_id] = max(latest.get(d.merchant_id, closing), closing)
+            latest[merchant_id] = max(latest.get(merchant_id, closing), closing)
     return [(merchant_id, d) for merchant_id, closing in sorted(latest.items())
             for d in books.bank.overdue_deposits(merchant_id, closing)]
+
+
+def flag_overdue(run: Import, overdue: Iterable[tuple[str, OverdueDeposit]]) -> list[int]:
+    """A break for each overdue deposit the import did not clear."""
+    return [open_break(run, merchant_id, BreakKind.missing_line,
+                       f"no bank credit for sale {d.reference} expected by {d.expected_by}",
+                       About(d.open_fen, None, d.reference))
+            for merchant_id, d in overdue if d.id not in run.cleared]

@@ -14,6 +14,7 @@ may never do it; and a denied write writes nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import secrets
@@ -33,7 +34,7 @@ from api.messages import OutboxSender, read_outbox
 from ledger.auth import Role
 from ledger.custody.rules import BEIJING_TRAINING
 from tests.support.custody import credit_code
-from tests.support.db import WRITTEN_TABLES, issue_key, nothing_written, open_account
+from tests.support.db import WRITTEN_TABLES, issue_key, nothing_written, open_account, row
 from tests.support.driver import Driver
 from tests.support.http import PROBLEM_JSON, Headers, bearer, key_id_of
 from tests.support.statements import Stmt, camt053, entry
@@ -157,6 +158,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"): BANK_WRITE,
     ("GET", "/v1/breaks"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
     ("POST", "/v1/breaks/{break_id}/resolve"): OPERATOR_ONLY,
+    # long jobs: who may do what the job does (A's statement import: the operator, bank A)
+    ("GET", "/v1/jobs/{job_id}"): allow(OPERATOR, B_OWN, hidden=(B_OTHER,)),
     ("GET", "/v1/cross-verifications"): allow(OPERATOR, REGULATOR, M_OWN, B_OWN,
                                               scoped=(M_OTHER, B_OTHER)),
     # audit: the key and the heads are public; the export is not for banks
@@ -180,6 +183,7 @@ MISSING: dict[str, Any] = {
     "merchant_id": "m_0000000000000000", "release_id": 999_999_999_999,
     "refund_id": 999_999_999_999, "product_id": "p_0000000000000000",
     "transaction_id": 999_999_999_999, "break_id": 999_999_999_999, "bank_id": "MX-NO-BANK",
+    "job_id": 999_999_999_999,
     "end_to_end_id": "YFF999999999999"}
 # Ids an operation takes outside its path.
 IDS_OUTSIDE_THE_PATH = {("POST", "/v1/cards"): ("product_id",),
@@ -324,6 +328,9 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     assert r.status_code == 201, r.text
     [opened] = custody.ok("GET", "/v1/breaks", operator)["items"]
     assert opened["merchant_id"] == a["id"]
+    # Its import's job (a small one answers at once, but is a job all the same).
+    job_id = row(engine, "SELECT id FROM jobs WHERE kind = 'statement_import' AND key = :k",
+                 k=hashlib.sha256(statement).hexdigest())["id"]
     spare = issue_key(engine, Role.merchant, a["id"])  # the key others try to revoke
     x, y = open_account(engine), open_account(engine)
     posted = custody.ok("POST", "/v1/transactions", operator, {"postings": [
@@ -336,7 +343,7 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
            "refund_id": refund["refund_id"], "end_to_end_id": refund["end_to_end_id"],
            "break_id": opened["id"], "key_id": key_id_of(app_client, spare),
            "seq": card_a["journal_seq"], "tree_size": head["tree_size"],
-           "transaction_id": posted["id"], "postings": [x, y]}
+           "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id}
     keys: dict[str, Headers | None] = {
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
         EXPIRED: bearer(expired), OPERATOR: operator, M_OWN: ka, M_OTHER: kb,

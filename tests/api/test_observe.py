@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -101,6 +102,33 @@ def test_open_breaks_gauge_counts_a_break_an_import_opens(
     assert sample(page, "yufu_signer_lag_entries") == sample(page, "yufu_journal_entries")
     app_client.post("/v1/audit/tree-heads", headers=operator)
     assert sample(scrape(app_client, operator), "yufu_signer_lag_entries") == 0
+
+
+def test_job_metrics_count_an_imports_slices_and_lines(
+        custody: Driver, app_client: TestClient, operator: Headers,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_client.app.state.ctx, "import_slice_lines_max", 2)  # type: ignore[attr-defined]
+    custody.set_today(TODAY)
+    merchant = custody.file("餐饮", bank_id=BANK)
+    before = scrape(app_client, operator)
+    statement = camt053([Stmt(merchant["custody_account"], "OBS-JOB", 0, TODAY, tuple(
+        entry("CRDT", 100 + i, TODAY, cref=f"OBS-JOB-{i}") for i in range(5)))],
+        message_id="OBS-JOB")
+    r = app_client.post(f"/v1/banks/{BANK}/statements", headers=custody.bank_key(BANK),
+                        content=statement)
+    assert r.status_code == 202, r.text
+    for _ in range(200):
+        if app_client.get(r.headers["location"], headers=operator).json()["status"] == "done":
+            break
+        time.sleep(0.05)
+    page = scrape(app_client, operator)
+    kind = {"kind": "statement_import"}
+    assert sample(page, "yufu_job_slices_total", **kind) == \
+        sample(before, "yufu_job_slices_total", **kind) + 3  # 5 lines, 2 a slice
+    assert sample(page, "yufu_job_units_total", **kind) == \
+        sample(before, "yufu_job_units_total", **kind) + 5
+    assert sample(page, "yufu_jobs_running", **kind) == 0  # done: none running
+    assert "yufu_jobs_running{kind=\"closure\"} 0.0" in page
 
 
 def test_metrics_are_for_the_operator_and_regulators_only(

@@ -22,7 +22,7 @@ from api import context
 from api.context import china_today
 from api.custody_schemas import Rules
 from api.messages import OutboxSender, read_outbox
-from api.routes import audit, banks, custody, ledger, system, trust
+from api.routes import audit, banks, custody, jobs, ledger, system, trust
 from ledger.auth import Role
 from ledger.custody.rules import RuleSet
 from tests.support.custody import credit_code
@@ -83,7 +83,7 @@ def test_every_operation_that_takes_a_key_requires_one_and_no_other_does(
         document: dict[str, Any]) -> None:
     documented = {(method, path): operation.get("security")
                   for method, path, operation in operations(document)}
-    routes = [r for module in (audit, banks, custody, ledger, system, trust)
+    routes = [r for module in (audit, banks, custody, jobs, ledger, system, trust)
               for r in module.router.routes if isinstance(r, APIRoute)]
     assert len(routes) == len(documented)
     for route in routes:
@@ -248,7 +248,7 @@ class Contract:
 
 def test_every_answer_of_a_working_day_is_the_documented_one(
         app_client: TestClient, engine: Engine, outbox: OutboxSender,
-        document: dict[str, Any]) -> None:
+        document: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     api = Contract(app_client, document)
     op = bearer(issue_key(engine, Role.operator))
     today = china_today()
@@ -359,6 +359,17 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
                                     (entry("CRDT", 777, today),))])
     api.call("POST", "/v1/banks/DOC-BANK/statements", {**bkey, "Content-Type": "text/csv"}, 201,
              content=statement, params={"filename": "s.csv"})
+    # A file over one slice (made small here): 202 and the job, polled until done.
+    monkeypatch.setattr(app_client.app.state.ctx, "import_slice_lines_max", 1)  # type: ignore[attr-defined]
+    day = today - timedelta(days=1)  # the CSV's statement is its account's day
+    bigger = statement_csv([Stmt(custody_account, "S2", 0, day,
+                                 (entry("CRDT", 778, day), entry("CRDT", 779, day)))])
+    job = api.json("POST", "/v1/banks/DOC-BANK/statements",
+                   {**bkey, "Content-Type": "text/csv"}, 202, content=bigger,
+                   params={"filename": "s2.csv"})
+    while job["status"] == "running":
+        job = api.json("GET", f"/v1/jobs/{job['job_id']}", bkey)
+    assert job["status"] == "done"
     breaks = api.json("GET", "/v1/breaks", op)["items"]
     api.call("POST", f"/v1/breaks/{breaks[0]['id']}/resolve", op,
              json={"resolution": "a transfer by the merchant itself"})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from stdnum.cn import uscc
 from api.runtime import run_command
 from ledger import journal
 from ledger.auth import LOCAL_OPERATOR, Role
+from ledger.commands import Command
 from ledger.custody.merchants import parse_filing
 from ledger.custody.rules import DEFAULT_JURISDICTION
 from ledger.db import queries
@@ -91,6 +92,17 @@ def run_together(engine: Engine, *commands: object) -> list[Outcome | BaseExcept
     with engine.connect() as conn:
         execute_resilient(conn.execution_options(isolation_level="AUTOCOMMIT"), requests)
     return [r.future.exception() or r.future.result() for r in requests]
+
+
+def run_one(engine: Engine) -> Callable[[Command], dict[str, Any]]:
+    """A runner of commands, each in a group commit of its own (a long job's slices, as
+    `ledger.jobs.run_steps` takes them): its answer, or what it raised, raised."""
+    def run(command: Command) -> dict[str, Any]:
+        [outcome] = run_together(engine, command)
+        if not isinstance(outcome, Outcome):
+            raise outcome
+        return dict(outcome.body)
+    return run
 
 
 def transfer(*legs: tuple[int, int], memo: str = "") -> PostTransaction:

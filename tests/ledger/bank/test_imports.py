@@ -128,6 +128,8 @@ def test_yufu_reconcile_import_reads_a_file_into_the_database(
                           check=False, timeout=120)
 
     assert done.returncode == 0, done.stderr
+    # Not a terminal: the progress is a plain line per step on stderr, not a bar.
+    assert done.stderr.splitlines()[-1] == "statement_import 1/1 (1 slices)"
     body = json.loads(done.stdout)
     [result] = body["statements"]
     assert (result["merchant_id"], result["outcome"], result["deposits_cleared_fen"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -249,7 +250,16 @@ def test_a_closure_of_more_cards_than_a_slice_claims_every_card_pro_rata(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(closure, "closure_slice_cards_max", 3)
     m, _, cards = sold_cards(custody, 11)
-    closed = custody.ok("POST", f"/v1/merchants/{m['id']}/close", custody.operator)
+    accepted = custody.ok("POST", f"/v1/merchants/{m['id']}/close", custody.operator,
+                          status=202)  # more cards than a slice: a job, to poll
+    job = custody.ok("GET", f"/v1/jobs/{accepted['job_id']}", custody.operator)
+    while job["status"] == "running":
+        time.sleep(0.05)
+        job = custody.ok("GET", f"/v1/jobs/{accepted['job_id']}", custody.operator)
+    assert (job["kind"], job["status"], job["progress"]["done"], job["progress"]["total"]) \
+        == ("closure", "done", 11, 11)
+    assert job["progress"]["slices"] >= 4  # 11 cards, 3 a slice
+    closed = job["result"]
     claims = [10_003] * 11
     available = closed["available_fen"]
     assert available < sum(claims)  # custody falls short: pro rata over all eleven

@@ -1,0 +1,244 @@
+"""A statement import as a job (ledger/jobs.py): a file of any size, in slices, each its own
+group commit, so a till's write gets the writer between two.
+
+- `StageImport` checks the file, journals `statement.imported`, stores the file (its hash is
+  the job's key) and starts the job with its plan: the fresh statements, each with its
+  merchant and its number of lines. Sent again, it finds the job and answers where it
+  stands: so the same file sent again resumes an interrupted import.
+- `ImportSlice` decides and applies at most `import_slice_lines_max` lines of one statement:
+  its queries read only the open items those lines can match (by reference, or by amount
+  near their booking days), so a slice costs what its lines cost, whatever the merchant has
+  open. It applies only if the job stands where it starts (`is_next`): never twice. The
+  slice that ends a statement cross-verifies its closing balance.
+- `FinishImport` flags the overdue deposits the file did not clear, and ends the job with
+  the answer a one-command import gives (ledger/flows/statements.py): the same body.
+
+The lines a slice carries are parsed by its caller, off the writer: `import_steps` yields the
+commands one after the other, and the API or the CLI runs them (`ledger.jobs.run_steps`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ledger.access import require_bank
+from ledger.auth import Principal
+from ledger.bank.matching import OWN_REFERENCE_RE, Line, lines_of
+from ledger.bank.model import Direction, Statement, StatementEntry
+from ledger.bank.store import MerchantItems, StatementFile
+from ledger.commands import Books, Command, IdKind
+from ledger.errors import InvalidInput, Refused, require
+from ledger.flows.reconcile import Decided, Import, apply_lines
+from ledger.flows.statements import (
+    custody_currency,
+    decide_lines,
+    filename_chars_max,
+    flag_overdue,
+    fresh_statements,
+    identified,
+    named_items,
+    overdue_by,
+    summary,
+)
+from ledger.jobs import Job, JobKind, JobStatus, Step, is_next
+
+import_slice_lines_max = 50  # statement lines a slice decides and applies: ~25 ms of the writer
+
+
+@dataclass(frozen=True)
+class StageImport(Command):
+    principal: Principal
+    bank_id: str
+    filename: str
+    data: bytes
+    today: date
+    statements: tuple[Statement, ...]
+
+    def run(self, books: Books) -> dict[str, Any]:
+        require_bank(self.principal, self.bank_id)
+        if len(self.filename) > filename_chars_max:
+            raise InvalidInput(f"must be at most {filename_chars_max} characters",
+                               field="filename")
+        digest = hashlib.sha256(self.data).digest()
+        job = books.jobs.by_key(JobKind.statement_import, digest.hex())
+        if job is not None and job.status is JobStatus.running:
+            return staged(job)
+        earlier = books.bank.file_by_hash(digest)
+        if earlier is not None:
+            return {"duplicate": True, "file_id": earlier.id, "sha256": digest.hex(),
+                    "journal_seq": earlier.imported_seq, "statements": []}
+        accounts = books.bank.merchants_by_account(self.bank_id)
+        statements = identified(list(self.statements), accounts, self.bank_id)
+        fresh = fresh_statements(books, self.bank_id, statements)  # the last query
+        file_id = books.draw_id(IdKind.statement_file)
+        entry = books.append("statement.imported", {
+            "file_id": file_id, "bank_id": self.bank_id, "sha256": digest.hex(),
+            "format": statements[0].format, "filename": self.filename,
+            "statements": summary(statements, fresh)})
+        plan = _plan(statements, fresh, accounts)
+        total = sum(p["lines"] for p in plan)
+        job = books.jobs.start(JobKind.statement_import, digest.hex(), total,
+                               self.principal.key_id, {
+                                   "bank_id": self.bank_id, "file_id": file_id,
+                                   "sha256": digest.hex(), "journal_seq": entry.seq,
+                                   "today": self.today.isoformat(), "statements": plan,
+                                   "cursor": [0, 0], "results": [_result(p) for p in plan]})
+        books.bank.write_file(StatementFile(file_id, self.bank_id, digest, statements[0].format,
+                                            self.filename, self.data, len(statements), total,
+                                            entry.seq))  # last: straight to the database
+        return staged(job)
+
+
+@dataclass(frozen=True)
+class ImportSlice(Command):
+    """Lines `cursor[1]` on of the plan's statement `cursor[0]` (at most a slice's worth)."""
+
+    principal: Principal
+    job_id: int
+    cursor: tuple[int, int]
+    lines: tuple[Line, ...]
+
+    def run(self, books: Books) -> dict[str, Any]:
+        job = books.jobs.job(self.job_id)
+        require_bank(self.principal, job.state["bank_id"])
+        if not is_next(job, list(self.cursor)):
+            return staged(job)  # applied already: the job says where it stands
+        number, offset = self.cursor
+        plan = job.state["statements"][number]
+        require(offset + len(self.lines) <= plan["lines"], "a slice lies inside its statement")
+        lines = list(self.lines)
+        # Every query first: a query after the first change would be refused.
+        mine = _items(books, plan["merchant_id"], lines)
+        decided = Decided(_statement(plan), plan["merchant_id"], lines,
+                          decide_lines(lines, mine), mine)
+        deposits, instructions = named_items(books, [decided])
+        run = Import(books, job.state["bank_id"], date.fromisoformat(job.state["today"]),
+                     job.state["file_id"], deposits, instructions)
+        applying, cleared, outcome = apply_lines(run, decided, books.bank.line_ids(len(lines)))
+        result = _added(job.state["results"][number], len(lines), cleared, outcome)
+        ends = offset + len(lines) == plan["lines"]
+        if ends:
+            result["cross_verification"] = applying.cross_verify()
+        results = list(job.state["results"])
+        results[number] = result
+        cursor = [number + 1, 0] if ends else [number, offset + len(lines)]
+        books.jobs.advance(job.id, job.done + len(lines),
+                           {**job.state, "cursor": cursor, "results": results})
+        books.bank.write_lines(run.lines, run.cleared)  # last: straight to the database
+        return staged(books.jobs.job(job.id))
+
+
+@dataclass(frozen=True)
+class FinishImport(Command):
+    principal: Principal
+    job_id: int
+
+    def run(self, books: Books) -> dict[str, Any]:
+        job = books.jobs.job(self.job_id)
+        state = job.state
+        require_bank(self.principal, state["bank_id"])
+        if job.status is JobStatus.done and job.result is not None:
+            return dict(job.result)  # a retry
+        if state["cursor"] != [len(state["statements"]), 0]:
+            raise Refused(f"job {job.id} has lines still to import", field="job_id")
+        overdue = overdue_by(books, [(p["merchant_id"], _closing(p))
+                                     for p in state["statements"]])  # the query: first
+        run = Import(books, state["bank_id"], date.fromisoformat(state["today"]),
+                     state["file_id"], {}, {})
+        result = {"duplicate": False, "file_id": state["file_id"], "sha256": state["sha256"],
+                  "journal_seq": state["journal_seq"], "statements": state["results"],
+                  "overdue_breaks": flag_overdue(run, overdue)}
+        books.jobs.finish(job.id, JobStatus.done, result)
+        return result
+
+
+def import_steps(stage: StageImport, slice_lines_max: int = import_slice_lines_max) -> Step:
+    """The import's commands one after the other, each sent the answer to the one before;
+    returns the import's answer. Splitting the lines of a statement happens here, in the
+    caller, not in a command: it costs the writer nothing."""
+    require(slice_lines_max > 0, "a slice holds a line at least")
+    principal, statements = stage.principal, stage.statements
+    answer = yield stage
+    if "job" not in answer:
+        return answer  # the file was imported before
+    lines: dict[int, list[Line]] = {}
+    while answer["cursor"][0] < len(answer["plan"]):
+        number, offset = answer["cursor"]
+        if number not in lines:
+            lines = {number: lines_of(statements[answer["plan"][number]["index"]].entries)}
+        chunk = tuple(lines[number][offset:offset + slice_lines_max])
+        answer = yield ImportSlice(principal, answer["job"]["job_id"], (number, offset), chunk)
+    return (yield FinishImport(principal, answer["job"]["job_id"]))
+
+
+def staged(job: Job) -> dict[str, Any]:
+    """Where an import job stands: the job, its plan and the next slice's start."""
+    return {"job": job.view(), "plan": job.state["statements"], "cursor": job.state["cursor"],
+            "progress": job.progress()}
+
+
+def line_count(entries: Sequence[StatementEntry]) -> int:
+    """How many lines `lines_of` makes of the entries, without making them."""
+    return sum(len(e.details) or 1 for e in entries)
+
+
+def _plan(statements: list[Statement], fresh: list[Statement],
+          accounts: dict[str, str]) -> list[dict[str, Any]]:
+    fresh_ids = {id(s) for s in fresh}
+    return [{"index": index, "format": s.format, "account": s.account,
+             "statement_id": s.statement_id, "merchant_id": accounts[s.account],
+             "lines": line_count(s.entries), "closing_booked_fen": s.closing_booked_fen,
+             "closing_date": s.closing_date.isoformat() if s.closing_date else None}
+            for index, s in enumerate(statements) if id(s) in fresh_ids]
+
+
+def _closing(plan: dict[str, Any]) -> date | None:
+    return date.fromisoformat(plan["closing_date"]) if plan["closing_date"] else None
+
+
+def _statement(plan: dict[str, Any]) -> Statement:
+    """The statement as applying a slice needs it: its names and closing balance."""
+    return Statement(plan["format"], None, plan["statement_id"], plan["account"],
+                     custody_currency, None, plan["closing_booked_fen"], _closing(plan), None,
+                     ())
+
+
+def _result(plan: dict[str, Any]) -> dict[str, Any]:
+    """A statement's answer before its first slice."""
+    return {"account": plan["account"], "statement_id": plan["statement_id"],
+            "merchant_id": plan["merchant_id"], "lines": 0, "deposits_cleared_fen": 0,
+            "outcome": {}, "cross_verification": None}
+
+
+def _added(result: dict[str, Any], lines: int, cleared_fen: int, outcome: dict[str, int]
+           ) -> dict[str, Any]:
+    counts = dict(result["outcome"])
+    for kind, count in outcome.items():
+        counts[kind] = counts.get(kind, 0) + count
+    return {**result, "lines": result["lines"] + lines,
+            "deposits_cleared_fen": result["deposits_cleared_fen"] + cleared_fen,
+            "outcome": counts}
+
+
+def _items(books: Books, merchant_id: str, lines: list[Line]) -> MerchantItems:
+    """What these lines can match (`ledger.bank.matching.decide`): the items their
+    references name, and for a credit with no reference of ours, the sales of its amount
+    near its booking day. The rest of the merchant's open items would match none of them."""
+    references: set[str] = set()
+    amounts: set[int] = set()
+    days: list[date] = []
+    for line in lines:
+        if not line.booked or line.reversal:
+            continue  # decided without open items
+        refs = line.references()
+        references.update(refs)
+        if line.direction is Direction.credit and line.booking_date is not None \
+                and not any(OWN_REFERENCE_RE.match(ref) for ref in refs):
+            amounts.add(line.amount_fen)
+            days.append(line.booking_date)
+    booked = (min(days), max(days)) if days else None
+    return books.bank.items_named(merchant_id, references, amounts, booked)
