@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 
@@ -46,6 +47,7 @@ connections_slack = 2
 threads_slack = 4
 descriptors_slack = 8  # a few descriptors come and go with the clients' keep-alives
 settle_s = 3  # after the clients stop: every connection must be back in its pool by then
+job_poll_s = 0.5  # a scheduled job answered 202 is polled this often
 window_s = 60  # the p99 is taken per window of this length
 signing_slack = 2  # heads the signer may miss at the start and the end of the run
 MARKER = "<!-- soak-runs -->"
@@ -128,13 +130,28 @@ async def jobs(soak: Soak, admin: bench.Client, every_s: float, stop_at: float) 
     tomorrow = china_today() + timedelta(days=1)  # the period [today, tomorrow) is due
     while time.monotonic() + every_s < stop_at:
         await asyncio.sleep(every_s)
-        once = {"Idempotency-Key": f"soak-{uuid.uuid4()}"}
-        status, body = await admin.request("POST", "/v1/consumptions/auto-confirm", {}, once)
+        status, body = await scheduled(admin, "/v1/consumptions/auto-confirm", {})
         soak.jobs.append(("auto-confirm", status, len(body.get("confirmed", []))))
-        once = {"Idempotency-Key": f"soak-{uuid.uuid4()}"}
-        status, body = await admin.request("POST", "/v1/releases/run",
-                                           {"as_of": tomorrow.isoformat()}, once)
+        status, body = await scheduled(admin, "/v1/releases/run",
+                                       {"as_of": tomorrow.isoformat()})
         soak.jobs.append(("release run", status, len(body.get("releases", []))))
+
+
+async def scheduled(admin: bench.Client, path: str, body: dict[str, str]
+                    ) -> tuple[int, dict[str, Any]]:
+    """A keyed job, and its answer: a big one answers 202 with the job, polled here until
+    it is over (200 and its result when done, its status otherwise)."""
+    once = {"Idempotency-Key": f"soak-{uuid.uuid4()}"}
+    status, answer = await admin.request("POST", path, body, once)
+    while status == 202 and answer.get("status") == "running":
+        await asyncio.sleep(job_poll_s)
+        status, answer = await admin.request("GET", f"/v1/jobs/{answer['job_id']}")
+        status = 202 if status == 200 else status
+    if status == 202:
+        if answer.get("status") == "done":
+            return 200, answer["result"]
+        return answer["result"]["problem"]["status"], answer  # failed: its problem
+    return status, answer
 
 
 async def till(soak: Soak, world: bench.PosWorld, clients: list[bench.Client],
