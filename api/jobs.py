@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from api.context import context_of, idempotency_key_of, write
 from api.metrics import observe_slices
+from api.problems import ledger_problem
 from ledger import limits
 from ledger.auth import Principal, Role
 from ledger.bank.statements import detect_and_parse
@@ -32,9 +34,11 @@ from ledger.commands import Command
 from ledger.db import job_queries
 from ledger.db.group_commit import Seen, prefetch_idempotency
 from ledger.db.writer import Writer, WriteRequest, request_fingerprint
-from ledger.errors import IdempotencyConflict
+from ledger.errors import Busy, DatabaseUnavailable, IdempotencyConflict, LedgerError
+from ledger.flows.closure import closure_steps
 from ledger.flows.imports import StageImport, import_steps
-from ledger.jobs import Answer, Finished, Job, JobKind, Step, next_step
+from ledger.flows.sweeps import auto_confirm_steps, release_steps
+from ledger.jobs import Answer, FailJob, Finished, Job, JobKind, Step, next_step
 
 log = logging.getLogger("yufu.jobs")
 slice_rest_per_slice = 2  # after a slice, the job waits this many times as long as it took
@@ -49,9 +53,8 @@ class JobRunner:
         self.tasks: set[asyncio.Task[dict[str, Any]]] = set()
 
     def carry_on(self, writer: Writer, principal: Principal, steps: Step,
-                 command: Command, counted: tuple[int, int]) -> None:
-        task = asyncio.create_task(_logged(run_steps(writer, principal, steps, command,
-                                                     counted)))
+                 command: Command, job: JobAt) -> None:
+        task = asyncio.create_task(_logged(run_job(writer, principal, steps, command, job)))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -106,6 +109,27 @@ async def run_steps(writer: Writer, principal: Principal, steps: Step, command: 
     return following.answer
 
 
+class JobAt(NamedTuple):
+    job_id: int
+    counted: tuple[int, int] | None = None  # its slices and units already in the metrics
+
+
+async def run_job(writer: Writer, principal: Principal, steps: Step, command: Command,
+                  job: JobAt) -> dict[str, Any]:
+    """`run_steps` for `job`: a slice refused for good (a typed domain error) ends the
+    job `failed`, with the problem in its result, so that a poller learns it and no start
+    resumes it; then the refusal goes on up. An outage (the database away, the writer
+    full) leaves it running: it resumes when sent again or on the next start."""
+    try:
+        return await run_steps(writer, principal, steps, command, job.counted)
+    except (DatabaseUnavailable, Busy):
+        raise
+    except LedgerError as refused:
+        problem = json.loads(bytes(ledger_problem(refused).body))
+        await slice_of(writer, principal, FailJob(job.job_id, problem))
+        raise
+
+
 def _count(progress: dict[str, Any] | None, counted: tuple[int, int] | None,
            first: bool) -> tuple[int, int] | None:
     """Count in the metrics the slices `progress` shows beyond `counted`. A job's first
@@ -128,20 +152,17 @@ async def slice_of(writer: Writer, principal: Principal, command: Command) -> di
     return outcome.body
 
 
-async def answer_job(request: Request, who: Principal, steps: Step, slice_max: int | None,
+async def answer_job(request: Request, who: Principal, steps: Step, slice_max: int,
                      status_code: int = 201) -> JSONResponse:
     """All the steps now and their answer; or, where the first step starts (or finds) a job
     with more than `slice_max` left to do, 202 with the job, and the rest in the background.
-    `slice_max` None: all now, whatever the size (a run that resumes by itself)."""
+    A slice refused for good ends the job `failed` (`run_job`)."""
     ctx = context_of(request)
     replayed = await _answered_before(request, who)
     if replayed is not None:  # a retry: its steps would find everything done, or refuse
         steps.close()
         return replayed
     first = next(steps)
-    if slice_max is None:
-        body = await run_steps(ctx.writer, who, steps, first)
-        return await write(request, who, Answer(body), status_code)
     staged = await slice_of(ctx.writer, who, first)
     command = next_step(steps, staged)
     if isinstance(command, Finished):  # nothing to do (a file imported before)
@@ -149,9 +170,10 @@ async def answer_job(request: Request, who: Principal, steps: Step, slice_max: i
     job, progress = staged["job"], staged["progress"]
     counted = (progress["slices"], progress["done"])
     if progress["total"] - progress["done"] <= slice_max:
-        body = await run_steps(ctx.writer, who, steps, command, counted)
+        body = await run_job(ctx.writer, who, steps, command, JobAt(job["job_id"], counted))
         return await write(request, who, Answer(body), status_code)
-    request.app.state.jobs.carry_on(ctx.writer, who, steps, command, counted)
+    request.app.state.jobs.carry_on(ctx.writer, who, steps, command,
+                                    JobAt(job["job_id"], counted))
     answer = await write(request, who, Answer(job), 202)
     answer.headers["Location"] = f"/v1/jobs/{job['job_id']}"
     return answer
@@ -191,30 +213,39 @@ RESUME_LOCK_KEY = 0x59554655_0012  # "YUFU", migration 0012
 
 
 async def resume_jobs(engine: Engine, writer: Writer) -> int:
-    """Carry on every statement import a stop interrupted, one after the other: each from
-    its stored file, as if it were sent again (it finds its job and goes on). The number
-    resumed; none if another worker holds the lock."""
+    """Carry on every job a stop interrupted, one after the other, as if it were sent again
+    (it finds its job and goes on): an import from its stored file, a closure by its
+    merchant, a release run or sweep by its date. The number resumed; none if another worker
+    holds the lock."""
     with engine.connect() as conn:
         if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
                             {"k": RESUME_LOCK_KEY}).scalar_one():
             return 0
         try:
-            jobs = job_queries.running(conn, JobKind.statement_import)
+            jobs = job_queries.running(conn)
             conn.commit()
             for job in jobs:
-                filename, data = job_queries.statement_file(conn, job.state["file_id"])
+                # As the operator: who started it may have been a bank's key, since revoked.
+                who = Principal(job.created_by, Role.operator)
+                steps = await _steps_of(conn, who, job)
                 conn.commit()
-                await _resume_import(writer, job, filename, data)
+                await _logged(run_job(writer, who, steps, next(steps), JobAt(job.id)))
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": RESUME_LOCK_KEY})
             conn.commit()
     return len(jobs)
 
 
-async def _resume_import(writer: Writer, job: Job, filename: str, data: bytes) -> None:
-    # As the operator: who started it may have been a bank's key, since revoked.
-    who = Principal(job.created_by, Role.operator)
+async def _steps_of(conn: Connection, who: Principal, job: Job) -> Step:
+    """The steps of an interrupted job, from what its row keeps."""
+    if job.kind is JobKind.closure:
+        return closure_steps(who, job.key)
+    if job.kind is JobKind.release_run:
+        return release_steps(who, date.fromisoformat(job.state["as_of"]),
+                             job.state["merchant_id"])
+    if job.kind is JobKind.auto_confirm:
+        return auto_confirm_steps(who, date.fromisoformat(job.state["as_of"]))
+    filename, data = job_queries.statement_file(conn, job.state["file_id"])
     statements = await asyncio.to_thread(detect_and_parse, data, filename or None)
-    steps = import_steps(StageImport(who, job.state["bank_id"], filename, data,
-                                     date.fromisoformat(job.state["today"]), tuple(statements)))
-    await _logged(run_steps(writer, who, steps, next(steps)))
+    return import_steps(StageImport(who, job.state["bank_id"], filename, data,
+                                    date.fromisoformat(job.state["today"]), tuple(statements)))

@@ -143,11 +143,11 @@ def keyed_write(*extra: int, body: bool = True,
     return {"responses": problems(*statuses), "openapi_extra": extra_doc}
 
 
-def job_write(*extra: int, what: str, openapi_extra: dict[str, Any] | None = None
-              ) -> dict[str, Any]:
-    """A keyed write without a JSON body that may be a long job (api/jobs.py): 202 with the
-    job to poll when `what` is more than one slice."""
-    options = keyed_write(*extra, body=False, openapi_extra=openapi_extra)
+def job_write(*extra: int, what: str, openapi_extra: dict[str, Any] | None = None,
+              body: bool = False) -> dict[str, Any]:
+    """A keyed write that may be a long job (api/jobs.py): 202 with the job to poll when
+    `what` is more than one slice."""
+    options = keyed_write(*extra, body=body, openapi_extra=openapi_extra)
     options["responses"][202] = {
         "model": JobView,
         "description": f"{what}: a job, carried out in slices (each its own group commit); "

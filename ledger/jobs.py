@@ -86,6 +86,12 @@ class JobStore(Protocol):
 
     def finish(self, job_id: int, status: JobStatus, result: Mapping[str, Any]) -> None: ...
 
+    def restart(self, job_id: int, total: int, created_by: int,
+                state: Mapping[str, Any]) -> None:
+        """A job over (done or failed) begun again from nothing: a run of the same date
+        sent again as a new request (its slices find what the first did, and skip it)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Answer(Command):
@@ -96,6 +102,23 @@ class Answer(Command):
 
     def run(self, books: Books) -> dict[str, Any]:
         return dict(self.body)
+
+
+@dataclass(frozen=True)
+class FailJob(Command):
+    """A job ended by a refusal that will not go away (a typed domain error, not an outage):
+    `failed`, with the problem in its result, so that a poller learns it and no start resumes
+    it. Nothing if the job is over already."""
+
+    job_id: int
+    problem: Mapping[str, Any]
+
+    def run(self, books: Books) -> dict[str, Any]:
+        job = books.jobs.job(self.job_id)
+        if job.status is JobStatus.running:
+            books.jobs.finish(job.id, JobStatus.failed, {"problem": dict(self.problem)})
+            job = books.jobs.job(job.id)
+        return job.view()
 
 
 # A job's commands, one after the other: each is sent the answer to the one before, and the

@@ -47,9 +47,9 @@ connections_slack = 2
 threads_slack = 4
 descriptors_slack = 8  # a few descriptors come and go with the clients' keep-alives
 settle_s = 3  # after the clients stop: every connection must be back in its pool by then
+job_poll_s = 0.5  # a scheduled job answered 202 is polled this often
 window_s = 60  # the p99 is taken per window of this length
-signing_slack = 2
-job_poll_s = 0.5  # heads the signer may miss at the start and the end of the run
+signing_slack = 2  # heads the signer may miss at the start and the end of the run
 MARKER = "<!-- soak-runs -->"
 SECTION = "## The soak"
 SOAK_RULES = {"confirmation_silence_working_days": 0, "release_cadence_days": 1}
@@ -126,27 +126,31 @@ async def sampler(soak: Soak, service: bench.Service, every_s: float, stop_at: f
 
 
 async def jobs(soak: Soak, admin: bench.Client, every_s: float, stop_at: float) -> None:
-    """The operator's cron: an auto-confirmation sweep and a release run, each keyed; one too
-    big for a slice answers 202 and its job is followed to its end (docs/api.md)."""
+    """The operator's cron: an auto-confirmation sweep and a release run, each keyed."""
     tomorrow = china_today() + timedelta(days=1)  # the period [today, tomorrow) is due
     while time.monotonic() + every_s < stop_at:
         await asyncio.sleep(every_s)
-        status, body = await run_job(admin, "/v1/consumptions/auto-confirm", {})
+        status, body = await scheduled(admin, "/v1/consumptions/auto-confirm", {})
         soak.jobs.append(("auto-confirm", status, len(body.get("confirmed", []))))
-        status, body = await run_job(admin, "/v1/releases/run", {"as_of": tomorrow.isoformat()})
+        status, body = await scheduled(admin, "/v1/releases/run",
+                                       {"as_of": tomorrow.isoformat()})
         soak.jobs.append(("release run", status, len(body.get("releases", []))))
 
 
-async def run_job(admin: bench.Client, path: str, body: dict[str, str]
-                  ) -> tuple[int, dict[str, Any]]:
-    """200 and the answer, whether it came at once or as a job's result once done."""
-    status, answer = await admin.request("POST", path, body,
-                                         {"Idempotency-Key": f"soak-{uuid.uuid4()}"})
-    while status == 202 or (status == 200 and answer.get("status") == "running"):
+async def scheduled(admin: bench.Client, path: str, body: dict[str, str]
+                    ) -> tuple[int, dict[str, Any]]:
+    """A keyed job, and its answer: a big one answers 202 with the job, polled here until
+    it is over (200 and its result when done, its status otherwise)."""
+    once = {"Idempotency-Key": f"soak-{uuid.uuid4()}"}
+    status, answer = await admin.request("POST", path, body, once)
+    while status == 202 and answer.get("status") == "running":
         await asyncio.sleep(job_poll_s)
         status, answer = await admin.request("GET", f"/v1/jobs/{answer['job_id']}")
-    if status == 200 and "job_id" in answer:
-        return (200, answer["result"]) if answer["status"] == "done" else (409, answer)
+        status = 202 if status == 200 else status
+    if status == 202:
+        if answer.get("status") == "done":
+            return 200, answer["result"]
+        return answer["result"]["problem"]["status"], answer  # failed: its problem
     return status, answer
 
 

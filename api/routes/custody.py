@@ -60,7 +60,7 @@ from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.db import custody_queries as views
 from ledger.db.queries import Page
 from ledger.errors import InvalidInput, Unauthorized
-from ledger.flows import closure
+from ledger.flows import closure, sweeps
 from ledger.flows.closure import closure_steps
 from ledger.flows.consumption import ConfirmConsumption, Consume, RejectConsumption
 from ledger.flows.filing import (
@@ -373,13 +373,18 @@ async def reject_consumption(request: Request, consumption_id: NumericId, who: A
     return await write(request, who, command, 200)
 
 
-@router.post("/consumptions/auto-confirm", response_model=AutoConfirmed, **keyed_write())
+@router.post("/consumptions/auto-confirm", response_model=AutoConfirmed,
+             **job_write(what="A sweep of more consumptions due than one slice", body=True))
 async def auto_confirm(request: Request, body: AsOfIn, who: Authed) -> JSONResponse:
+    """A sweep of at most one slice's consumptions answers at once; a bigger one answers 202
+    with the job to poll (`GET /v1/jobs/{id}`), carried on in the background."""
     require_operator(who)  # before the input is read: others learn nothing of it
     today = context_of(request).clock()
     as_of = check_as_of(body.as_of or today, today, 0)  # silence confirms nothing early
     # In slices, each its own group commit (ledger/flows/sweeps.py): tills write between two.
-    return await answer_job(request, who, auto_confirm_steps(who, as_of), None, 200)
+    slice_max = sweeps.auto_confirm_slice_consumptions_max
+    return await answer_job(request, who, auto_confirm_steps(who, as_of, slice_max),
+                            slice_max, 200)
 
 
 # -- refunds, disputes ---------------------------------------------------------------------
@@ -419,14 +424,18 @@ async def resolve_dispute(request: Request, card_id: Id, body: DisputeResolveIn,
 # -- releases and refund instructions --------------------------------------------------------
 
 
-@router.post("/releases/run", response_model=ReleaseRun, **keyed_write(404))
+@router.post("/releases/run", response_model=ReleaseRun,
+             **job_write(404, what="A run over more merchants than one slice", body=True))
 async def run_releases(request: Request, body: AsOfIn, who: Authed) -> JSONResponse:
+    """A run over at most one slice's merchants answers at once; a bigger one answers 202
+    with the job to poll (`GET /v1/jobs/{id}`), carried on in the background."""
     require_operator(who)  # before the input is read: others learn nothing of it
     today = context_of(request).clock()
     as_of = check_as_of(body.as_of or today, today, release_run_ahead_days_max)
     # In slices, each its own group commit (ledger/flows/sweeps.py): tills write between two.
-    return await answer_job(request, who, release_steps(who, as_of, body.merchant_id), None,
-                            200)
+    slice_max = sweeps.release_slice_merchants_max
+    steps = release_steps(who, as_of, body.merchant_id, slice_max)
+    return await answer_job(request, who, steps, slice_max, 200)
 
 
 @router.get("/releases", response_model=ReleaseInstructions, **keyed_read())

@@ -120,6 +120,15 @@ class CustodyRows:
                    c.Consumption.confirm_by <= as_of)
             .order_by(c.Consumption.id).limit(limit)).scalars())
 
+    def active_merchant_count(self) -> int:
+        return int(self.batch.query(select(func.count()).select_from(c.Merchant).where(
+            c.Merchant.status == MerchantStatus.active)).scalar_one())
+
+    def due_consumption_count(self, as_of: date) -> int:
+        return int(self.batch.query(select(func.count()).select_from(c.Consumption).where(
+            c.Consumption.status == ConsumptionStatus.pending,
+            c.Consumption.confirm_by <= as_of)).scalar_one())
+
     def release_exists(self, merchant_id: str, period_end: date) -> bool:
         return bool(self.batch.query(
             select(func.count()).select_from(c.ReleaseInstruction)

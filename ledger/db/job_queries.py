@@ -15,10 +15,12 @@ def job(conn: Connection, job_id: int) -> Job | None:
     return None if row is None else job_of(dict(row._mapping))
 
 
-def running(conn: Connection, kind: JobKind) -> list[Job]:
-    rows = conn.execute(select(j.Job.__table__).where(j.Job.kind == kind.value,
-                                                      j.Job.status == JobStatus.running.value)
-                        .order_by(j.Job.id)).all()
+def running(conn: Connection, kind: JobKind | None = None) -> list[Job]:
+    """The jobs started and not over (of `kind`, or of every kind), oldest first."""
+    query = select(j.Job.__table__).where(j.Job.status == JobStatus.running.value)
+    if kind is not None:
+        query = query.where(j.Job.kind == kind.value)
+    rows = conn.execute(query.order_by(j.Job.id)).all()
     return [job_of(dict(row._mapping)) for row in rows]
 
 

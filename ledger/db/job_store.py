@@ -65,6 +65,13 @@ class JobRows:
         self.batch.rows.update(j.Job, job_id, status=status.value, result=dict(result),
                                updated_at=datetime.now(UTC))
 
+    def restart(self, job_id: int, total: int, created_by: int,
+                state: Mapping[str, Any]) -> None:
+        self._held(job_id)
+        self.batch.rows.update(j.Job, job_id, status=JobStatus.running.value, done=0,
+                               total=total, slices=0, created_by=created_by, state=dict(state),
+                               result=None, updated_at=datetime.now(UTC))
+
     def _held(self, job_id: int) -> dict[str, Any]:
         self.job(job_id)
         row = self.batch.rows.get(j.Job, job_id)

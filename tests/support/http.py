@@ -130,3 +130,13 @@ def live_server(app: FastAPI, options: dict[str, Any] | None = None) -> Iterator
     finally:
         server.should_exit = True
         thread.join(timeout=server_start_timeout_s)
+
+
+def wait_done(client: Any, location: str, headers: dict[str, str]) -> dict[str, Any]:
+    """A long job (`GET /v1/jobs/{id}`) polled until it is over (done or failed)."""
+    for _ in range(600):
+        job = client.get(location, headers=headers).json()
+        if job["status"] != "running":
+            return dict(job)
+        time.sleep(0.05)
+    raise AssertionError(f"{location} still running")

@@ -4,7 +4,6 @@ between slices, then resumed, applies every line exactly once."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from ledger.flows.statements import ImportStatementFile
 from ledger.jobs import run_steps
 from tests.support.db import row, rows, run_one
 from tests.support.driver import Banking, Merchant
+from tests.support.http import wait_done
 from tests.support.statements import Stmt, camt053, entry
 
 DAY = date(2026, 11, 2)
@@ -179,15 +179,6 @@ def test_a_slice_sent_twice_applies_once(banking: Banking, engine: Engine) -> No
     # again gives the same answer.
     assert [s["job"]["progress"]["slices"] for s in slices] == [0, 1, 2, 3]
     assert seen[-1] == answer
-
-
-def wait_done(client: TestClient, location: str, headers: dict[str, str]) -> dict[str, Any]:
-    for _ in range(600):
-        job = client.get(location, headers=headers).json()
-        if job["status"] != "running":
-            return dict(job)
-        time.sleep(0.05)
-    raise AssertionError(f"{location} still running")
 
 
 def test_a_big_file_answers_202_and_a_sale_is_served_between_two_slices(

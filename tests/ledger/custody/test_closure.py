@@ -13,14 +13,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from api.app import create_app
 from api.runtime import run_command
 from ledger.auth import LOCAL_OPERATOR
+from ledger.db import job_queries
 from ledger.flows import closure
 from ledger.flows.closure import CloseMerchant, ContinueClosure
 from tests.support.custody import check_custody_identity, custodied, largest_remainder
 from tests.support.db import nothing_written
 from tests.support.driver import Driver
-from tests.support.http import assert_problem
+from tests.support.http import assert_problem, wait_done
 
 MONDAY = date(2026, 3, 2)
 HEADER = ["end_to_end_id", "card_id", "consumer_id", "claim_fen", "payout_fen",
@@ -315,3 +317,42 @@ def test_a_closing_merchants_cards_are_refunded_by_its_closure_alone(
             assert_problem(r, 422, code="refused", detail_has="the merchant is closing")
     custody.ok("POST", f"/v1/merchants/{m['id']}/close", custody.operator)
     assert sorted(closure_refunds(engine, m["id"])) == sorted(cards)
+
+
+def test_the_service_resumes_an_interrupted_closure_when_it_starts(
+        app_client: TestClient, engine: Engine, custody: Driver) -> None:
+    m, _, cards = sold_cards(custody, 5)
+    planned = run_command(engine, CloseMerchant(LOCAL_OPERATOR, m["id"]), 200)
+    run_command(engine, ContinueClosure(LOCAL_OPERATOR, m["id"], 2), 200)  # then a stop
+    job_id = planned["job"]["job_id"]
+
+    with TestClient(create_app(engine)) as restarted:  # its start resumes the job
+        job = wait_done(restarted, f"/v1/jobs/{job_id}", custody.operator)
+
+    assert (job["kind"], job["status"]) == ("closure", "done")
+    assert (job["progress"]["done"], job["progress"]["total"]) == (5, 5)
+    assert job["result"]["cards"] == 5 and len(set(job["result"]["refunds"])) == 5
+    assert sorted(closure_refunds(engine, m["id"])) == sorted(cards)  # each card once
+    assert custody.ok("GET", f"/v1/merchants/{m['id']}", custody.operator)["status"] == "closed"
+
+
+def test_a_job_refused_for_good_ends_failed_with_its_problem_and_is_not_resumed(
+        app_client: TestClient, engine: Engine, owner_engine: Engine, custody: Driver) -> None:
+    """A refusal that will not go away (here: the closure of a merchant there is not, as a
+    row left by hand would be): the job ends `failed`, its problem in its result."""
+    with owner_engine.begin() as conn:
+        job_id = conn.execute(text(
+            "INSERT INTO jobs (kind, key, status, done, total, slices, created_by, created_at,"
+            " updated_at, state) VALUES ('closure', 'NO-SUCH-MERCHANT', 'running', 0, 1, 0, 0,"
+            " now(), now(), '{}') RETURNING id")).scalar_one()
+
+    with TestClient(create_app(engine)) as restarted:  # its start tries to resume the job
+        job = wait_done(restarted, f"/v1/jobs/{job_id}", custody.operator)
+
+    assert job["status"] == "failed"
+    problem = job["result"]["problem"]
+    assert (problem["status"], problem["code"], problem["field"]) == \
+        (404, "not_found", "merchant_id")
+    assert "NO-SUCH-MERCHANT" in problem["detail"]
+    with engine.connect() as conn:
+        assert job_id not in [j.id for j in job_queries.running(conn)]  # no start resumes it

@@ -4,6 +4,7 @@ outage, and the same writer serves again when the database is back (docs/reliabi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -23,15 +24,19 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
+from api.jobs import JobAt, run_job
 from api.runtime import Database, ensure_default_rule_sets, migrate
 from ledger import limits
-from ledger.auth import Role
+from ledger.auth import Principal, Role
+from ledger.db import job_queries
 from ledger.db.embedded import EmbeddedPostgres
 from ledger.db.engine import make_engine
 from ledger.db.outage import connection_lost
 from ledger.db.script import Script
 from ledger.db.writer import Writer, WriteRequest
-from ledger.errors import DatabaseUnavailable, Recorded
+from ledger.errors import DatabaseUnavailable, NotFound, Recorded
+from ledger.flows.closure import closure_steps
+from ledger.jobs import JobStatus
 from ledger.service import OpenAccount
 from tests.support import testdb
 from tests.support.db import issue_key, open_account, rows
@@ -347,3 +352,36 @@ def test_the_writers_new_connection_to_a_silent_database_gives_up_within_connect
         assert "timeout expired" in answer.cause
     assert max(waits_s) < limits.database_connect_timeout_s + bound_slack_s
     assert isinstance(after, int) and running
+
+
+def test_a_job_whose_slice_meets_the_database_away_stays_running_to_resume(
+        own_cluster: tuple[Path, Engine]) -> None:
+    """An outage is not a refusal (api/jobs.py `run_job`): the job stays `running`, to resume;
+    the same job refused for good once the database is back ends `failed`."""
+    home, engine = own_cluster
+    with engine.begin() as conn:  # a closure job left running, of a merchant there is not
+        job_id = conn.execute(text(
+            "INSERT INTO jobs (kind, key, status, done, total, slices, created_by, created_at,"
+            " updated_at, state) VALUES ('closure', 'NO-SUCH-MERCHANT', 'running', 0, 1, 0, 0,"
+            " now(), now(), '{}') RETURNING id")).scalar_one()
+    who = Principal(0, Role.operator)
+    writer = Writer(engine)
+    writer.start()
+    try:
+        testdb.stop(home)
+        steps = closure_steps(who, "NO-SUCH-MERCHANT")
+        with pytest.raises(DatabaseUnavailable):
+            asyncio.run(run_job(writer, who, steps, next(steps), JobAt(job_id)))
+        testdb.start(home)
+        with engine.connect() as conn:
+            away = job_queries.job(conn, job_id)
+        steps = closure_steps(who, "NO-SUCH-MERCHANT")
+        with pytest.raises(NotFound):
+            asyncio.run(run_job(writer, who, steps, next(steps), JobAt(job_id)))
+    finally:
+        writer.stop()
+    with engine.connect() as conn:
+        refused = job_queries.job(conn, job_id)
+    assert away is not None and (away.status, away.result) == (JobStatus.running, None)
+    assert refused is not None and refused.status is JobStatus.failed
+    assert refused.result is not None and refused.result["problem"]["status"] == 404
