@@ -13,9 +13,13 @@ a role of its own, TEST_SERVICE_ROLE, which needs an owner allowed to create rol
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import shutil
 import sys
+import tempfile
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +60,20 @@ def start(home: Path) -> Server:
     cluster = EmbeddedPostgres(home, TEST_SETTINGS)
     cluster.start()
     return Server(cluster.owner_url, cluster.service_url)
+
+
+@contextlib.contextmanager
+def own_cluster(prefix: str, settings: Mapping[str, str] = TEST_SETTINGS
+                ) -> Iterator[EmbeddedPostgres]:
+    """An embedded cluster of a test's own in a fresh directory, stopped and removed after."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    made = EmbeddedPostgres(home, dict(settings))
+    try:
+        made.start()
+        yield made
+    finally:
+        made.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def stop(home: Path) -> None:

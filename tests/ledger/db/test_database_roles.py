@@ -25,7 +25,7 @@ from ledger.db import embedded, privileges
 from ledger.db.embedded import OWNER_ROLE, SERVICE_ROLE, EmbeddedPostgres
 from tests.support import testdb
 from tests.support.db import drop_database, pg_error, rolled_back
-from tests.support.testdb import TEST_SETTINGS
+from tests.support.testdb import TEST_SETTINGS, own_cluster
 
 INSUFFICIENT_PRIVILEGE = "42501"
 UNPRIVILEGED_USER, UNPRIVILEGED_GROUP = "nobody", "nogroup"
@@ -184,14 +184,8 @@ def test_an_external_server_gives_the_service_its_url_and_the_owner_the_migratio
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[EmbeddedPostgres]:
     """An embedded cluster of its own (the suite's server may be an external one)."""
-    home = Path(tempfile.mkdtemp(prefix="yufu-roles-"))
-    made = EmbeddedPostgres(home, TEST_SETTINGS)
-    try:
-        made.start()
+    with own_cluster("yufu-roles-", TEST_SETTINGS) as made:
         yield made
-    finally:
-        made.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def connect(cluster: EmbeddedPostgres, role: str, **how: str) -> None:

@@ -6,20 +6,17 @@ says what it recovered; what was committed before the crash is still there."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg2
 import pytest
 
 from ledger.db import embedded
 from ledger.db.embedded import OWNER_ROLE, EmbeddedPostgres
-from tests.support.testdb import TEST_SETTINGS
+from tests.support.testdb import TEST_SETTINGS, own_cluster
 
 kill_settle_s = 0.5
 # A commit must reach the operating system before it is acknowledged (not the suite's
@@ -30,14 +27,8 @@ CRASH_SETTINGS = {**TEST_SETTINGS, "synchronous_commit": "on"}
 
 @pytest.fixture
 def cluster() -> Iterator[EmbeddedPostgres]:
-    home = Path(tempfile.mkdtemp(prefix="yufu-test-crash-"))
-    made = EmbeddedPostgres(home, CRASH_SETTINGS)
-    try:
-        made.start()
+    with own_cluster("yufu-test-crash-", CRASH_SETTINGS) as made:
         yield made
-    finally:
-        made.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def owner_sql(cluster: EmbeddedPostgres, sql: str) -> list[tuple[object, ...]]:
