@@ -22,12 +22,15 @@ from ledger.bank.amounts import AmountFormatError, check_currency_code, fen_from
 from ledger.bank.model import (
     Direction,
     EntryStatus,
+    ParsedFile,
+    RefusedStatement,
     Statement,
     StatementEntry,
     StatementRejected,
     TxDetail,
     check_balances,
     check_statement_size,
+    refused,
 )
 
 COLUMNS: Final = (
@@ -72,6 +75,13 @@ class _Row:
 
 
 def parse_csv(data: bytes) -> list[Statement]:
+    """Every statement of the file, or the first fault raised."""
+    return read_csv(data).strict()
+
+
+def read_csv(data: bytes) -> ParsedFile:
+    """Each account's statement, read or refused (its balances do not add up); a fault in a
+    row refuses the file, since a row's account cannot be trusted either."""
     check_statement_size(data)
     accounts: dict[tuple[str, str], _Account] = {}
     for row in _rows(data):
@@ -81,7 +91,15 @@ def parse_csv(data: bytes) -> list[Statement]:
     if not accounts:
         raise StatementRejected("no rows after the header", field="row 2")
     message_id = "sha256:" + hashlib.sha256(data).hexdigest()
-    return [_statement(group, message_id) for group in accounts.values()]
+    return ParsedFile("csv", tuple(_read(group, message_id) for group in accounts.values()))
+
+
+def _read(group: _Account, message_id: str) -> Statement | RefusedStatement:
+    try:
+        return _statement(group, message_id)
+    except StatementRejected as exc:
+        return refused(f"account {group.account} {group.currency}", exc, group.account,
+                       f"{group.account}:{group.currency}")
 
 
 def _rows(data: bytes) -> Iterator[_Row]:
@@ -185,7 +203,8 @@ def _statement(group: _Account, message_id: str) -> Statement:
         opening_booked_fen=opening[0] if opening else None,
         closing_booked_fen=closing[0] if closing else None,
         closing_date=closing[1] if closing else None, created_at=None,
-        entries=tuple(group.entries))
+        entries=tuple(group.entries), opening_date=opening[1] if opening else None,
+        position=f"account {group.account} {group.currency}")
     check_balances(statement, field=f"account {group.account} {group.currency}")
     return statement
 

@@ -31,11 +31,14 @@ from ledger.bank.camt_values import (
 from ledger.bank.model import (
     Direction,
     EntryStatus,
+    ParsedFile,
+    RefusedStatement,
     Statement,
     StatementEntry,
     StatementRejected,
     TxDetail,
     check_balances,
+    refused,
 )
 from ledger.bank.xmlfile import parse_xml
 from ledger.collector import collector_paused
@@ -56,17 +59,19 @@ _STATUSES: Final = {s.value: s for s in EntryStatus}
 
 
 def parse_camt(data: bytes, kinds: frozenset[str]) -> list[Statement]:
-    """Parse camt.053 and/or camt.054 (`kinds` is a subset of {"053", "054"})."""
-    return statements_from_tree(parse_xml(data), kinds)
+    """Parse camt.053 and/or camt.054 (`kinds` is a subset of {"053", "054"}): every
+    statement, or the first fault raised."""
+    return statements_from_tree(parse_xml(data), kinds).strict()
 
 
-def statements_from_tree(root: Element, kinds: frozenset[str]) -> list[Statement]:
-    """Read an already defused-parsed document; the namespace decides 053 or 054."""
+def statements_from_tree(root: Element, kinds: frozenset[str]) -> ParsedFile:
+    """Read an already defused-parsed document; the namespace decides 053 or 054. Each
+    statement is read or refused with its reason; a fault in the document refuses it whole."""
     with collector_paused():  # the tree's millions of elements: see ledger/collector.py
         return _statements(root, kinds)
 
 
-def _statements(root: Element, kinds: frozenset[str]) -> list[Statement]:
+def _statements(root: Element, kinds: frozenset[str]) -> ParsedFile:
     kind, version, doc = _identify(root, kinds)
     body_name, item_name = _BODIES[kind]
     body = doc.find(doc.kids(root), body_name)
@@ -81,8 +86,20 @@ def _statements(root: Element, kinds: frozenset[str]) -> list[Statement]:
     items = doc.findall(in_body, item_name)
     if not items:
         raise StatementRejected(f"no {item_name} in the file", field=body_name)
-    return [_statement(doc, item, f"{item_name}[{i}]", header, with_balances=kind == "053")
-            for i, item in enumerate(items, 1)]
+    return ParsedFile(header.format, tuple(
+        _read(doc, item, f"{item_name}[{i}]", header, with_balances=kind == "053")
+        for i, item in enumerate(items, 1)))
+
+
+def _read(doc: _Doc, item: Element, where: str, header: _Header,
+          *, with_balances: bool) -> Statement | RefusedStatement:
+    try:
+        return _statement(doc, item, where, header, with_balances=with_balances)
+    except StatementRejected as exc:
+        kids = doc.kids(item)
+        account = doc.text(kids, "Acct/Id/IBAN", where) or doc.text(kids, "Acct/Id/Othr/Id",
+                                                                     where)
+        return refused(where, exc, account, doc.text(kids, "Id", where))
 
 
 # --- the document --------------------------------------------------------------------------
@@ -241,7 +258,7 @@ def _statement(doc: _Doc, item: Element, where: str, header: _Header,
         closing_date=closing.date if closing else None,
         created_at=datetime_of(doc.text(kids, "CreDtTm", where), f"{where}/CreDtTm")
         or header.created_at,
-        entries=entries)
+        entries=entries, opening_date=opening.date if opening else None, position=where)
     check_balances(statement, field=f"{where}/Bal")
     return statement
 

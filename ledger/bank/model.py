@@ -16,10 +16,12 @@ from ledger.errors import LedgerError
 
 
 class StatementRejected(LedgerError):
-    """A statement file that is not accepted as a whole. `field` names where: an element path
-    (`Stmt[1]/Ntry[3]/Amt`), a line (`line 12`) or a CSV row and column (`row 5, amount`).
+    """A statement, or a whole file, that is not accepted. `field` names where: an element
+    path (`Stmt[1]/Ntry[3]/Amt`), a line (`line 12`) or a CSV row and column (`row 5, amount`).
 
-    Nothing partial is ever returned: one bad entry refuses the file.
+    Raised inside one statement of a file of several, it refuses that statement only (the
+    parser reports it as a `RefusedStatement`); raised about the file (not XML, not text, too
+    big), it refuses the file.
     """
 
     code = "statement_rejected"
@@ -40,6 +42,15 @@ class EntryStatus(StrEnum):
     info = "INFO"
 
 
+class StatementKind(StrEnum):
+    """A statement of the day's end (camt.053, MT940: its closing balance is cross-verified)
+    or an interim report during the day (camt.052, MT942: no closing balance, and its lines
+    come again in the day's statement)."""
+
+    final = "final"
+    interim = "interim"
+
+
 @dataclass(frozen=True, slots=True)
 class TxDetail:
     """One underlying transaction of an entry (camt TxDtls; MT940 and CSV have one per entry)."""
@@ -51,6 +62,7 @@ class TxDetail:
     counterparty_name: str | None = None
     counterparty_account: str | None = None
     bank_reference: str | None = None
+    uetr: str | None = None  # SWIFT gpi's unique end-to-end transaction reference (UUID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,7 @@ class StatementEntry:
     reversal: bool
     bank_reference: str | None
     details: tuple[TxDetail, ...]
+    additional_info: str | None = None  # camt AddtlNtryInf, MT940 :86: of a batch
 
     @property
     def signed_fen(self) -> int:
@@ -91,6 +104,53 @@ class Statement:
     closing_date: date | None
     created_at: datetime | None
     entries: tuple[StatementEntry, ...]
+    kind: StatementKind = StatementKind.final
+    opening_date: date | None = None  # the opening balance's date, where the file gives one
+    position: str = ""  # where in the file the statement starts: `Stmt[2]`, `line 40`
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedStatement:
+    """One statement of a file that cannot be read, with why; the file's others still are.
+
+    `account` and `statement_id` are what could be read of it before the fault, if anything.
+    """
+
+    position: str
+    reason: str
+    field: str
+    account: str | None = None
+    statement_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    """A statement file as read: every statement in file order, each read or refused."""
+
+    format: str
+    items: tuple[Statement | RefusedStatement, ...]
+
+    @property
+    def statements(self) -> tuple[Statement, ...]:
+        return tuple(s for s in self.items if isinstance(s, Statement))
+
+    @property
+    def refused(self) -> tuple[RefusedStatement, ...]:
+        return tuple(s for s in self.items if isinstance(s, RefusedStatement))
+
+    def strict(self) -> list[Statement]:
+        """The statements, or the first refusal raised: for a caller that takes a file whole."""
+        for item in self.items:
+            if isinstance(item, RefusedStatement):
+                raise StatementRejected(f"{item.position}: {item.reason}", field=item.field)
+        return list(self.statements)
+
+
+def refused(position: str, exc: StatementRejected, account: str | None = None,
+            statement_id: str | None = None) -> RefusedStatement:
+    """A statement refused by `exc`, which named the field at fault."""
+    return RefusedStatement(position, exc.detail, exc.field or position, account,
+                            statement_id)
 
 
 def booked_movement_fen(entries: tuple[StatementEntry, ...]) -> int:

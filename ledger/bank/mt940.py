@@ -22,12 +22,15 @@ from ledger.bank.amounts import AmountFormatError, check_currency_code, fen_from
 from ledger.bank.model import (
     Direction,
     EntryStatus,
+    ParsedFile,
+    RefusedStatement,
     Statement,
     StatementEntry,
     StatementRejected,
     TxDetail,
     check_balances,
     check_statement_size,
+    refused,
 )
 
 _TAG_RE: Final = re.compile(r":(?P<tag>[0-9]{2}[A-Z]?):(?P<value>.*)")
@@ -68,11 +71,27 @@ class _Field:
 
 
 def parse_mt940(data: bytes) -> list[Statement]:
+    """Every statement of the file, or the first fault raised."""
+    return read_mt940(data).strict()
+
+
+def read_mt940(data: bytes) -> ParsedFile:
+    """Every message of the file, each read or refused with its reason; a fault in the file's
+    text (its encoding, a field outside any message) refuses the file."""
     check_statement_size(data)
     messages = _messages(_text_lines(data))
     if not messages:
         raise StatementRejected("no MT940 statement (:20:) in the file", field="line 1")
-    return [_statement(fields) for fields in messages]
+    return ParsedFile("mt940", tuple(_read(fields) for fields in messages))
+
+
+def _read(fields: list[_Field]) -> Statement | RefusedStatement:
+    try:
+        return _statement(fields)
+    except StatementRejected as exc:
+        known = {f.tag: f.value.strip() for f in fields if f.tag in ("25", "28C", "28")}
+        return refused(fields[0].where, exc, known.get("25"),
+                       known.get("28C") or known.get("28"))
 
 
 # --- lines into fields into messages -------------------------------------------------------
@@ -206,7 +225,7 @@ def _statement(fields: list[_Field]) -> Statement:
         format="mt940", message_id=reference, statement_id=number.value, account=account,
         currency=opening.currency, opening_booked_fen=opening.signed_fen,
         closing_booked_fen=closing.signed_fen, closing_date=closing.date, created_at=None,
-        entries=entries)
+        entries=entries, opening_date=opening.date, position=fields[0].where)
     check_balances(statement, field=closing_field.where)
     return statement
 

@@ -14,11 +14,13 @@ from typing import BinaryIO, Final
 
 from ledger.bank import limits
 from ledger.bank.bankcsv import COLUMNS as CSV_COLUMNS
-from ledger.bank.bankcsv import parse_csv
+from ledger.bank.bankcsv import parse_csv, read_csv
 from ledger.bank.camt import parse_camt, statements_from_tree
 from ledger.bank.model import (
     Direction,
     EntryStatus,
+    ParsedFile,
+    RefusedStatement,
     Statement,
     StatementEntry,
     StatementRejected,
@@ -26,13 +28,15 @@ from ledger.bank.model import (
     booked_movement_fen,
     check_statement_size,
 )
-from ledger.bank.mt940 import parse_mt940
+from ledger.bank.mt940 import parse_mt940, read_mt940
 from ledger.bank.xmlfile import parse_xml
 
 __all__ = [
     "CSV_COLUMNS",
     "Direction",
     "EntryStatus",
+    "ParsedFile",
+    "RefusedStatement",
     "Statement",
     "StatementEntry",
     "StatementRejected",
@@ -44,6 +48,7 @@ __all__ = [
     "parse_camt054",
     "parse_csv",
     "parse_mt940",
+    "read_file",
     "read_statement",
 ]
 
@@ -100,10 +105,18 @@ def detect_format(data: bytes, filename: str | None = None) -> str:
 
 
 def detect_and_parse(data: bytes, filename: str | None = None) -> list[Statement]:
+    """Every statement of the file, or the first fault raised: for a caller that takes a file
+    whole."""
+    return read_file(data, filename).strict()
+
+
+def read_file(data: bytes, filename: str | None = None) -> ParsedFile:
+    """Every statement of the file in file order, each read or refused with its reason; a
+    fault in the file itself (its format, its encoding, its syntax) raises."""
     check_statement_size(data)
     kind = detect_format(data, filename)
     if kind == "camt":
         return statements_from_tree(parse_xml(data), _CAMT_KINDS)
     if kind == "mt940":
-        return parse_mt940(data)
-    return parse_csv(data)
+        return read_mt940(data)
+    return read_csv(data)
