@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -26,13 +26,30 @@ class CrossVerified(Out):
 
 
 class ImportedStatement(Out):
-    account: str
-    statement_id: str
-    merchant_id: str
-    lines: int
-    deposits_cleared_fen: int
-    outcome: dict[str, int] = Field(description="lines by what they matched")
-    cross_verification: CrossVerified | None
+    """One statement of the file, in file order, and what became of it (`status`)."""
+
+    position: str = Field(description="where in the file it starts: `Stmt[2]`, `line 40`")
+    account: str | None
+    statement_id: str | None = Field(description="the bank's own number, which may repeat")
+    status: Literal["imported", "already_imported", "refused"]
+    kind: Literal["final", "interim"] | None = None
+    entries: int | None = None
+    opening_booked_fen: int | None = None
+    closing_booked_fen: int | None = None
+    closing_date: Day | None = None
+    fingerprint: Hex | None = Field(default=None, description="the hash of its content: "
+                                    "the same content is the same statement")
+    reason: str | None = Field(default=None, description="why it was refused")
+    field: str | None = Field(default=None, description="where it was refused")
+    earlier_statement: int | None = Field(default=None, description="already imported: as")
+    earlier_file_id: int | None = Field(default=None, description="already imported: in")
+    statement_ref: int | None = Field(default=None, description="imported: its id")
+    merchant_id: str | None = None
+    lines: int | None = None
+    deposits_cleared_fen: int | None = None
+    outcome: dict[str, int] | None = Field(default=None,
+                                           description="imported: lines by what they matched")
+    cross_verification: CrossVerified | None = None
 
 
 class StatementImport(Out):
@@ -45,6 +62,19 @@ class StatementImport(Out):
     overdue_breaks: list[int] | None = Field(
         default=None, description="breaks opened for sales the bank has not shown by their "
                                   "date (absent on a duplicate)")
+
+
+class StatementsRead(Out):
+    """A file as read, nothing written (`dry_run=true`; `yufu statements parse --json`)."""
+
+    dry_run: bool = True
+    format: str
+    statements: list[dict[str, Any]] = Field(
+        description="every statement in file order, as read (`read`: true, with its balances "
+                    "and entries) or refused (`read`: false, with `reason` and `field`); "
+                    "`import` says what importing the file would make of it")
+    read: int
+    refused: int
 
 
 class PaymentInstruction(Out):

@@ -38,9 +38,10 @@ from api.runtime import (
     settle_heap,
 )
 from api.settings import Settings
+from api.statement_view import parsed_view
 from ledger import limits
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
-from ledger.bank.statements import detect_and_parse, read_statement
+from ledger.bank.statements import read_file, read_statement
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.db import queries
 from ledger.db.embedded import EmbeddedUnavailable
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
                 "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
                 "reconcile": _reconcile, "banks": _banks, "outbox": _outbox,
-                "backup": backup_cli.run, "restore": backup_cli.run}
+                "backup": backup_cli.run, "restore": backup_cli.run,
+                "statements": _statements}
     try:
         return handlers[args.command](args)
     except LedgerError as refusal:  # an expected refusal: say it, no traceback
@@ -115,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     imported = reconcile.add_parser("import", help="import and match a statement file")
     imported.add_argument("file", type=Path)
     imported.add_argument("--bank", required=True, help="the bank id the file comes from")
+    imported.add_argument("--all-or-nothing", action="store_true",
+                          help="refuse the whole file if any statement of it is refused")
+    statements = sub.add_parser("statements", help="statement files, offline").add_subparsers(
+        dest="statements_command", required=True)
+    parse = statements.add_parser("parse", help="show a statement file as read; no database")
+    parse.add_argument("file", type=Path)
+    parse.add_argument("--json", action="store_true", help="as JSON (the default is a summary)")
     return parser
 
 
@@ -280,8 +289,30 @@ def _reconcile(args: argparse.Namespace) -> int:
     """The same file again resumes an import that was interrupted."""
     data = read_statement_file(args.file)
     return _slices(import_steps(StageImport(LOCAL_OPERATOR, args.bank, args.file.name, data,
-                                            china_today(),
-                                            tuple(detect_and_parse(data, args.file.name)))))
+                                            china_today(), read_file(data, args.file.name),
+                                            args.all_or_nothing)))
+
+
+def _statements(args: argparse.Namespace) -> int:
+    """`statements parse`: the file as read, every statement, balance and line; exit 1 when
+    a statement of it is refused (the file as a whole refused exits 2, like any refusal)."""
+    parsed = read_file(read_statement_file(args.file), args.file.name)
+    view = parsed_view(parsed)
+    if args.json:
+        print(json.dumps(view, ensure_ascii=False, indent=2))
+    else:
+        for item in view["statements"]:
+            print(_statement_line(item))
+    return 1 if parsed.refused else 0
+
+
+def _statement_line(item: dict[str, Any]) -> str:
+    if not item["read"]:
+        return f"{item['position']}: refused: {item['reason']} ({item['field']})"
+    return (f"{item['position']}: {item['format']} {item['kind']} account {item['account']} "
+            f"number {item['statement_id']!r}, {len(item['entries'])} entries, opening "
+            f"{item['opening_booked_fen']} fen on {item['opening_date']}, closing "
+            f"{item['closing_booked_fen']} fen on {item['closing_date']}")
 
 
 def _slices(steps: Step) -> int:

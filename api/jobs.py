@@ -29,7 +29,7 @@ from api.metrics import observe_slices
 from api.problems import ledger_problem
 from ledger import limits
 from ledger.auth import Principal, Role
-from ledger.bank.statements import detect_and_parse
+from ledger.bank.statements import read_file
 from ledger.commands import Command
 from ledger.db import job_queries
 from ledger.db.group_commit import Seen, prefetch_idempotency
@@ -246,6 +246,6 @@ async def _steps_of(conn: Connection, who: Principal, job: Job) -> Step:
     if job.kind is JobKind.auto_confirm:
         return auto_confirm_steps(who, date.fromisoformat(job.state["as_of"]))
     filename, data = job_queries.statement_file(conn, job.state["file_id"])
-    statements = await asyncio.to_thread(detect_and_parse, data, filename or None)
+    parsed = await asyncio.to_thread(read_file, data, filename or None)
     return import_steps(StageImport(who, job.state["bank_id"], filename, data,
-                                    date.fromisoformat(job.state["today"]), tuple(statements)))
+                                    date.fromisoformat(job.state["today"]), parsed))

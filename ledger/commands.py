@@ -63,6 +63,7 @@ class IdKind(Enum):
     release = "release"
     refund = "refund"
     statement_file = "statement_file"
+    bank_statement = "bank_statement"
     reconciliation_break = "reconciliation_break"
     consumer_code = "consumer_code"
     job = "job"

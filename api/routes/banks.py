@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
 
 from api.bank_schemas import (
     Breaks,
@@ -18,17 +19,19 @@ from api.bank_schemas import (
     PaymentInstructions,
     ResolvedBreak,
     StatementImport,
+    StatementsRead,
 )
 from api.context import Authed, context_of, write
 from api.jobs import answer_job
 from api.openapi import NOT_BLANK, Responses, job_write, keyed_read, keyed_write
 from api.paging import PageQuery
+from api.statement_view import parsed_view
 from ledger import limits
 from ledger.access import require_bank, require_operator
 from ledger.bank import limits as bank_limits
-from ledger.bank.model import StatementRejected
+from ledger.bank.model import ParsedFile, StatementRejected
 from ledger.bank.payments import build_pain001, build_payment_csv
-from ledger.bank.statements import detect_and_parse
+from ledger.bank.statements import read_file
 from ledger.db import bank_queries as views
 from ledger.db.queries import Page
 from ledger.errors import NotFound
@@ -37,6 +40,7 @@ from ledger.flows.imports import (
     import_steps,
 )
 from ledger.flows.instructions import AcceptInstruction, RejectInstruction, ResolveBreak
+from ledger.flows.sorting import sorted_by
 
 router = APIRouter(prefix="/v1")
 BankId = Annotated[str, Path(min_length=1, max_length=100)]
@@ -91,25 +95,54 @@ class ResolutionIn(BaseModel):
     resolution: str = Field(default="", max_length=reason_chars_max, json_schema_extra=NOT_BLANK)
 
 
+class ImportQuery(BaseModel):
+    filename: str = Field(default="", max_length=200)
+    dry_run: bool = Field(default=False, description="read and sort the file, write nothing: "
+                                                     "the statements as read (200)")
+    all_or_nothing: bool = Field(default=False, description="refuse the whole file if any "
+                                                            "statement of it is refused")
+
+
+def _import_responses() -> dict[str, Any]:
+    options = job_write(413, what="A file of more lines than one slice",
+                        openapi_extra=STATEMENT_FILE)
+    options["responses"][200] = {"model": StatementsRead,
+                                 "description": "`dry_run=true`: the file as read"}
+    return options
+
+
 @router.post("/banks/{bank_id}/statements", status_code=201, response_model=StatementImport,
-             **job_write(413, what="A file of more lines than one slice",
-                         openapi_extra=STATEMENT_FILE))
+             **_import_responses())
 async def import_statement(request: Request, bank_id: BankId, who: Authed,
-                           filename: Annotated[str, Query(max_length=200)] = "") -> JSONResponse:
+                           wanted: Annotated[ImportQuery, Query()]) -> JSONResponse:
     """The statement file as the body (camt.053, camt.054, MT940 or the documented CSV). A
     file of at most one slice's lines is imported at once (201); a bigger one answers 202
-    with the job to poll. The same file sent again resumes an import a crash interrupted."""
+    with the job to poll. The same file sent again resumes an import a crash interrupted.
+    Every statement of the file is imported, named already imported, or refused with its
+    reason; with `all_or_nothing=true` one refusal refuses the file."""
     data = await request.body()
     if len(data) > bank_limits.statement_bytes_max:
         raise StatementRejected(f"file is over the {bank_limits.statement_bytes_max} byte "
                                 "limit", field="file")
     require_bank(who, bank_id)  # before any parsing of what a stranger sent
-    # Parsed here, off the appender: a big file's parse must not hold up every other write.
-    statements = await run_in_threadpool(detect_and_parse, data, filename or None)
+    # Read here, off the appender: a big file's parse must not hold up every other write.
+    parsed = await run_in_threadpool(read_file, data, wanted.filename or None)
     ctx = context_of(request)
-    steps = import_steps(StageImport(who, bank_id, filename, data, ctx.clock(), tuple(statements)),
-                         ctx.import_slice_lines_max)
+    if wanted.dry_run:
+        return JSONResponse(await run_in_threadpool(_dry_run, ctx.engine, bank_id, parsed))
+    stage = StageImport(who, bank_id, wanted.filename, data, ctx.clock(), parsed,
+                        wanted.all_or_nothing)
+    steps = import_steps(stage, ctx.import_slice_lines_max)
     return await answer_job(request, who, steps, ctx.import_slice_lines_max)
+
+
+def _dry_run(engine: Engine, bank_id: str, parsed: ParsedFile) -> dict[str, Any]:
+    """The file as read, and what an import now would make of each statement."""
+    with engine.connect() as conn:
+        accounts = views.merchants_by_account(conn, bank_id)
+        sorted_ = sorted_by(accounts, lambda fps: views.statements_seen(conn, bank_id, fps),
+                            bank_id, parsed)
+    return {"dry_run": True, **parsed_view(parsed, sorted_)}
 
 
 @router.get("/banks/{bank_id}/instructions", response_class=Response,

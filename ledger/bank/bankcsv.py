@@ -198,7 +198,10 @@ def _statement(group: _Account, message_id: str) -> Statement:
     closing = group.balances.get("CLBD")
     statement = Statement(
         format="csv", message_id=message_id,
-        statement_id=f"{group.account}:{group.currency}", account=group.account,
+        # Our CSV has no statement number: a statement is named by its account, currency and
+        # the day its closing balance names (ledger/bank/identity.py says what is the same).
+        statement_id=f"{group.account}:{group.currency}" + (f":{closing[1]}" if closing else ""),
+        account=group.account,
         currency=group.currency,
         opening_booked_fen=opening[0] if opening else None,
         closing_booked_fen=closing[0] if closing else None,

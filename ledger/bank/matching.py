@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Final, NamedTuple
@@ -65,10 +65,7 @@ def lines_of(entries: Sequence[StatementEntry]) -> list[Line]:
             position = (entry.position if len(details) == 1
                         else f"{entry.position}/TxDtls[{index + 1}]")
             if detail.bank_reference is None and entry.bank_reference is not None:
-                detail = TxDetail(detail.amount_fen, detail.end_to_end_id,
-                                  detail.creditor_reference, detail.remittance_unstructured,
-                                  detail.counterparty_name, detail.counterparty_account,
-                                  entry.bank_reference)
+                detail = replace(detail, bank_reference=entry.bank_reference)
             lines.append(Line(position, entry.direction, booked, entry.reversal,
                               detail.amount_fen, day, detail))
     return lines

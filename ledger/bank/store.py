@@ -74,6 +74,35 @@ class StatementFile:
     imported_seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class SeenStatement:
+    """A statement imported before: its id and the file it came in."""
+
+    id: int
+    file_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedStatement:
+    """One statement of a file, as imported (`bank_statements`)."""
+
+    id: int
+    bank_id: str
+    account: str
+    number: str
+    fingerprint: bytes
+    file_id: int
+    position: str
+    kind: str  # ledger.bank.model.StatementKind's value
+    format: str
+    opening_booked_fen: int | None
+    closing_booked_fen: int | None
+    opening_date: date | None
+    closing_date: date | None
+    lines: int
+    imported_seq: int
+
+
 class StatementLine(NamedTuple):
     """One imported line and what it matched: a tuple, as a day's file has 100,000."""
 
@@ -94,6 +123,8 @@ class StatementLine(NamedTuple):
     counterparty: str | None
     matched_kind: str  # ledger.bank.reconciliation.LineKind's value
     matched_ref: str | None
+    statement_ref: int  # its statement (ImportedStatement.id)
+    uetr: str | None
 
 
 class BankStore(Protocol):
@@ -110,9 +141,9 @@ class BankStore(Protocol):
         """The bank's merchants by the custody account each is filed with."""
         ...
 
-    def statements_seen(self, bank_id: str, keys: Collection[tuple[str, str]]
-                        ) -> set[tuple[str, str]]:
-        """Which of these (account, statement id) were imported before."""
+    def statements_seen(self, bank_id: str, fingerprints: Collection[bytes]
+                        ) -> dict[bytes, SeenStatement]:
+        """Which of these statements (by fingerprint) were imported before."""
         ...
 
     def open_items(self, merchant_ids: Collection[str]) -> dict[str, MerchantItems]:
@@ -163,6 +194,11 @@ class BankStore(Protocol):
                      cleared: Mapping[int, int]) -> None:
         """The file, its lines and the deposits they cleared (deposit id -> line id): the
         last thing an import does, after every check, straight to the database."""
+        ...
+
+    def write_statements(self, statements: Sequence[ImportedStatement]) -> None:
+        """A file's statements, straight to the database, after its file and before any of
+        their lines."""
         ...
 
     def write_file(self, file: StatementFile) -> None:

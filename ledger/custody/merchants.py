@@ -11,6 +11,7 @@ from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError
 
 from ledger import limits
+from ledger.bank.accounts import normalise_account
 from ledger.custody.departments import department_for
 from ledger.errors import InvalidInput
 
@@ -67,6 +68,14 @@ def _text(raw: Mapping[str, Any], name: str, chars_max: int) -> str:
     return value.strip()
 
 
+def _custody_account(raw: Mapping[str, Any]) -> str:
+    """Normalised (ledger/bank/accounts.py): a statement's account is compared in that form."""
+    account = normalise_account(_text(raw, "custody_account", bank_account_chars_max))
+    if not account:
+        raise InvalidInput("is only separators", field="custody_account")
+    return account
+
+
 def parse_filing(raw: Mapping[str, Any], default_jurisdiction: str) -> Filing:
     industry = _text(raw, "industry", industry_chars_max)
     department, pending = department_for(industry)
@@ -78,5 +87,5 @@ def parse_filing(raw: Mapping[str, Any], default_jurisdiction: str) -> Filing:
         credit_code=check_credit_code(raw.get("credit_code")),
         industry=industry, department=department, department_pending=pending,
         bank_id=_text(raw, "bank_id", limits.owner_chars_max),
-        custody_account=_text(raw, "custody_account", bank_account_chars_max),
+        custody_account=_custody_account(raw),
         jurisdiction=jurisdiction)

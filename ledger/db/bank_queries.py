@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from ledger.access import (
     bank_scope,
@@ -17,6 +18,7 @@ from ledger.access import (
 from ledger.auth import Principal
 from ledger.bank.payments import PaymentInstruction
 from ledger.bank.reconciliation import BreakStatus
+from ledger.bank.store import SeenStatement
 from ledger.custody.lifecycle import InstructionStatus
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
@@ -141,3 +143,31 @@ def cross_verifications(conn: Connection, principal: Principal, merchant_id: str
 def _plain(row: Any) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, date | datetime) else v)
             for k, v in dict(row).items()}
+
+
+def merchants_by_account(conn: Connection, bank_id: str) -> dict[str, str]:
+    """The bank's merchants by custody account, as an import sorts statements by them."""
+    rows = conn.execute(select(c.Merchant.custody_account, c.Merchant.id)
+                        .where(c.Merchant.bank_id == bank_id)).all()
+    return {str(account): str(merchant_id) for account, merchant_id in rows}
+
+
+def statements_seen(conn: Connection, bank_id: str, fingerprints: list[bytes]
+                    ) -> dict[bytes, SeenStatement]:
+    """Which of these statements (by fingerprint) the bank's files imported before."""
+    if not fingerprints:
+        return {}
+    return seen_statements(conn.execute(statements_seen_query(bank_id, fingerprints)).all())
+
+
+def statements_seen_query(bank_id: str, fingerprints: Collection[bytes]
+                          ) -> Select[bytes, int, int]:
+    """The statements of these fingerprints the bank imported before (and an import's
+    `BankStore.statements_seen`)."""
+    return (select(b.BankStatement.fingerprint, b.BankStatement.id, b.BankStatement.file_id)
+            .where(b.BankStatement.bank_id == bank_id,
+                   b.BankStatement.fingerprint.in_(sorted(set(fingerprints)))))
+
+
+def seen_statements(rows: Sequence[Any]) -> dict[bytes, SeenStatement]:
+    return {bytes(row[0]): SeenStatement(row[1], row[2]) for row in rows}

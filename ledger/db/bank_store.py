@@ -8,12 +8,13 @@ clears them in one UPDATE."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text, tuple_
+from sqlalchemy import and_, or_, select, text
 
 from ledger.bank.reconciliation import (
     Break,
@@ -25,10 +26,12 @@ from ledger.bank.reconciliation import (
 )
 from ledger.bank.store import (
     ImportedFile,
+    ImportedStatement,
     InstructionKind,
     InstructionRef,
     MerchantItems,
     OverdueDeposit,
+    SeenStatement,
     StatementFile,
     StatementLine,
 )
@@ -36,8 +39,9 @@ from ledger.custody.chart import deposit_expected_days
 from ledger.custody.lifecycle import InstructionStatus
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
+from ledger.db.bank_queries import seen_statements, statements_seen_query
 from ledger.db.batch import Batch
-from ledger.db.bulk import copy_binary_row, copy_text
+from ledger.db.bulk import copy_binary_row, copy_rows, copy_text
 from ledger.db.custody_store import load_rows
 from ledger.errors import NotFound, require
 
@@ -46,6 +50,7 @@ INSTRUCTION_TABLES: dict[InstructionKind, Any] = {InstructionKind.release: c.Rel
 FILE_COLUMNS = ("id", "bank_id", "sha256", "format", "filename", "body", "statements", "lines",
                 "imported_seq")
 LINE_COLUMNS = StatementLine._fields
+STATEMENT_COLUMNS = tuple(f.name for f in dataclasses.fields(ImportedStatement))
 NULL = "\\N"  # COPY's text format
 # Fewer lines than this (a slice's) go with the batch's rows; more, by COPY straight to the
 # database (a one-command import of a day's file), which costs the writer's carry.
@@ -83,21 +88,12 @@ class BankRows:
                                 .where(c.Merchant.bank_id == bank_id)).all()
         return {str(row[0]): str(row[1]) for row in rows}
 
-    def statements_seen(self, bank_id: str, keys: Collection[tuple[str, str]]
-                        ) -> set[tuple[str, str]]:
-        """By their lines (the unique index leads with these columns) or, for a statement
-        without lines, by its cross-verification."""
-        if not keys:
-            return set()
-        wanted = list(set(keys))
-        seen: set[tuple[str, str]] = set()
-        for table in (b.StatementLine, b.CrossVerification):
-            rows = self.batch.query(
-                select(table.account, table.statement_id)
-                .where(table.bank_id == bank_id,
-                       tuple_(table.account, table.statement_id).in_(wanted)).distinct()).all()
-            seen.update((account, statement_id) for account, statement_id in rows)
-        return seen
+    def statements_seen(self, bank_id: str, fingerprints: Collection[bytes]
+                        ) -> dict[bytes, SeenStatement]:
+        if not fingerprints:
+            return {}
+        return seen_statements(
+            self.batch.query(statements_seen_query(bank_id, fingerprints)).all())
 
     def open_items(self, merchant_ids: Collection[str]) -> dict[str, MerchantItems]:
         """The instructions (and a refund's card) come into the batch now, in a query per
@@ -260,6 +256,11 @@ class BankRows:
         self.write_file(file)
         self.write_lines(lines, cleared)
 
+    def write_statements(self, statements: Sequence[ImportedStatement]) -> None:
+        conn = self.batch.writing_directly()
+        copy_rows(conn, b.BankStatement.__tablename__, STATEMENT_COLUMNS,
+                  [dataclasses.asdict(s) for s in statements])
+
     def write_file(self, file: StatementFile) -> None:
         conn = self.batch.writing_directly()
         copy_binary_row(conn, b.StatementFile.__tablename__, FILE_COLUMNS, _file_fields(file))
@@ -356,13 +357,13 @@ def _line_copy(line: StatementLine) -> str:
     formatter: a day's file has 100,000 of them, and this costs a fifth as much."""
     (line_id, file_id, bank_id, account, statement_id, position, direction, status, reversal,
      amount_fen, booked, end_to_end_id, creditor_reference, bank_reference, counterparty,
-     matched_kind, matched_ref) = line
+     matched_kind, matched_ref, statement_ref, uetr) = line
     t = _copy_field
     return (f"{line_id}\t{file_id}\t{t(bank_id)}\t{t(account)}\t{t(statement_id)}\t"
             f"{t(position)}\t{direction}\t{status}\t{'t' if reversal else 'f'}\t{amount_fen}\t"
             f"{booked.isoformat() if booked is not None else NULL}\t{t(end_to_end_id)}\t"
             f"{t(creditor_reference)}\t{t(bank_reference)}\t{t(counterparty)}\t"
-            f"{t(matched_kind)}\t{t(matched_ref)}\n")
+            f"{t(matched_kind)}\t{t(matched_ref)}\t{statement_ref}\t{t(uetr)}\n")
 
 
 def _copy_field(value: str | None) -> str:

@@ -26,6 +26,34 @@ class StatementFile(Base):
     imported_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
 
 
+class BankStatement(Base):
+    """One imported statement, unique by its bank and fingerprint (ledger/bank/identity.py):
+    its content, not its number, says whether it was imported before (migration 0013)."""
+
+    __tablename__ = "bank_statements"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    bank_id: Mapped[str]
+    account: Mapped[str]
+    number: Mapped[str]  # the bank's own statement number (:28C:, Stmt/Id), which repeats
+    fingerprint: Mapped[bytes]
+    file_id: Mapped[int] = mapped_column(ForeignKey("statement_files.id"))
+    position: Mapped[str]  # where in its file it starts
+    kind: Mapped[str]
+    format: Mapped[str]
+    opening_booked_fen: Mapped[int | None]
+    closing_booked_fen: Mapped[int | None]
+    opening_date: Mapped[date | None] = mapped_column(Date)
+    closing_date: Mapped[date | None] = mapped_column(Date)
+    lines: Mapped[int]
+    imported_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
+    __table_args__ = (
+        CheckConstraint("kind IN ('final','interim')", name="kind_known"),
+        CheckConstraint("lines >= 0", name="lines_counted"),
+        UniqueConstraint("bank_id", "fingerprint", name="uq_bank_statements_fingerprint"),
+        Index("ix_bank_statements_account", "bank_id", "account", "number"),
+    )
+
+
 class StatementLine(Base):
     """One booked entry (or one detail of a batched entry) and what it matched."""
 
@@ -49,11 +77,15 @@ class StatementLine(Base):
     counterparty: Mapped[str | None]
     matched_kind: Mapped[str | None]
     matched_ref: Mapped[str | None]
+    # -> bank_statements.id, checked once per statement like file_id (migration 0013)
+    statement_ref: Mapped[int]
+    uetr: Mapped[str | None]
     __table_args__ = (
-        UniqueConstraint("bank_id", "account", "statement_id", "position",
-                         name="uq_statement_lines_position"),
+        UniqueConstraint("statement_ref", "position", name="uq_statement_lines_position"),
         CheckConstraint("direction IN ('CRDT','DBIT')", name="direction_known"),
-        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        # A zero-amount line is information the bank gave, kept; it moves nothing.
+        CheckConstraint("amount_fen > 0 OR (amount_fen = 0 AND status = 'NOTB')",
+                        name="amount_counted"),
         Index("ix_statement_lines_refs", "bank_id", "end_to_end_id"),
     )
 

@@ -107,6 +107,11 @@ class CustodyRows:
                                  .where(c.Merchant.credit_code == credit_code)).scalar()
         return None if taken is None else str(taken)
 
+    def custody_account_holder(self, bank_id: str, account: str) -> str | None:
+        held = self.batch.query(select(c.Merchant.id).where(
+            c.Merchant.bank_id == bank_id, c.Merchant.custody_account == account)).scalar()
+        return None if held is None else str(held)
+
     def active_merchant_ids(self, after: str = "", limit: int | None = None) -> list[str]:
         return list(self.batch.query(
             select(c.Merchant.id).where(c.Merchant.status == MerchantStatus.active,

@@ -57,6 +57,8 @@ class Merchant(Base):
     __table_args__ = (
         CheckConstraint("status IN ('active','frozen','closing','closed')", name="status_known"),
         CheckConstraint("tier IN ('blue','yellow','red')", name="tier_known"),
+        # One merchant per custody account at a bank, the account normalised (migration 0013).
+        UniqueConstraint("bank_id", "custody_account", name="uq_merchants_custody_account"),
     )
 
 

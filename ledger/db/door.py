@@ -30,6 +30,7 @@ ID_SEQUENCES: dict[IdKind, str] = {
     IdKind.account: "accounts", IdKind.api_key: "api_keys", IdKind.rule_set: "rule_sets",
     IdKind.consumption: "consumptions", IdKind.release: "release_instructions",
     IdKind.refund: "refund_instructions", IdKind.statement_file: "statement_files",
+    IdKind.bank_statement: "bank_statements",
     IdKind.reconciliation_break: "reconciliation_breaks",
     IdKind.consumer_code: "consumer_codes", IdKind.job: "jobs"}
 

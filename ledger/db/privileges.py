@@ -72,6 +72,7 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     # banks
     "banks": Access.append,  # migration 0010
     "statement_files": Access.append,
+    "bank_statements": Access.append,  # migration 0013: one row per imported statement
     "statement_lines": Access.append,  # COPY only; their matches are written with them
     "cross_verifications": Access.append,
     "expected_deposits": Access.change,  # cleared by statements and confirmations

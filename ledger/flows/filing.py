@@ -55,6 +55,11 @@ class FileMerchant(Command):
         taken = books.custody.credit_code_taken(f.credit_code)
         if taken is not None:
             raise Conflict(f"credit code already filed as merchant {taken}", field="credit_code")
+        holder = books.custody.custody_account_holder(f.bank_id, f.custody_account)
+        if holder is not None:
+            # Statements name the account only: two merchants on it would get each other's.
+            raise Conflict(f"custody account {f.custody_account} at bank {f.bank_id} is "
+                           f"already held by merchant {holder}", field="custody_account")
         rule_set_id, _ = books.custody.latest_rule_set(f.jurisdiction, f.industry)
         merchant_id = new_id("m")
         accounts = {purpose: books.open_account(NewAccount(

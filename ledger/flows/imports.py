@@ -28,21 +28,26 @@ from typing import Any
 from ledger.access import require_bank
 from ledger.auth import Principal
 from ledger.bank.matching import OWN_REFERENCE_RE, Line, lines_of
-from ledger.bank.model import Direction, Statement, StatementEntry
+from ledger.bank.model import Direction, ParsedFile, Statement, StatementEntry
 from ledger.bank.store import MerchantItems, StatementFile
 from ledger.commands import Books, Command, IdKind
-from ledger.errors import InvalidInput, Refused, require
+from ledger.errors import Refused, require
 from ledger.flows.reconcile import Decided, Import, apply_lines
-from ledger.flows.statements import (
+from ledger.flows.sorting import (
+    Sorted,
+    StatementOutcome,
+    check_importable,
     custody_currency,
+    sort_statements,
+)
+from ledger.flows.statements import (
+    check_filename,
     decide_lines,
-    filename_chars_max,
+    duplicate_file,
     flag_overdue,
-    fresh_statements,
-    identified,
     named_items,
     overdue_by,
-    summary,
+    statement_rows,
 )
 from ledger.jobs import Job, JobKind, JobStatus, Step, is_next
 
@@ -56,40 +61,44 @@ class StageImport(Command):
     filename: str
     data: bytes
     today: date
-    statements: tuple[Statement, ...]
+    parsed: ParsedFile
+    all_or_nothing: bool = False
 
     def run(self, books: Books) -> dict[str, Any]:
         require_bank(self.principal, self.bank_id)
-        if len(self.filename) > filename_chars_max:
-            raise InvalidInput(f"must be at most {filename_chars_max} characters",
-                               field="filename")
+        check_filename(self.filename)
         digest = hashlib.sha256(self.data).digest()
         job = books.jobs.by_key(JobKind.statement_import, digest.hex())
         if job is not None and job.status is JobStatus.running:
             return staged(job)
         earlier = books.bank.file_by_hash(digest)
         if earlier is not None:
-            return {"duplicate": True, "file_id": earlier.id, "sha256": digest.hex(),
-                    "journal_seq": earlier.imported_seq, "statements": []}
-        accounts = books.bank.merchants_by_account(self.bank_id)
-        statements = identified(list(self.statements), accounts, self.bank_id)
-        fresh = fresh_statements(books, self.bank_id, statements)  # the last query
+            return duplicate_file(earlier, digest)
+        sorted_ = sort_statements(books, self.bank_id, self.parsed)  # the last query
+        check_importable(sorted_, all_or_nothing=self.all_or_nothing)
         file_id = books.draw_id(IdKind.statement_file)
         entry = books.append("statement.imported", {
             "file_id": file_id, "bank_id": self.bank_id, "sha256": digest.hex(),
-            "format": statements[0].format, "filename": self.filename,
-            "statements": summary(statements, fresh)})
-        plan = _plan(statements, fresh, accounts)
+            "format": self.parsed.format, "filename": self.filename,
+            "statements": [s.view() for s in sorted_]})
+        fresh = [(index, s) for index, s in enumerate(sorted_)
+                 if s.outcome is StatementOutcome.imported]
+        refs = [books.draw_id(IdKind.bank_statement) for _ in fresh]
+        plan = _plan(fresh, refs)
         total = sum(p["lines"] for p in plan)
         job = books.jobs.start(JobKind.statement_import, digest.hex(), total,
                                self.principal.key_id, {
                                    "bank_id": self.bank_id, "file_id": file_id,
                                    "sha256": digest.hex(), "journal_seq": entry.seq,
                                    "today": self.today.isoformat(), "statements": plan,
+                                   "sorted": [s.view() for s in sorted_],
                                    "cursor": [0, 0], "results": [_result(p) for p in plan]})
-        books.bank.write_file(StatementFile(file_id, self.bank_id, digest, statements[0].format,
-                                            self.filename, self.data, len(statements), total,
-                                            entry.seq))  # last: straight to the database
+        # Last, straight to the database: the file, then its statements.
+        books.bank.write_file(StatementFile(file_id, self.bank_id, digest, self.parsed.format,
+                                            self.filename, self.data, len(sorted_), total,
+                                            entry.seq))
+        books.bank.write_statements(statement_rows([s for _, s in fresh], refs, self.bank_id,
+                                                   file_id, entry.seq))
         return staged(job)
 
 
@@ -114,7 +123,7 @@ class ImportSlice(Command):
         # Every query first: a query after the first change would be refused.
         mine = _items(books, plan["merchant_id"], lines)
         decided = Decided(_statement(plan), plan["merchant_id"], lines,
-                          decide_lines(lines, mine), mine)
+                          decide_lines(lines, mine), mine, plan["statement_ref"])
         deposits, instructions = named_items(books, [decided])
         run = Import(books, job.state["bank_id"], date.fromisoformat(job.state["today"]),
                      job.state["file_id"], deposits, instructions)
@@ -150,7 +159,8 @@ class FinishImport(Command):
         run = Import(books, state["bank_id"], date.fromisoformat(state["today"]),
                      state["file_id"], {}, {})
         result = {"duplicate": False, "file_id": state["file_id"], "sha256": state["sha256"],
-                  "journal_seq": state["journal_seq"], "statements": state["results"],
+                  "journal_seq": state["journal_seq"],
+                  "statements": _answers(state["sorted"], state["results"]),
                   "overdue_breaks": flag_overdue(run, overdue)}
         books.jobs.finish(job.id, JobStatus.done, result)
         return result
@@ -161,7 +171,7 @@ def import_steps(stage: StageImport, slice_lines_max: int = import_slice_lines_m
     returns the import's answer. Splitting the lines of a statement happens here, in the
     caller, not in a command: it costs the writer nothing."""
     require(slice_lines_max > 0, "a slice holds a line at least")
-    principal, statements = stage.principal, stage.statements
+    principal, items = stage.principal, stage.parsed.items
     answer = yield stage
     if "job" not in answer:
         return answer  # the file was imported before
@@ -169,7 +179,10 @@ def import_steps(stage: StageImport, slice_lines_max: int = import_slice_lines_m
     while answer["cursor"][0] < len(answer["plan"]):
         number, offset = answer["cursor"]
         if number not in lines:
-            lines = {number: lines_of(statements[answer["plan"][number]["index"]].entries)}
+            item = items[answer["plan"][number]["index"]]
+            require(isinstance(item, Statement), "a planned statement was read")
+            assert isinstance(item, Statement)  # for mypy: required just above
+            lines = {number: lines_of(item.entries)}
         chunk = tuple(lines[number][offset:offset + slice_lines_max])
         answer = yield ImportSlice(principal, answer["job"]["job_id"], (number, offset), chunk)
     return (yield FinishImport(principal, answer["job"]["job_id"]))
@@ -186,14 +199,27 @@ def line_count(entries: Sequence[StatementEntry]) -> int:
     return sum(len(e.details) or 1 for e in entries)
 
 
-def _plan(statements: list[Statement], fresh: list[Statement],
-          accounts: dict[str, str]) -> list[dict[str, Any]]:
-    fresh_ids = {id(s) for s in fresh}
-    return [{"index": index, "format": s.format, "account": s.account,
-             "statement_id": s.statement_id, "merchant_id": accounts[s.account],
-             "lines": line_count(s.entries), "closing_booked_fen": s.closing_booked_fen,
-             "closing_date": s.closing_date.isoformat() if s.closing_date else None}
-            for index, s in enumerate(statements) if id(s) in fresh_ids]
+def _plan(fresh: list[tuple[int, Sorted]], refs: list[int]) -> list[dict[str, Any]]:
+    """The statements to import, each with its place in the file and the id of its row."""
+    plan = []
+    for (index, s), statement_ref in zip(fresh, refs, strict=True):
+        st = s.statement
+        require(st is not None, "an imported statement is read")
+        assert st is not None  # for mypy: required just above
+        plan.append({"index": index, "statement_ref": statement_ref, "format": st.format,
+                     "account": st.account, "statement_id": st.statement_id,
+                     "merchant_id": s.merchant_id, "lines": line_count(st.entries),
+                     "closing_booked_fen": st.closing_booked_fen,
+                     "closing_date": st.closing_date.isoformat() if st.closing_date else None})
+    return plan
+
+
+def _answers(sorted_views: list[dict[str, Any]], results: list[dict[str, Any]]
+             ) -> list[dict[str, Any]]:
+    """Every statement of the file in file order: an imported one with what its lines did."""
+    imported = iter(results)
+    return [{**view, **next(imported)} if view["status"] == StatementOutcome.imported.value
+            else view for view in sorted_views]
 
 
 def _closing(plan: dict[str, Any]) -> date | None:
@@ -210,7 +236,8 @@ def _statement(plan: dict[str, Any]) -> Statement:
 def _result(plan: dict[str, Any]) -> dict[str, Any]:
     """A statement's answer before its first slice."""
     return {"account": plan["account"], "statement_id": plan["statement_id"],
-            "merchant_id": plan["merchant_id"], "lines": 0, "deposits_cleared_fen": 0,
+            "statement_ref": plan["statement_ref"], "merchant_id": plan["merchant_id"],
+            "lines": 0, "deposits_cleared_fen": 0,
             "outcome": {}, "cross_verification": None}
 
 

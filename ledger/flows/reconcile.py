@@ -90,6 +90,7 @@ class Decided:
     lines: list[Line]
     decisions: list[Decision]
     mine: MerchantItems  # what the merchant's lines could match, as the decisions left it
+    statement_ref: int  # its row in bank_statements, which its lines name
 
 
 class About(NamedTuple):
@@ -105,7 +106,8 @@ def reconcile(run: Import, decided: Decided, ids: list[int]) -> dict[str, Any]:
     statement = decided.statement
     applying, cleared, outcome = apply_lines(run, decided, ids)
     return {"account": statement.account, "statement_id": statement.statement_id,
-            "merchant_id": applying.m.id, "lines": len(decided.lines),
+            "statement_ref": decided.statement_ref, "merchant_id": applying.m.id,
+            "lines": len(decided.lines),
             "deposits_cleared_fen": cleared, "outcome": outcome,
             "cross_verification": applying.cross_verify()}
 
@@ -115,7 +117,8 @@ def apply_lines(run: Import, decided: Decided, ids: list[int]
     """Apply a statement's lines, or a slice of them (ledger/flows/imports.py): what it
     cleared in fen, and how many lines of each kind."""
     applying = Applying(run, decided.statement,
-                        run.books.custody.merchant(decided.merchant_id), decided.mine)
+                        run.books.custody.merchant(decided.merchant_id), decided.mine,
+                        decided.statement_ref)
     cleared = applying.clear_deposits(ids, decided.decisions)
     outcome: dict[str, int] = defaultdict(int)
     for line, line_id, decision in zip(decided.lines, ids, decided.decisions, strict=True):
@@ -159,6 +162,7 @@ class Applying:
     statement: Statement
     m: Merchant
     mine: MerchantItems
+    statement_ref: int
 
     def clear_deposits(self, ids: list[int], decisions: list[Decision]) -> int:
         """One clearing transaction per merchant and statement (in chunks), not one per
@@ -315,7 +319,8 @@ class Applying:
             line.position, line.direction.value,
             (LineStatus.booked if line.booked else LineStatus.not_booked).value, line.reversal,
             line.amount_fen, line.booking_date, d.end_to_end_id, d.creditor_reference,
-            d.bank_reference, d.counterparty_name, kind.value, matched_ref)
+            d.bank_reference, d.counterparty_name, kind.value, matched_ref, self.statement_ref,
+            d.uetr)
 
     def cross_verify(self) -> dict[str, Any] | None:
         """交叉验证: the bank's closing booked balance against the ledger's custody cash once

@@ -17,20 +17,27 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from ledger.access import require_bank
 from ledger.auth import Principal
 from ledger.bank.matching import Decision, Line, decide, lines_of, spent
-from ledger.bank.model import Statement
+from ledger.bank.model import ParsedFile
 from ledger.bank.reconciliation import BreakKind
-from ledger.bank.statements import detect_and_parse
-from ledger.bank.store import InstructionRef, MerchantItems, OverdueDeposit, StatementFile
+from ledger.bank.statements import read_file
+from ledger.bank.store import (
+    ImportedFile,
+    ImportedStatement,
+    InstructionRef,
+    MerchantItems,
+    OverdueDeposit,
+    StatementFile,
+)
 from ledger.collector import collector_paused
 from ledger.commands import Books, Command, IdKind
-from ledger.errors import InvalidInput, Refused
+from ledger.errors import InvalidInput, require
 from ledger.flows.reconcile import (
     About,
     Decided,
@@ -39,127 +46,121 @@ from ledger.flows.reconcile import (
     reconcile,
     references_needed,
 )
+from ledger.flows.sorting import (
+    Sorted,
+    StatementOutcome,
+    check_importable,
+    sort_statements,
+)
 
 filename_chars_max = 200
-custody_currency = "CNY"  # every custody account, like every ledger account, is in CNY
 
 
 @dataclass(frozen=True)
 class ImportStatementFile(Command):
-    """Import one statement file. `statements` is the file already parsed (the API parses
-    before it queues the command, so a big file's parse does not hold up every other
-    write); without it the file is parsed here."""
+    """Import one statement file in one command. `parsed` is the file already read (the API
+    reads it before it queues the command, so a big file's parse does not hold up every
+    other write); without it the file is read here."""
 
     principal: Principal
     bank_id: str
     filename: str
     data: bytes
     today: date
-    statements: tuple[Statement, ...] | None = None
+    parsed: ParsedFile | None = None
+    all_or_nothing: bool = False
 
     def run(self, books: Books) -> dict[str, Any]:
         require_bank(self.principal, self.bank_id)
-        if len(self.filename) > filename_chars_max:
-            raise InvalidInput(f"must be at most {filename_chars_max} characters",
-                               field="filename")
-        parsed = list(self.statements) if self.statements is not None \
-            else detect_and_parse(self.data, self.filename or None)
+        check_filename(self.filename)
+        parsed = self.parsed or read_file(self.data, self.filename or None)
         digest = hashlib.sha256(self.data).digest()
         earlier = books.bank.file_by_hash(digest)
         if earlier is not None:
-            return {"duplicate": True, "file_id": earlier.id, "sha256": digest.hex(),
-                    "journal_seq": earlier.imported_seq, "statements": []}
-        accounts = books.bank.merchants_by_account(self.bank_id)
-        statements = identified(parsed, accounts, self.bank_id)
-        fresh = fresh_statements(books, self.bank_id, statements)
+            return duplicate_file(earlier, digest)
+        sorted_ = sort_statements(books, self.bank_id, parsed)
+        check_importable(sorted_, all_or_nothing=self.all_or_nothing)
         with collector_paused():  # the parsed file and its lines: see ledger/collector.py
-            return self._import(books, digest, statements, fresh, accounts)
+            return self._import(books, digest, parsed.format, sorted_)
 
-    def _import(self, books: Books, digest: bytes, statements: list[Statement],
-                fresh: list[Statement], accounts: dict[str, str]) -> dict[str, Any]:
+    def _import(self, books: Books, digest: bytes, file_format: str,
+                sorted_: list[Sorted]) -> dict[str, Any]:
         # Every query first: a query after the first change would be refused.
-        decided = decided_statements(books, fresh, accounts)
+        fresh = [s for s in sorted_ if s.outcome is StatementOutcome.imported]
+        decided = decided_statements(books, fresh)
         deposits, instructions = named_items(books, decided)
         overdue = overdue_deposits(books, decided)
         # Then the changes.
         run = Import(books, self.bank_id, self.today, books.draw_id(IdKind.statement_file),
                      deposits, instructions)
         line_ids = books.bank.line_ids(sum(len(d.lines) for d in decided))
-        file_format = statements[0].format
         entry = books.append("statement.imported", {
             "file_id": run.file_id, "bank_id": self.bank_id, "sha256": digest.hex(),
             "format": file_format, "filename": self.filename,
-            "statements": summary(statements, fresh)})
+            "statements": [s.view() for s in sorted_]})
+        books.bank.write_file(StatementFile(
+            run.file_id, self.bank_id, digest, file_format, self.filename, self.data,
+            len(sorted_), len(line_ids), entry.seq))
+        books.bank.write_statements(statement_rows(
+            fresh, [d.statement_ref for d in decided], self.bank_id, run.file_id, entry.seq))
         results, start = [], 0
         for d in decided:
             results.append(reconcile(run, d, line_ids[start:start + len(d.lines)]))
             start += len(d.lines)
         flagged = flag_overdue(run, overdue)
-        books.bank.write_import(StatementFile(
-            run.file_id, self.bank_id, digest, file_format, self.filename, self.data,
-            len(statements), len(line_ids), entry.seq), run.lines, run.cleared)
+        books.bank.write_lines(run.lines, run.cleared)
         return {"duplicate": False, "file_id": run.file_id, "sha256": digest.hex(),
-                "journal_seq": entry.seq, "statements": results, "overdue_breaks": flagged}
+                "journal_seq": entry.seq, "statements": answers(sorted_, results),
+                "overdue_breaks": flagged}
 
 
-def identified(statements: list[Statement], accounts: dict[str, str],
-               bank_id: str) -> list[Statement]:
-    """Each statement under the custody account it is for, and with an id that names it.
-
-    MT940's `:25:` may be `BIC/account`; our CSV has no statement id of its own (the parser
-    gives `account:currency`), so its statement is the day its closing balance names, or,
-    without one, the file."""
-    named = []
-    for index, s in enumerate(statements):
-        account = s.account if s.account in accounts else s.account.rpartition("/")[2]
-        if account not in accounts:
-            raise Refused(f"account {s.account} is not a custody account held at {bank_id}",
-                          field=f"statements[{index}].account")
-        if s.currency != custody_currency:
-            raise Refused(f"the statement is in {s.currency}; custody accounts are in "
-                          f"{custody_currency}", field=f"statements[{index}].currency")
-        statement_id = s.statement_id
-        if s.format == "csv":
-            day = s.closing_date.isoformat() if s.closing_date else s.message_id
-            statement_id = f"{statement_id}:{day}"
-        named.append(replace(s, account=account, statement_id=statement_id))
-    return named
+def check_filename(filename: str) -> None:
+    if len(filename) > filename_chars_max:
+        raise InvalidInput(f"must be at most {filename_chars_max} characters", field="filename")
 
 
-def fresh_statements(books: Books, bank_id: str, statements: list[Statement]
-                     ) -> list[Statement]:
-    """The statements not imported before (a statement repeated inside the file counts
-    once, too)."""
-    seen = books.bank.statements_seen(bank_id, [(s.account, s.statement_id)
-                                                for s in statements])
-    fresh: list[Statement] = []
-    for s in statements:
-        if (s.account, s.statement_id) not in seen:
-            seen.add((s.account, s.statement_id))
-            fresh.append(s)
-    return fresh
+def duplicate_file(earlier: ImportedFile, digest: bytes) -> dict[str, Any]:
+    """The answer to a file imported before, byte for byte."""
+    return {"duplicate": True, "file_id": earlier.id, "sha256": digest.hex(),
+            "journal_seq": earlier.imported_seq, "statements": []}
 
 
-def summary(statements: list[Statement], fresh: list[Statement]) -> list[dict[str, Any]]:
-    """The file's statements as the import's journal entry names them."""
-    fresh_ids = {id(s) for s in fresh}
-    return [{"account": s.account, "statement_id": s.statement_id,
-             "closing_booked_fen": s.closing_booked_fen,
-             "closing_date": s.closing_date.isoformat() if s.closing_date else None,
-             "entries": len(s.entries), "already_imported": id(s) not in fresh_ids}
-            for s in statements]
+def statement_rows(fresh: Sequence[Sorted], ids: Sequence[int], bank_id: str, file_id: int,
+                   imported_seq: int) -> list[ImportedStatement]:
+    """The `bank_statements` rows of the statements a file imports."""
+    rows = []
+    for s, statement_ref in zip(fresh, ids, strict=True):
+        st = s.statement
+        require(st is not None and s.fingerprint is not None, "an imported statement is read")
+        assert st is not None and s.fingerprint is not None  # for mypy: required just above
+        rows.append(ImportedStatement(
+            statement_ref, bank_id, st.account, st.statement_id, s.fingerprint, file_id,
+            st.position, st.kind.value, st.format, st.opening_booked_fen, st.closing_booked_fen,
+            st.opening_date, st.closing_date, len(lines_of(st.entries)), imported_seq))
+    return rows
 
 
-def decided_statements(books: Books, fresh: list[Statement], accounts: dict[str, str]
-                       ) -> list[Decided]:
-    """Each fresh statement's lines, decided against its merchant's open items."""
-    merchants = [accounts[s.account] for s in fresh]
-    items = books.bank.open_items(set(merchants))
+def answers(sorted_: Sequence[Sorted], results: Sequence[dict[str, Any]]
+            ) -> list[dict[str, Any]]:
+    """Every statement of the file in file order: an imported one with what its lines did."""
+    imported = iter(results)
+    return [{**s.view(), **next(imported)} if s.outcome is StatementOutcome.imported
+            else s.view() for s in sorted_]
+
+
+def decided_statements(books: Books, fresh: list[Sorted]) -> list[Decided]:
+    """Each fresh statement's lines, decided against its merchant's open items, with the id
+    its row will have."""
+    items = books.bank.open_items({s.merchant_id for s in fresh if s.merchant_id})
     decided = []
-    for s, merchant_id in zip(fresh, merchants, strict=True):
-        lines = lines_of(s.entries)
-        decided.append(Decided(s, merchant_id, lines, decide_lines(lines, items[merchant_id]),
-                               items[merchant_id]))
+    for s in fresh:
+        require(s.statement is not None and s.merchant_id is not None,
+                "an imported statement is read and filed")
+        assert s.statement is not None and s.merchant_id is not None  # for mypy
+        lines = lines_of(s.statement.entries)
+        mine = items[s.merchant_id]
+        decided.append(Decided(s.statement, s.merchant_id, lines, decide_lines(lines, mine),
+                               mine, books.draw_id(IdKind.bank_statement)))
     return decided
 
 

@@ -38,7 +38,7 @@ WRITTEN_TABLES = ("journal_entries", "transactions", "postings", "accounts", "ap
                   "products", "cards", "consumptions", "release_instructions",
                   "refund_instructions")
 # Tables an import writes: if none changes (and the head stays), nothing was imported.
-IMPORT_TABLES = ("journal_entries", "statement_files", "statement_lines",
+IMPORT_TABLES = ("journal_entries", "statement_files", "bank_statements", "statement_lines",
                  "reconciliation_breaks", "cross_verifications", "postings")
 ORDER = {"journal_entries": "seq", "transactions": "id", "postings": "transaction_id, idx",
          "merchant_accounts": "merchant_id, purpose", "idempotency_records": "api_key_id, key"}

@@ -54,7 +54,7 @@ def test_a_bank_cannot_import_for_another_bank_nor_another_banks_account(
         as_other = banking.post_statement("B1", statement, headers=banking.bank("B2"))
         at_own = banking.post_statement("B2", statement, headers=banking.bank("B2"))
     assert_problem(as_other, 403, code="forbidden")
-    assert_problem(at_own, 422, field="statements[0].account", code="refused",
+    assert_problem(at_own, 422, field="Stmt[1]", code="statement_rejected",
                    detail_has=f"account {m1.account} is not a custody account held at B2")
 
 

@@ -25,7 +25,7 @@ def _entry_row(**cells: str) -> str:
 def test_the_sample_gives_one_statement_per_account() -> None:
     first, second = parse_csv(sample("statement.csv"))
     assert (first.format, first.account, first.currency) == ("csv", "6226090000000048", "CNY")
-    assert first.statement_id == "6226090000000048:CNY"
+    assert first.statement_id == "6226090000000048:CNY:2024-03-01"  # named by its day
     assert first.message_id is not None and first.message_id.startswith("sha256:")
     assert (first.opening_booked_fen, first.closing_booked_fen) == (10_000_000, 10_073_456)
     assert first.closing_date == date(2024, 3, 1)

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from ledger.auth import Principal, Role
-from ledger.bank.statements import detect_and_parse
+from ledger.bank.statements import read_file
 from ledger.commands import Command
 from ledger.flows.imports import StageImport, import_steps
 from ledger.flows.statements import ImportStatementFile
@@ -39,7 +39,7 @@ def one_command(engine: Engine, data: bytes) -> dict[str, Any]:
 def in_slices(slice_lines_max: int) -> Importer:
     def importer(engine: Engine, data: bytes) -> dict[str, Any]:
         stage = StageImport(OPERATOR, BANK, "s.xml", data, DAY,
-                            tuple(detect_and_parse(data, "s.xml")))
+                            read_file(data, "s.xml"))
         return run_steps(import_steps(stage, slice_lines_max), run_one(engine))
     return importer
 
@@ -144,7 +144,7 @@ def test_an_import_abandoned_between_slices_resumes_and_applies_each_line_once(
     with pytest.raises(Abandoned):
         run_steps(
             import_steps(StageImport(OPERATOR, BANK, "s.xml", data, DAY,
-                                     tuple(detect_and_parse(data, "s.xml"))), 3), crashing)
+                                     read_file(data, "s.xml")), 3), crashing)
     job = row(engine, "SELECT id, status, done, total, slices FROM jobs "
                       "ORDER BY created_at DESC LIMIT 1")
     assert (job["status"], job["done"], job["total"], job["slices"]) == ("running", 6, 12, 2)
@@ -169,7 +169,7 @@ def test_a_slice_sent_twice_applies_once(banking: Banking, engine: Engine) -> No
         return first
 
     answer = run_steps(import_steps(StageImport(OPERATOR, BANK, "s.xml", data, DAY,
-                                                tuple(detect_and_parse(data, "s.xml"))), 5),
+                                                read_file(data, "s.xml")), 5),
                        twice)
     assert [s["lines"] for s in answer["statements"]] == [10, 2]
     assert row(engine, "SELECT count(*) AS n FROM statement_lines WHERE file_id = :f",
@@ -222,7 +222,7 @@ def test_the_service_resumes_an_interrupted_import_when_it_starts(
     expected = reconciled(engine, merchants, one_command(engine, data))
     merchants, data = statement_file(banking)
     steps = import_steps(StageImport(OPERATOR, BANK, "s.xml", data, DAY,
-                                     tuple(detect_and_parse(data, "s.xml"))), 4)
+                                     read_file(data, "s.xml")), 4)
     run = run_one(engine)
     staged = run(next(steps))
     steps.send(run(steps.send(staged)))  # the stage and one slice, then the service stops

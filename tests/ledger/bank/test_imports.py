@@ -48,30 +48,34 @@ def test_the_same_statement_inside_another_file_is_skipped(banking: Banking,
     day_one = Stmt(m.account, "SAME-1", 0, DAY,
                    (entry("CRDT", 10_000, DAY, cref=sale["reference"]),
                     entry("CRDT", 99, DAY, cref="UNKNOWN")))
-    banking.import_file("BANK-DUP", camt053([day_one], message_id="FIRST"))
+    first = banking.import_file("BANK-DUP", camt053([day_one], message_id="FIRST"))
     before = import_state(engine)
 
     # Another file (another message id, no indentation) carrying the same statement only.
     skipped = banking.import_file("BANK-DUP", camt053([day_one], message_id="RESENT",
                                                       pretty=False))
 
-    assert skipped["statements"] == [] and skipped["overdue_breaks"] == []
+    [named] = skipped["statements"]
+    assert (named["statement_id"], named["status"], named["earlier_file_id"]) == (
+        "SAME-1", "already_imported", first["file_id"])
+    assert skipped["overdue_breaks"] == []
     after = import_state(engine)
     # The file is kept and journaled as received; nothing in it is matched again.
     assert {k: after[k] - before[k] for k in after if k != "head"} == {
-        "journal_entries": 1, "statement_files": 1, "statement_lines": 0,
-        "reconciliation_breaks": 0, "cross_verifications": 0, "postings": 0}
+        "journal_entries": 1, "statement_files": 1, "bank_statements": 0,
+        "statement_lines": 0, "reconciliation_breaks": 0, "cross_verifications": 0,
+        "postings": 0}
     [summary] = json.loads(bytes(rows(engine, "SELECT body FROM journal_entries WHERE seq = :s",
                                       s=skipped["journal_seq"])[0]["body"]))["payload"][
         "statements"]
-    assert (summary["statement_id"], summary["already_imported"]) == ("SAME-1", True)
+    assert (summary["statement_id"], summary["status"]) == ("SAME-1", "already_imported")
 
     # With a new statement beside it, only the new one is reconciled.
     day_two = Stmt(m.account, "SAME-2", day_one.closing_fen, NEXT_DAY,
                    (entry("CRDT", 20_000, NEXT_DAY, cref=later["reference"]),))
     both = banking.import_file("BANK-DUP", camt053([day_one, day_two], message_id="BOTH"))
-    assert [(s["statement_id"], s["outcome"]) for s in both["statements"]] == [
-        ("SAME-2", {"deposit": 1})]
+    assert [(s["statement_id"], s["status"], s.get("outcome")) for s in both["statements"]] == [
+        ("SAME-1", "already_imported", None), ("SAME-2", "imported", {"deposit": 1})]
     assert len(banking.open_breaks(m)) == 1
     assert deposit(engine, later["reference"]) == ("cleared", 0)
 
@@ -87,7 +91,8 @@ def test_a_csv_statement_is_the_day_of_its_closing_balance(banking: Banking,
     assert first["statements"][0]["statement_id"] == f"{m.account}:CNY:2026-11-02"
 
     resent = statement_csv([day_one]).replace(b"\n", b"\r\n")  # other bytes, same statement
-    assert banking.import_file("BANK-DUP", resent, filename="d1.csv")["statements"] == []
+    assert [s["status"] for s in banking.import_file("BANK-DUP", resent, filename="d1.csv")[
+        "statements"]] == ["already_imported"]
     day_two = Stmt(m.account, "ignored", 10_000, NEXT_DAY,
                    (entry("CRDT", 20_000, NEXT_DAY, cref=later["reference"]),))
     second = banking.import_file("BANK-DUP", statement_csv([day_two]), filename="d2.csv")

@@ -1,0 +1,139 @@
+"""statement identity: a statement is its content, not its account and number; one custody
+account per merchant at a bank
+
+- `bank_statements`: one row per imported statement, unique by its bank and fingerprint (the
+  hash of its account, number, dates, balances and every line: ledger/bank/identity.py).
+  Keyed on account and number, as before, Rabobank's `:28C:0` of every day made each later
+  day "already imported" and lost its lines. Append-only, like the files.
+- `statement_lines.statement_ref` names its statement; a line's position is unique within its
+  statement (it was unique per account and number, which two different statements share).
+  Checked once per INSERT statement, set-based, like the line's file (migration 0008).
+  Lines imported before this migration get a statement each, per account and number as they
+  were identified then (its fingerprint is of those three: such a statement is never taken
+  for a new one's duplicate, and no two of them were ever distinct).
+- `statement_lines.uetr` keeps SWIFT gpi's end-to-end reference; a zero-amount line is kept
+  as information (status NOTB) rather than refusing the file.
+- `merchants.custody_account` is stored normalised (ledger/bank/accounts.py) and unique per
+  bank: a second merchant filed on the same custody account sent statements to an arbitrary
+  one of the two. The upgrade stops, naming the pair, if existing filings already collide.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-07 21:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0013"
+down_revision: str | None = "0012"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+NORMALISED = "upper(regexp_replace(custody_account, '[[:space:].·-]+', '', 'g'))"
+LEGACY_STATEMENTS = """
+INSERT INTO bank_statements (id, bank_id, account, number, fingerprint, file_id, position,
+                             kind, format, lines, imported_seq)
+SELECT nextval(pg_get_serial_sequence('bank_statements', 'id')), l.bank_id, l.account,
+       l.statement_id,
+       sha256(convert_to('legacy:' || l.bank_id || ':' || l.account || ':' || l.statement_id,
+                         'UTF8')),
+       min(l.file_id), '', 'final', min(f.format), count(*), min(f.imported_seq)
+FROM statement_lines l JOIN statement_files f ON f.id = l.file_id
+GROUP BY l.bank_id, l.account, l.statement_id
+"""
+LEGACY_REFS = """
+UPDATE statement_lines l SET statement_ref = s.id FROM bank_statements s
+WHERE s.bank_id = l.bank_id AND s.account = l.account AND s.number = l.statement_id
+"""
+TRIGGERS = """
+CREATE TRIGGER bank_statements_append_only BEFORE UPDATE OR DELETE ON bank_statements
+  FOR EACH ROW EXECUTE FUNCTION yufu_refuse_change();
+CREATE TRIGGER bank_statements_no_truncate BEFORE TRUNCATE ON bank_statements
+  FOR EACH STATEMENT EXECUTE FUNCTION yufu_refuse_change();
+CREATE TRIGGER statement_lines_name_statements AFTER INSERT ON statement_lines
+  REFERENCING NEW TABLE AS written FOR EACH STATEMENT
+  EXECUTE FUNCTION yufu_written_rows_name_rows(
+    'statement_ref', 'bank_statements', 'a statement line names a statement');
+CREATE TRIGGER statement_lines_statement_fixed BEFORE UPDATE ON statement_lines FOR EACH ROW
+  WHEN (NEW.statement_ref IS DISTINCT FROM OLD.statement_ref)
+  EXECUTE FUNCTION yufu_line_keys_fixed();
+"""
+
+
+def upgrade() -> None:
+    _custody_accounts()
+    op.create_table(
+        "bank_statements",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("bank_id", sa.Text(), nullable=False),
+        sa.Column("account", sa.Text(), nullable=False),
+        sa.Column("number", sa.Text(), nullable=False),
+        sa.Column("fingerprint", sa.LargeBinary(), nullable=False),
+        sa.Column("file_id", sa.BigInteger(), nullable=False),
+        sa.Column("position", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("format", sa.Text(), nullable=False),
+        sa.Column("opening_booked_fen", sa.BigInteger(), nullable=True),
+        sa.Column("closing_booked_fen", sa.BigInteger(), nullable=True),
+        sa.Column("opening_date", sa.Date(), nullable=True),
+        sa.Column("closing_date", sa.Date(), nullable=True),
+        sa.Column("lines", sa.BigInteger(), nullable=False),
+        sa.Column("imported_seq", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint("kind IN ('final','interim')",
+                           name=op.f("ck_bank_statements_kind_known")),
+        sa.CheckConstraint("lines >= 0", name=op.f("ck_bank_statements_lines_counted")),
+        sa.ForeignKeyConstraint(["file_id"], ["statement_files.id"],
+                                name=op.f("fk_bank_statements_file_id_statement_files")),
+        sa.ForeignKeyConstraint(["imported_seq"], ["journal_entries.seq"],
+                                name=op.f("fk_bank_statements_imported_seq_journal_entries"),
+                                initially="DEFERRED", deferrable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bank_statements")),
+        sa.UniqueConstraint("bank_id", "fingerprint", name="uq_bank_statements_fingerprint"),
+    )
+    op.create_index("ix_bank_statements_account", "bank_statements",
+                    ["bank_id", "account", "number"])
+    op.add_column("statement_lines", sa.Column("statement_ref", sa.BigInteger(), nullable=True))
+    op.add_column("statement_lines", sa.Column("uetr", sa.Text(), nullable=True))
+    op.execute(LEGACY_STATEMENTS)
+    op.execute(LEGACY_REFS)
+    op.alter_column("statement_lines", "statement_ref", nullable=False)
+    op.drop_constraint(op.f("uq_statement_lines_position"), "statement_lines", type_="unique")
+    op.create_unique_constraint(op.f("uq_statement_lines_position"), "statement_lines",
+                                ["statement_ref", "position"])
+    op.drop_constraint(op.f("ck_statement_lines_amount_positive"), "statement_lines",
+                       type_="check")
+    op.create_check_constraint("amount_counted", "statement_lines",
+                               "amount_fen > 0 OR (amount_fen = 0 AND status = 'NOTB')")
+    op.execute(TRIGGERS)
+
+
+def _custody_accounts() -> None:
+    clash = op.get_bind().execute(sa.text(
+        f"SELECT bank_id, {NORMALISED} AS account, string_agg(id, ', ' ORDER BY id) "
+        f"FROM merchants GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 1")).first()
+    if clash is not None:
+        raise RuntimeError(f"merchants {clash[2]} share custody account {clash[1]} at bank "
+                           f"{clash[0]}: refile one of them before upgrading")
+    op.execute(f"UPDATE merchants SET custody_account = {NORMALISED} "
+               f"WHERE custody_account <> {NORMALISED}")
+    op.create_unique_constraint(op.f("uq_merchants_custody_account"), "merchants",
+                                ["bank_id", "custody_account"])
+
+
+def downgrade() -> None:
+    op.drop_constraint(op.f("uq_merchants_custody_account"), "merchants", type_="unique")
+    for trigger in ("statement_lines_name_statements", "statement_lines_statement_fixed"):
+        op.execute(f"DROP TRIGGER {trigger} ON statement_lines")
+    op.drop_constraint(op.f("ck_statement_lines_amount_counted"), "statement_lines",
+                       type_="check")
+    op.create_check_constraint("amount_positive", "statement_lines", "amount_fen > 0")
+    op.drop_constraint(op.f("uq_statement_lines_position"), "statement_lines", type_="unique")
+    op.create_unique_constraint(op.f("uq_statement_lines_position"), "statement_lines",
+                                ["bank_id", "account", "statement_id", "position"])
+    op.drop_column("statement_lines", "uetr")
+    op.drop_column("statement_lines", "statement_ref")
+    op.drop_index("ix_bank_statements_account", table_name="bank_statements")
+    op.drop_table("bank_statements")
