@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import mt940  # the `mt-940` package: a test oracle only (pyproject.toml, dev)
 import pytest
+from mt940 import processors
 
 from ledger.bank.model import (
     Direction,
@@ -351,3 +353,97 @@ def test_rabobank_four_days_numbered_0_are_four_statements_with_every_line() -> 
     # the 34,61 debit of 2014-01-06 that identity by number alone lost
     [cost] = statements[2].entries
     assert (cost.amount_fen, cost.direction, cost.value_date) == (3461, D, date(2014, 1, 1))
+
+
+# --- the `mt-940` package as an oracle ------------------------------------------------------
+# What the package cannot read at all (its error), where Yufu reads the file (table above).
+PACKAGE_FAILS: dict[str, str] = {
+    "mt940_jejik_K4262927_20200905-080000-952.txt": "ForwardAvailableBalance",  # :65F:
+    "mt940_oca_test-ing.940": "StatementNumber",  # :28C: wrapped over two lines
+    "mt940_oca_test-sns.940": "Statement",  # a :61: customer reference of 18 characters
+    "mt940_wolph_ASNB_mt940.txt": "Statement",  # the same
+}
+# Each line's statement as the package reports it: it keeps one set of statement fields for
+# the whole file, so each line is given a copy of them as it is read, to group by.
+_PACKAGE_STATEMENT_KEYS = ("transaction_reference", "account_identification", "statement_number",
+                           "final_opening_balance", "intermediate_opening_balance")
+_MOVED_RE = re.compile(r"booked entries (-?[0-9]+) fen")
+_MT942_SUM_RE = re.compile(r"the lines hold ([0-9]+) of ([0-9]+) fen")
+
+
+@dataclass(frozen=True)
+class _PackageLine:
+    signed_fen: int
+    value_date: date
+    account: str | None
+
+
+def _package_statements(data: bytes) -> list[list[_PackageLine]]:
+    """The lines the `mt-940` package reads, grouped into its statements."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    copy_keys = processors.transactions_to_transaction(*_PACKAGE_STATEMENT_KEYS)
+    reader = mt940.models.Transactions(processors={
+        "post_statement": [processors.date_cleanup_post_processor, copy_keys]})
+    reader.parse(text)
+    groups: list[list[_PackageLine]] = []
+    last_key: tuple[str, ...] | None = None
+    for transaction in reader.transactions:
+        key = tuple(str(transaction.data.get(k)) for k in _PACKAGE_STATEMENT_KEYS)
+        if key != last_key:
+            groups.append([])
+            last_key = key
+        amount = transaction.data["amount"].amount
+        groups[-1].append(_PackageLine(int(amount * 100), transaction.data["date"],
+                                       transaction.data.get("account_identification")))
+    return groups
+
+
+@needs_corpus
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_where_the_mt_940_package_reads_a_file_yufu_reads_the_same_lines(name: str) -> None:
+    data = (CORPUS / name).read_bytes()
+    if name in PACKAGE_FAILS:
+        with pytest.raises(RuntimeError, match=PACKAGE_FAILS[name]):
+            _package_statements(data)
+        return
+    theirs = _package_statements(data)
+    # the package has no statement for one without lines
+    ours = [i for i in read_file(data, name).items
+            if isinstance(i, RefusedStatement) or i.entries]
+    assert len(theirs) == len(ours)
+    for package_lines, item in zip(theirs, ours, strict=True):
+        if isinstance(item, Statement):
+            _same_lines(item, package_lines)
+        else:
+            _refusal_borne_out(item, package_lines)
+
+
+def _same_lines(statement: Statement, package_lines: list[_PackageLine]) -> None:
+    assert len(statement.entries) == len(package_lines)
+    for entry, line in zip(statement.entries, package_lines, strict=True):
+        assert entry.value_date == line.value_date
+        if entry.reversal and entry.direction is Direction.debit:
+            # RC, the reversal of a credit, takes money out (SWIFT); the package books it
+            # in. Ours is right: only with it does the statement add up.
+            assert line.signed_fen == -entry.signed_fen
+        else:
+            assert line.signed_fen == entry.signed_fen
+    assert statement.opening_booked_fen is not None
+    assert statement.opening_booked_fen + booked_movement_fen(statement.entries) == \
+        statement.closing_booked_fen
+
+
+def _refusal_borne_out(refusal: RefusedStatement, package_lines: list[_PackageLine]) -> None:
+    """The package reads what Yufu refuses, without checking: its own lines show the reason
+    true."""
+    package_sum = sum(line.signed_fen for line in package_lines)
+    if (moved := _MOVED_RE.search(refusal.reason)) is not None:
+        assert int(moved[1]) == package_sum  # the movement that does not add up
+    elif (mt942 := _MT942_SUM_RE.search(refusal.reason)) is not None:
+        assert (int(mt942[1]), -int(mt942[2])) == (len(package_lines), package_sum)
+    else:
+        assert "expected :25:" in refusal.reason
+        assert {line.account for line in package_lines} == {None}  # lines of no account
