@@ -7,8 +7,9 @@ What a bank puts around and between its messages is skipped: SWIFT blocks (`{1:.
 other text before a message's first field. A message ends at a `-` line (`-}`, ING's `-XXX`),
 at the next `:20:`, or at a second `:25:` (Rabobank writes no `-` between messages).
 
-A `-` line ends the message only where a field, an envelope or the end of the file follows it:
-ING wraps `:86:` text so that a line holds only `-` and the text goes on in the next one.
+Inside a line's `:61:` or `:86:`, a `-` line ends the message only where a field, an envelope or
+the end of the file follows it: ING wraps `:86:` text so that a line holds only `-` and the text
+goes on in the next one.
 """
 
 from __future__ import annotations
@@ -110,9 +111,14 @@ class _Reader:
     def _is_boundary(self, line: str, line_no: int) -> bool:
         """An envelope, a header between messages, or a `-` that ends the message."""
         if _END_RE.fullmatch(line):
-            return not self._open or self._ends_here(line_no)
+            return not self._open or self._closed() or self._ends_here(line_no)
         return bool(_BLOCKS_RE.fullmatch(line)
                     or (not self._open and _HEADER_RE.fullmatch(line)))
+
+    def _closed(self) -> bool:
+        """Past the closing balance, or in a field of one line: a `-` cannot be text."""
+        return self._current[-1].tag not in _MULTILINE_TAGS or any(
+            f.tag in ("62F", "62M") for f in self._current)
 
     def _ends_here(self, line_no: int) -> bool:
         """A `-` ends the message if a field, an envelope or the end of the file is next."""
