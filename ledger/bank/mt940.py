@@ -156,16 +156,14 @@ def _statement(fields: list[Field]) -> Statement:
     _check_tags(fields)
     cursor = _Cursor(fields)
     header = _header(cursor)
-    opening_field = cursor.optional("60F", "60M") if header.kind is StatementKind.interim \
-        else cursor.take("60F", "60M")
+    interim = header.kind is StatementKind.interim  # its balances are optional
+    opening_field = cursor.optional("60F", "60M") if interim else cursor.take("60F", "60M")
     opening = _balance(opening_field) if opening_field is not None else None
     currency = opening.currency if opening is not None else _floor_currency(fields)
     while cursor.optional("86") is not None:
         pass  # information about the statement, before its lines: not about any line
     entries = tuple(_lines_and_info(cursor, currency))
-    closing_tags = ("62F", "62M")
-    closing_field = cursor.optional(*closing_tags) if header.kind is StatementKind.interim \
-        else cursor.take(*closing_tags)
+    closing_field = cursor.optional("62F", "62M") if interim else cursor.take("62F", "62M")
     closing = _balance(closing_field, currency) if closing_field is not None else None
     _after_closing(cursor, currency, entries)
     statement = Statement(
@@ -189,7 +187,7 @@ def _check_tags(fields: list[Field]) -> None:
 
 def _header(cursor: _Cursor) -> _Header:
     reference_field = cursor.optional("20")
-    reference = reference_field.value.strip() or None if reference_field else None
+    reference = (reference_field.value.strip() or None) if reference_field else None
     cursor.optional("21")
     account = _single(cursor.take("25"))
     number = cursor.take("28C", "28")
@@ -348,19 +346,18 @@ def _yymmdd(text: str, where: str) -> date:
 
 def _datetime(f: Field) -> datetime:
     """:13D: YYMMDDhhmm+hhmm, the report's time with its offset from UTC."""
+    shape = f":13D: {f.value[:40]!r} is not YYMMDDhhmm+hhmm"
     match = _DATETIME_RE.fullmatch(f.value.strip())
-    day = _yymmdd(f.value[:6], f.where) if match is not None else None
+    if match is None:
+        raise StatementRejected(shape, field=f.where)
+    day, clock = _yymmdd(match["stamp"][:6], f.where), match["stamp"][6:]
     try:
-        if match is None or day is None:
-            raise ValueError
-        stamp = match["stamp"]
         offset = timedelta(hours=int(match["hh"]), minutes=int(match["mm"]))
         zone = timezone(-offset if match["sign"] == "-" else offset)
-        return datetime(day.year, day.month, day.day, int(stamp[6:8]), int(stamp[8:10]),
+        return datetime(day.year, day.month, day.day, int(clock[:2]), int(clock[2:]),
                         tzinfo=zone)
     except ValueError:
-        raise StatementRejected(f":13D: {f.value[:40]!r} is not YYMMDDhhmm+hhmm",
-                                field=f.where) from None
+        raise StatementRejected(shape, field=f.where) from None
 
 
 def _entry_date(mmdd: str | None, value_date: date, where: str) -> date | None:

@@ -237,3 +237,10 @@ def test_an_mt942_whose_sums_disagree_with_its_lines_is_refused_by_name() -> Non
 def test_a_truly_unknown_field_is_refused_with_its_line() -> None:
     refused(parse_mt940, _statement(":77Z:what").encode(), field="line 5",
             says=":77Z: is not part of MT940")
+
+
+@pytest.mark.parametrize("stamp", ["1610301730", "1610302530+0000", "1610301730+2500",
+                                   "1613301730+0000"])
+def test_a_malformed_13d_is_refused(stamp: str) -> None:
+    data = _text(*MT942_HEAD[:5], f":13D:{stamp}", "-")
+    refused(parse_mt940, data.encode(), field="line 6", says="is not")
