@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Final
 
+from ledger.bank import limits
 from ledger.bank.amounts import AmountFormatError, check_currency_code, fen_from_text
 from ledger.bank.model import (
     Direction,
@@ -51,16 +52,14 @@ _PRIVATE_TAGS: Final = frozenset({"NS"})
 _AFTER_CLOSING_TAGS: Final = ("64", "65", "86", "90D", "90C")
 _BALANCE_RE: Final = re.compile(
     r"(?P<mark>[CD])(?P<date>[0-9]{6})(?P<currency>[A-Z]{3})(?P<amount>[0-9,]{1,15})")
-# A reference of the :61: line. SWIFT says 16x; banks write IBANs (18 and more) there.
-_REFERENCE_CHARS_MAX: Final = 65
 # :61: 6!n[4!n]2a[1!a]15d1!a3!c[16x][//16x]. As banks write it: the entry date blank (four
 # spaces, Citi), a space before the transaction type (Commerzbank), the type's code blank
 # (Sberbank `S   `), the customer reference longer than 16 or missing.
 _LINE_RE: Final = re.compile(
     r"(?P<value_date>[0-9]{6})(?P<entry_date>[0-9]{4}| {4})?(?P<mark>RC|RD|C|D)"
     r"(?P<funds_code>[A-Z])?(?P<amount>[0-9,]{1,15}) ?(?P<type>[A-Z][A-Z0-9 ]{3})"
-    rf"(?P<customer_ref>(?:(?!//).){{0,{_REFERENCE_CHARS_MAX}}})"
-    rf"(?://(?P<bank_ref>.{{0,{_REFERENCE_CHARS_MAX}}}))?")
+    rf"(?P<customer_ref>(?:(?!//).){{0,{limits.mt940_reference_chars_max}}})"
+    rf"(?://(?P<bank_ref>.{{0,{limits.mt940_reference_chars_max}}}))?")
 _STATEMENT_NUMBER_RE: Final = re.compile(r"[0-9]{1,5}(?:/[0-9]{1,5})?")
 _FLOOR_RE: Final = re.compile(r"(?P<currency>[A-Z]{3})(?P<mark>[CD]?)(?P<amount>[0-9,]{1,15})")
 _DATETIME_RE: Final = re.compile(

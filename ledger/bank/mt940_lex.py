@@ -32,9 +32,6 @@ _HEADER_RE: Final = re.compile(
     r"|[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?(?:/94[02])?"  # a BIC: ABNANL2A, ABNANL2A/940
     r"|[0-9]{4} [0-9]{2}[A-Z0-9]{8,20}")  # ING: 0000 01INGBNL2AXXXX00001
 _FRAMING: Final = str.maketrans("", "", "\x01\x03")  # SOH and ETX
-# Lines of text before a message's first field that are none of the known headers: a bank's
-# title line or two. More is not a header but a file that is not MT940.
-header_lines_max: Final = 8
 # Fields whose value runs over lines of its own: :61: (its supplementary details), :86: and
 # a bank's private :NS:. Any other field may wrap once (ING wraps `:28C:0000` / `0`).
 _MULTILINE_TAGS: Final = frozenset({"61", "86", "NS"})
@@ -97,7 +94,7 @@ class _Reader:
             self._continue(line, line_no)
         else:
             self._header_lines += 1
-            if self._header_lines > header_lines_max:
+            if self._header_lines > limits.mt940_header_lines_max:
                 raise StatementRejected(
                     f"{self._header_lines} lines of text outside any message: "
                     f"{line[:40]!r}; an MT940 message starts with :20:", field=f"line {line_no}")

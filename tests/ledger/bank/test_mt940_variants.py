@@ -244,3 +244,12 @@ def test_a_truly_unknown_field_is_refused_with_its_line() -> None:
 def test_a_malformed_13d_is_refused(stamp: str) -> None:
     data = _text(*MT942_HEAD[:5], f":13D:{stamp}", "-")
     refused(parse_mt940, data.encode(), field="line 6", says="is not")
+
+
+def test_a_reference_longer_than_a_line_is_refused() -> None:
+    longest = "R" * 65
+    [entry] = parse_mt940(_statement(f":61:240301C1,00NTRF{longest}",
+                                     closing="C240301CNY101,00").encode())[0].entries
+    assert entry.details[0].end_to_end_id == longest
+    refused(parse_mt940, _statement(f":61:240301C1,00NTRF{longest}R").encode(), field="line 5",
+            says="is not 6!n[4!n]2a")
