@@ -19,6 +19,11 @@ statement_details_max: Final = 1_000_000
 # Any single text value taken from a statement (a name, a reference, remittance text). ISO 20022
 # caps these at 140 characters, MT940 :86: at 6 lines of 65; the slack is for banks that join.
 statement_text_chars_max: Final = 2_000
+# MT940: lines of text before a message's first field that are no known bank header (a title
+# line or two); more is not a header but a file that is not MT940.
+mt940_header_lines_max: Final = 8
+# MT940 :61: references: SWIFT says 16; banks write IBANs and longer there, up to a line.
+mt940_reference_chars_max: Final = 65
 
 # Payment files: instructions per file, and the caller's message id, which must leave room for
 # the "-NNNNN" suffix that makes each PmtInfId (ISO Max35Text) unique within the message.

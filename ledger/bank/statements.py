@@ -28,7 +28,7 @@ from ledger.bank.model import (
     booked_movement_fen,
     check_statement_size,
 )
-from ledger.bank.mt940 import parse_mt940, read_mt940
+from ledger.bank.mt940 import looks_like_mt940, parse_mt940, read_mt940
 from ledger.bank.xmlfile import parse_xml
 
 __all__ = [
@@ -90,7 +90,7 @@ def detect_format(data: bytes, filename: str | None = None) -> str:
     head = data[:_SNIFF_BYTES].removeprefix(b"\xef\xbb\xbf").lstrip()
     if head.startswith(b"<"):
         return "camt"
-    if _MT940_START_RE.match(head):
+    if _MT940_START_RE.match(head) or looks_like_mt940(head):  # after a bank's header lines
         return "mt940"
     first_line = head.split(b"\n", 1)[0].lower()
     if b"account" in first_line and b"direction" in first_line:

@@ -100,10 +100,9 @@ def test_a_funds_code_and_an_intermediate_page() -> None:
     ((":61:240230C1,00NTRFNONREF",), "line 5", "not a date"),
     ((":61:2403011331C1,00NTRFNONREF",), "line 5", "entry date '1331'"),
     ((":61:240301CX1,00NTRFNONREF",), "line 5", "funds code X"),
-    ((":61:240301C0,NTRFNONREF",), "line 5", "must not be zero"),
-    ((":61:240301C1,00NTRFA//B", "one", "two"), "line 7", "at most 2 lines"),
     ((":99:what",), "line 5", ":99: is not part of MT940"),
-    ((":86:info before any line",), "line 5", "expected :62F: or :62M:, found :86:"),
+    ((":64:C240301CNY100,00",), "line 5", "expected :62F: or :62M:, found :64:"),
+    ((":61:240301C1,00NTRFA//B", ":90D:1CNY1,00"), "line 6", "expected :62F: or :62M:"),
 ])
 def test_a_malformed_field_is_refused_with_its_line(body: tuple[str, ...], field: str,
                                                     says: str) -> None:
@@ -134,6 +133,9 @@ def test_a_currency_change_inside_a_statement_is_refused() -> None:
     refused(parse_mt940, data, field="line 5", says="balance in USD")
 
 
-def test_text_outside_a_field_and_extra_lines_are_refused() -> None:
-    refused(parse_mt940, b"hello\r\n:20:X\r\n", field="line 1", says="text outside any field")
-    refused(parse_mt940, _text(":20:REF1", "more"), field="line 2", says=":20: (line 1) has one")
+def test_text_outside_a_message_and_extra_lines_are_refused() -> None:
+    title = [f"title line {n}" for n in range(9)]
+    refused(parse_mt940, _text(*title, ":20:X"), field="line 9",
+            says="9 lines of text outside any message")
+    refused(parse_mt940, _text(":20:REF1", "more", "and more"), field="line 3",
+            says=":20: (line 1) has at most 2 lines")
