@@ -10,11 +10,9 @@ file, are checked field by field.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import mt940  # the `mt-940` package: a test oracle only (pyproject.toml, dev)
 import pytest
@@ -28,22 +26,7 @@ from ledger.bank.model import (
     booked_movement_fen,
 )
 from ledger.bank.statements import read_file
-
-ENV = "YUFU_REAL_STATEMENTS"
-
-
-def corpus_dir() -> Path:
-    """The real statements, beside the repository (../shared) or where YUFU_REAL_STATEMENTS
-    says."""
-    named = os.environ.get(ENV)
-    if named:
-        return Path(named)
-    return Path(__file__).resolve().parents[3] / ".." / "shared" / "real-statements"
-
-
-CORPUS = corpus_dir()
-needs_corpus = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason=f"no real statements at {CORPUS} (set {ENV}, or clone ../shared)")
+from tests.support.corpus import CORPUS, needs_corpus
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from tests.support import ROOT
+from tests.support.corpus import CORPUS, needs_corpus
 from tests.support.custody import credit_code
 from tests.support.db import import_state, nothing_imported, register_bank, rows
 from tests.support.driver import Banking, Merchant
@@ -283,3 +284,31 @@ def test_yufu_statements_parse_prints_the_file_as_read(tmp_path: Path) -> None:
             read["statements"]] == [(True, 350, "line 1"), (False, None, "line 9")]
     assert read["statements"][0]["entries"][0]["details"][0]["end_to_end_id"] == "REF-A"
     assert "balances do not add up" in read["statements"][1]["reason"]
+
+
+@needs_corpus
+def test_rabobanks_four_days_numbered_zero_are_four_statements_all_cross_verified(
+        banking: Banking, engine: Engine) -> None:
+    """The real Rabobank file (OCA's test-rabo.swi) numbers every day `:28C:0`. Keyed on the
+    number, days two to four were "already imported" and the 34,61 debit of 2014-01-06 was
+    lost. Its currency is made CNY here (custody accounts are in CNY); nothing else changes."""
+    banking.set_today(date(2014, 1, 7))
+    m = banking.file("体育健身", "BANK-RABOBANK", custody_account="NL34 RABO 0142 6233 93")
+    banking.bank("BANK-RABOBANK")
+    data = (CORPUS / "mt940_oca_test-rabo.swi").read_bytes().replace(b"EUR", b"CNY")
+
+    body = banking.import_file("BANK-RABOBANK", data, filename="test-rabo.swi")
+
+    assert [(s["status"], s["statement_id"], s["merchant_id"], s["lines"],
+             s["cross_verification"]["closing_date"],
+             s["cross_verification"]["bank_balance_fen"]) for s in body["statements"]] == [
+        ("imported", "0", m["id"], 1, "2014-01-02", 483_352),
+        ("imported", "0", m["id"], 0, "2014-01-03", 483_352),
+        ("imported", "0", m["id"], 1, "2014-01-06", 479_891),
+        ("imported", "0", m["id"], 0, "2014-01-07", 479_891)]
+    assert [(r["direction"], r["amount_fen"], r["booking_date"].isoformat()) for r in rows(
+        engine, "SELECT direction, amount_fen, booking_date FROM statement_lines "
+                "WHERE file_id = :f ORDER BY id", f=body["file_id"])] == [
+        ("CRDT", 40_000, "2014-01-02"), ("DBIT", 3_461, "2014-01-01")]
+    assert len(rows(engine, "SELECT 1 FROM cross_verifications WHERE file_id = :f",
+                    f=body["file_id"])) == 4
