@@ -312,3 +312,27 @@ def test_rabobanks_four_days_numbered_zero_are_four_statements_all_cross_verifie
         ("CRDT", 40_000, "2014-01-02"), ("DBIT", 3_461, "2014-01-01")]
     assert len(rows(engine, "SELECT 1 FROM cross_verifications WHERE file_id = :f",
                     f=body["file_id"])) == 4
+
+
+def test_an_interim_report_is_refused_by_name_and_a_zero_line_kept(banking: Banking,
+                                                                   engine: Engine) -> None:
+    banking.set_today(DAYS[0])
+    m = banking.merchant("BANK-942")
+    interim = "\r\n".join([
+        ":20:INTRADAY1", f":25:{m.account}", ":28C:1", ":34F:CNY0,", ":13D:2611021200+0800",
+        ":61:2611021102C100,NTRFREF-1", ":86:intraday credit", ":90C:1CNY100,", "-"]) + "\r\n"
+    with nothing_imported(banking.client, engine):
+        refused = banking.post_statement("BANK-942", interim.encode(), filename="day.942")
+    assert refused.status_code == 422, refused.text
+    assert "an interim report (camt.052, MT942) is not imported" in refused.json()["detail"]
+
+    # A day's statement with a zero-amount line: read as information, stored, moving nothing.
+    day = _mt940_day(m.account, "1", 0, 0, DAYS[0], [("C", 0, "FEE-WAIVED")])
+    body = banking.import_file("BANK-942", _mt940(day), filename="zero.sta")
+    [statement] = body["statements"]
+    assert (statement["status"], statement["outcome"],
+            statement["cross_verification"]["result"]) == (
+        "imported", {"not_booked": 1}, "match")
+    assert [(r["amount_fen"], r["status"]) for r in rows(
+        engine, "SELECT amount_fen, status FROM statement_lines WHERE file_id = :f",
+        f=body["file_id"])] == [(0, "NOTB")]
