@@ -52,12 +52,12 @@ __all__ = [
     "read_statement",
 ]
 
-_CAMT_KINDS: Final = frozenset({"053", "054"})
+_CAMT_KINDS: Final = frozenset({"052", "053", "054"})
 _MT940_START_RE: Final = re.compile(rb"(?:\{1:|:20:)")
 _SNIFF_BYTES: Final = 4096
 _EXTENSIONS: Final = {
     "xml": "camt", "053": "camt", "054": "camt", "camt": "camt",
-    "sta": "mt940", "940": "mt940", "mt940": "mt940", "csv": "csv"}
+    "sta": "mt940", "940": "mt940", "mt940": "mt940", "csv": "csv", "052": "camt"}
 
 
 def parse_camt053(data: bytes) -> list[Statement]:
