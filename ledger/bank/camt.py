@@ -377,7 +377,7 @@ class _EntryReader:
         entry: one that does not has lost a transaction, or nets charges or mixed directions
         that we cannot attribute, and is refused rather than half-matched. A batch none of
         whose details gives an amount (banks that list a batch's payers without splitting
-        it) is one detail of the entry's amount: see `merged`."""
+        it) is one detail of the entry's amount: see `_merged`."""
         doc = self.doc
         blocks = ntry.get(doc.tag("NtryDtls"))
         if blocks is None:
@@ -390,7 +390,7 @@ class _EntryReader:
         if len(located) == 1 and amounts[0] is None:
             amounts = [entry_fen]
         elif len(located) > 1 and all(fen is None for fen in amounts):
-            return (merged([self.detail(tx, path, 0, direction, reversal)
+            return (_merged([self.detail(tx, path, 0, direction, reversal)
                             for path, tx in located], entry_fen),)
         details = tuple([self.detail(tx, path, _given(fen, path), direction, reversal)
                          for (path, tx), fen in zip(located, amounts, strict=True)])
@@ -456,7 +456,7 @@ def _given(fen: int | None, where: str) -> int:
     return fen
 
 
-def merged(details: list[TxDetail], amount_fen: int) -> TxDetail:
+def _merged(details: list[TxDetail], amount_fen: int) -> TxDetail:
     """The details of a batch that gives no amounts, as one detail of the entry's amount.
 
     A reference all of them share is kept (it still matches); references that differ
