@@ -61,7 +61,11 @@ def fen_from_text(text: str, *, mark: str = ".", allow_negative: bool = False,
         raise AmountFormatError(
             f"amount {text[:40]!r} is not {shape} and at most {decimals_max} decimals")
     sign, units, fraction = match.group("sign", "int", "frac")
-    cents = _cents(text, units, fraction or "", decimals_max)
+    cents = fraction or ""
+    # Text of more than two decimals or 18 digits is rare: checked only then (a statement
+    # has 200,000 amounts). Without, amount_fen_max keeps within 18 digits anyway.
+    if len(cents) > _MINOR_DIGITS or len(text) > _AMOUNT_DIGITS_MAX + 1:
+        cents = _cents(text, units, cents, decimals_max)
     if sign and not allow_negative:
         raise AmountFormatError(f"amount {text!r} must not be negative")
     # Whole units and at most two decimals, ASCII digits only (the grammar): exact in

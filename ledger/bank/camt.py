@@ -386,13 +386,20 @@ class _EntryReader:
         located = [(f"{where}/NtryDtls[{i}]/TxDtls[{j}]", doc.kids(tx))
                    for i, block in enumerate(blocks, 1)
                    for j, tx in enumerate(block.findall(tx_tag), 1)]
-        amounts = [_detail_amount(doc, tx, path, self.currency) for path, tx in located]
-        if len(located) == 1 and amounts[0] is None:
-            amounts = [entry_fen]
-        elif len(located) > 1 and all(fen is None for fen in amounts):
-            return (_merged([self.detail(tx, path, 0, direction, reversal)
-                            for path, tx in located], entry_fen),)
-        details = tuple([self.detail(tx, path, _given(fen, path), direction, reversal)
+        given = [_detail_amount(doc, tx, path, self.currency) for path, tx in located]
+        amounts = [fen for fen in given if fen is not None]
+        if len(amounts) < len(given):
+            if len(given) == 1:  # a lone detail is the whole entry
+                amounts = [entry_fen]
+            elif not amounts:
+                return (_merged([self.detail(tx, path, 0, direction, reversal)
+                                 for path, tx in located], entry_fen),)
+            else:
+                raise StatementRejected(
+                    "each transaction detail of a batched entry must give its amount (Amt "
+                    "or AmtDtls/TxAmt/Amt) when any of them does",
+                    field=f"{located[given.index(None)][0]}/Amt")
+        details = tuple([self.detail(tx, path, fen, direction, reversal)
                          for (path, tx), fen in zip(located, amounts, strict=True)])
         total_fen = sum([d.amount_fen for d in details])
         if details and total_fen != entry_fen:
@@ -413,7 +420,10 @@ class _EntryReader:
         # The counterparty is the other side of the original payment: its debtor for money
         # in, its creditor for money out, and the reverse for a reversal of either.
         original_credit = (direction is Direction.credit) != reversal
-        end_to_end_id = doc.text(tx, "Refs/EndToEndId", where)
+        # One Refs (the schema allows no more): its children looked up once, not per path.
+        refs_found = tx.get(doc.tag("Refs"))
+        refs = doc.kids(refs_found[0]) if refs_found else {}
+        end_to_end_id = doc.text(refs, "EndToEndId", where)
         creditor_reference = _first_text(doc, tx, "RmtInf/Strd/CdtrRefInf/Ref", where)
         # Banks that give no Ustrd often put the payment's description in AddtlTxInf (ABN
         # AMRO, the Swiss banks): it is the remittance text then. With a Ustrd it is the
@@ -423,8 +433,7 @@ class _EntryReader:
         name, account = _counterparty(doc, tx, where, "Dbtr" if original_credit else "Cdtr")
         return TxDetail(fen, None if end_to_end_id == _NOT_PROVIDED else end_to_end_id,
                         creditor_reference, remittance, name, account,
-                        doc.text(tx, "Refs/AcctSvcrRef", where),
-                        doc.text(tx, "Refs/UETR", where))
+                        doc.text(refs, "AcctSvcrRef", where), doc.text(refs, "UETR", where))
 
 
 def _counterparty(doc: _Doc, tx: _Kids, where: str, side: str) -> tuple[str | None, str | None]:
@@ -445,15 +454,6 @@ def _detail_amount(doc: _Doc, tx: _Kids, where: str, currency: str) -> int | Non
             same_currency(detail_currency, currency, where, path)
             return fen
     return None
-
-
-def _given(fen: int | None, where: str) -> int:
-    """A batch's detail amount: where some details give one, every one must."""
-    if fen is None:
-        raise StatementRejected("each transaction detail of a batched entry must give its "
-                                "amount (Amt or AmtDtls/TxAmt/Amt) when any of them does",
-                                field=f"{where}/Amt")
-    return fen
 
 
 def _merged(details: list[TxDetail], amount_fen: int) -> TxDetail:
