@@ -1,9 +1,17 @@
-"""ISO 20022 camt.053 (BankToCustomerStatement) and camt.054 (DebitCreditNotification).
+"""ISO 20022 camt.053 (BankToCustomerStatement), camt.054 (DebitCreditNotification) and
+camt.052 (BankToCustomerAccountReport, an interim report during the day).
 
 Versions 001.02 to 001.14 are read by one code path: the elements we need kept their names and
 places across versions, and where they changed we read both forms (entry status as plain code
 up to v06 and as `Sts/Cd` from v07; a related party as `Dbtr/Nm` up to v06 and as `Dbtr/Pty/Nm`
 from v07; a transaction amount as `AmtDtls/TxAmt/Amt` in v02 and as `TxDtls/Amt` from v03).
+
+What banks write beyond the common form, and how it is read (docs/bank-formats.md lists the
+banks): amounts with up to five decimals when they are whole fen; balances of any type, of
+which the opening (OPBD, else PRCD) and closing (CLBD; an interim report's ITBD) booked ones
+are used; a zero-amount entry as information; a batched entry whose details give no amounts
+as one line of the entry's amount; the UETR, the entry's additional information, and a
+detail's additional information as its remittance text when it has no Ustrd.
 
 Every refusal names the element path, 1-based like XPath: `Stmt[1]/Ntry[3]/Amt`.
 """
@@ -35,6 +43,7 @@ from ledger.bank.model import (
     RefusedStatement,
     Statement,
     StatementEntry,
+    StatementKind,
     StatementRejected,
     TxDetail,
     check_balances,
@@ -44,13 +53,25 @@ from ledger.bank.xmlfile import parse_xml
 from ledger.collector import collector_paused
 
 _NAMESPACE_RE: Final = re.compile(
-    r"urn:iso:std:iso:20022:tech:xsd:camt\.(?P<kind>05[34])\.001\.(?P<version>[0-9]{2})")
+    r"urn:iso:std:iso:20022:tech:xsd:camt\.(?P<kind>05[234])\.001\.(?P<version>[0-9]{2})")
 _VERSION_MIN: Final = 2
 _VERSION_MAX: Final = 14
-# Message kind -> (the element under Document, the repeated statement element under it).
-_BODIES: Final = {"053": ("BkToCstmrStmt", "Stmt"), "054": ("BkToCstmrDbtCdtNtfctn", "Ntfctn")}
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    body: str  # the element under Document
+    item: str  # the repeated statement element under it
+    closing_codes: tuple[str, ...]  # the closing balance's type codes by preference; () = none
+    kind: StatementKind
+
+
+_MESSAGES: Final = {
+    "052": _Message("BkToCstmrAcctRpt", "Rpt", ("CLBD", "ITBD"), StatementKind.interim),
+    "053": _Message("BkToCstmrStmt", "Stmt", ("CLBD",), StatementKind.final),
+    "054": _Message("BkToCstmrDbtCdtNtfctn", "Ntfctn", (), StatementKind.final),
+}
 _OPENING_CODES: Final = ("OPBD", "PRCD")  # opening booked; else previously closed booked
-_CLOSING_CODE: Final = "CLBD"
 # ISO 20022's placeholder for "the initiator gave no end-to-end id": matching on it would pair
 # unrelated payments, so it reads as no id at all.
 _NOT_PROVIDED: Final = "NOTPROVIDED"
@@ -73,7 +94,8 @@ def statements_from_tree(root: Element, kinds: frozenset[str]) -> ParsedFile:
 
 def _statements(root: Element, kinds: frozenset[str]) -> ParsedFile:
     kind, version, doc = _identify(root, kinds)
-    body_name, item_name = _BODIES[kind]
+    message = _MESSAGES[kind]
+    body_name, item_name = message.body, message.item
     body = doc.find(doc.kids(root), body_name)
     if body is None:
         raise StatementRejected(f"missing {body_name}", field="Document")
@@ -87,14 +109,14 @@ def _statements(root: Element, kinds: frozenset[str]) -> ParsedFile:
     if not items:
         raise StatementRejected(f"no {item_name} in the file", field=body_name)
     return ParsedFile(header.format, tuple(
-        _read(doc, item, f"{item_name}[{i}]", header, with_balances=kind == "053")
+        _read(doc, item, f"{item_name}[{i}]", header, message)
         for i, item in enumerate(items, 1)))
 
 
 def _read(doc: _Doc, item: Element, where: str, header: _Header,
-          *, with_balances: bool) -> Statement | RefusedStatement:
+          message: _Message) -> Statement | RefusedStatement:
     try:
-        return _statement(doc, item, where, header, with_balances=with_balances)
+        return _statement(doc, item, where, header, message)
     except StatementRejected as exc:
         kids = doc.kids(item)
         account = doc.text(kids, "Acct/Id/IBAN", where) or doc.text(kids, "Acct/Id/Othr/Id",
@@ -233,9 +255,10 @@ def _check_counts(doc: _Doc, body: Element, in_body: _Kids, item_name: str) -> N
 
 # --- one statement -------------------------------------------------------------------------
 def _statement(doc: _Doc, item: Element, where: str, header: _Header,
-               *, with_balances: bool) -> Statement:
+               message: _Message) -> Statement:
     kids = doc.kids(item)
-    balances = _balances(doc, kids, where) if with_balances else {}
+    wanted = (*_OPENING_CODES, *message.closing_codes) if message.closing_codes else ()
+    balances = _balances(doc, kids, where, wanted)
     currency = _account_currency(doc, kids, where, balances)
     for code, balance in balances.items():
         if balance.currency != currency:
@@ -243,7 +266,7 @@ def _statement(doc: _Doc, item: Element, where: str, header: _Header,
                 f"{code} balance is in {balance.currency}, the account in {currency}",
                 field=f"{balance.path}/Amt")
     opening = next((balances[c] for c in _OPENING_CODES if c in balances), None)
-    closing = balances.get(_CLOSING_CODE)
+    closing = next((balances[c] for c in message.closing_codes if c in balances), None)
     reader = _EntryReader(doc, currency)
     entries = tuple(reader.entry(doc.kids(ntry), f"{where}/Ntry[{i}]")
                     for i, ntry in enumerate(doc.findall(kids, "Ntry"), 1))
@@ -258,7 +281,8 @@ def _statement(doc: _Doc, item: Element, where: str, header: _Header,
         closing_date=closing.date if closing else None,
         created_at=datetime_of(doc.text(kids, "CreDtTm", where), f"{where}/CreDtTm")
         or header.created_at,
-        entries=entries, opening_date=opening.date if opening else None, position=where)
+        entries=entries, kind=message.kind, opening_date=opening.date if opening else None,
+        position=where)
     check_balances(statement, field=f"{where}/Bal")
     return statement
 
@@ -271,14 +295,16 @@ class _Balance:
     date: date
 
 
-def _balances(doc: _Doc, kids: _Kids, where: str) -> dict[str, _Balance]:
-    """The opening and closing booked balances by type code; other types are not needed."""
+def _balances(doc: _Doc, kids: _Kids, where: str, wanted: tuple[str, ...]
+              ) -> dict[str, _Balance]:
+    """The balances of the `wanted` type codes (opening and closing booked), by code; the
+    others (available, forward, information, a proprietary type) are not needed."""
     found: dict[str, _Balance] = {}
     for i, element in enumerate(doc.findall(kids, "Bal"), 1):
         path = f"{where}/Bal[{i}]"
         bal = doc.kids(element)
         code = doc.text(bal, "Tp/CdOrPrtry/Cd", path)  # None for a proprietary type
-        if code not in (*_OPENING_CODES, _CLOSING_CODE):
+        if code not in wanted:
             continue
         if code in found:
             raise StatementRejected(f"a second {code} balance", field=f"{path}/Tp")
@@ -330,34 +356,51 @@ class _EntryReader:
 
     def entry(self, ntry: _Kids, where: str) -> StatementEntry:
         doc = self.doc
-        fen, entry_currency = _amount(doc, ntry, "Amt", where)
+        fen, entry_currency = _amount(doc, ntry, "Amt", where, allow_zero=True)
         same_currency(entry_currency, self.currency, where, "Amt")
         direction = direction_of(doc.required(ntry, "CdtDbtInd", where), where)
         reversal = reversal_of(doc.text(ntry, "RvslInd", where), where)
-        status = _status(doc, ntry, where)
+        # A zero-amount entry (a fee waived, a returned nothing) moves no money: it is kept
+        # as information rather than refusing its statement.
+        status = _status(doc, ntry, where) if fen else EntryStatus.info
         booked_on = _date_choice(doc, ntry, "BookgDt", where)
         valued_on = _date_choice(doc, ntry, "ValDt", where)
         bank_reference = doc.text(ntry, "AcctSvcrRef", where)
         return StatementEntry(where, fen, direction, status, booked_on, valued_on, reversal,
                               bank_reference,
-                              self.details(ntry, where, fen, direction, reversal))
+                              self.details(ntry, where, fen, direction, reversal),
+                              doc.text(ntry, "AddtlNtryInf", where))
 
     def details(self, ntry: _Kids, where: str, entry_fen: int, direction: Direction,
                 reversal: bool) -> tuple[TxDetail, ...]:
         """The entry's TxDtls, across every NtryDtls. A batch's details must add up to the
         entry: one that does not has lost a transaction, or nets charges or mixed directions
-        that we cannot attribute, and is refused rather than half-matched."""
+        that we cannot attribute, and is refused rather than half-matched. A batch none of
+        whose details gives an amount (banks that list a batch's payers without splitting
+        it) is one detail of the entry's amount: see `_merged`."""
         doc = self.doc
         blocks = ntry.get(doc.tag("NtryDtls"))
         if blocks is None:
             return ()
         tx_tag = doc.tag("TxDtls")
-        located = [(f"{where}/NtryDtls[{i}]/TxDtls[{j}]", tx)
+        located = [(f"{where}/NtryDtls[{i}]/TxDtls[{j}]", doc.kids(tx))
                    for i, block in enumerate(blocks, 1)
                    for j, tx in enumerate(block.findall(tx_tag), 1)]
-        lone_fen = entry_fen if len(located) == 1 else None
-        details = tuple([self.detail(doc.kids(tx), path, lone_fen, direction, reversal)
-                         for path, tx in located])
+        given = [_detail_amount(doc, tx, path, self.currency) for path, tx in located]
+        amounts = [fen for fen in given if fen is not None]
+        if len(amounts) < len(given):
+            if len(given) == 1:  # a lone detail is the whole entry
+                amounts = [entry_fen]
+            elif not amounts:
+                return (_merged([self.detail(tx, path, 0, direction, reversal)
+                                 for path, tx in located], entry_fen),)
+            else:
+                raise StatementRejected(
+                    "each transaction detail of a batched entry must give its amount (Amt "
+                    "or AmtDtls/TxAmt/Amt) when any of them does",
+                    field=f"{located[given.index(None)][0]}/Amt")
+        details = tuple([self.detail(tx, path, fen, direction, reversal)
+                         for (path, tx), fen in zip(located, amounts, strict=True)])
         total_fen = sum([d.amount_fen for d in details])
         if details and total_fen != entry_fen:
             raise StatementRejected(
@@ -365,10 +408,9 @@ class _EntryReader:
                 f"is {entry_fen} fen", field=f"{where}/NtryDtls")
         return details
 
-    def detail(self, tx: _Kids, where: str, lone_fen: int | None, direction: Direction,
+    def detail(self, tx: _Kids, where: str, fen: int, direction: Direction,
                reversal: bool) -> TxDetail:
         doc = self.doc
-        fen = _detail_amount(doc, tx, where, self.currency, lone_fen)
         detail_direction = doc.text(tx, "CdtDbtInd", where)
         if detail_direction is not None and \
                 direction_of(detail_direction, where) is not direction:
@@ -378,13 +420,20 @@ class _EntryReader:
         # The counterparty is the other side of the original payment: its debtor for money
         # in, its creditor for money out, and the reverse for a reversal of either.
         original_credit = (direction is Direction.credit) != reversal
-        end_to_end_id = doc.text(tx, "Refs/EndToEndId", where)
+        # One Refs (the schema allows no more): its children looked up once, not per path.
+        refs_found = tx.get(doc.tag("Refs"))
+        refs = doc.kids(refs_found[0]) if refs_found else {}
+        end_to_end_id = doc.text(refs, "EndToEndId", where)
         creditor_reference = _first_text(doc, tx, "RmtInf/Strd/CdtrRefInf/Ref", where)
-        remittance = _joined_text(doc, tx, "RmtInf/Ustrd", where)
+        # Banks that give no Ustrd often put the payment's description in AddtlTxInf (ABN
+        # AMRO, the Swiss banks): it is the remittance text then. With a Ustrd it is the
+        # bank's own note, mostly a copy, and not kept.
+        remittance = _joined_text(doc, tx, "RmtInf/Ustrd", where) \
+            or doc.text(tx, "AddtlTxInf", where)
         name, account = _counterparty(doc, tx, where, "Dbtr" if original_credit else "Cdtr")
         return TxDetail(fen, None if end_to_end_id == _NOT_PROVIDED else end_to_end_id,
                         creditor_reference, remittance, name, account,
-                        doc.text(tx, "Refs/AcctSvcrRef", where))
+                        doc.text(refs, "AcctSvcrRef", where), doc.text(refs, "UETR", where))
 
 
 def _counterparty(doc: _Doc, tx: _Kids, where: str, side: str) -> tuple[str | None, str | None]:
@@ -396,18 +445,54 @@ def _counterparty(doc: _Doc, tx: _Kids, where: str, side: str) -> tuple[str | No
     return name, _account_id(doc, tx, f"RltdPties/{side}Acct", where)
 
 
-def _detail_amount(doc: _Doc, tx: _Kids, where: str, currency: str,
-                   lone_fen: int | None) -> int:
+def _detail_amount(doc: _Doc, tx: _Kids, where: str, currency: str) -> int | None:
+    """The detail's amount in the account's currency, or None where it gives none."""
     for path in ("Amt", "AmtDtls/TxAmt/Amt"):
         node = doc.find(tx, path)
         if node is not None:
-            fen, detail_currency = amount_of(node, where, path)
+            fen, detail_currency = amount_of(node, where, path, allow_zero=True)
             same_currency(detail_currency, currency, where, path)
             return fen
-    if lone_fen is None:
-        raise StatementRejected("each transaction detail of a batched entry must give its "
-                                "amount (Amt or AmtDtls/TxAmt/Amt)", field=f"{where}/Amt")
-    return lone_fen
+    return None
+
+
+def _merged(details: list[TxDetail], amount_fen: int) -> TxDetail:
+    """The details of a batch that gives no amounts, as one detail of the entry's amount.
+
+    A reference all of them share is kept (it still matches); references that differ
+    cannot each be matched to an amount, so they are not kept as references but listed in
+    the remittance text, with every detail's own text, so nothing the bank said is lost.
+    """
+    def one(values: list[str | None]) -> str | None:
+        distinct = list(dict.fromkeys(v for v in values if v))
+        return distinct[0] if len(distinct) == 1 else None
+
+    def listed(values: list[str | None]) -> list[str]:
+        distinct = list(dict.fromkeys(v for v in values if v))
+        return distinct if len(distinct) > 1 else []
+
+    e2e = [d.end_to_end_id for d in details]
+    cref = [d.creditor_reference for d in details]
+    texts = [*dict.fromkeys(d.remittance_unstructured for d in details
+                            if d.remittance_unstructured)]
+    references = [*listed(e2e), *listed(cref)]
+    if references:
+        texts.append("references: " + ", ".join(references))
+    return TxDetail(amount_fen, one(e2e), one(cref), _clipped("; ".join(texts)),
+                    one([d.counterparty_name for d in details]),
+                    one([d.counterparty_account for d in details]),
+                    one([d.bank_reference for d in details]),
+                    one([d.uetr for d in details]))
+
+
+def _clipped(text: str) -> str | None:
+    """Joined text within the bound on one text: a batch of hundreds of payers' notes is
+    cut, saying so, rather than refusing the statement."""
+    if not text:
+        return None
+    limit = limits.statement_text_chars_max
+    marker = " ... (cut)"
+    return text if len(text) <= limit else text[:limit - len(marker)] + marker
 
 
 def _status(doc: _Doc, ntry: _Kids, where: str) -> EntryStatus:

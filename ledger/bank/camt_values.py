@@ -10,10 +10,19 @@ from typing import Final
 from xml.etree.ElementTree import Element
 
 from ledger.bank import limits
-from ledger.bank.amounts import AmountFormatError, check_currency_code, fen_from_text
+from ledger.bank.amounts import (
+    AmountFormatError,
+    check_currency_code,
+    fen_from_text,
+    iso20022_decimals_max,
+)
 from ledger.bank.model import Direction, StatementRejected
 
-_DATE_RE: Final = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:Z|[+-][0-9]{2}:[0-9]{2})?")
+# An ISO date, with an offset (the schema allows one) or, as some banks write it, a time of
+# day: `2025-07-23T00:00:00.000000000` in a Dt is read as the day it names.
+_DATE_RE: Final = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?)?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})?")
 _DAYS_CACHED: Final = 1024  # distinct date texts remembered: a statement has a few days
 _CURRENCIES_CACHED: Final = 64  # currency codes checked and remembered
 # By value, without the Enum call's cost: a big statement reads 300,000 of these.
@@ -23,7 +32,7 @@ _DIRECTIONS: Final = {d.value: d for d in Direction}
 def amount_of(node: Element, where: str, path: str,
                *, allow_zero: bool = False) -> tuple[int, str]:
     try:
-        fen = fen_from_text((node.text or "").strip())
+        fen = fen_from_text((node.text or "").strip(), decimals_max=iso20022_decimals_max)
     except AmountFormatError as exc:
         raise StatementRejected(str(exc), field=path_join(where, path)) from None
     if fen == 0 and not allow_zero:
@@ -79,8 +88,8 @@ def reversal_of(text: str | None, where: str) -> bool:
 
 @functools.lru_cache(maxsize=_DAYS_CACHED)
 def day_of(text: str) -> date | None:
-    """An ISO date (an offset after it is allowed and ignored), or None; a statement's
-    hundreds of thousands of dates are a handful of days."""
+    """An ISO date (an offset or a time of day after it is allowed and ignored), or None; a
+    statement's hundreds of thousands of dates are a handful of days."""
     match = _DATE_RE.fullmatch(text)
     try:
         return date.fromisoformat(match[1] if match else "not a date")

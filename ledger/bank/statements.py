@@ -16,6 +16,7 @@ from ledger.bank import limits
 from ledger.bank.bankcsv import COLUMNS as CSV_COLUMNS
 from ledger.bank.bankcsv import parse_csv, read_csv
 from ledger.bank.camt import parse_camt, statements_from_tree
+from ledger.bank.containers import container_kind, is_workbook, read_container
 from ledger.bank.model import (
     Direction,
     EntryStatus,
@@ -52,12 +53,12 @@ __all__ = [
     "read_statement",
 ]
 
-_CAMT_KINDS: Final = frozenset({"053", "054"})
+_CAMT_KINDS: Final = frozenset({"052", "053", "054"})
 _MT940_START_RE: Final = re.compile(rb"(?:\{1:|:20:)")
 _SNIFF_BYTES: Final = 4096
 _EXTENSIONS: Final = {
     "xml": "camt", "053": "camt", "054": "camt", "camt": "camt",
-    "sta": "mt940", "940": "mt940", "mt940": "mt940", "csv": "csv"}
+    "sta": "mt940", "940": "mt940", "mt940": "mt940", "csv": "csv", "052": "camt"}
 
 
 def parse_camt053(data: bytes) -> list[Statement]:
@@ -85,8 +86,12 @@ def read_statement(stream: BinaryIO) -> bytes:
 
 
 def detect_format(data: bytes, filename: str | None = None) -> str:
-    """"camt", "mt940" or "csv", from the first bytes; the file name's extension decides only
-    when the content does not, so a mislabelled file is still read for what it is."""
+    """"camt", "mt940", "csv", "zip", "gzip" or "xlsx", from the first bytes; the file name's
+    extension decides only when the content does not, so a mislabelled file is still read
+    for what it is."""
+    archive = _archive_format(data)
+    if archive is not None:
+        return archive
     head = data[:_SNIFF_BYTES].removeprefix(b"\xef\xbb\xbf").lstrip()
     if head.startswith(b"<"):
         return "camt"
@@ -100,8 +105,18 @@ def detect_format(data: bytes, filename: str | None = None) -> str:
     if extension in _EXTENSIONS:
         return _EXTENSIONS[extension]
     raise StatementRejected(
-        "not a statement we read: expected camt.053 or camt.054 XML, MT940 or our CSV",
+        "not a statement we read: expected camt.052, camt.053 or camt.054 XML, MT940 or our "
+        "CSV (or a zip or gzip of them)",
         field="file")
+
+
+def _archive_format(data: bytes) -> str | None:
+    """"zip" or "gzip" for an archive of statement files, "xlsx" for a zip that is an Excel
+    workbook (a statement itself, not a container), else None."""
+    kind = container_kind(data)
+    if kind == "zip" and is_workbook(data):
+        return "xlsx"
+    return kind
 
 
 def detect_and_parse(data: bytes, filename: str | None = None) -> list[Statement]:
@@ -115,6 +130,11 @@ def read_file(data: bytes, filename: str | None = None) -> ParsedFile:
     fault in the file itself (its format, its encoding, its syntax) raises."""
     check_statement_size(data)
     kind = detect_format(data, filename)
+    if kind in ("zip", "gzip"):
+        return read_container(data, filename, read_file)
+    if kind == "xlsx":
+        raise StatementRejected("an Excel workbook needs a bank profile to be read",
+                                field="file")
     if kind == "camt":
         return statements_from_tree(parse_xml(data), _CAMT_KINDS)
     if kind == "mt940":

@@ -65,11 +65,27 @@ def test_pain001_control_sum_is_the_exact_sum_of_the_amounts(amounts: list[int])
     assert [fen_from_text(a.text or "") for a in instructed] == amounts
 
 
-@pytest.mark.parametrize("text", ["1.234", "1.", ".5", "+1.00", "1e3", " 1.00", "1,00", "NaN",
-                                  "Infinity", "1_000.00", "١٢٣.٤٥", "12345678901234567.00"])
+@pytest.mark.parametrize("text", ["1.234", "1.230", "1.", ".5", "+1.00", "1e3", " 1.00", "1,00",
+                                  "NaN", "Infinity", "1_000.00", "١٢٣.٤٥", "12345678901234567.00"])
 def test_anything_but_plain_decimal_text_is_refused(text: str) -> None:
     with pytest.raises(AmountFormatError):
         fen_from_text(text)
+
+
+@pytest.mark.parametrize(("text", "fen"), [("8.850", 885), ("5442.09000", 544209),
+                                           ("0.10000", 10), ("12.3", 1230)])
+def test_more_decimals_are_read_where_allowed_when_they_are_whole_fen(text: str,
+                                                                       fen: int) -> None:
+    assert fen_from_text(text, decimals_max=5) == fen
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("8.855", "not a whole number of fen"), ("8.00001", "not a whole number of fen"),
+    ("8.000000", "at most 5 decimals"),
+    ("1234567890123456.000", "more than 18 digits"), ("1.2.3", "not digits")])
+def test_decimals_that_are_not_whole_fen_are_refused_by_name(text: str, says: str) -> None:
+    with pytest.raises(AmountFormatError, match=says):
+        fen_from_text(text, decimals_max=5)
 
 
 def test_mt940_amounts_need_the_decimal_comma() -> None:

@@ -157,11 +157,11 @@ def _edited(old: str, new: str, name: str = V08) -> bytes:
 
 @pytest.mark.parametrize(("old", "new", "field", "says"), [
     ('<Amt Ccy="CNY">1500.00</Amt>', '<Amt Ccy="CNY">1500.001</Amt>',
-     "Stmt[1]/Ntry[2]/Amt", "at most 2 decimals"),
+     "Stmt[1]/Ntry[2]/Amt", "not a whole number of fen"),
+    ('<Amt Ccy="CNY">1500.00</Amt>', '<Amt Ccy="CNY">1500.000000</Amt>',
+     "Stmt[1]/Ntry[2]/Amt", "at most 5 decimals"),
     ('<Amt Ccy="CNY">1500.00</Amt>', '<Amt Ccy="CNY">1.5e3</Amt>',
      "Stmt[1]/Ntry[2]/Amt", "not digits"),
-    ('<Amt Ccy="CNY">1500.00</Amt>', '<Amt Ccy="CNY">0.00</Amt>',
-     "Stmt[1]/Ntry[2]/Amt", "must not be zero"),
     ('<Amt Ccy="CNY">1500.00</Amt>', '<Amt Ccy="JPY">1500.00</Amt>',
      "Stmt[1]/Ntry[2]/Amt/@Ccy", "two minor digits"),
     ("<CdtDbtInd>DBIT</CdtDbtInd>\n        <Sts>", "<CdtDbtInd>DEBIT</CdtDbtInd>\n        <Sts>",
@@ -188,10 +188,10 @@ def test_a_bad_element_refuses_the_file_naming_its_path(old: str, new: str, fiel
     refused(parse_camt053, _edited(old, new), field=field, says=says)
 
 
-def test_a_batched_detail_without_an_amount_is_refused() -> None:
+def test_a_batched_detail_without_an_amount_when_others_give_one_is_refused() -> None:
     data = _edited('<Amt Ccy="CNY">800.00</Amt>\n            <CdtDbtInd>CRDT</CdtDbtInd>', "")
     refused(parse_camt053, data, field="Stmt[1]/Ntry[1]/NtryDtls[1]/TxDtls[2]/Amt",
-            says="batched entry")
+            says="when any of them does")
 
 
 def test_a_detail_against_its_entrys_direction_is_refused() -> None:

@@ -82,10 +82,10 @@ def test_a_stream_within_the_limit_is_read_whole() -> None:
 
 def test_the_wrong_namespace_is_refused_naming_it() -> None:
     error = refused(parse_camt053, sample("wrong_namespace.xml"), field="<Document>",
-                    says="'urn:iso:std:iso:20022:tech:xsd:camt.052.001.08'")
+                    says="'urn:iso:std:iso:20022:tech:xsd:camt.060.001.05'")
     assert "expected camt.053" in error.detail
     refused(detect_and_parse, sample("wrong_namespace.xml"), field="<Document>",
-            says="camt.052.001.08")
+            says="camt.060.001.05")
 
 
 def test_no_namespace_is_refused() -> None:

@@ -27,7 +27,7 @@ size_refusal_s_max = 20.0
     ("hostile_xxe.xml", "line 2", "a DTD (<!DOCTYPE ...>) is not accepted"),
     ("hostile_billion_laughs.xml", "line 2", "a DTD (<!DOCTYPE ...>) is not accepted"),
     ("hostile_dtd.xml", "line 2", "a DTD (<!DOCTYPE ...>) is not accepted"),
-    ("wrong_namespace.xml", "<Document>", "namespace 'urn:iso:std:iso:20022:tech:xsd:camt.052"),
+    ("wrong_namespace.xml", "<Document>", "namespace 'urn:iso:std:iso:20022:tech:xsd:camt.060"),
     ("truncated.xml", "line 52, column 7", "the file ends before the document does"),
     ("garbage.bin", "file", "not a statement we read"),
 ])
