@@ -74,6 +74,13 @@ def camt053(statements: Sequence[Stmt], version: int = 8, message_id: str = "YUF
     return _document("053", "BkToCstmrStmt", version, message_id, statements, body)
 
 
+def camt052(statements: Sequence[Stmt], version: int = 8, message_id: str = "YUFU-TEST-1"
+            ) -> bytes:
+    """BkToCstmrAcctRpt, an interim report: one Rpt per statement, with its balances."""
+    body = "".join(_stmt(s, version, "Rpt", balances=True, pretty=True) for s in statements)
+    return _document("052", "BkToCstmrAcctRpt", version, message_id, statements, body)
+
+
 def camt054(statements: Sequence[Stmt], version: int = 8, message_id: str = "YUFU-TEST-1"
             ) -> bytes:
     """BkToCstmrDbtCdtNtfctn: one Ntfctn per statement, no balances."""

@@ -22,7 +22,7 @@ from tests.support.corpus import CORPUS, needs_corpus
 from tests.support.custody import credit_code
 from tests.support.db import import_state, nothing_imported, register_bank, rows
 from tests.support.driver import Banking, Merchant
-from tests.support.statements import Stmt, camt053, entry
+from tests.support.statements import Stmt, camt052, camt053, entry
 
 DAYS = [date(2026, 11, d) for d in (2, 3, 4, 5)]
 
@@ -336,3 +336,25 @@ def test_an_interim_report_is_refused_by_name_and_a_zero_line_kept(banking: Bank
     assert [(r["amount_fen"], r["status"]) for r in rows(
         engine, "SELECT amount_fen, status FROM statement_lines WHERE file_id = :f",
         f=body["file_id"])] == [(0, "NOTB")]
+
+
+def test_a_camt052_report_beside_a_day_statement_is_refused_and_the_day_imported(
+        banking: Banking, engine: Engine) -> None:
+    banking.set_today(DAYS[0])
+    m = banking.merchant("BANK-052")
+    sale = banking.sell_at(m, 2_500)
+    report = Stmt(m.account, "RPT-1", 0, DAYS[0], (
+        entry("CRDT", 2_500, DAYS[0], cref=sale["reference"]),))
+    with nothing_imported(banking.client, engine):
+        refused = banking.post_statement("BANK-052", camt052([report]), filename="rpt.xml")
+    assert refused.status_code == 422
+    assert "Rpt[1]: an interim report (camt.052, MT942) is not imported" in \
+        refused.json()["detail"]
+
+    # The day's camt.053, with a zero-amount entry the bank adds for information.
+    day = Stmt(m.account, "DAY-1", 0, DAYS[0], (
+        entry("CRDT", 2_500, DAYS[0], cref=sale["reference"]),
+        entry("CRDT", 0, DAYS[0], status="INFO", bank_reference="FEE-0")))
+    [statement] = banking.import_file("BANK-052", camt053([day]))["statements"]
+    assert (statement["outcome"], statement["cross_verification"]["result"]) == (
+        {"deposit": 1, "not_booked": 1}, "match")
