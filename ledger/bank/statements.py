@@ -10,6 +10,7 @@ the hostile-input rules are in docs/bank-formats.md.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from typing import BinaryIO, Final
 
 from ledger.bank import limits
@@ -29,6 +30,15 @@ from ledger.bank.model import (
     check_statement_size,
 )
 from ledger.bank.mt940 import parse_mt940, read_mt940
+from ledger.bank.profile import BankProfile, ProfileFormat, ProfileReader
+from ledger.bank.profiled import (
+    csv_rows,
+    header_columns,
+    message_id_of,
+    read_profiled,
+    read_rows,
+)
+from ledger.bank.xlsx import is_xlsx, xlsx_rows
 from ledger.bank.xmlfile import parse_xml
 
 __all__ = [
@@ -48,6 +58,7 @@ __all__ = [
     "parse_camt054",
     "parse_csv",
     "parse_mt940",
+    "profile_by_header",
     "read_file",
     "read_statement",
 ]
@@ -55,6 +66,8 @@ __all__ = [
 _CAMT_KINDS: Final = frozenset({"053", "054"})
 _MT940_START_RE: Final = re.compile(rb"(?:\{1:|:20:)")
 _SNIFF_BYTES: Final = 4096
+# A CSV's header is looked for among a profile's title lines in this much of the file's start.
+_HEADER_SNIFF_BYTES: Final = 64 * 1024
 _EXTENSIONS: Final = {
     "xml": "camt", "053": "camt", "054": "camt", "camt": "camt",
     "sta": "mt940", "940": "mt940", "mt940": "mt940", "csv": "csv"}
@@ -85,8 +98,11 @@ def read_statement(stream: BinaryIO) -> bytes:
 
 
 def detect_format(data: bytes, filename: str | None = None) -> str:
-    """"camt", "mt940" or "csv", from the first bytes; the file name's extension decides only
-    when the content does not, so a mislabelled file is still read for what it is."""
+    """"camt", "mt940", "csv" or "xlsx", from the first bytes; the file name's extension
+    decides only when the content does not, so a mislabelled file is still read for what it
+    is."""
+    if is_xlsx(data):
+        return "xlsx"
     head = data[:_SNIFF_BYTES].removeprefix(b"\xef\xbb\xbf").lstrip()
     if head.startswith(b"<"):
         return "camt"
@@ -104,19 +120,78 @@ def detect_format(data: bytes, filename: str | None = None) -> str:
         field="file")
 
 
-def detect_and_parse(data: bytes, filename: str | None = None) -> list[Statement]:
+def detect_and_parse(data: bytes, filename: str | None = None,
+                     profile: BankProfile | None = None,
+                     profiles: Sequence[BankProfile] = ()) -> list[Statement]:
     """Every statement of the file, or the first fault raised: for a caller that takes a file
     whole."""
-    return read_file(data, filename).strict()
+    return read_file(data, filename, profile, profiles).strict()
 
 
-def read_file(data: bytes, filename: str | None = None) -> ParsedFile:
+def read_file(data: bytes, filename: str | None = None, profile: BankProfile | None = None,
+              profiles: Sequence[BankProfile] = ()) -> ParsedFile:
     """Every statement of the file in file order, each read or refused with its reason; a
-    fault in the file itself (its format, its encoding, its syntax) raises."""
+    fault in the file itself (its format, its encoding, its syntax) raises.
+
+    A bank's own export is read by `profile` when the caller names one, else by the one of
+    `profiles` whose header the file's matches (docs/bank-formats.md, "bank profiles")."""
     check_statement_size(data)
-    kind = detect_format(data, filename)
+    if profile is not None:
+        return read_profiled(data, profile)
+    if is_xlsx(data):
+        return _read_workbook(data, profiles)
+    kind = _text_kind(data, filename, profiles)
+    if isinstance(kind, BankProfile):
+        return read_profiled(data, kind)
     if kind == "camt":
         return statements_from_tree(parse_xml(data), _CAMT_KINDS)
     if kind == "mt940":
         return read_mt940(data)
     return read_csv(data)
+
+
+def _text_kind(data: bytes, filename: str | None, profiles: Sequence[BankProfile]
+               ) -> str | BankProfile:
+    """A text file's format; a bank's CSV export by the profile whose header it has."""
+    found = profile_by_header(data, profiles)
+    return found if found is not None else detect_format(data, filename)
+
+
+def profile_by_header(data: bytes, profiles: Sequence[BankProfile]) -> BankProfile | None:
+    """The one CSV profile whose header row the file's start holds; None if none does, and
+    a refusal naming them if several do (the caller must then name one)."""
+    head = data[:_HEADER_SNIFF_BYTES]
+    if len(data) > len(head):  # whole lines only: no multibyte character is cut in two
+        head = head[:head.rfind(b"\n") + 1]
+    candidates = [p for p in profiles if p.format is ProfileFormat.csv
+                  and p.reader is ProfileReader.columns]
+    return _one_match(candidates, lambda p: _csv_head_matches(head, p))
+
+
+def _csv_head_matches(head: bytes, profile: BankProfile) -> bool:
+    try:
+        return header_columns(csv_rows(head, profile), profile) is not None
+    except StatementRejected:  # not text in its encoding, not its CSV: not this profile's
+        return False
+
+
+def _read_workbook(data: bytes, profiles: Sequence[BankProfile]) -> ParsedFile:
+    rows = xlsx_rows(data)
+    candidates = [p for p in profiles if p.format is ProfileFormat.xlsx]
+    found = _one_match(candidates, lambda p: header_columns(rows, p) is not None)
+    if found is None:
+        names = ", ".join(p.name for p in candidates) or "none is loaded"
+        raise StatementRejected("an Excel workbook needs a bank profile: name one (profile=) "
+                                f"or add one whose header the workbook has (Excel profiles: "
+                                f"{names})", field="profile")
+    return read_rows(rows, found, message_id_of(data))
+
+
+def _one_match(candidates: Sequence[BankProfile], matches: Callable[[BankProfile], bool]
+               ) -> BankProfile | None:
+    found = [p for p in candidates if matches(p)]
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise StatementRejected(f"the header matches the profiles {names}: name one "
+                                "(profile=)", field="profile")
+    return found[0] if found else None

@@ -103,7 +103,7 @@ def test_non_xml_garbage_is_refused() -> None:
             says="not well-formed XML")
     refused(detect_and_parse, sample("garbage.bin"), field="file", says="not a statement")
     refused(parse_mt940, sample("garbage.bin"), field="line 1", says="not UTF-8")
-    refused(parse_csv, sample("garbage.bin"), field="line 1", says="not UTF-8")
+    refused(parse_csv, sample("garbage.bin"), field="row 1", says="unknown column")  # Latin-1
 
 
 def test_an_empty_file_is_refused_by_every_parser() -> None:
