@@ -23,6 +23,7 @@ from api import audit_cli, backup_cli
 from api.checks import report, verify_books
 from api.context import china_today
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
+from api.profiles import ProfileFileError, load_profiles, profile_named
 from api.progress import Progress
 from api.runtime import (
     audit_signing_key,
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except UnsafeRoles as unsafe:  # the service's role could rewrite history: do not serve
         print(f"yufu: {unsafe}", file=sys.stderr)
         return 2
+    except ProfileFileError as broken:  # a bank profile that cannot be used: fix it first
+        print(f"yufu: {broken}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -115,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     imported = reconcile.add_parser("import", help="import and match a statement file")
     imported.add_argument("file", type=Path)
     imported.add_argument("--bank", required=True, help="the bank id the file comes from")
+    imported.add_argument("--profile", help="the bank profile to read the file by (a bank's "
+                                            "own export; default: the one whose header the "
+                                            "file has)")
     return parser
 
 
@@ -172,6 +179,7 @@ def _serve(_: argparse.Namespace) -> int:
 
     _exit_on_sigterm()
     settings = Settings()
+    profiles = load_profiles(settings.bank_profiles_dir)  # a broken one stops the start now
     if settings.workers > 1:  # before prometheus-client is imported (api/metrics.py)
         _metrics_directory(settings.home)
     from api.app import create_app
@@ -207,7 +215,7 @@ def _serve(_: argparse.Namespace) -> int:
             return 0
         app = create_app(engine, pseudonym_key=pseudonym_key(settings.home),
                          audit_key=audit_key, rate_limits=settings.rate_limits,
-                         sender=sender_from_environment(settings.home))
+                         sender=sender_from_environment(settings.home), bank_profiles=profiles)
         settle_heap()
         with _stop_logged():
             uvicorn.run(app, **options)
@@ -279,9 +287,11 @@ def _releases(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     """The same file again resumes an import that was interrupted."""
     data = read_statement_file(args.file)
+    profiles = load_profiles(Settings().bank_profiles_dir)
+    statements = detect_and_parse(data, args.file.name, profile_named(profiles, args.profile),
+                                  tuple(profiles.values()))
     return _slices(import_steps(StageImport(LOCAL_OPERATOR, args.bank, args.file.name, data,
-                                            china_today(),
-                                            tuple(detect_and_parse(data, args.file.name)))))
+                                            china_today(), tuple(statements))))
 
 
 def _slices(steps: Step) -> int:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.bank_schemas import (
+    BankProfiles,
     Breaks,
     CrossVerifications,
     InstructionAnswer,
@@ -23,6 +24,7 @@ from api.context import Authed, context_of, write
 from api.jobs import answer_job
 from api.openapi import NOT_BLANK, Responses, job_write, keyed_read, keyed_write
 from api.paging import PageQuery
+from api.profiles import describe, profile_named
 from ledger import limits
 from ledger.access import require_bank, require_operator
 from ledger.bank import limits as bank_limits
@@ -95,21 +97,37 @@ class ResolutionIn(BaseModel):
              **job_write(413, what="A file of more lines than one slice",
                          openapi_extra=STATEMENT_FILE))
 async def import_statement(request: Request, bank_id: BankId, who: Authed,
-                           filename: Annotated[str, Query(max_length=200)] = "") -> JSONResponse:
-    """The statement file as the body (camt.053, camt.054, MT940 or the documented CSV). A
-    file of at most one slice's lines is imported at once (201); a bigger one answers 202
-    with the job to poll. The same file sent again resumes an import a crash interrupted."""
+                           filename: Annotated[str, Query(max_length=200)] = "",
+                           profile: Annotated[str, Query(max_length=100)] = ""
+                           ) -> JSONResponse:
+    """The statement file as the body (camt.053, camt.054, MT940, the documented CSV, or a
+    bank's own CSV or Excel export read by a bank profile: the one `profile` names, else the
+    one whose header the file has; see GET /v1/bank-profiles). A file of at most one slice's
+    lines is imported at once (201); a bigger one answers 202 with the job to poll. The same
+    file sent again resumes an import a crash interrupted."""
     data = await request.body()
     if len(data) > bank_limits.statement_bytes_max:
         raise StatementRejected(f"file is over the {bank_limits.statement_bytes_max} byte "
                                 "limit", field="file")
     require_bank(who, bank_id)  # before any parsing of what a stranger sent
-    # Parsed here, off the appender: a big file's parse must not hold up every other write.
-    statements = await run_in_threadpool(detect_and_parse, data, filename or None)
     ctx = context_of(request)
+    named = profile_named(ctx.bank_profiles, profile)
+    # Parsed here, off the appender: a big file's parse must not hold up every other write.
+    statements = await run_in_threadpool(detect_and_parse, data, filename or None, named,
+                                         tuple(ctx.bank_profiles.values()))
     steps = import_steps(StageImport(who, bank_id, filename, data, ctx.clock(), tuple(statements)),
                          ctx.import_slice_lines_max)
     return await answer_job(request, who, steps, ctx.import_slice_lines_max)
+
+
+@router.get("/bank-profiles", response_model=BankProfiles, **keyed_read())
+def list_bank_profiles(request: Request, who: Authed) -> dict[str, Any]:
+    """The bank profiles this service reads banks' own exports by (docs/bank-formats.md,
+    "bank profiles"): for an integrator to see which layout their bank's file must have.
+    Any key may read them."""
+    del who  # any role: a key is all it takes
+    profiles = context_of(request).bank_profiles
+    return {"items": [describe(profiles[name]) for name in sorted(profiles)]}
 
 
 @router.get("/banks/{bank_id}/instructions", response_class=Response,

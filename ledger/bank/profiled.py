@@ -46,7 +46,7 @@ from ledger.bank.profile import (
     title_rows_max,
 )
 from ledger.bank.text import TextEncoding, decode_text
-from ledger.bank.xlsx import Cell, xlsx_rows
+from ledger.bank.xlsx import Cell, is_xlsx, xlsx_rows
 from ledger.limits import amount_fen_max
 
 _DATE_RES: Final = {
@@ -73,6 +73,9 @@ _FLOAT_NOISE_FEN: Final = Decimal("0.000001")
 def read_profiled(data: bytes, profile: BankProfile) -> ParsedFile:
     """The file read as `profile` says: each account's statement, read or refused."""
     check_statement_size(data)
+    if profile.format is ProfileFormat.csv and is_xlsx(data):
+        raise StatementRejected(f"an Excel workbook, and profile {profile.name} reads CSV",
+                                field="profile")
     if profile.reader is ProfileReader.yufu_csv:
         return read_csv(data, profile.encoding)
     rows = xlsx_rows(data) if profile.format is ProfileFormat.xlsx else csv_rows(data, profile)
