@@ -61,6 +61,13 @@ class Field(StrEnum):
     account = "account"  # 本方账号
 
 
+class RowOrder(StrEnum):
+    """The order of a file's rows: the balance chain is checked oldest first."""
+
+    oldest_first = "oldest_first"
+    newest_first = "newest_first"
+
+
 class AmountForm(StrEnum):
     """The ways of writing an amount a profile accepts beyond plain `1234.56`."""
 
@@ -104,6 +111,8 @@ class BankProfile:
     delimiter: str = ","
     header_row: int | None = None  # 1-based; None: the first row naming every column
     columns: Mapping[Field, tuple[str, ...]] = field(default_factory=dict)
+    optional_columns: frozenset[Field] = frozenset()  # of `columns`: may be absent
+    row_order: RowOrder = RowOrder.oldest_first
     title_labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     footer_labels: tuple[str, ...] = ()
     direction_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -131,7 +140,9 @@ def profile_from_mapping(raw: Mapping[str, Any]) -> BankProfile:
         name=name, bank=_text(raw, "bank"), format=_enum(ProfileFormat, raw, "format"),
         reader=_enum(ProfileReader, raw, "reader", ProfileReader.columns),
         encoding=_encoding(raw), delimiter=_delimiter(raw), header_row=_header_row(raw),
-        columns=_columns(raw), title_labels=_labels(raw, "title_labels", _TITLE_KEYS),
+        columns=_columns(raw), optional_columns=_optional(raw),
+        row_order=_enum(RowOrder, raw, "row_order", RowOrder.oldest_first),
+        title_labels=_labels(raw, "title_labels", _TITLE_KEYS),
         footer_labels=_names(raw["footer_labels"], "footer_labels")
         if "footer_labels" in raw else (),
         direction_values=_labels(raw, "direction_values", _DIRECTIONS),
@@ -145,10 +156,14 @@ def profile_from_mapping(raw: Mapping[str, Any]) -> BankProfile:
 
 _KEYS: Final = frozenset({
     "name", "bank", "format", "reader", "encoding", "delimiter", "header_row", "columns",
+    "optional_columns", "row_order",
     "title_labels", "footer_labels", "direction_values", "date_forms", "amount_forms",
     "currency", "reference_pattern", "description"})
 _TITLE_KEYS: Final = frozenset({"account", "currency", "account_name"})
 _DIRECTIONS: Final = frozenset({"credit", "debit"})
+# Without these a row cannot be read: never optional.
+_STRUCTURAL: Final = frozenset({Field.booking_date, Field.debit, Field.credit, Field.amount,
+                                Field.direction})
 
 
 def _check_layout(p: BankProfile) -> None:
@@ -166,6 +181,9 @@ def _check_layout(p: BankProfile) -> None:
                            "direction)")
     if p.has(Field.direction) != bool(p.direction_values):
         raise ProfileError("direction_values: required with a direction column, and only then")
+    if not p.optional_columns <= p.columns.keys() or p.optional_columns & _STRUCTURAL:
+        raise ProfileError("optional_columns: fields of columns, other than booking_date, "
+                           "debit, credit, amount and direction")
     names = [n for names in p.columns.values() for n in names]
     if len(names) != len(set(names)):
         raise ProfileError("columns: a header name is given to two fields")
@@ -239,6 +257,13 @@ def _columns(raw: Mapping[str, Any]) -> dict[Field, tuple[str, ...]]:
     for key, names in given.items():
         columns[_enum(Field, {"columns": key}, "columns")] = _names(names, f"columns.{key}")
     return columns
+
+
+def _optional(raw: Mapping[str, Any]) -> frozenset[Field]:
+    values = raw.get("optional_columns", [])
+    if not isinstance(values, list):
+        raise ProfileError("optional_columns: a list of fields is required")
+    return frozenset(_enum(Field, {"optional_columns": v}, "optional_columns") for v in values)
 
 
 def _labels(raw: Mapping[str, Any], key: str, allowed: frozenset[str]

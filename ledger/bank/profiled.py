@@ -42,6 +42,7 @@ from ledger.bank.profile import (
     Field,
     ProfileFormat,
     ProfileReader,
+    RowOrder,
     remittance_fields,
     title_rows_max,
 )
@@ -127,9 +128,10 @@ def _columns_in(cells: Sequence[Cell], profile: BankProfile) -> dict[Field, int]
     found: dict[Field, int] = {}
     for wanted, names in profile.columns.items():
         where = next((header.index(n) for n in names if n in header), None)
-        if where is None:
+        if where is not None:
+            found[wanted] = where
+        elif wanted not in profile.optional_columns:
             return None
-        found[wanted] = where
     return found
 
 
@@ -142,6 +144,10 @@ class _Layout:
     header: tuple[str, ...]
     titles: dict[str, str]
     reference_re: re.Pattern[str]
+
+    def has(self, wanted: Field) -> bool:
+        """The file has this column (an optional one may be absent)."""
+        return wanted in self.columns
 
 
 @dataclass(slots=True)
@@ -171,7 +177,10 @@ def read_rows(rows: Sequence[Sequence[Cell]], profile: BankProfile,
     layout = _Layout(profile, index, columns, tuple(_plain(c) for c in rows[index]),
                      _titles(rows[:index], profile), re.compile(profile.reference_pattern))
     groups: dict[tuple[str, str], _Group] = {}
-    for row in _body(rows, layout):
+    body = list(_body(rows, layout))
+    if profile.row_order is RowOrder.newest_first:
+        body.reverse()  # the chain runs oldest first; each row keeps its number
+    for row in body:
         key = (_account(row, layout), _currency(row, layout))
         groups.setdefault(key, _Group(*key)).rows.append(_parse_row(row, layout))
     if not groups:
@@ -247,7 +256,7 @@ def _body(rows: Sequence[Sequence[Cell]], layout: _Layout) -> Iterator[_Cells]:
                                     "statement", field=row.where())
         else:
             for side in sums:
-                if layout.profile.has(side):
+                if layout.has(side):
                     sums[side] += _fen(row, side)
             yield row
 
@@ -255,7 +264,7 @@ def _body(rows: Sequence[Sequence[Cell]], layout: _Layout) -> Iterator[_Cells]:
 def _check_footer(row: _Cells, sums: dict[Field, int]) -> None:
     """A footer's total of a debit or credit column must be that column's sum."""
     for side, total in sums.items():
-        if row.layout.profile.has(side) and _plain(row.raw(side)):
+        if row.layout.has(side) and _plain(row.raw(side)):
             given = _fen(row, side)
             if given != total:
                 raise StatementRejected(f"the footer says {given} fen, the rows add up to "
@@ -275,7 +284,7 @@ def _parse_row(row: _Cells, layout: _Layout) -> _Row:
         booking_date=day, value_date=_date(row, Field.value_date), reversal=reversal,
         bank_reference=detail.bank_reference, details=(detail,),
         additional_info=_bank_of(row))
-    balance = _fen(row, Field.balance, blank=None) if layout.profile.has(Field.balance) \
+    balance = _fen(row, Field.balance, blank=None) if layout.has(Field.balance) \
         else None
     return _Row(row.number, entry, balance, day)
 
@@ -283,15 +292,15 @@ def _parse_row(row: _Cells, layout: _Layout) -> _Row:
 def _signed(row: _Cells) -> tuple[int, bool]:
     """The row's movement, signed, and whether it is a reversal: a negative figure where
     the bank writes positive ones (红字冲正, a red-ink reversal)."""
-    profile = row.layout.profile
-    if profile.has(Field.debit):
+    profile, layout = row.layout.profile, row.layout
+    if layout.has(Field.debit):
         debit, credit = _fen(row, Field.debit), _fen(row, Field.credit)
         if debit and credit:
             raise StatementRejected("both a debit and a credit amount on one row",
                                     field=row.where(Field.credit))
         return credit - debit, debit < 0 or credit < 0
     amount = _fen(row, Field.amount)
-    if not profile.has(Field.direction):
+    if not layout.has(Field.direction):
         return amount, False
     flag = row.text(Field.direction) or ""
     values = profile.direction_values
@@ -322,7 +331,7 @@ def _bank_of(row: _Cells) -> str | None:
 
 
 def _account(row: _Cells, layout: _Layout) -> str:
-    account = row.text(Field.account) if layout.profile.has(Field.account) \
+    account = row.text(Field.account) if layout.has(Field.account) \
         else layout.titles.get("account")
     if account is None:
         raise StatementRejected("no account: neither a title line (" + "/".join(
@@ -332,13 +341,13 @@ def _account(row: _Cells, layout: _Layout) -> str:
 
 
 def _currency(row: _Cells, layout: _Layout) -> str:
-    given = row.text(Field.currency) if layout.profile.has(Field.currency) \
+    given = row.text(Field.currency) if layout.has(Field.currency) \
         else layout.titles.get("currency")
     code = _CURRENCY_NAMES.get(given or "", given) or layout.profile.currency
     try:
         return check_currency_code(code.upper())
     except AmountFormatError as exc:
-        where = row.where(Field.currency) if layout.profile.has(Field.currency) else "title"
+        where = row.where(Field.currency) if layout.has(Field.currency) else "title"
         raise StatementRejected(str(exc), field=where) from None
 
 
@@ -348,7 +357,11 @@ def _plain(cell: Cell) -> str:
         return str(int(cell)) if cell == cell.to_integral_value() else str(cell)
     if isinstance(cell, date):
         return (cell.date() if isinstance(cell, datetime) else cell).isoformat()
-    return cell.strip()
+    text = cell.strip()
+    # `="6222…"`: how exports keep a spreadsheet from turning a long number into 6.22E+15.
+    if text.startswith('="') and text.endswith('"') and len(text) >= 3:
+        return text[2:-1].strip()
+    return text
 
 
 def _fen(row: _Cells, wanted: Field, blank: int | None = 0) -> int:
@@ -448,8 +461,8 @@ def _read(group: _Group, layout: _Layout, message_id: str) -> Statement | Refuse
 
 def _chain(rows: Sequence[_Row], layout: _Layout) -> tuple[int | None, int | None]:
     """Opening and closing balances from the 余额 column, each row's checked against the
-    previous one; (None, None) when the profile has no balance column."""
-    if not layout.profile.has(Field.balance):
+    previous one; (None, None) when the file has no balance column."""
+    if not layout.has(Field.balance):
         return None, None
     balance_name = layout.header[layout.columns[Field.balance]]
     first = rows[0]

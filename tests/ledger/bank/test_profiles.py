@@ -242,6 +242,40 @@ def test_without_profiles_a_bank_export_is_not_a_statement_we_read() -> None:
             says="not a statement we read")
 
 
+def test_optional_columns_may_be_absent_and_others_not() -> None:
+    rows = [[c for i, c in enumerate(r) if i not in (1, 7, 9)]  # 交易时间, 对方开户行, 用途
+            for r in generic_rows(ACCOUNT, 0, LINES)]
+    s = only(read_file(to_csv(rows), profiles=ALL))
+    assert s.entries[0].additional_info is None
+    assert s.entries[0].details[0].remittance_unstructured == "货款"
+    without_balance = [r[:3] + r[4:] for r in rows]  # 余额 is not optional in cn-generic
+    refused(lambda d: read_file(d, profile=PROFILES["cn-generic"]).strict(),
+            to_csv(without_balance), field="file", says="no header row of profile cn-generic")
+
+
+def test_a_newest_first_export_is_chained_oldest_first() -> None:
+    profile = profile_from_mapping({
+        **json.loads((PROFILES_DIR / "cn-generic.json").read_text("utf-8")),
+        "name": "newest", "row_order": "newest_first"})
+    rows = generic_rows(ACCOUNT, 1_000, LINES)
+    rows[5:8] = rows[5:8][::-1]
+    s = only(read_file(to_csv(rows), profile=profile))
+    assert [e.position for e in s.entries] == ["row 8", "row 7", "row 6"]
+    assert (s.opening_booked_fen, s.closing_booked_fen) == (1_000, 1_000 + 123_464_239)
+    assert s.statement_id == f"{ACCOUNT}:2026-12-01..2026-12-02"
+    refused(lambda d: read_file(d, profile=PROFILES["cn-generic"]).strict(), to_csv(rows),
+            field="row 7, 余额", says="lost or edited")
+
+
+def test_cells_kept_as_text_with_an_equals_sign_are_read() -> None:
+    rows = generic_rows(ACCOUNT, 0, LINES)
+    rows[1] = ["账号：", f'="{ACCOUNT}"']
+    rows[5][6] = '="6222020000000001"'
+    s = only(read_file(to_csv(rows), profiles=ALL))
+    assert s.account == ACCOUNT
+    assert s.entries[0].details[0].counterparty_account == "6222020000000001"
+
+
 # --- Yufu's own CSV in any encoding ---------------------------------------------------------
 def test_yufu_csv_in_gbk_and_with_a_bom() -> None:
     text = sample("statement.csv").decode("utf-8")
@@ -362,6 +396,9 @@ GOOD = {"name": "p", "bank": "b", "format": "csv",
     ({"title_labels": {"iban": "IBAN"}}, "title_labels: 'iban'"),
     ({"colour": "red"}, "unknown field 'colour'"),
     ({"format": "xlsx", "encoding": "gbk"}, "encoding: only a CSV profile"),
+    ({"optional_columns": ["amount"]}, "optional_columns"),
+    ({"optional_columns": ["balance"]}, "optional_columns: fields of columns"),
+    ({"row_order": "random"}, "row_order"),
 ])
 def test_a_bad_profile_is_refused_naming_the_field(change: dict[str, Any], says: str) -> None:
     with pytest.raises(ProfileError, match=None) as caught:
