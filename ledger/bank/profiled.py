@@ -202,6 +202,10 @@ def _titles(rows: Sequence[Sequence[Cell]], profile: BankProfile) -> dict[str, s
                     continue
                 value = text[len(label):].strip(_TITLE_SEPARATORS) or next(
                     (t for t in texts[at + 1:] if t), "")
+                if len(value) > limits.statement_text_chars_max:
+                    raise StatementRejected(f"a title value over "
+                                            f"{limits.statement_text_chars_max} characters",
+                                            field=f"title {label}")
                 if value:
                     titles[key] = value
     return titles
@@ -248,6 +252,10 @@ def _body(rows: Sequence[Sequence[Cell]], layout: _Layout) -> Iterator[_Cells]:
         first = next((_plain(c) for c in row.cells if _plain(c)), None)
         if first is None:
             continue  # blank rows and the empty rows spreadsheets append
+        if any(_plain(c) for c in row.cells[len(layout.header):]):
+            # An unquoted comma in a 摘要 shifts every cell after it: never read such a row.
+            raise StatementRejected(f"a cell beyond the header's {len(layout.header)} "
+                                    "columns", field=row.where())
         if any(first.startswith(label) for label in layout.profile.footer_labels):
             footer_seen = True
             _check_footer(row, sums)
@@ -299,7 +307,8 @@ def _signed(row: _Cells) -> tuple[int, bool]:
             raise StatementRejected("both a debit and a credit amount on one row",
                                     field=row.where(Field.credit))
         return credit - debit, debit < 0 or credit < 0
-    amount = _fen(row, Field.amount)
+    blank = 0 if AmountForm.blank_zero in profile.amount_forms else None
+    amount = _fen(row, Field.amount, blank)
     if not layout.has(Field.direction):
         return amount, False
     flag = row.text(Field.direction) or ""
@@ -365,18 +374,19 @@ def _plain(cell: Cell) -> str:
 
 
 def _fen(row: _Cells, wanted: Field, blank: int | None = 0) -> int:
+    """The cell's amount; a blank one is `blank` (a debit and credit layout leaves the other
+    side blank), or refused when None."""
     cell = row.raw(wanted)
     if isinstance(cell, Decimal):
         return _fen_of_number(cell, row.where(wanted))
-    forms = row.layout.profile.amount_forms
     text = _plain(cell)
     if not text:
-        if blank is None or AmountForm.blank_zero not in forms:
+        if blank is None:
             raise StatementRejected(f"{row.layout.header[row.layout.columns[wanted]]} is "
                                     "required", field=row.where(wanted))
         return blank
     try:
-        return fen_of_text(text, forms)
+        return fen_of_text(text, row.layout.profile.amount_forms)
     except AmountFormatError as exc:
         raise StatementRejected(str(exc), field=row.where(wanted)) from None
 

@@ -65,6 +65,8 @@ def xlsx_rows(data: bytes) -> list[list[Cell]]:
                                 f"{str(exc)[:200]}", field="file") from None
     try:
         sheets = book.worksheets
+        for sheet in sheets:  # read every row there is, not the size the file claims
+            sheet.reset_dimensions()
         rows = [[_cell(v) for v in values]
                 for values in _bounded(sheets[0].iter_rows(values_only=True))]
         for sheet in sheets[1:]:

@@ -276,6 +276,26 @@ def test_cells_kept_as_text_with_an_equals_sign_are_read() -> None:
     assert s.entries[0].details[0].counterparty_account == "6222020000000001"
 
 
+def test_a_row_with_a_cell_beyond_the_header_is_refused() -> None:
+    rows = generic_rows(ACCOUNT, 0, LINES)
+    rows[6][8:9] = ["转账", "手续费"]  # an unquoted comma in 摘要: every cell after it shifts
+    refused(lambda d: read_file(d, profiles=ALL).strict(), to_csv(rows), field="row 7",
+            says="a cell beyond the header's 11 columns")
+
+
+def test_a_blank_amount_is_zero_only_where_the_profile_says() -> None:
+    base = {"name": "strict", "bank": "t", "format": "csv", "header_row": 2,
+            "title_labels": {"account": "账号"}, "amount_forms": ["minus"]}
+    split = profile_from_mapping({**base, "columns": {
+        "booking_date": "日期", "debit": "借", "credit": "贷"}})
+    data = "账号：1\n日期,借,贷\n2026-12-01,,5.00\n2026-12-01,2.00,\n".encode()
+    assert [e.signed_fen for e in only(read_file(data, profile=split)).entries] == [500, -200]
+    signed = profile_from_mapping({**base, "columns": {"booking_date": "日期", "amount": "金额"}})
+    refused(lambda d: read_file(d, profile=signed).strict(),
+            "账号：1\n日期,金额\n2026-12-01,\n".encode(), field="row 3, 金额",
+            says="金额 is required")
+
+
 # --- Yufu's own CSV in any encoding ---------------------------------------------------------
 def test_yufu_csv_in_gbk_and_with_a_bom() -> None:
     text = sample("statement.csv").decode("utf-8")
