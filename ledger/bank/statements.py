@@ -1,6 +1,9 @@
 """Bank statements in, one normalised model out (DOMAIN.md flow 8, bank reconciliation).
 
     statements = detect_and_parse(read_statement(upload), filename)
+    parsed = read_file(data, filename, profile=None, profiles=loaded)  # each read or refused
+
+A bank's own CSV or Excel export is read by its bank profile (profile.py, profiled.py).
 
 Every parser returns the whole file or raises `StatementRejected` (HTTP 422) naming where the
 file is at fault; nothing partial is ever returned. The formats, the CSV specification and
@@ -43,6 +46,7 @@ from ledger.bank.xmlfile import parse_xml
 
 __all__ = [
     "CSV_COLUMNS",
+    "BankProfile",
     "Direction",
     "EntryStatus",
     "ParsedFile",
@@ -60,6 +64,7 @@ __all__ = [
     "parse_mt940",
     "profile_by_header",
     "read_file",
+    "read_profiled",
     "read_statement",
 ]
 
