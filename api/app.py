@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict, Unpack
 
@@ -22,6 +22,7 @@ from api.jobs import JobRunner
 from api.lane import Lane, LaneRoute, lane_routes
 from api.messages import MessageSender
 from api.metrics import WriterMetrics
+from api.profiles import load_profiles
 from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
@@ -30,8 +31,10 @@ from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
 from api.routes import system
 from api.routes import trust as trust_routes
+from api.settings import Settings
 from api.signer import TreeHeadSigner
 from ledger import limits
+from ledger.bank.profile import BankProfile
 from ledger.db.writer import Writer
 
 
@@ -74,6 +77,7 @@ class AppOptions(TypedDict, total=False):
     lane: bool  # True
     rate_limits: RateLimits  # RateLimits()
     sender: MessageSender | None  # None
+    bank_profiles: Mapping[str, BankProfile]  # load_profiles(Settings().bank_profiles_dir)
 
 
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
@@ -92,8 +96,12 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
                                                    limits.tree_head_interval_s)) \
         if audit_key is not None else TreeHeadSigner(Ed25519PrivateKey.generate(), None)
 
+    # Read before anything starts: a broken profile file stops the start, naming itself.
+    profiles = options.get("bank_profiles")
+    if profiles is None:
+        profiles = load_profiles(Settings().bank_profiles_dir)
     ctx = Context(engine, writer, options.get("pseudonym_key", DEVELOPMENT_PSEUDONYM_KEY),
-                  sender=options.get("sender"),
+                  sender=options.get("sender"), bank_profiles=profiles,
                   code_attempts=limiter_or_none(rate_limits.code_rate_per_s,
                                                 rate_limits.code_burst))
     access = AccessRecorder(engine)
@@ -106,7 +114,7 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
         access.start()
         task = asyncio.create_task(signer.run(writer)) if signer.interval_s else None
         try:
-            async with jobs.running(engine, writer):
+            async with jobs.running(engine, writer, profiles):
                 yield
         finally:
             if task is not None:
@@ -153,13 +161,13 @@ def app_from_environment() -> FastAPI:
     from api.logs import log_service_to_stderr
     from api.messages import sender_from_environment
     from api.runtime import audit_signing_key, connect, pseudonym_key, settle_heap
-    from api.settings import Settings
 
     settings = Settings()
     assert settings.database_url is not None, "the parent process sets YUFU_DATABASE_URL"
     log_service_to_stderr()  # in this process: the parent's logging does not reach a worker
     app = create_app(connect(settings.database_url), pseudonym_key=pseudonym_key(settings.home),
                      audit_key=audit_signing_key(settings), rate_limits=settings.rate_limits,
-                     sender=sender_from_environment(settings.home))
+                     sender=sender_from_environment(settings.home),
+                     bank_profiles=load_profiles(settings.bank_profiles_dir))
     settle_heap()
     return app

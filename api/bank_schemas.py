@@ -159,3 +159,21 @@ class CrossVerification(Out):
 class CrossVerifications(Out):
     items: list[CrossVerification]
     next_after: NextAfter
+
+
+class BankProfileOut(Out):
+    name: str
+    bank: str = Field(description="the bank or layout, for people")
+    format: Literal["csv", "xlsx"]
+    reader: Literal["columns", "yufu-csv"] = Field(
+        description="columns: read by header and columns; yufu-csv: the documented CSV")
+    encoding: str | None = Field(description="a CSV's encoding; null: detected")
+    header_row: int | None = Field(description="the header's row (1-based); null: the first "
+                                               "row naming every column")
+    columns: dict[str, list[str]] = Field(description="field -> the header names it may have")
+    title_labels: dict[str, list[str]]
+    footer_labels: list[str]
+
+
+class BankProfiles(Out):
+    items: list[BankProfileOut]

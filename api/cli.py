@@ -23,6 +23,7 @@ from api import audit_cli, backup_cli
 from api.checks import report, verify_books
 from api.context import china_today
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
+from api.profiles import ProfileFileError, load_profiles, profile_named
 from api.progress import Progress
 from api.runtime import (
     audit_signing_key,
@@ -41,6 +42,7 @@ from api.settings import Settings
 from api.statement_view import parsed_view
 from ledger import limits
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
+from ledger.bank.model import ParsedFile
 from ledger.bank.statements import read_file, read_statement
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
 from ledger.db import queries
@@ -88,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except UnsafeRoles as unsafe:  # the service's role could rewrite history: do not serve
         print(f"yufu: {unsafe}", file=sys.stderr)
         return 2
+    except ProfileFileError as broken:  # a bank profile that cannot be used: fix it first
+        print(f"yufu: {broken}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     parse = statements.add_parser("parse", help="show a statement file as read; no database")
     parse.add_argument("file", type=Path)
     parse.add_argument("--json", action="store_true", help="as JSON (the default is a summary)")
+    for command in (imported, parse):
+        command.add_argument("--profile", help="the bank profile to read the file by (a bank's "
+                                               "own export; default: the one whose header the "
+                                               "file has)")
     return parser
 
 
@@ -181,6 +190,7 @@ def _serve(_: argparse.Namespace) -> int:
 
     _exit_on_sigterm()
     settings = Settings()
+    profiles = load_profiles(settings.bank_profiles_dir)  # a broken one stops the start now
     if settings.workers > 1:  # before prometheus-client is imported (api/metrics.py)
         _metrics_directory(settings.home)
     from api.app import create_app
@@ -216,7 +226,7 @@ def _serve(_: argparse.Namespace) -> int:
             return 0
         app = create_app(engine, pseudonym_key=pseudonym_key(settings.home),
                          audit_key=audit_key, rate_limits=settings.rate_limits,
-                         sender=sender_from_environment(settings.home))
+                         sender=sender_from_environment(settings.home), bank_profiles=profiles)
         settle_heap()
         with _stop_logged():
             uvicorn.run(app, **options)
@@ -289,14 +299,21 @@ def _reconcile(args: argparse.Namespace) -> int:
     """The same file again resumes an import that was interrupted."""
     data = read_statement_file(args.file)
     return _slices(import_steps(StageImport(LOCAL_OPERATOR, args.bank, args.file.name, data,
-                                            china_today(), read_file(data, args.file.name),
-                                            args.all_or_nothing)))
+                                            china_today(), _read(args, data),
+                                            args.all_or_nothing, args.profile)))
+
+
+def _read(args: argparse.Namespace, data: bytes) -> ParsedFile:
+    """The file read by the profile named, or by the one whose header it has."""
+    profiles = load_profiles(Settings().bank_profiles_dir)
+    return read_file(data, args.file.name, profile_named(profiles, args.profile),
+                     tuple(profiles.values()))
 
 
 def _statements(args: argparse.Namespace) -> int:
     """`statements parse`: the file as read, every statement, balance and line; exit 1 when
     a statement of it is refused (the file as a whole refused exits 2, like any refusal)."""
-    parsed = read_file(read_statement_file(args.file), args.file.name)
+    parsed = _read(args, read_statement_file(args.file))
     view = parsed_view(parsed)
     if args.json:
         print(json.dumps(view, ensure_ascii=False, indent=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any
@@ -21,6 +21,7 @@ from api.messages import MessageSender
 from api.ratelimit import Limiter, retry_after_header_s
 from ledger import limits
 from ledger.auth import Principal
+from ledger.bank.profile import BankProfile
 from ledger.commands import Command
 from ledger.db.outage import silent
 from ledger.db.writer import Outcome, Writer, WriteRequest, request_fingerprint
@@ -46,6 +47,8 @@ class Context:
     code_attempts: Limiter | None = None
     # Statement lines an import's slice applies (ledger/flows/imports.py): tests make it small.
     import_slice_lines_max: int = import_slice_lines_max
+    # The bank profiles by name (api/profiles.py), read once at start.
+    bank_profiles: Mapping[str, BankProfile] = field(default_factory=dict)
     keys: KeyCache = field(init=False)
 
     def __post_init__(self) -> None:

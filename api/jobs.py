@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import date
 from typing import Any, NamedTuple
 
@@ -27,8 +27,10 @@ from sqlalchemy import Connection, Engine, text
 from api.context import context_of, idempotency_key_of, write
 from api.metrics import observe_slices
 from api.problems import ledger_problem
+from api.profiles import profile_named
 from ledger import limits
 from ledger.auth import Principal, Role
+from ledger.bank.profile import BankProfile
 from ledger.bank.statements import read_file
 from ledger.commands import Command
 from ledger.db import job_queries
@@ -59,10 +61,11 @@ class JobRunner:
         task.add_done_callback(self.tasks.discard)
 
     @contextlib.asynccontextmanager
-    async def running(self, engine: Engine, writer: Writer) -> AsyncIterator[None]:
+    async def running(self, engine: Engine, writer: Writer,
+                      profiles: Mapping[str, BankProfile]) -> AsyncIterator[None]:
         """While the service runs: the jobs a stop interrupted resumed, in the background;
         at its stop, every job this worker carries on stopped (to resume on the next)."""
-        resuming = asyncio.create_task(resume_jobs(engine, writer))
+        resuming = asyncio.create_task(resume_jobs(engine, writer, profiles))
         try:
             yield
         finally:
@@ -212,7 +215,8 @@ async def _answered_before(request: Request, who: Principal) -> JSONResponse | N
 RESUME_LOCK_KEY = 0x59554655_0012  # "YUFU", migration 0012
 
 
-async def resume_jobs(engine: Engine, writer: Writer) -> int:
+async def resume_jobs(engine: Engine, writer: Writer,
+                      profiles: Mapping[str, BankProfile] | None = None) -> int:
     """Carry on every job a stop interrupted, one after the other, as if it were sent again
     (it finds its job and goes on): an import from its stored file, a closure by its
     merchant, a release run or sweep by its date. The number resumed; none if another worker
@@ -227,7 +231,7 @@ async def resume_jobs(engine: Engine, writer: Writer) -> int:
             for job in jobs:
                 # As the operator: who started it may have been a bank's key, since revoked.
                 who = Principal(job.created_by, Role.operator)
-                steps = await _steps_of(conn, who, job)
+                steps = await _steps_of(conn, who, job, profiles or {})
                 conn.commit()
                 await _logged(run_job(writer, who, steps, next(steps), JobAt(job.id)))
         finally:
@@ -236,7 +240,8 @@ async def resume_jobs(engine: Engine, writer: Writer) -> int:
     return len(jobs)
 
 
-async def _steps_of(conn: Connection, who: Principal, job: Job) -> Step:
+async def _steps_of(conn: Connection, who: Principal, job: Job,
+                    profiles: Mapping[str, BankProfile]) -> Step:
     """The steps of an interrupted job, from what its row keeps."""
     if job.kind is JobKind.closure:
         return closure_steps(who, job.key)
@@ -246,6 +251,10 @@ async def _steps_of(conn: Connection, who: Principal, job: Job) -> Step:
     if job.kind is JobKind.auto_confirm:
         return auto_confirm_steps(who, date.fromisoformat(job.state["as_of"]))
     filename, data = job_queries.statement_file(conn, job.state["file_id"])
-    parsed = await asyncio.to_thread(read_file, data, filename or None)
+    # Read as it was the first time: by the profile it was named, or by its header.
+    named = profile_named(profiles, job.state.get("profile") or "")
+    parsed = await asyncio.to_thread(read_file, data, filename or None, named,
+                                     tuple(profiles.values()))
     return import_steps(StageImport(who, job.state["bank_id"], filename, data,
-                                    date.fromisoformat(job.state["today"]), parsed))
+                                    date.fromisoformat(job.state["today"]), parsed,
+                                    profile=job.state.get("profile")))

@@ -35,6 +35,10 @@ class Settings:
     # Per worker process (api/ratelimit.py): YUFU_KEY_RATE_PER_S, YUFU_KEY_BURST,
     # YUFU_FAILED_AUTH_RATE_PER_S, YUFU_FAILED_AUTH_BURST; a rate of 0 switches one off.
     rate_limits: RateLimits = field(default_factory=lambda: rate_limits_from(os.environ))
+    # Bank profiles of the operator's (api/profiles.py), beside the shipped ones: a directory
+    # of JSON files, each read at start; a broken one stops the start.
+    bank_profiles_dir: Path | None = field(default_factory=lambda: _path_or_none(
+        os.environ.get("YUFU_BANK_PROFILES_DIR")))
 
 
 def rate_limits_from(env: Mapping[str, str]) -> RateLimits:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from api.bank_schemas import (
+    BankProfiles,
     Breaks,
     CrossVerifications,
     InstructionAnswer,
@@ -25,6 +26,7 @@ from api.context import Authed, context_of, write
 from api.jobs import answer_job
 from api.openapi import NOT_BLANK, Responses, job_write, keyed_read, keyed_write
 from api.paging import PageQuery
+from api.profiles import describe, profile_named
 from api.statement_view import parsed_view
 from ledger import limits
 from ledger.access import require_bank, require_operator
@@ -97,6 +99,8 @@ class ResolutionIn(BaseModel):
 
 class ImportQuery(BaseModel):
     filename: str = Field(default="", max_length=200)
+    profile: str = Field(default="", max_length=100, description="the bank profile to read "
+                         "a bank's own CSV or Excel export by (GET /v1/bank-profiles)")
     dry_run: bool = Field(default=False, description="read and sort the file, write nothing: "
                                                      "the statements as read (200)")
     all_or_nothing: bool = Field(default=False, description="refuse the whole file if any "
@@ -115,23 +119,27 @@ def _import_responses() -> dict[str, Any]:
              **_import_responses())
 async def import_statement(request: Request, bank_id: BankId, who: Authed,
                            wanted: Annotated[ImportQuery, Query()]) -> JSONResponse:
-    """The statement file as the body (camt.053, camt.054, MT940 or the documented CSV). A
-    file of at most one slice's lines is imported at once (201); a bigger one answers 202
-    with the job to poll. The same file sent again resumes an import a crash interrupted.
-    Every statement of the file is imported, named already imported, or refused with its
-    reason; with `all_or_nothing=true` one refusal refuses the file."""
+    """The statement file as the body (camt.052, camt.053, camt.054, MT940, the documented
+    CSV, a zip or gzip of them, or a bank's own CSV or Excel export read by a bank profile:
+    the one `profile` names, else the one whose header the file has; see
+    GET /v1/bank-profiles). A file of at most one slice's lines is imported at once (201); a
+    bigger one answers 202 with the job to poll. The same file sent again resumes an import
+    a crash interrupted. Every statement of the file is imported, named already imported, or
+    refused with its reason; with `all_or_nothing=true` one refusal refuses the file."""
     data = await request.body()
     if len(data) > bank_limits.statement_bytes_max:
         raise StatementRejected(f"file is over the {bank_limits.statement_bytes_max} byte "
                                 "limit", field="file")
     require_bank(who, bank_id)  # before any parsing of what a stranger sent
-    # Read here, off the appender: a big file's parse must not hold up every other write.
-    parsed = await run_in_threadpool(read_file, data, wanted.filename or None)
     ctx = context_of(request)
+    named = profile_named(ctx.bank_profiles, wanted.profile)
+    # Read here, off the appender: a big file's parse must not hold up every other write.
+    parsed = await run_in_threadpool(read_file, data, wanted.filename or None, named,
+                                     tuple(ctx.bank_profiles.values()))
     if wanted.dry_run:
         return JSONResponse(await run_in_threadpool(_dry_run, ctx.engine, bank_id, parsed))
     stage = StageImport(who, bank_id, wanted.filename, data, ctx.clock(), parsed,
-                        wanted.all_or_nothing)
+                        wanted.all_or_nothing, wanted.profile or None)
     steps = import_steps(stage, ctx.import_slice_lines_max)
     return await answer_job(request, who, steps, ctx.import_slice_lines_max)
 
@@ -143,6 +151,16 @@ def _dry_run(engine: Engine, bank_id: str, parsed: ParsedFile) -> dict[str, Any]
         sorted_ = sorted_by(accounts, lambda fps: views.statements_seen(conn, bank_id, fps),
                             bank_id, parsed)
     return {"dry_run": True, **parsed_view(parsed, sorted_)}
+
+
+@router.get("/bank-profiles", response_model=BankProfiles, **keyed_read())
+def list_bank_profiles(request: Request, who: Authed) -> dict[str, Any]:
+    """The bank profiles this service reads banks' own exports by (docs/bank-formats.md,
+    "bank profiles"): for an integrator to see which layout their bank's file must have.
+    Any key may read them."""
+    del who  # any role: a key is all it takes
+    profiles = context_of(request).bank_profiles
+    return {"items": [describe(profiles[name]) for name in sorted(profiles)]}
 
 
 @router.get("/banks/{bank_id}/instructions", response_class=Response,

@@ -1,6 +1,7 @@
 """Our documented statement CSV, for banks without ISO 20022 or MT940 (docs/bank-formats.md).
 
-UTF-8, comma-separated, RFC 4180 quoting, one header row naming every column of `COLUMNS` (in any
+UTF-8 (or GB18030/GBK, or Latin-1: text.py's detection, or the encoding a profile names),
+comma-separated, RFC 4180 quoting, one header row naming every column of `COLUMNS` (in any
 order). A row is an entry (direction CRDT or DBIT) or a balance (direction OPBD or CLBD). One
 file may cover several accounts: each (account, currency) becomes one statement, in order of
 first appearance. Rows are numbered as a spreadsheet shows them: the header is row 1.
@@ -32,6 +33,7 @@ from ledger.bank.model import (
     check_statement_size,
     refused,
 )
+from ledger.bank.text import TextEncoding, decode_text
 
 COLUMNS: Final = (
     "account", "currency", "booking_date", "value_date", "direction", "amount", "status",
@@ -74,17 +76,18 @@ class _Row:
         return value
 
 
-def parse_csv(data: bytes) -> list[Statement]:
+def parse_csv(data: bytes, encoding: TextEncoding | None = None) -> list[Statement]:
     """Every statement of the file, or the first fault raised."""
-    return read_csv(data).strict()
+    return read_csv(data, encoding).strict()
 
 
-def read_csv(data: bytes) -> ParsedFile:
+def read_csv(data: bytes, encoding: TextEncoding | None = None) -> ParsedFile:
     """Each account's statement, read or refused (its balances do not add up); a fault in a
-    row refuses the file, since a row's account cannot be trusted either."""
+    row refuses the file, since a row's account cannot be trusted either. The text is read
+    in `encoding`, or the one text.py detects (UTF-8 with or without BOM, GB18030, Latin-1)."""
     check_statement_size(data)
     accounts: dict[tuple[str, str], _Account] = {}
-    for row in _rows(data):
+    for row in _rows(decode_text(data, encoding)[0]):
         key = (row.required("account"), _currency(row))
         group = accounts.setdefault(key, _Account(*key))
         _add_row(group, row)
@@ -102,8 +105,8 @@ def _read(group: _Account, message_id: str) -> Statement | RefusedStatement:
                        f"{group.account}:{group.currency}")
 
 
-def _rows(data: bytes) -> Iterator[_Row]:
-    reader = csv.reader(io.StringIO(_text(data), newline=""), strict=True)
+def _rows(text: str) -> Iterator[_Row]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = _header(next(reader, []))
         for number, cells in enumerate(reader, 2):
@@ -118,15 +121,6 @@ def _rows(data: bytes) -> Iterator[_Row]:
             yield _Row(number, {c: v.strip() for c, v in zip(header, cells, strict=True)})
     except csv.Error as exc:
         raise StatementRejected(f"malformed CSV: {exc}", field=f"line {reader.line_num}") \
-            from None
-
-
-def _text(data: bytes) -> str:
-    try:
-        return data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise StatementRejected(f"not UTF-8 text (byte {exc.start})", field=f"line {line}") \
             from None
 
 

@@ -63,6 +63,7 @@ class StageImport(Command):
     today: date
     parsed: ParsedFile
     all_or_nothing: bool = False
+    profile: str | None = None  # the bank profile it was read by, if named: to resume by
 
     def run(self, books: Books) -> dict[str, Any]:
         require_bank(self.principal, self.bank_id)
@@ -91,6 +92,7 @@ class StageImport(Command):
                                    "bank_id": self.bank_id, "file_id": file_id,
                                    "sha256": digest.hex(), "journal_seq": entry.seq,
                                    "today": self.today.isoformat(), "statements": plan,
+                                   "profile": self.profile,
                                    "sorted": [s.view() for s in sorted_],
                                    "cursor": [0, 0], "results": [_result(p) for p in plan]})
         # Last, straight to the database: the file, then its statements.

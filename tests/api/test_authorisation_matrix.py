@@ -160,6 +160,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/breaks/{break_id}/resolve"): OPERATOR_ONLY,
     # long jobs: who may do what the job does (A's statement import: the operator, bank A)
     ("GET", "/v1/jobs/{job_id}"): allow(OPERATOR, B_OWN, hidden=(B_OTHER,)),
+    ("GET", "/v1/bank-profiles"): allow(*KEYED),  # how banks' own exports are read: any key
     ("GET", "/v1/cross-verifications"): allow(OPERATOR, REGULATOR, M_OWN, B_OWN,
                                               scoped=(M_OTHER, B_OTHER)),
     # audit: the key and the heads are public; the export is not for banks

@@ -374,6 +374,7 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("POST", f"/v1/breaks/{breaks[0]['id']}/resolve", op,
              json={"resolution": "a transfer by the merchant itself"})
     api.call("GET", "/v1/cross-verifications", op)
+    api.call("GET", "/v1/bank-profiles", op)
 
     # The audit.
     size = api.json("POST", "/v1/audit/tree-heads", op)["tree_size"]

@@ -102,9 +102,9 @@ def test_non_xml_garbage_is_refused() -> None:
     refused(parse_camt053, sample("garbage.bin"), field="line 1, column 0",
             says="not well-formed XML")
     refused(detect_and_parse, sample("garbage.bin"), field="file", says="not a statement")
-    # Any byte is Latin-1, so garbage decodes; it is then not MT940.
+    # Any byte is Latin-1, so garbage decodes; it is then neither MT940 nor our CSV.
     refused(parse_mt940, sample("garbage.bin"), field="line 1", says="no MT940 statement")
-    refused(parse_csv, sample("garbage.bin"), field="line 1", says="not UTF-8")
+    refused(parse_csv, sample("garbage.bin"), field="row 1", says="unknown column")
 
 
 def test_an_empty_file_is_refused_by_every_parser() -> None:

@@ -1,0 +1,123 @@
+"""The cells of an Excel workbook (.xlsx) a bank exported, read safely.
+
+An .xlsx file is a zip of XML parts. Before openpyxl opens it, the zip's directory is checked:
+at most `xlsx_members_max` parts, at most `statement_bytes_max` bytes uncompressed in all, and
+no part compressed more than `xlsx_ratio_max` times, so a zip bomb is refused by its directory
+without inflating a byte. The declared sizes bind: Python's zipfile stops a part at its
+declared size and checks its CRC, so a part that lies about its size fails rather than grows.
+openpyxl then reads it read-only with `data_only=True`: formulas are never evaluated, a formula
+cell gives the value the bank's Excel cached; its XML goes through defusedxml (installed), so no
+DTD or entity is expanded.
+
+Cells come out as text, `date` (Excel dates) or `Decimal` (Excel numbers). Excel stores every
+number as a binary float, so a number cell is taken as `Decimal(repr(value))`: `repr` is the
+shortest decimal that reads back as the same float, and for an amount below 2^53 / 100 yuan
+(that is, at most 15 significant digits) the shortest decimal of the float nearest `1234.56` is
+`1234.56` itself. The amount reader then rounds to the fen, which removes only the noise of a
+sum Excel computed (0.1 + 0.2 = 0.30000000000000004), and refuses a number further than a
+millionth of a fen from a whole fen (a real third decimal).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from datetime import date
+from decimal import Decimal
+from typing import Final
+
+from ledger.bank import limits
+from ledger.bank.model import StatementRejected
+
+Cell = str | date | Decimal
+
+# A bank's one-sheet export has about ten parts (workbook, sheet, styles, shared strings).
+xlsx_members_max: Final = 1_000
+# Worksheet XML compresses 10 to 30 times; a run of identical rows somewhat more. A zip bomb
+# is thousands of times.
+xlsx_ratio_max: Final = 200
+_ZIP_MAGIC: Final = b"PK\x03\x04"
+_WORKBOOK_PART: Final = "xl/workbook.xml"
+
+
+def is_xlsx(data: bytes) -> bool:
+    """A zip whose directory names the workbook part (read from the directory only)."""
+    if not data.startswith(_ZIP_MAGIC):
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return _WORKBOOK_PART in archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def xlsx_rows(data: bytes) -> list[list[Cell]]:
+    """The first worksheet's rows, each a list of cells ("" for an empty one); a workbook
+    with data on another sheet too is refused rather than half read."""
+    _check_zip(data)
+    import openpyxl  # here: only a workbook's reader pays for importing it
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises what its parts raise: all are a bad file
+        raise StatementRejected(f"not a readable Excel workbook: {type(exc).__name__}: "
+                                f"{str(exc)[:200]}", field="file") from None
+    try:
+        sheets = book.worksheets
+        for sheet in sheets:  # read every row there is, not the size the file claims
+            sheet.reset_dimensions()
+        rows = [[_cell(v) for v in values]
+                for values in _bounded(sheets[0].iter_rows(values_only=True))]
+        for sheet in sheets[1:]:
+            if any(any(v not in (None, "") for v in values)
+                   for values in _bounded(sheet.iter_rows(values_only=True))):
+                raise StatementRejected(f"a second sheet with data ({sheet.title[:40]!r}): "
+                                        "a statement is one sheet", field="file")
+        return rows
+    finally:
+        book.close()
+
+
+def _bounded(rows: object) -> list[tuple[object, ...]]:
+    taken: list[tuple[object, ...]] = []
+    for values in rows:  # type: ignore[attr-defined]
+        if len(taken) >= limits.statement_entries_max:
+            raise StatementRejected(f"over the limit of {limits.statement_entries_max} rows",
+                                    field=f"row {len(taken) + 1}")
+        taken.append(tuple(values))
+    return taken
+
+
+def _check_zip(data: bytes) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise StatementRejected(f"not an Excel workbook (.xlsx): {exc}", field="file") from None
+    if len(members) > xlsx_members_max:
+        raise StatementRejected(f"a zip of {len(members)} parts, over the limit of "
+                                f"{xlsx_members_max}", field="file")
+    total = sum(m.file_size for m in members)
+    if total > limits.statement_bytes_max:
+        raise StatementRejected(f"{total} bytes uncompressed, over the "
+                                f"{limits.statement_bytes_max} byte limit", field="file")
+    for m in members:
+        if m.file_size > xlsx_ratio_max * max(m.compress_size, 1):
+            raise StatementRejected(f"part {m.filename[:80]!r} inflates {m.file_size} bytes "
+                                    f"from {m.compress_size}: over {xlsx_ratio_max} times "
+                                    "(a zip bomb?)", field="file")
+    if _WORKBOOK_PART not in {m.filename for m in members}:
+        raise StatementRejected("a zip without xl/workbook.xml: not an Excel workbook",
+                                field="file")
+
+
+def _cell(value: object) -> Cell:
+    if value is None:
+        return ""
+    if isinstance(value, date):  # a datetime too: the reader takes its date
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) \
+            and math.isfinite(value):
+        return Decimal(repr(value))  # exact: see the module's docstring
+    return str(value)  # text, TRUE/FALSE, NaN: an amount's reader refuses these by name
