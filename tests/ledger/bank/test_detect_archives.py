@@ -107,3 +107,105 @@ def test_a_zip_naming_a_workbook_but_not_one_is_refused_by_name() -> None:
     workbook = _zip(("xl/workbook.xml", b"<workbook/>"))
     with pytest.raises(StatementRejected, match="not a readable Excel workbook"):
         read_file(workbook, "export.xlsx")
+
+
+def _zeros_zip(size: int) -> bytes:
+    """A zip of one member of `size` zero bytes, written in chunks (its directory honest)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("bomb.xml", "w", force_zip64=True) as member:
+        for _ in range(size // CHUNK):
+            member.write(bytes(CHUNK))
+        member.write(bytes(size % CHUNK))
+    return out.getvalue()
+
+
+def _refused_in_bounds(data: bytes, says: str) -> StatementRejected:
+    """Refused naming `says`, in bounded time and memory: what is unpacked is at most the
+    limit and a chunk, never the bomb."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(StatementRejected) as caught:
+            read_file(data, "bomb.zip")
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert says in caught.value.detail, caught.value.detail
+    assert elapsed < BOMB_SECONDS_MAX
+    assert peak < container_unpacked_bytes_max + 4 * CHUNK
+    return caught.value
+
+
+def test_a_zip_bomb_is_refused_by_its_size_before_it_is_unpacked() -> None:
+    data = _zeros_zip(container_unpacked_bytes_max + CHUNK)
+    assert len(data) < 100 * 1024  # a small file ...
+    _refused_in_bounds(data, f"unpacks past {container_unpacked_bytes_max} bytes")
+
+
+def test_a_zip_member_that_packs_too_well_is_refused_by_its_ratio() -> None:
+    data = _zeros_zip(8 * CHUNK)  # within the size limit, but zeros pack 1,000 to 1
+    error = _refused_in_bounds(data, f"over {container_compression_ratio_max} times")
+    assert error.field == "bomb.xml"
+
+
+def test_a_zip_whose_directory_lies_about_a_size_unpacks_no_more_than_it_says() -> None:
+    honest = _zip(("a.xml", bytes(4 * CHUNK)))
+    info = zipfile.ZipFile(io.BytesIO(honest)).getinfo("a.xml")
+    size = info.file_size.to_bytes(4, "little")
+    lying = honest.replace(size, (1000).to_bytes(4, "little"))  # local header and directory
+    [member] = read_file(lying, "lie.zip").items
+    assert isinstance(member, RefusedStatement)
+    assert "cannot be unpacked" in member.reason  # stopped at 1000 bytes: the CRC is wrong
+
+
+def test_a_gzip_bomb_is_refused_having_unpacked_at_most_the_limit() -> None:
+    """A gzip states no size that can be trusted: it is counted as it unpacks. Random blocks
+    repeated pack about 80 to 1, under the ratio limit, so the size limit is what stops it."""
+    block = os.urandom(16 * 1024)
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    parts = [packer.compress(block * 64) for _ in range(container_unpacked_bytes_max // CHUNK + 2)]
+    data = b"".join(parts) + packer.flush()
+    assert len(data) * container_compression_ratio_max > container_unpacked_bytes_max
+    assert len(data) < limits.statement_bytes_max
+    _refused_in_bounds(data, f"unpacks past {container_unpacked_bytes_max} bytes")
+
+
+def test_a_gzip_of_zeros_is_refused_by_its_ratio() -> None:
+    _refused_in_bounds(gzip.compress(bytes(16 * CHUNK)), "decompression bomb")
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (b"PK\x03\x04" + b"\x00" * 60, "not a readable zip"),
+    (_zip(), "holds no file"),
+    (gzip.compress(b"<x/>")[:-12], "ends before its data does"),
+    (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xff\xff\xff", "not a readable gzip"),
+])
+def test_a_broken_archive_is_refused_by_name(data: bytes, says: str) -> None:
+    with pytest.raises(StatementRejected, match=says) as caught:
+        read_file(data, "x.zip")
+    assert caught.value.field == "file"
+
+
+def test_too_many_members_are_refused() -> None:
+    archive = _zip(*((f"m{i}.xml", b"<x/>") for i in range(container_members_max + 1)))
+    with pytest.raises(StatementRejected, match=f"over the limit of {container_members_max}"):
+        read_file(archive, "many.zip")
+
+
+def test_a_zip_of_two_days_imports_through_the_api(banking: Banking) -> None:
+    banking.set_today(DAY)
+    m = banking.merchant("BANK-ZIP")
+    sale, later = banking.sell_at(m, 10_000), banking.sell_at(m, 20_000)
+    next_day = date(2026, 11, 3)
+    day_one = Stmt(m.account, "ZIP-1", 0, DAY, (entry("CRDT", 10_000, DAY,
+                                                      cref=sale["reference"]),))
+    day_two = Stmt(m.account, "ZIP-2", 10_000, next_day,
+                   (entry("CRDT", 20_000, next_day, cref=later["reference"]),))
+    archive = _zip(("d1.xml", camt053([day_one], message_id="D1")),
+                   ("d2.xml", camt053([day_two], message_id="D2")))
+    answer = banking.import_file("BANK-ZIP", archive, filename="days.zip")
+    assert [(s["statement_id"], s["outcome"]) for s in answer["statements"]] == [
+        ("ZIP-1", {"deposit": 1}), ("ZIP-2", {"deposit": 1})]
+    assert banking.open_breaks(m) == []
