@@ -25,6 +25,7 @@ from typing import Final
 from xml.etree.ElementTree import Element
 
 from ledger.bank import limits
+from ledger.bank.camt_doc import Doc, Kids
 from ledger.bank.camt_values import (
     amount_of,
     bounded,
@@ -113,7 +114,7 @@ def _statements(root: Element, kinds: frozenset[str]) -> ParsedFile:
         for i, item in enumerate(items, 1)))
 
 
-def _read(doc: _Doc, item: Element, where: str, header: _Header,
+def _read(doc: Doc, item: Element, where: str, header: _Header,
           message: _Message) -> Statement | RefusedStatement:
     try:
         return _statement(doc, item, where, header, message)
@@ -124,95 +125,6 @@ def _read(doc: _Doc, item: Element, where: str, header: _Header,
         return refused(where, exc, account, doc.text(kids, "Id", where))
 
 
-# --- the document --------------------------------------------------------------------------
-# An element's children by qualified tag, each list in document order: an element is read
-# through one pass over its children rather than a search of them per path asked.
-_Kids = dict[str, list[Element]]
-
-
-class _Doc:
-    """Finds elements in the document's one namespace, and reads their text with a bound.
-
-    Every look-up starts from an element's `kids`: its first step is a dict look-up, the
-    others the C ElementTree's plain-tag `find`. (A path with a slash goes through
-    ElementPath, in Python: two dozen of those an entry were most of a big file's parse.)
-    The results are ElementPath's: the first match in document order (`find`), every match
-    in document order (`findall`).
-    """
-
-    __slots__ = ("_steps", "ns")
-
-    def __init__(self, ns: str) -> None:
-        self.ns = ns
-        # path -> the qualified tag of its first step and of the others
-        self._steps: dict[str, tuple[str, tuple[str, ...]]] = {}
-
-    def tag(self, name: str) -> str:
-        """An element name as the parser spells its tag, `{namespace}name`."""
-        return (self._steps.get(name) or self._compile(name))[0]
-
-    def has(self, kids: _Kids, name: str) -> bool:
-        """Whether there is a child `name`: without one, no path through it finds anything."""
-        return self.tag(name) in kids
-
-    def kids(self, el: Element) -> _Kids:
-        found: _Kids = {}
-        for child in el:
-            tag = child.tag
-            if tag in found:
-                found[tag].append(child)
-            else:
-                found[tag] = [child]
-        return found
-
-    def find(self, kids: _Kids, path: str) -> Element | None:
-        first, rest = self._steps.get(path) or self._compile(path)
-        nodes = kids.get(first)
-        if nodes is None:
-            return None
-        node = nodes[0]
-        for tag in rest:
-            child = node.find(tag)
-            if child is None:  # not under the first of its parents: ElementPath tries the rest
-                found = _findall(nodes, rest)
-                return found[0] if found else None
-            node = child
-        return node
-
-    def findall(self, kids: _Kids, path: str) -> list[Element]:
-        first, rest = self._steps.get(path) or self._compile(path)
-        return _findall(kids.get(first, []), rest)
-
-    def text(self, kids: _Kids, path: str, where: str) -> str | None:
-        first, rest = self._steps.get(path) or self._compile(path)
-        nodes = kids.get(first)
-        if nodes is None:  # the usual way for an optional element to be absent: said fast
-            return None
-        node = self.find(kids, path) if rest else nodes[0]
-        return None if node is None else bounded(node.text, where, path)
-
-    def required(self, kids: _Kids, path: str, where: str) -> str:
-        value = self.text(kids, path, where)
-        if value is None:
-            raise StatementRejected(f"missing {path}", field=path_join(where, path))
-        return value
-
-    def _compile(self, path: str) -> tuple[str, tuple[str, ...]]:
-        first, *rest = (f"{{{self.ns}}}{part}" for part in path.split("/"))
-        # The paths are this module's constants: a few dozen at most.
-        steps = self._steps[path] = (first, tuple(rest))
-        return steps
-
-
-def _findall(nodes: list[Element], tags: tuple[str, ...]) -> list[Element]:
-    """Every element at the end of `tags` under these nodes, in document order."""
-    for tag in tags:
-        if not nodes:
-            break
-        nodes = [child for node in nodes for child in node.findall(tag)]
-    return nodes
-
-
 @dataclass(frozen=True, slots=True)
 class _Header:
     format: str
@@ -220,7 +132,7 @@ class _Header:
     created_at: datetime | None
 
 
-def _identify(root: Element, kinds: frozenset[str]) -> tuple[str, int, _Doc]:
+def _identify(root: Element, kinds: frozenset[str]) -> tuple[str, int, Doc]:
     ns, _, local = root.tag[1:].partition("}") if root.tag.startswith("{") else ("", "", root.tag)
     expected = " or ".join(f"camt.{k}" for k in sorted(kinds))
     match = _NAMESPACE_RE.fullmatch(ns)
@@ -237,10 +149,10 @@ def _identify(root: Element, kinds: frozenset[str]) -> tuple[str, int, _Doc]:
     if local != "Document":
         raise StatementRejected(f"root element is <{local}>, expected <Document>",
                                 field=f"<{local}>")
-    return match["kind"], version, _Doc(ns)
+    return match["kind"], version, Doc(ns)
 
 
-def _check_counts(doc: _Doc, body: Element, in_body: _Kids, item_name: str) -> None:
+def _check_counts(doc: Doc, body: Element, in_body: Kids, item_name: str) -> None:
     entries = len(doc.findall(in_body, f"{item_name}/Ntry"))
     if entries > limits.statement_entries_max:
         raise StatementRejected(
@@ -254,7 +166,7 @@ def _check_counts(doc: _Doc, body: Element, in_body: _Kids, item_name: str) -> N
 
 
 # --- one statement -------------------------------------------------------------------------
-def _statement(doc: _Doc, item: Element, where: str, header: _Header,
+def _statement(doc: Doc, item: Element, where: str, header: _Header,
                message: _Message) -> Statement:
     kids = doc.kids(item)
     wanted = (*_OPENING_CODES, *message.closing_codes) if message.closing_codes else ()
@@ -295,7 +207,7 @@ class _Balance:
     date: date
 
 
-def _balances(doc: _Doc, kids: _Kids, where: str, wanted: tuple[str, ...]
+def _balances(doc: Doc, kids: Kids, where: str, wanted: tuple[str, ...]
               ) -> dict[str, _Balance]:
     """The balances of the `wanted` type codes (opening and closing booked), by code; the
     others (available, forward, information, a proprietary type) are not needed."""
@@ -317,7 +229,7 @@ def _balances(doc: _Doc, kids: _Kids, where: str, wanted: tuple[str, ...]
     return found
 
 
-def _account_currency(doc: _Doc, kids: _Kids, where: str,
+def _account_currency(doc: Doc, kids: Kids, where: str,
                       balances: dict[str, _Balance]) -> str:
     """Acct/Ccy when the bank gives it (it is optional); else the balances' or first entry's."""
     given = doc.text(kids, "Acct/Ccy", where)
@@ -332,7 +244,7 @@ def _account_currency(doc: _Doc, kids: _Kids, where: str,
                             field=f"{where}/Acct/Ccy")
 
 
-def _account_id(doc: _Doc, kids: _Kids, path: str, where: str, *,
+def _account_id(doc: Doc, kids: Kids, path: str, where: str, *,
                 required: bool = False) -> str | None:
     """An account's IBAN, or else its other identification (Othr/Id)."""
     value = doc.text(kids, f"{path}/Id/IBAN", where) \
@@ -351,10 +263,10 @@ class _EntryReader:
 
     __slots__ = ("currency", "doc")
 
-    def __init__(self, doc: _Doc, currency: str) -> None:
+    def __init__(self, doc: Doc, currency: str) -> None:
         self.doc, self.currency = doc, currency
 
-    def entry(self, ntry: _Kids, where: str) -> StatementEntry:
+    def entry(self, ntry: Kids, where: str) -> StatementEntry:
         doc = self.doc
         fen, entry_currency = _amount(doc, ntry, "Amt", where, allow_zero=True)
         same_currency(entry_currency, self.currency, where, "Amt")
@@ -371,7 +283,7 @@ class _EntryReader:
                               self.details(ntry, where, fen, direction, reversal),
                               doc.text(ntry, "AddtlNtryInf", where))
 
-    def details(self, ntry: _Kids, where: str, entry_fen: int, direction: Direction,
+    def details(self, ntry: Kids, where: str, entry_fen: int, direction: Direction,
                 reversal: bool) -> tuple[TxDetail, ...]:
         """The entry's TxDtls, across every NtryDtls. A batch's details must add up to the
         entry: one that does not has lost a transaction, or nets charges or mixed directions
@@ -408,7 +320,7 @@ class _EntryReader:
                 f"is {entry_fen} fen", field=f"{where}/NtryDtls")
         return details
 
-    def detail(self, tx: _Kids, where: str, fen: int, direction: Direction,
+    def detail(self, tx: Kids, where: str, fen: int, direction: Direction,
                reversal: bool) -> TxDetail:
         doc = self.doc
         detail_direction = doc.text(tx, "CdtDbtInd", where)
@@ -436,7 +348,7 @@ class _EntryReader:
                         doc.text(refs, "AcctSvcrRef", where), doc.text(refs, "UETR", where))
 
 
-def _counterparty(doc: _Doc, tx: _Kids, where: str, side: str) -> tuple[str | None, str | None]:
+def _counterparty(doc: Doc, tx: Kids, where: str, side: str) -> tuple[str | None, str | None]:
     """The name and account of the party on `side` (Dbtr or Cdtr), as far as given."""
     if not doc.has(tx, "RltdPties"):
         return None, None
@@ -445,7 +357,7 @@ def _counterparty(doc: _Doc, tx: _Kids, where: str, side: str) -> tuple[str | No
     return name, _account_id(doc, tx, f"RltdPties/{side}Acct", where)
 
 
-def _detail_amount(doc: _Doc, tx: _Kids, where: str, currency: str) -> int | None:
+def _detail_amount(doc: Doc, tx: Kids, where: str, currency: str) -> int | None:
     """The detail's amount in the account's currency, or None where it gives none."""
     for path in ("Amt", "AmtDtls/TxAmt/Amt"):
         node = doc.find(tx, path)
@@ -495,7 +407,7 @@ def _clipped(text: str) -> str | None:
     return text if len(text) <= limit else text[:limit - len(marker)] + marker
 
 
-def _status(doc: _Doc, ntry: _Kids, where: str) -> EntryStatus:
+def _status(doc: Doc, ntry: Kids, where: str) -> EntryStatus:
     """`<Sts>BOOK</Sts>` up to v06, `<Sts><Cd>BOOK</Cd></Sts>` from v07; either is read."""
     sts = doc.find(ntry, "Sts")
     if sts is None:
@@ -513,7 +425,7 @@ def _status(doc: _Doc, ntry: _Kids, where: str) -> EntryStatus:
 
 
 # --- leaf values ---------------------------------------------------------------------------
-def _amount(doc: _Doc, kids: _Kids, path: str, where: str,
+def _amount(doc: Doc, kids: Kids, path: str, where: str,
              *, allow_zero: bool = False) -> tuple[int, str]:
     """An amount in fen with its currency (the Ccy attribute); only a balance may be zero."""
     node = doc.find(kids, path)
@@ -522,7 +434,7 @@ def _amount(doc: _Doc, kids: _Kids, path: str, where: str,
     return amount_of(node, where, path, allow_zero=allow_zero)
 
 
-def _date_choice(doc: _Doc, kids: _Kids, path: str, where: str) -> date | None:
+def _date_choice(doc: Doc, kids: Kids, path: str, where: str) -> date | None:
     """A DateAndDateTimeChoice: `<X><Dt>` or `<X><DtTm>`; None when `<X>` is absent."""
     if not doc.has(kids, path):
         return None
@@ -539,7 +451,7 @@ def _date_choice(doc: _Doc, kids: _Kids, path: str, where: str) -> date | None:
     return moment.date()
 
 
-def _first_text(doc: _Doc, kids: _Kids, path: str, where: str) -> str | None:
+def _first_text(doc: Doc, kids: Kids, path: str, where: str) -> str | None:
     first = doc.find(kids, path)
     if first is None:
         return None
@@ -553,7 +465,7 @@ def _first_text(doc: _Doc, kids: _Kids, path: str, where: str) -> str | None:
     return None
 
 
-def _joined_text(doc: _Doc, kids: _Kids, path: str, where: str) -> str | None:
+def _joined_text(doc: Doc, kids: Kids, path: str, where: str) -> str | None:
     """Repeated text elements (Ustrd) joined with a space, under the same bound as one."""
     parts = [part for node in doc.findall(kids, path)
              if (part := bounded(node.text, where, path))]

@@ -26,7 +26,7 @@ from ledger.custody.lifecycle import (
     Release,
 )
 from ledger.custody.merchants import MerchantStatus, Tier
-from ledger.custody.rules import ANY_INDUSTRY, RuleSet, parse_rule_set
+from ledger.custody.rules import RuleSet
 from ledger.custody.settlement import Payout
 from ledger.custody.store import ClosureTotals
 from ledger.db import bank_tables as b
@@ -34,6 +34,7 @@ from ledger.db import custody_tables as c
 from ledger.db.batch import Batch
 from ledger.db.bulk import copy_text
 from ledger.db.rowcache import LATEST_RULES
+from ledger.db.rule_store import latest_rule_set, rule_set
 from ledger.errors import NotFound, require
 
 CLOSURE_COLUMNS = ("merchant_id", "available_fen", "planned_seq")
@@ -103,14 +104,15 @@ class CustodyRows:
         return (1, None) if row is None else (row.version + 1, row.rules)
 
     def credit_code_taken(self, credit_code: str) -> str | None:
-        taken = self.batch.query(select(c.Merchant.id)
-                                 .where(c.Merchant.credit_code == credit_code)).scalar()
-        return None if taken is None else str(taken)
+        return self._merchant_where(c.Merchant.credit_code == credit_code)
 
     def custody_account_holder(self, bank_id: str, account: str) -> str | None:
-        held = self.batch.query(select(c.Merchant.id).where(
-            c.Merchant.bank_id == bank_id, c.Merchant.custody_account == account)).scalar()
-        return None if held is None else str(held)
+        return self._merchant_where(c.Merchant.bank_id == bank_id,
+                                    c.Merchant.custody_account == account)
+
+    def _merchant_where(self, *conditions: Any) -> str | None:
+        found = self.batch.query(select(c.Merchant.id).where(*conditions)).scalar()
+        return None if found is None else str(found)
 
     def active_merchant_ids(self, after: str = "", limit: int | None = None) -> list[str]:
         return list(self.batch.query(
@@ -374,47 +376,6 @@ def _consumption(row: Mapping[str, Any]) -> Consumption:
                        Use(row["units"], paid, custody, paid - custody),
                        ConsumptionStatus(row["status"]), row["confirm_by"],
                        row["confirmed_on"], row["release_id"], row["created_seq"])
-
-
-def latest_rule_set(batch: Batch, jurisdiction: str, industry: str) -> tuple[int, RuleSet]:
-    for wanted in (industry, ANY_INDUSTRY):
-        fresh = batch.rows.get(LATEST_RULES, (jurisdiction, wanted))
-        if fresh is not None:
-            if fresh["id"] is None:  # known to have no version of its own: fall back
-                continue
-            return fresh["id"], fresh["rules"]
-        # By (jurisdiction, industry, version): rows no command changes once written.
-        row = batch.lookup(
-            select(c.RuleSetVersion.id, c.RuleSetVersion.rules)
-            .where(c.RuleSetVersion.jurisdiction == jurisdiction,
-                   c.RuleSetVersion.industry == wanted)
-            .order_by(c.RuleSetVersion.version.desc()).limit(1)).first()
-        if row is not None:
-            rules = parse_rule_set(row.rules)
-            batch.rows.remember(LATEST_RULES, (jurisdiction, wanted),
-                                {"id": row.id, "rules": rules})
-            return row.id, rules
-        batch.rows.remember(LATEST_RULES, (jurisdiction, wanted), {"id": None, "rules": None})
-    raise NotFound(f"no rule set for {jurisdiction}/{industry} (nor a fallback '*')",
-                   field="jurisdiction")
-
-
-def rule_set(batch: Batch, rule_set_id: int) -> RuleSet:
-    # Rule set versions never change once written: the writer keeps them (batch.state).
-    known = batch.state.rules_by_id
-    cached = known.get(rule_set_id)
-    if cached is not None:
-        return cached
-    fresh = batch.rows.get(c.RuleSetVersion, rule_set_id)
-    if fresh is not None:
-        # Made in this batch, or carried from an earlier one: parsed once either way (an id
-        # whose batch rolls back is never drawn again, so its entry is never asked for).
-        rules = known[rule_set_id] = parse_rule_set(fresh["rules"])
-        return rules
-    rules = parse_rule_set(batch.lookup(
-        select(c.RuleSetVersion.rules).where(c.RuleSetVersion.id == rule_set_id)).scalar_one())
-    known[rule_set_id] = rules
-    return rules
 
 
 def _cached(batch: Batch, table: Any, row_id: Any, what: str, lock: bool = True

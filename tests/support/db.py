@@ -75,7 +75,8 @@ def file_merchant(engine: Engine, bank_id: str, industry: str = "体育健身") 
     base = f"91110105{uuid.uuid4().int % 10**9:09d}"
     filing = parse_filing({"name": "测试商户", "credit_code": base + uscc.calc_check_digit(base),
                            "industry": industry, "bank_id": bank_id,
-                           "custody_account": "0200001234567"}, DEFAULT_JURISDICTION)
+                           "custody_account": f"02{uuid.uuid4().int % 10**11:011d}"},
+                          DEFAULT_JURISDICTION)  # one merchant per custody account at a bank
     return str(run_command(engine, FileMerchant(LOCAL_OPERATOR, filing))["id"])
 
 

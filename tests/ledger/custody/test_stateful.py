@@ -273,7 +273,9 @@ class CustodyMachine(RuleBasedStateMachine):
     def file(self, industry: str) -> None:
         filing = parse_filing({"name": f"商户{len(self.merchants)}", "industry": industry,
                                "credit_code": credit_code(random.Random(next(_codes))),
-                               "bank_id": BANK, "custody_account": "0200001"}, "beijing")
+                               "bank_id": BANK,
+                               "custody_account": f"0200{len(self.merchants):03d}{next(_codes)}"},
+                              "beijing")
         body = self.run(FileMerchant(OPERATOR, filing))
         assert body["status"] == "active" and body["tier"] == "blue"
         assert set(body["accounts"]) == set(PURPOSES)

@@ -1,6 +1,7 @@
 """The references an import writes, checked by the database once per statement (migration
 0008) as strictly as the foreign keys they replace: a line names an existing file, a cleared
-deposit an existing line, and a line keeps its id and file."""
+deposit an existing line, a line an existing statement (migration 0013), and a line keeps its
+id, file and statement."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.support.statements import Stmt, camt053, entry
 DAY = date(2026, 11, 9)
 MISSING_ID = 10**15  # no file, line or deposit has this id
 LINE_COLUMNS = ("id, file_id, bank_id, account, statement_id, position, direction, status, "
-                "reversal, amount_fen")
+                "reversal, amount_fen, statement_ref")
 
 
 @pytest.fixture(scope="module")
@@ -30,35 +31,47 @@ def imported(banking: Banking) -> dict[str, Any]:
     banking.import_file("BANK-REFS", camt053([Stmt(m.account, "REFS-1", 0, DAY, (
         entry("CRDT", 10_000, DAY, cref=sale["reference"]),))]))
     return row(banking.engine, "SELECT d.id AS deposit_id, d.cleared_line_id AS line_id, "
-                               "l.file_id FROM expected_deposits d JOIN statement_lines l "
+                               "l.file_id, l.statement_ref "
+                               "FROM expected_deposits d JOIN statement_lines l "
                                "ON l.id = d.cleared_line_id WHERE d.reference = :r",
                r=sale["reference"])
 
 
-def insert_lines(conn: Connection, file_ids: list[int]) -> None:
-    """Lines naming these files, in one statement (as COPY writes a file's lines)."""
+def insert_lines(conn: Connection, file_ids: list[int], statement_refs: list[int]) -> None:
+    """Lines naming these files and statements, in one statement (as COPY writes a file's
+    lines)."""
     values = ", ".join(f"(nextval(pg_get_serial_sequence('statement_lines', 'id')), {f}, "
-                       f"'BANK-REFS', 'acct', 'REFS-X', 'row {n}', 'CRDT', 'BOOK', false, 1)"
-                       for n, f in enumerate(file_ids))
+                       f"'BANK-REFS', 'acct', 'REFS-X', 'row {n}', 'CRDT', 'BOOK', false, 1, {r})"
+                       for n, (f, r) in enumerate(zip(file_ids, statement_refs, strict=True)))
     conn.execute(text(f"INSERT INTO statement_lines ({LINE_COLUMNS}) VALUES {values}"))
 
 
 def test_a_line_naming_no_file_is_refused_even_among_good_ones(
         banking: Banking, imported: dict[str, Any]) -> None:
     with rolled_back(banking.engine) as conn, pytest.raises(IntegrityError) as caught:
-        insert_lines(conn, [imported["file_id"], MISSING_ID, imported["file_id"]])
+        insert_lines(conn, [imported["file_id"], MISSING_ID, imported["file_id"]],
+                     [imported["statement_ref"]] * 3)
     assert pg_error(caught) == (
         "23503", "yufu: a statement line names a statement file that does not exist")
+
+
+def test_a_line_naming_no_statement_is_refused_even_among_good_ones(
+        banking: Banking, imported: dict[str, Any]) -> None:
+    with rolled_back(banking.engine) as conn, pytest.raises(IntegrityError) as caught:
+        insert_lines(conn, [imported["file_id"]] * 3,
+                     [imported["statement_ref"], MISSING_ID, imported["statement_ref"]])
+    assert pg_error(caught) == (
+        "23503", "yufu: a statement line names a statement that does not exist")
 
 
 def test_lines_naming_their_file_are_accepted(banking: Banking,
                                               imported: dict[str, Any]) -> None:
     with rolled_back(banking.engine) as conn:
-        insert_lines(conn, [imported["file_id"]] * 3)
+        insert_lines(conn, [imported["file_id"]] * 3, [imported["statement_ref"]] * 3)
 
 
 @pytest.mark.parametrize("change", ["id = id + 1000000", f"file_id = {MISSING_ID}",
-                                    "file_id = NULL"])
+                                    "file_id = NULL", "statement_ref = statement_ref + 1"])
 def test_a_line_keeps_its_id_and_file(owner_engine: Engine, imported: dict[str, Any],
                                       change: str) -> None:
     # The owner's statement: the service's role may not update a line at all.
