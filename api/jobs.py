@@ -36,9 +36,14 @@ from ledger.db.group_commit import Seen, prefetch_idempotency
 from ledger.db.writer import Writer, WriteRequest, request_fingerprint
 from ledger.errors import Busy, DatabaseUnavailable, IdempotencyConflict, LedgerError
 from ledger.flows.closure import closure_steps
-from ledger.flows.imports import StageImport, import_steps
+from ledger.flows.imports import (
+    StageImport,
+    import_slice_lines_max,
+    import_slice_lines_min,
+    import_steps,
+)
 from ledger.flows.sweeps import auto_confirm_steps, release_steps
-from ledger.jobs import Answer, FailJob, Finished, Job, JobKind, Step, next_step
+from ledger.jobs import Answer, FailJob, Finished, Job, JobKind, SliceSizes, Step, next_step
 
 log = logging.getLogger("yufu.jobs")
 slice_rest_per_slice = 2  # after a slice, the job waits this many times as long as it took
@@ -107,6 +112,13 @@ async def run_steps(writer: Writer, principal: Principal, steps: Step, command: 
             await asyncio.sleep((time.perf_counter_ns() - started_ns) * slice_rest_per_slice
                                 / NS_PER_S)
     return following.answer
+
+
+def import_slices(writer: Writer, least: int = import_slice_lines_min,
+                  most: int = import_slice_lines_max) -> SliceSizes:
+    """An import's slices on this writer: the least while a till's write (any write) waits
+    in its queue, growing while none does."""
+    return SliceSizes(least, most, lambda: writer.queue_depth() > 0)
 
 
 class JobAt(NamedTuple):
@@ -227,7 +239,7 @@ async def resume_jobs(engine: Engine, writer: Writer) -> int:
             for job in jobs:
                 # As the operator: who started it may have been a bank's key, since revoked.
                 who = Principal(job.created_by, Role.operator)
-                steps = await _steps_of(conn, who, job)
+                steps = await _steps_of(conn, writer, who, job)
                 conn.commit()
                 await _logged(run_job(writer, who, steps, next(steps), JobAt(job.id)))
         finally:
@@ -236,7 +248,7 @@ async def resume_jobs(engine: Engine, writer: Writer) -> int:
     return len(jobs)
 
 
-async def _steps_of(conn: Connection, who: Principal, job: Job) -> Step:
+async def _steps_of(conn: Connection, writer: Writer, who: Principal, job: Job) -> Step:
     """The steps of an interrupted job, from what its row keeps."""
     if job.kind is JobKind.closure:
         return closure_steps(who, job.key)
@@ -248,4 +260,5 @@ async def _steps_of(conn: Connection, who: Principal, job: Job) -> Step:
     filename, data = job_queries.statement_file(conn, job.state["file_id"])
     statements = await asyncio.to_thread(detect_and_parse, data, filename or None)
     return import_steps(StageImport(who, job.state["bank_id"], filename, data,
-                                    date.fromisoformat(job.state["today"]), tuple(statements)))
+                                    date.fromisoformat(job.state["today"]), tuple(statements)),
+                        import_slices(writer))

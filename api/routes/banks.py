@@ -20,7 +20,7 @@ from api.bank_schemas import (
     StatementImport,
 )
 from api.context import Authed, context_of, write
-from api.jobs import answer_job
+from api.jobs import answer_job, import_slices
 from api.openapi import NOT_BLANK, Responses, job_write, keyed_read, keyed_write
 from api.paging import PageQuery
 from ledger import limits
@@ -107,9 +107,10 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
     # Parsed here, off the appender: a big file's parse must not hold up every other write.
     statements = await run_in_threadpool(detect_and_parse, data, filename or None)
     ctx = context_of(request)
+    sizes = import_slices(ctx.writer, ctx.import_slice_lines_min, ctx.import_slice_lines_max)
     steps = import_steps(StageImport(who, bank_id, filename, data, ctx.clock(), tuple(statements)),
-                         ctx.import_slice_lines_max)
-    return await answer_job(request, who, steps, ctx.import_slice_lines_max)
+                         sizes)
+    return await answer_job(request, who, steps, sizes.least)
 
 
 @router.get("/banks/{bank_id}/instructions", response_class=Response,

@@ -20,7 +20,7 @@ from ledger.bank.statements import detect_and_parse
 from ledger.commands import Command
 from ledger.flows.imports import StageImport, import_steps
 from ledger.flows.statements import ImportStatementFile
-from ledger.jobs import run_steps
+from ledger.jobs import SliceSizes, run_steps
 from tests.support.db import row, rows, run_one
 from tests.support.driver import Banking, Merchant
 from tests.support.http import wait_done
@@ -236,3 +236,42 @@ def test_the_service_resumes_an_interrupted_import_when_it_starts(
     # of the first statement, then the second.
     assert job["progress"] == {"done": 12, "total": 12, "slices": 3}
     assert reconciled(engine, merchants, job["result"]) == expected
+
+
+def test_slices_grow_while_nobody_waits_and_drop_back_when_a_write_does() -> None:
+    waiting = iter([False, False, False, True, False, False, False, False, False])
+    sizes = SliceSizes(50, 300, lambda: next(waiting))
+    assert [sizes.next() for _ in range(9)] == [50, 100, 200, 50, 100, 200, 300, 300, 300]
+    assert [SliceSizes.fixed(7).next() for _ in range(3)] == [7, 7, 7]
+    assert SliceSizes(50, 20).least == 20  # the most bounds the least too
+
+
+def test_an_import_alone_on_the_writer_goes_in_growing_slices(
+        banking: Banking, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = banking.client.app.state.ctx  # type: ignore[attr-defined]
+    monkeypatch.setattr(ctx, "import_slice_lines_min", 20)
+    monkeypatch.setattr(ctx, "import_slice_lines_max", 500)
+    banking.set_today(DAY)
+    m = banking.merchant(BANK)
+    data = camt053([Stmt(m.account, f"GROW-{m.id}", 0, DAY, tuple(
+        entry("CRDT", 1 + i, DAY, bank_reference=f"G{i}") for i in range(2_000)))],
+        message_id=f"GROW-{m.id}")
+    bank = banking.bank(BANK)
+    posted = banking.post_statement(BANK, data, headers=bank)
+    assert posted.status_code == 202, posted.text
+    job = wait_done(banking.client, posted.headers["location"], bank)
+    # 20, 40, 80, 160 and 320 lines (620 in five slices), then 500 a slice: three more.
+    assert job["progress"] == {"done": 2_000, "total": 2_000, "slices": 8}
+    assert job["result"]["statements"][0]["outcome"] == {"break": 2_000}
+
+
+def test_growing_slices_reconcile_as_one_command_does(banking: Banking,
+                                                      engine: Engine) -> None:
+    merchants, data = statement_file(banking)
+    expected = reconciled(engine, merchants, one_command(engine, data))
+    merchants, data = statement_file(banking)
+    waiting = iter([False, True] * 10)
+    stage = StageImport(OPERATOR, BANK, "s.xml", data, DAY, tuple(detect_and_parse(data, "s.xml")))
+    answer = run_steps(import_steps(stage, SliceSizes(1, 8, lambda: next(waiting))),
+                       run_one(engine))
+    assert reconciled(engine, merchants, answer) == expected
