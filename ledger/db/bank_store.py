@@ -24,6 +24,7 @@ from ledger.bank.reconciliation import (
     DepositStatus,
 )
 from ledger.bank.store import (
+    BreakSelection,
     ImportedFile,
     InstructionKind,
     InstructionRef,
@@ -71,11 +72,12 @@ class BankRows:
         return _deposit(_held(self.batch, b.ExpectedDeposit, deposit_id, "deposit"))
 
     def reconciliation_break(self, break_id: int) -> Break:
-        row = _held(self.batch, b.ReconciliationBreak, break_id, "break")
-        return Break(row["id"], row["bank_id"], row["merchant_id"], BreakKind(row["kind"]),
-                     row["reason"], row["amount_fen"], row["line_id"], row["item_ref"],
-                     row["opened_on"], BreakStatus(row["status"]), row["resolution"],
-                     row["opened_seq"], row["resolved_seq"])
+        return _break(_held(self.batch, b.ReconciliationBreak, break_id, "break"))
+
+    def reconciliation_breaks(self, break_ids: Sequence[int]) -> dict[int, Break]:
+        load_rows(self.batch, b.ReconciliationBreak, sorted(set(break_ids)))
+        return {i: _break(row) for i in break_ids
+                if (row := self.batch.rows.get(b.ReconciliationBreak, i)) is not None}
 
     # -- queries -------------------------------------------------------------------------
     def merchants_by_account(self, bank_id: str) -> dict[str, str]:
@@ -202,6 +204,20 @@ class BankRows:
                    b.ExpectedDeposit.reference.not_in(flagged))
             .order_by(b.ExpectedDeposit.id)).all()
         return [OverdueDeposit(r.id, r.reference, r.open_fen, r.expected_by) for r in rows]
+
+    def open_break_ids(self, which: BreakSelection, count: int) -> list[int]:
+        brk = b.ReconciliationBreak
+        conditions = [brk.status == BreakStatus.open.value]
+        if which.bank_id is not None:
+            conditions.append(brk.bank_id == which.bank_id)
+        if which.merchant_id is not None:
+            conditions.append(brk.merchant_id == which.merchant_id)
+        if which.kind is not None:
+            conditions.append(brk.kind == which.kind.value)
+        if which.opened_before is not None:
+            conditions.append(brk.opened_on < which.opened_before)
+        return [int(i) for i in self.batch.query(
+            select(brk.id).where(*conditions).order_by(brk.id).limit(count)).scalars()]
 
     # -- ids and writes ------------------------------------------------------------------
     def line_ids(self, count: int) -> list[int]:
@@ -330,6 +346,13 @@ def _load_instructions(batch: Batch, kind: InstructionKind, ids: list[int]
     if kind == InstructionKind.refund:
         load_rows(batch, c.Card, sorted({row["card_id"] for row in rows}))
     return rows
+
+
+def _break(row: Mapping[str, Any]) -> Break:
+    return Break(row["id"], row["bank_id"], row["merchant_id"], BreakKind(row["kind"]),
+                 row["reason"], row["amount_fen"], row["line_id"], row["item_ref"],
+                 row["opened_on"], BreakStatus(row["status"]), row["resolution"],
+                 row["opened_seq"], row["resolved_seq"])
 
 
 def _deposit(row: Mapping[str, Any]) -> Deposit:
