@@ -116,9 +116,25 @@ async def run_steps(writer: Writer, principal: Principal, steps: Step, command: 
 
 def import_slices(writer: Writer, least: int = import_slice_lines_min,
                   most: int = import_slice_lines_max) -> SliceSizes:
-    """An import's slices on this writer: the least while a till's write (any write) waits
-    in its queue, growing while none does."""
-    return SliceSizes(least, most, lambda: writer.queue_depth() > 0)
+    """An import's slices on this writer: the least whenever another write (a till's, any)
+    came since the job's last slice was sent, or waits in the queue; growing while none
+    does. The queue alone would miss a till's write the appender took into a batch in the
+    moment between two slices."""
+    return SliceSizes(least, most, OthersWriting(writer))
+
+
+class OthersWriting:
+    """Whether writes other than the job's own came to the writer since the last asking: the
+    job sends one write (its slice) between two askings."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self.seen = writer.submitted
+
+    def __call__(self) -> bool:
+        now, before = self.writer.submitted, self.seen
+        self.seen = now
+        return now - before > 1 or self.writer.queue_depth() > 0
 
 
 class JobAt(NamedTuple):

@@ -72,8 +72,8 @@ def store_lines(service: bench.Service, count: int) -> float:
     with owner.begin() as conn:
         file_id = conn.execute(text(
             "INSERT INTO statement_files (bank_id, sha256, format, filename, body, statements, "
-            "lines, imported_seq) VALUES (:bank, sha256(CAST(:bank AS bytea)), 'camt053', 'seed.xml', "
-            "'', 1, :n, (SELECT max(seq) FROM journal_entries)) RETURNING id"),
+            "lines, imported_seq) VALUES (:bank, sha256(CAST(:bank AS bytea)), 'camt053', "
+            "'seed.xml', '', 1, :n, (SELECT max(seq) FROM journal_entries)) RETURNING id"),
             {"bank": SEED_BANK, "n": count}).scalar_one()
         conn.execute(text(
             "INSERT INTO statement_lines (file_id, bank_id, account, statement_id, position, "
