@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text, tuple_
+from sqlalchemy import ARRAY, Text, and_, any_, bindparam, cast, or_, select, text, tuple_
 
 from ledger.bank.reconciliation import (
     Break,
@@ -40,6 +40,7 @@ from ledger.db import custody_tables as c
 from ledger.db.batch import Batch
 from ledger.db.bulk import copy_binary_row, copy_text
 from ledger.db.custody_store import load_rows
+from ledger.db.script import array_literal
 from ledger.errors import NotFound, require
 
 INSTRUCTION_TABLES: dict[InstructionKind, Any] = {InstructionKind.release: c.ReleaseInstruction,
@@ -116,7 +117,11 @@ class BankRows:
                     ) -> MerchantItems:
         found = {merchant_id: MerchantItems()}
         refs, d = sorted(set(references)), b.ExpectedDeposit
-        wanted: list[Any] = [d.reference.in_(refs), d.batch_reference.in_(refs)] if refs else []
+        # A slice's thousands of references as one array parameter, not as many bound
+        # values (compiling and sending 5,000 of those cost a grown slice a third of its time).
+        named = _text_array(refs)
+        wanted: list[Any] = [d.reference == any_(named), d.batch_reference == any_(named)] \
+            if refs else []
         if amounts and booked is not None:  # a sale's credit comes up to the lookback later
             latest = booked[1] + timedelta(days=deposit_expected_days)
             wanted.append(and_(d.amount_fen.in_(sorted(set(amounts))),
@@ -125,7 +130,7 @@ class BankRows:
             self._add_deposits(found, and_(d.merchant_id == merchant_id, or_(*wanted)))
         if refs:
             self._add_instructions(found, lambda table: and_(
-                table.merchant_id == merchant_id, table.end_to_end_id.in_(refs)))
+                table.merchant_id == merchant_id, table.end_to_end_id == any_(named)))
         return found[merchant_id]
 
     def _add_deposits(self, found: dict[str, MerchantItems], which: Any) -> None:
@@ -366,6 +371,11 @@ def _file_fields(file: StatementFile) -> list[bytes | None]:
             file.format.encode(), file.filename.encode(), file.body,
             struct.pack("!i", file.statements), struct.pack("!i", file.lines),
             struct.pack("!q", file.imported_seq)]
+
+
+def _text_array(values: list[str]) -> Any:
+    """Strings as one `text[]` parameter, in PostgreSQL's array text (`array_literal`)."""
+    return cast(bindparam(None, array_literal(values), type_=Text), ARRAY(Text))
 
 
 def _bigint_array(values: list[int]) -> str:
