@@ -141,6 +141,18 @@ class ResolvedBreak(Out):
     journal_seq: Seq
 
 
+class ResolvedInBulk(Out):
+    break_id: int
+    journal_seq: Seq
+
+
+class ResolvedBreaks(Out):
+    resolved: list[ResolvedInBulk]
+    count: int
+    more: bool = Field(description="a filter picks more open breaks than one request "
+                                   "resolves: send it again for the next ones")
+
+
 class CrossVerification(Out):
     id: int
     bank_id: str

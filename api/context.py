@@ -26,7 +26,7 @@ from ledger.commands import Command
 from ledger.db.outage import silent
 from ledger.db.writer import Outcome, Writer, WriteRequest, request_fingerprint
 from ledger.errors import InvalidInput, RateLimited, Unauthorized
-from ledger.flows.imports import import_slice_lines_max
+from ledger.flows.imports import import_slice_lines_max, import_slice_lines_min
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 
@@ -45,7 +45,9 @@ class Context:
     sender: MessageSender | None = None
     # One-time-code requests and attempts per client address (None: no limit).
     code_attempts: Limiter | None = None
-    # Statement lines an import's slice applies (ledger/flows/imports.py): tests make it small.
+    # Statement lines an import's slice applies, the least and the most (ledger/flows/
+    # imports.py, `SliceSizes`): tests make them small.
+    import_slice_lines_min: int = import_slice_lines_min
     import_slice_lines_max: int = import_slice_lines_max
     # The bank profiles by name (api/profiles.py), read once at start.
     bank_profiles: Mapping[str, BankProfile] = field(default_factory=dict)

@@ -38,9 +38,14 @@ from ledger.db.group_commit import Seen, prefetch_idempotency
 from ledger.db.writer import Writer, WriteRequest, request_fingerprint
 from ledger.errors import Busy, DatabaseUnavailable, IdempotencyConflict, LedgerError
 from ledger.flows.closure import closure_steps
-from ledger.flows.imports import StageImport, import_steps
+from ledger.flows.imports import (
+    StageImport,
+    import_slice_lines_max,
+    import_slice_lines_min,
+    import_steps,
+)
 from ledger.flows.sweeps import auto_confirm_steps, release_steps
-from ledger.jobs import Answer, FailJob, Finished, Job, JobKind, Step, next_step
+from ledger.jobs import Answer, FailJob, Finished, Job, JobKind, SliceSizes, Step, next_step
 
 log = logging.getLogger("yufu.jobs")
 slice_rest_per_slice = 2  # after a slice, the job waits this many times as long as it took
@@ -110,6 +115,29 @@ async def run_steps(writer: Writer, principal: Principal, steps: Step, command: 
             await asyncio.sleep((time.perf_counter_ns() - started_ns) * slice_rest_per_slice
                                 / NS_PER_S)
     return following.answer
+
+
+def import_slices(writer: Writer, least: int = import_slice_lines_min,
+                  most: int = import_slice_lines_max) -> SliceSizes:
+    """An import's slices on this writer: the least whenever another write (a till's, any)
+    came since the job's last slice was sent, or waits in the queue; growing while none
+    does. The queue alone would miss a till's write the appender took into a batch in the
+    moment between two slices."""
+    return SliceSizes(least, most, OthersWriting(writer))
+
+
+class OthersWriting:
+    """Whether writes other than the job's own came to the writer since the last asking: the
+    job sends one write (its slice) between two askings."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self.seen = writer.submitted
+
+    def __call__(self) -> bool:
+        now, before = self.writer.submitted, self.seen
+        self.seen = now
+        return now - before > 1 or self.writer.queue_depth() > 0
 
 
 class JobAt(NamedTuple):
@@ -231,7 +259,7 @@ async def resume_jobs(engine: Engine, writer: Writer,
             for job in jobs:
                 # As the operator: who started it may have been a bank's key, since revoked.
                 who = Principal(job.created_by, Role.operator)
-                steps = await _steps_of(conn, who, job, profiles or {})
+                steps = await _steps_of(conn, writer, who, job, profiles or {})
                 conn.commit()
                 await _logged(run_job(writer, who, steps, next(steps), JobAt(job.id)))
         finally:
@@ -240,7 +268,7 @@ async def resume_jobs(engine: Engine, writer: Writer,
     return len(jobs)
 
 
-async def _steps_of(conn: Connection, who: Principal, job: Job,
+async def _steps_of(conn: Connection, writer: Writer, who: Principal, job: Job,
                     profiles: Mapping[str, BankProfile]) -> Step:
     """The steps of an interrupted job, from what its row keeps."""
     if job.kind is JobKind.closure:
@@ -257,4 +285,5 @@ async def _steps_of(conn: Connection, who: Principal, job: Job,
                                      tuple(profiles.values()))
     return import_steps(StageImport(who, job.state["bank_id"], filename, data,
                                     date.fromisoformat(job.state["today"]), parsed,
-                                    profile=job.state.get("profile")))
+                                    profile=job.state.get("profile")),
+                        import_slices(writer))

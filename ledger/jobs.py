@@ -62,6 +62,36 @@ class Job:
                 "slices": self.slices}
 
 
+class SliceSizes:
+    """How much the next slice of a job carries: `least` while another write waits for the
+    writer; while none does, twice the last slice's, up to `most`. So a job alone on the
+    writer goes in few group commits (each slice costs a job row rewritten, a commit and a
+    round trip of its own), and a till's write that arrives waits for one slice at most:
+    the slice after it is `least` again. `others_waiting` is asked between two slices (the
+    API's writer queue); without one, nobody waits."""
+
+    __slots__ = ("last", "least", "most", "others_waiting")
+
+    def __init__(self, least: int, most: int,
+                 others_waiting: Callable[[], bool] | None = None) -> None:
+        if least <= 0 or most <= 0:
+            raise ValueError("a slice carries one unit at least")
+        self.least = min(least, most)
+        self.most = most
+        self.others_waiting = others_waiting
+        self.last = 0
+
+    @classmethod
+    def fixed(cls, size: int) -> SliceSizes:
+        return cls(size, size)
+
+    def next(self) -> int:
+        waiting = self.others_waiting is not None and self.others_waiting()
+        grown = min(self.most, self.last * 2) if self.last else self.least
+        self.last = self.least if waiting else grown
+        return self.last
+
+
 def is_next(job: Job, cursor: Any) -> bool:
     """Whether a slice that starts at `cursor` (where the job's state says the next slice
     starts) is the job's next. One that is not was applied already (a retry, a resumed job,

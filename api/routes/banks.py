@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -19,11 +19,12 @@ from api.bank_schemas import (
     InstructionAnswer,
     PaymentInstructions,
     ResolvedBreak,
+    ResolvedBreaks,
     StatementImport,
     StatementsRead,
 )
 from api.context import Authed, context_of, write
-from api.jobs import answer_job
+from api.jobs import answer_job, import_slices
 from api.openapi import NOT_BLANK, Responses, job_write, keyed_read, keyed_write
 from api.paging import PageQuery
 from api.profiles import describe, profile_named
@@ -33,7 +34,9 @@ from ledger.access import require_bank, require_operator
 from ledger.bank import limits as bank_limits
 from ledger.bank.model import ParsedFile, StatementRejected
 from ledger.bank.payments import build_pain001, build_payment_csv
+from ledger.bank.reconciliation import BreakKind
 from ledger.bank.statements import read_file
+from ledger.bank.store import BreakSelection
 from ledger.db import bank_queries as views
 from ledger.db.queries import Page
 from ledger.errors import NotFound
@@ -41,7 +44,13 @@ from ledger.flows.imports import (
     StageImport,
     import_steps,
 )
-from ledger.flows.instructions import AcceptInstruction, RejectInstruction, ResolveBreak
+from ledger.flows.instructions import (
+    AcceptInstruction,
+    RejectInstruction,
+    ResolveBreak,
+    ResolveBreaks,
+    breaks_resolved_per_request_max,
+)
 from ledger.flows.sorting import sorted_by
 
 router = APIRouter(prefix="/v1")
@@ -115,6 +124,31 @@ def _import_responses() -> dict[str, Any]:
     return options
 
 
+class BreakFilterIn(BaseModel):
+    """Open breaks picked by what they are about: each field given narrows the pick."""
+
+    model_config = ConfigDict(extra="forbid")
+    bank_id: str | None = Field(default=None, max_length=100)
+    merchant_id: str | None = Field(default=None, max_length=limits.owner_chars_max)
+    kind: BreakKind | None = None
+    opened_before: date | None = Field(default=None, description="opened on an earlier day")
+
+    def selection(self) -> BreakSelection:
+        return BreakSelection(self.bank_id, self.merchant_id, self.kind, self.opened_before)
+
+
+class BulkResolutionIn(BaseModel):
+    # Like ResolutionIn, the body stays optional to FastAPI so that roles answer first.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"required": ["resolution"]})
+    resolution: str = Field(default="", max_length=reason_chars_max, json_schema_extra=NOT_BLANK)
+    break_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        default=[], max_length=breaks_resolved_per_request_max,
+        description="the breaks to resolve, by id; or, instead, `filter`")
+    filter: BreakFilterIn | None = Field(
+        default=None, description=f"the oldest open breaks it picks, at most "
+                                  f"{breaks_resolved_per_request_max} a request")
+
+
 @router.post("/banks/{bank_id}/statements", status_code=201, response_model=StatementImport,
              **_import_responses())
 async def import_statement(request: Request, bank_id: BankId, who: Authed,
@@ -140,8 +174,8 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
         return JSONResponse(await run_in_threadpool(_dry_run, ctx.engine, bank_id, parsed))
     stage = StageImport(who, bank_id, wanted.filename, data, ctx.clock(), parsed,
                         wanted.all_or_nothing, wanted.profile or None)
-    steps = import_steps(stage, ctx.import_slice_lines_max)
-    return await answer_job(request, who, steps, ctx.import_slice_lines_max)
+    sizes = import_slices(ctx.writer, ctx.import_slice_lines_min, ctx.import_slice_lines_max)
+    return await answer_job(request, who, import_steps(stage, sizes), sizes.least)
 
 
 def _dry_run(engine: Engine, bank_id: str, parsed: ParsedFile) -> dict[str, Any]:
@@ -227,6 +261,19 @@ async def resolve_break(request: Request, break_id: Annotated[str, Path(max_leng
         raise NotFound(f"break {break_id} does not exist", field="break_id")
     resolution = body.resolution if body else ""
     return await write(request, who, ResolveBreak(who, int(break_id), resolution), 200)
+
+
+@router.post("/breaks/resolve", response_model=ResolvedBreaks,
+             **keyed_write(404, openapi_extra={"requestBody": {"required": True}}))
+async def resolve_breaks(request: Request, who: Authed,
+                         body: BulkResolutionIn | None = None) -> JSONResponse:
+    """Many breaks resolved with one resolution, all or none: named by `break_ids` or picked
+    by `filter` (one of the two). An unknown or resolved id is refused by its index."""
+    require_operator(who)  # before the body is looked at: roles answer first
+    body = body or BulkResolutionIn()
+    command = ResolveBreaks(who, body.resolution, tuple(body.break_ids),
+                            body.filter.selection() if body.filter is not None else None)
+    return await write(request, who, command, 200)
 
 
 @router.get("/cross-verifications", response_model=CrossVerifications, **keyed_read())

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 from ledger.bank.matching import OpenItems
-from ledger.bank.reconciliation import Break, CrossVerification, Deposit
+from ledger.bank.reconciliation import Break, BreakKind, CrossVerification, Deposit
 from ledger.custody.chart import deposit_expected_days
 
 
@@ -127,6 +127,16 @@ class StatementLine(NamedTuple):
     uetr: str | None
 
 
+@dataclass(frozen=True)
+class BreakSelection:
+    """Open breaks picked by what they are about (each given narrows the pick)."""
+
+    bank_id: str | None = None
+    merchant_id: str | None = None
+    kind: BreakKind | None = None
+    opened_before: date | None = None  # opened on an earlier day
+
+
 class BankStore(Protocol):
     # -- lookups -------------------------------------------------------------------------
     def file_by_hash(self, sha256: bytes) -> ImportedFile | None:
@@ -135,6 +145,10 @@ class BankStore(Protocol):
 
     def deposit(self, deposit_id: int) -> Deposit: ...
     def reconciliation_break(self, break_id: int) -> Break: ...
+
+    def reconciliation_breaks(self, break_ids: Sequence[int]) -> dict[int, Break]:
+        """Those of the breaks that exist, by id, read in one go."""
+        ...
 
     # -- queries -------------------------------------------------------------------------
     def merchants_by_account(self, bank_id: str) -> dict[str, str]:
@@ -162,6 +176,10 @@ class BankStore(Protocol):
 
     def overdue_deposits(self, merchant_id: str, before: date) -> list[OverdueDeposit]:
         """Pending deposits expected before that day that have no break of their own yet."""
+        ...
+
+    def open_break_ids(self, which: BreakSelection, count: int) -> list[int]:
+        """The ids of the `count` oldest open breaks `which` picks."""
         ...
 
     # -- ids and writes ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import ARRAY, Text, and_, any_, bindparam, cast, or_, select, text
 
 from ledger.bank.reconciliation import (
     Break,
@@ -25,6 +25,7 @@ from ledger.bank.reconciliation import (
     DepositStatus,
 )
 from ledger.bank.store import (
+    BreakSelection,
     ImportedFile,
     ImportedStatement,
     InstructionKind,
@@ -43,6 +44,7 @@ from ledger.db.bank_queries import seen_statements, statements_seen_query
 from ledger.db.batch import Batch
 from ledger.db.bulk import copy_binary_row, copy_rows, copy_text
 from ledger.db.custody_store import load_rows
+from ledger.db.script import array_literal
 from ledger.errors import NotFound, require
 
 INSTRUCTION_TABLES: dict[InstructionKind, Any] = {InstructionKind.release: c.ReleaseInstruction,
@@ -76,11 +78,12 @@ class BankRows:
         return _deposit(_held(self.batch, b.ExpectedDeposit, deposit_id, "deposit"))
 
     def reconciliation_break(self, break_id: int) -> Break:
-        row = _held(self.batch, b.ReconciliationBreak, break_id, "break")
-        return Break(row["id"], row["bank_id"], row["merchant_id"], BreakKind(row["kind"]),
-                     row["reason"], row["amount_fen"], row["line_id"], row["item_ref"],
-                     row["opened_on"], BreakStatus(row["status"]), row["resolution"],
-                     row["opened_seq"], row["resolved_seq"])
+        return _break(_held(self.batch, b.ReconciliationBreak, break_id, "break"))
+
+    def reconciliation_breaks(self, break_ids: Sequence[int]) -> dict[int, Break]:
+        load_rows(self.batch, b.ReconciliationBreak, sorted(set(break_ids)))
+        return {i: _break(row) for i in break_ids
+                if (row := self.batch.rows.get(b.ReconciliationBreak, i)) is not None}
 
     # -- queries -------------------------------------------------------------------------
     def merchants_by_account(self, bank_id: str) -> dict[str, str]:
@@ -110,7 +113,11 @@ class BankRows:
                     ) -> MerchantItems:
         found = {merchant_id: MerchantItems()}
         refs, d = sorted(set(references)), b.ExpectedDeposit
-        wanted: list[Any] = [d.reference.in_(refs), d.batch_reference.in_(refs)] if refs else []
+        # A slice's thousands of references as one array parameter, not as many bound
+        # values (compiling and sending 5,000 of those cost a grown slice a third of its time).
+        named = _text_array(refs)
+        wanted: list[Any] = [d.reference == any_(named), d.batch_reference == any_(named)] \
+            if refs else []
         if amounts and booked is not None:  # a sale's credit comes up to the lookback later
             latest = booked[1] + timedelta(days=deposit_expected_days)
             wanted.append(and_(d.amount_fen.in_(sorted(set(amounts))),
@@ -119,7 +126,7 @@ class BankRows:
             self._add_deposits(found, and_(d.merchant_id == merchant_id, or_(*wanted)))
         if refs:
             self._add_instructions(found, lambda table: and_(
-                table.merchant_id == merchant_id, table.end_to_end_id.in_(refs)))
+                table.merchant_id == merchant_id, table.end_to_end_id == any_(named)))
         return found[merchant_id]
 
     def _add_deposits(self, found: dict[str, MerchantItems], which: Any) -> None:
@@ -198,6 +205,20 @@ class BankRows:
                    b.ExpectedDeposit.reference.not_in(flagged))
             .order_by(b.ExpectedDeposit.id)).all()
         return [OverdueDeposit(r.id, r.reference, r.open_fen, r.expected_by) for r in rows]
+
+    def open_break_ids(self, which: BreakSelection, count: int) -> list[int]:
+        brk = b.ReconciliationBreak
+        conditions = [brk.status == BreakStatus.open.value]
+        if which.bank_id is not None:
+            conditions.append(brk.bank_id == which.bank_id)
+        if which.merchant_id is not None:
+            conditions.append(brk.merchant_id == which.merchant_id)
+        if which.kind is not None:
+            conditions.append(brk.kind == which.kind.value)
+        if which.opened_before is not None:
+            conditions.append(brk.opened_on < which.opened_before)
+        return [int(i) for i in self.batch.query(
+            select(brk.id).where(*conditions).order_by(brk.id).limit(count)).scalars()]
 
     # -- ids and writes ------------------------------------------------------------------
     def line_ids(self, count: int) -> list[int]:
@@ -333,6 +354,13 @@ def _load_instructions(batch: Batch, kind: InstructionKind, ids: list[int]
     return rows
 
 
+def _break(row: Mapping[str, Any]) -> Break:
+    return Break(row["id"], row["bank_id"], row["merchant_id"], BreakKind(row["kind"]),
+                 row["reason"], row["amount_fen"], row["line_id"], row["item_ref"],
+                 row["opened_on"], BreakStatus(row["status"]), row["resolution"],
+                 row["opened_seq"], row["resolved_seq"])
+
+
 def _deposit(row: Mapping[str, Any]) -> Deposit:
     return Deposit(row["id"], row["merchant_id"], row["reference"], row["amount_fen"],
                    row["open_fen"], DepositStatus(row["status"]), row["cleared_line_id"])
@@ -344,6 +372,11 @@ def _file_fields(file: StatementFile) -> list[bytes | None]:
             file.format.encode(), file.filename.encode(), file.body,
             struct.pack("!i", file.statements), struct.pack("!i", file.lines),
             struct.pack("!q", file.imported_seq)]
+
+
+def _text_array(values: list[str]) -> Any:
+    """Strings as one `text[]` parameter, in PostgreSQL's array text (`array_literal`)."""
+    return cast(bindparam(None, array_literal(values), type_=Text), ARRAY(Text))
 
 
 def _bigint_array(values: list[int]) -> str:

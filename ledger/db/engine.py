@@ -10,11 +10,16 @@ from ledger import limits
 # its making (connect_timeout), and over TCP data the server never acknowledges
 # (tcp_user_timeout, in ms) or a silent peer on an idle connection (keepalives). On a Unix
 # socket only connect_timeout applies. docs/reliability.md.
+# Every prepared query (a foreign key's check, a query inside a PL/pgSQL trigger) planned
+# afresh at each run rather than once for the connection's life: a plan made while a table
+# was small is a sequential scan, and the writer's connection lives as long as the service
+# (migration 0014: 2,000 breaks read the whole journal twice each).
 CONNECT_ARGS = {"connect_timeout": limits.database_connect_timeout_s,
                 "tcp_user_timeout": limits.database_connect_timeout_s * 1000,
                 "keepalives": 1, "keepalives_idle": limits.database_keepalive_idle_s,
                 "keepalives_interval": limits.database_keepalive_interval_s,
-                "keepalives_count": limits.database_keepalive_probes_max}
+                "keepalives_count": limits.database_keepalive_probes_max,
+                "options": "-c plan_cache_mode=force_custom_plan"}
 
 
 def normalise_url(url: str) -> str:

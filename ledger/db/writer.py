@@ -96,6 +96,9 @@ class Writer:
         self.counts: Counter[str] = Counter()  # see Pipeline
         self._pipeline = Pipeline(engine, self.state, self.counts, self._more_waiting)
         self._outage = outage_of(engine)  # told of every new connection, so an outage ends
+        # Requests submitted so far (approximate under threads: a sign that others write,
+        # for a long job deciding its next slice, api/jobs.py `import_slices`).
+        self.submitted = 0
 
     @property
     def observer(self) -> Observer:
@@ -135,6 +138,7 @@ class Writer:
             resolve(request.future, Busy("the service is not accepting writes (stopped)"))
             return request.future
         request.submitted_ns = time.perf_counter_ns()
+        self.submitted += 1
         try:
             self._queue.put_nowait(request)
         except queue.Full:

@@ -5,7 +5,9 @@ group commit, so a till's write gets the writer between two.
   the job's key) and starts the job with its plan: the fresh statements, each with its
   merchant and its number of lines. Sent again, it finds the job and answers where it
   stands: so the same file sent again resumes an interrupted import.
-- `ImportSlice` decides and applies at most `import_slice_lines_max` lines of one statement:
+- `ImportSlice` decides and applies a slice's lines of one statement (`SliceSizes`: from
+  `import_slice_lines_min` while a till's write waits, doubled while none does, up to
+  `import_slice_lines_max`):
   its queries read only the open items those lines can match (by reference, or by amount
   near their booking days), so a slice costs what its lines cost, whatever the merchant has
   open. It applies only if the job stands where it starts (`is_next`): never twice. The
@@ -49,9 +51,12 @@ from ledger.flows.statements import (
     overdue_by,
     statement_rows,
 )
-from ledger.jobs import Job, JobKind, JobStatus, Step, is_next
+from ledger.jobs import Job, JobKind, JobStatus, SliceSizes, Step, is_next
 
-import_slice_lines_max = 50  # statement lines a slice decides and applies: ~25 ms of the writer
+# Statement lines a slice decides and applies: the least, ~25 ms of the writer, while a till's
+# write waits for it; doubled each slice while none does, up to the most (`SliceSizes`).
+import_slice_lines_min = 50
+import_slice_lines_max = 20_000
 
 
 @dataclass(frozen=True)
@@ -168,11 +173,16 @@ class FinishImport(Command):
         return result
 
 
-def import_steps(stage: StageImport, slice_lines_max: int = import_slice_lines_max) -> Step:
+def import_steps(stage: StageImport, sizes: SliceSizes | int | None = None) -> Step:
     """The import's commands one after the other, each sent the answer to the one before;
     returns the import's answer. Splitting the lines of a statement happens here, in the
-    caller, not in a command: it costs the writer nothing."""
-    require(slice_lines_max > 0, "a slice holds a line at least")
+    caller, not in a command: it costs the writer nothing. `sizes`: the slices' (a number:
+    all of that size; none: from the least to the most, nobody else waiting)."""
+    if sizes is None:
+        sizes = SliceSizes(import_slice_lines_min, import_slice_lines_max)
+    elif isinstance(sizes, int):
+        require(sizes > 0, "a slice holds a line at least")
+        sizes = SliceSizes.fixed(sizes)
     principal, items = stage.principal, stage.parsed.items
     answer = yield stage
     if "job" not in answer:
@@ -185,7 +195,7 @@ def import_steps(stage: StageImport, slice_lines_max: int = import_slice_lines_m
             require(isinstance(item, Statement), "a planned statement was read")
             assert isinstance(item, Statement)  # for mypy: required just above
             lines = {number: lines_of(item.entries)}
-        chunk = tuple(lines[number][offset:offset + slice_lines_max])
+        chunk = tuple(lines[number][offset:offset + sizes.next()])
         answer = yield ImportSlice(principal, answer["job"]["job_id"], (number, offset), chunk)
     return (yield FinishImport(principal, answer["job"]["job_id"]))
 

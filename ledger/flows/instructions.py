@@ -9,8 +9,8 @@ from typing import Any
 
 from ledger.access import require_bank, require_operator
 from ledger.auth import Principal
-from ledger.bank.reconciliation import BreakStatus
-from ledger.bank.store import InstructionKind, InstructionRef
+from ledger.bank.reconciliation import Break, BreakStatus
+from ledger.bank.store import BreakSelection, InstructionKind, InstructionRef
 from ledger.commands import Books, Command, EntryRef
 from ledger.custody.lifecycle import (
     BankAnswer,
@@ -24,6 +24,8 @@ from ledger.custody.lifecycle import (
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.flows.refunds import fail_refund
 from ledger.flows.releases import fail_release
+
+breaks_resolved_per_request_max = 1_000  # breaks one ResolveBreaks names or picks
 
 
 def instruction_of(books: Books, ref: InstructionRef) -> Instruction:
@@ -108,13 +110,69 @@ class ResolveBreak(Command):
 
     def run(self, books: Books) -> dict[str, Any]:
         require_operator(self.principal)
-        if not self.resolution.strip():
-            raise InvalidInput("say how the break was resolved", field="resolution")
+        require_resolution(self.resolution)
         found = books.bank.reconciliation_break(self.break_id)
         if found.status != BreakStatus.open:
             raise Conflict("the break is already resolved", field="break_id")
-        entry = books.append("reconciliation.break_resolved", {
-            "break_id": found.id, "bank_id": found.bank_id, "resolution": self.resolution})
-        books.bank.resolve_break(found.id, self.resolution, entry.seq)
-        return {"break_id": found.id, "status": BreakStatus.resolved.value,
-                "journal_seq": entry.seq}
+        return resolve(books, found, self.resolution)
+
+
+@dataclass(frozen=True)
+class ResolveBreaks(Command):
+    """Many breaks resolved in one command with one resolution, all or none: those named by
+    id (at most `breaks_resolved_per_request_max`), or the oldest open ones a selection
+    picks (as many; `more` says whether it picks others still). Each is journaled as one
+    `ResolveBreak` is: its audit trail stays its own."""
+
+    principal: Principal
+    resolution: str
+    break_ids: tuple[int, ...] = ()
+    selection: BreakSelection | None = None
+
+    def run(self, books: Books) -> dict[str, Any]:
+        require_operator(self.principal)
+        require_resolution(self.resolution)
+        if bool(self.break_ids) == (self.selection is not None):
+            raise InvalidInput("name the breaks by id or pick them by a filter, one of the two",
+                               field="break_ids")
+        if len(self.break_ids) > breaks_resolved_per_request_max:
+            raise InvalidInput(f"at most {breaks_resolved_per_request_max} breaks a request",
+                               field="break_ids")
+        ids, more = list(self.break_ids), False
+        if self.selection is not None:  # the query: before any change
+            ids = books.bank.open_break_ids(self.selection, breaks_resolved_per_request_max + 1)
+            more = len(ids) > breaks_resolved_per_request_max
+            ids = ids[:breaks_resolved_per_request_max]
+        found = books.bank.reconciliation_breaks(ids)
+        check_resolvable(ids, found)
+        resolved = [resolve(books, found[i], self.resolution) for i in ids]
+        return {"resolved": [{"break_id": r["break_id"], "journal_seq": r["journal_seq"]}
+                             for r in resolved],
+                "count": len(resolved), "more": more}
+
+
+def check_resolvable(ids: list[int], found: dict[int, Break]) -> None:
+    """Each id named once, of a break that exists and is open; else refused by its index."""
+    first: dict[int, int] = {}
+    for index, break_id in enumerate(ids):
+        where = f"break_ids[{index}]"
+        if first.setdefault(break_id, index) != index:
+            raise InvalidInput(f"break {break_id} is named twice", field=where)
+        if break_id not in found:
+            raise NotFound(f"break {break_id} does not exist", field=where)
+        if found[break_id].status != BreakStatus.open:
+            raise Conflict(f"break {break_id} is already resolved", field=where)
+
+
+def require_resolution(resolution: str) -> None:
+    if not resolution.strip():
+        raise InvalidInput("say how the break was resolved", field="resolution")
+
+
+def resolve(books: Books, found: Break, resolution: str) -> dict[str, Any]:
+    """One open break resolved, and journaled."""
+    entry = books.append("reconciliation.break_resolved", {
+        "break_id": found.id, "bank_id": found.bank_id, "resolution": resolution})
+    books.bank.resolve_break(found.id, resolution, entry.seq)
+    return {"break_id": found.id, "status": BreakStatus.resolved.value,
+            "journal_seq": entry.seq}

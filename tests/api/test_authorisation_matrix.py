@@ -158,6 +158,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"): BANK_WRITE,
     ("GET", "/v1/breaks"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
     ("POST", "/v1/breaks/{break_id}/resolve"): OPERATOR_ONLY,
+    ("POST", "/v1/breaks/resolve"): OPERATOR_ONLY,
     # long jobs: who may do what the job does (A's statement import: the operator, bank A)
     ("GET", "/v1/jobs/{job_id}"): allow(OPERATOR, B_OWN, hidden=(B_OTHER,)),
     ("GET", "/v1/bank-profiles"): allow(*KEYED),  # how banks' own exports are read: any key
@@ -403,6 +404,9 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"): lambda w, ids: {
         "reason": "matrix"},
     ("POST", "/v1/breaks/{break_id}/resolve"): lambda w, ids: {"resolution": "matrix"},
+    # a filter that picks nothing: the matrix's breaks stay as they are
+    ("POST", "/v1/breaks/resolve"): lambda w, ids: {"resolution": "matrix",
+                                                    "filter": {"bank_id": "NO-SUCH-BANK"}},
 }
 QUERIES: dict[tuple[str, str], Body] = {
     ("GET", "/v1/audit/proofs/inclusion"): lambda w, ids: {"seq": ids["seq"],

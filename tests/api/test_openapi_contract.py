@@ -79,6 +79,8 @@ RULES_BEYOND_THE_SCHEMA = {
     # The body is optional to FastAPI, so that roles answer before it is looked at: a null
     # body is a blank resolution.
     "POST /v1/breaks/{break_id}/resolve": "a resolution that is not blank",
+    "POST /v1/breaks/resolve": "a resolution that is not blank; ids or a filter, one of the "
+                               "two; ids named once",
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 

@@ -373,6 +373,8 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     breaks = api.json("GET", "/v1/breaks", op)["items"]
     api.call("POST", f"/v1/breaks/{breaks[0]['id']}/resolve", op,
              json={"resolution": "a transfer by the merchant itself"})
+    api.call("POST", "/v1/breaks/resolve", op, json={
+        "resolution": "transfers by the merchant itself", "filter": {"bank_id": "DOC-BANK"}})
     api.call("GET", "/v1/cross-verifications", op)
     api.call("GET", "/v1/bank-profiles", op)
 

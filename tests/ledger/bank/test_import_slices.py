@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.jobs import import_slices
 from ledger.auth import Principal, Role
 from ledger.bank.statements import read_file
 from ledger.commands import Command
 from ledger.flows.imports import StageImport, import_steps
 from ledger.flows.statements import ImportStatementFile
-from ledger.jobs import run_steps
+from ledger.jobs import SliceSizes, run_steps
 from tests.support.db import row, rows, run_one
 from tests.support.driver import Banking, Merchant
 from tests.support.http import wait_done
@@ -236,3 +237,60 @@ def test_the_service_resumes_an_interrupted_import_when_it_starts(
     # of the first statement, then the second.
     assert job["progress"] == {"done": 12, "total": 12, "slices": 3}
     assert reconciled(engine, merchants, job["result"]) == expected
+
+
+def test_slices_grow_while_nobody_waits_and_drop_back_when_a_write_does() -> None:
+    waiting = iter([False, False, False, True, False, False, False, False, False])
+    sizes = SliceSizes(50, 300, lambda: next(waiting))
+    assert [sizes.next() for _ in range(9)] == [50, 100, 200, 50, 100, 200, 300, 300, 300]
+    assert [SliceSizes.fixed(7).next() for _ in range(3)] == [7, 7, 7]
+    assert SliceSizes(50, 20).least == 20  # the most bounds the least too
+
+
+def test_an_import_alone_on_the_writer_goes_in_growing_slices(
+        banking: Banking, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = banking.client.app.state.ctx  # type: ignore[attr-defined]
+    monkeypatch.setattr(ctx, "import_slice_lines_min", 20)
+    monkeypatch.setattr(ctx, "import_slice_lines_max", 500)
+    banking.set_today(DAY)
+    m = banking.merchant(BANK)
+    data = camt053([Stmt(m.account, f"GROW-{m.id}", 0, DAY, tuple(
+        entry("CRDT", 1 + i, DAY, bank_reference=f"G{i}") for i in range(2_000)))],
+        message_id=f"GROW-{m.id}")
+    bank = banking.bank(BANK)
+    posted = banking.post_statement(BANK, data, headers=bank)
+    assert posted.status_code == 202, posted.text
+    job = wait_done(banking.client, posted.headers["location"], bank)
+    # 20, 40, 80, 160 and 320 lines (620 in five slices), then 500 a slice: three more. One
+    # more when the request's own answer, written as the job starts, comes during a slice.
+    assert (job["progress"]["done"], job["progress"]["total"]) == (2_000, 2_000)
+    assert job["progress"]["slices"] in (8, 9)
+    assert job["result"]["statements"][0]["outcome"] == {"break": 2_000}
+
+
+def test_growing_slices_reconcile_as_one_command_does(banking: Banking,
+                                                      engine: Engine) -> None:
+    merchants, data = statement_file(banking)
+    expected = reconciled(engine, merchants, one_command(engine, data))
+    merchants, data = statement_file(banking)
+    waiting = iter([False, True] * 10)
+    stage = StageImport(OPERATOR, BANK, "s.xml", data, DAY, read_file(data, "s.xml"))
+    answer = run_steps(import_steps(stage, SliceSizes(1, 8, lambda: next(waiting))),
+                       run_one(engine))
+    assert reconciled(engine, merchants, answer) == expected
+
+
+def test_a_write_of_someone_else_between_two_slices_brings_the_least_back(
+        banking: Banking) -> None:
+    banking.set_today(DAY)
+    m = banking.merchant(BANK)
+    banking.sell_at(m, 10_000)  # the product, made before
+    sizes = import_slices(banking.client.app.state.ctx.writer, 10, 1_000)  # type: ignore[attr-defined]
+    assert sizes.next() == 10
+    banking.sell_at(m, 10_000)  # stands for the job's own slice: the one write between two
+    assert sizes.next() == 20
+    banking.sell_at(m, 10_000)  # the job's slice...
+    banking.sell_at(m, 10_000)  # ...and a till's sale during it
+    assert sizes.next() == 10
+    banking.sell_at(m, 10_000)
+    assert sizes.next() == 20

@@ -109,3 +109,38 @@ def test_a_deposit_naming_an_existing_line_is_accepted(banking: Banking,
                      {"id": imported["deposit_id"]})
         conn.execute(text("UPDATE expected_deposits SET cleared_line_id = :line WHERE id = :id"),
                      {"line": imported["line_id"], "id": imported["deposit_id"]})
+
+
+def insert_break(conn: Connection, line_ids: list[int | None]) -> None:
+    """Breaks naming these lines, in one statement (as a batch writes them): migration 0014."""
+    values = ", ".join(
+        f"(nextval(pg_get_serial_sequence('reconciliation_breaks', 'id')), 'BANK-REFS', NULL, "
+        f"'unmatched_line', 'test', 1, {'NULL' if line is None else line}, 'refs-{n}', "
+        f"DATE '2026-11-09', 'open', (SELECT max(seq) FROM journal_entries))"
+        for n, line in enumerate(line_ids))
+    conn.execute(text(
+        "INSERT INTO reconciliation_breaks (id, bank_id, merchant_id, kind, reason, amount_fen, "
+        f"line_id, item_ref, opened_on, status, opened_seq) VALUES {values}"))
+
+
+def test_a_break_naming_no_line_is_refused_even_among_good_ones(
+        banking: Banking, imported: dict[str, Any]) -> None:
+    with rolled_back(banking.engine) as conn, pytest.raises(IntegrityError) as caught:
+        insert_break(conn, [imported["line_id"], MISSING_ID, None])
+    assert pg_error(caught) == (
+        "23503", "yufu: a break names a statement line that does not exist")
+
+
+def test_breaks_naming_lines_or_none_are_accepted(banking: Banking,
+                                                  imported: dict[str, Any]) -> None:
+    with rolled_back(banking.engine) as conn:
+        insert_break(conn, [imported["line_id"], None])
+
+
+def test_a_break_keeps_its_line(owner_engine: Engine, imported: dict[str, Any]) -> None:
+    with rolled_back(owner_engine) as conn, pytest.raises(ProgrammingError) as caught:
+        insert_break(conn, [imported["line_id"]])
+        conn.execute(text("UPDATE reconciliation_breaks SET line_id = :other "
+                          "WHERE line_id = :line"),
+                     {"other": MISSING_ID, "line": imported["line_id"]})
+    assert pg_error(caught) == ("42501", "yufu: a break keeps the statement line it names")
