@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from ledger.auth import Principal, Role
-from ledger.bank.statements import detect_and_parse
+from ledger.bank.statements import read_file
 from ledger.commands import Command
 from ledger.db.writer import Outcome, WriteRequest, execute_resilient
 from ledger.flows.imports import StageImport, import_steps
@@ -43,7 +43,7 @@ def import_on(conn: Connection, data: bytes, slice_lines_max: int) -> dict[str, 
         assert isinstance(outcome, Outcome)
         return dict(outcome.body)
     stage = StageImport(OPERATOR, BANK, "s.xml", data, DAY,
-                        tuple(detect_and_parse(data, "s.xml")))
+                        read_file(data, "s.xml"))
     return run_steps(import_steps(stage, slice_lines_max), run)
 
 
