@@ -75,12 +75,22 @@ def store_lines(service: bench.Service, count: int) -> float:
             "lines, imported_seq) VALUES (:bank, sha256(CAST(:bank AS bytea)), 'camt053', "
             "'seed.xml', '', 1, :n, (SELECT max(seq) FROM journal_entries)) RETURNING id"),
             {"bank": SEED_BANK, "n": count}).scalar_one()
+        # One statement per 100,000 lines, as a day's files would have left them.
+        first = conn.execute(text(
+            "INSERT INTO bank_statements (bank_id, account, number, fingerprint, file_id, "
+            "position, kind, format, lines, imported_seq) SELECT :bank, 'SEED-ACCOUNT', "
+            "'SEED-' || s, sha256(CAST('SEED-' || s AS bytea)), :f, 'Stmt[' || s || ']', "
+            "'final', 'camt053', 100000, (SELECT max(seq) FROM journal_entries) "
+            "FROM generate_series(0, :n / 100000) s RETURNING id"),
+            {"f": file_id, "bank": SEED_BANK, "n": count}).scalars().all()[0]
         conn.execute(text(
             "INSERT INTO statement_lines (file_id, bank_id, account, statement_id, position, "
-            "direction, status, reversal, amount_fen, booking_date, matched_kind) "
+            "direction, status, reversal, amount_fen, booking_date, matched_kind, "
+            "statement_ref) "
             "SELECT :f, :bank, 'SEED-ACCOUNT', 'SEED-' || (g / 100000), 'Ntry[' || g || ']', "
-            "'CRDT', 'BOOK', false, 1 + g % 100000, DATE '2026-01-02', 'deposit' "
-            "FROM generate_series(1, :n) g"), {"f": file_id, "bank": SEED_BANK, "n": count})
+            "'CRDT', 'BOOK', false, 1 + g % 100000, DATE '2026-01-02', 'deposit', "
+            ":first + g / 100000 FROM generate_series(1, :n) g"),
+            {"f": file_id, "bank": SEED_BANK, "n": count, "first": first})
     with owner.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     owner.dispose()

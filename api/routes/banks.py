@@ -32,6 +32,7 @@ from api.statement_view import parsed_view
 from ledger import limits
 from ledger.access import require_bank, require_operator
 from ledger.bank import limits as bank_limits
+from ledger.bank.identity import fingerprints
 from ledger.bank.model import ParsedFile, StatementRejected
 from ledger.bank.payments import build_pain001, build_payment_csv
 from ledger.bank.reconciliation import BreakKind
@@ -170,20 +171,23 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
     # Read here, off the appender: a big file's parse must not hold up every other write.
     parsed = await run_in_threadpool(read_file, data, wanted.filename or None, named,
                                      tuple(ctx.bank_profiles.values()))
+    prints = await run_in_threadpool(fingerprints, parsed)
     if wanted.dry_run:
-        return JSONResponse(await run_in_threadpool(_dry_run, ctx.engine, bank_id, parsed))
+        return JSONResponse(await run_in_threadpool(_dry_run, ctx.engine, bank_id, parsed,
+                                                    prints))
     stage = StageImport(who, bank_id, wanted.filename, data, ctx.clock(), parsed,
-                        wanted.all_or_nothing, wanted.profile or None)
+                        wanted.all_or_nothing, wanted.profile or None, prints)
     sizes = import_slices(ctx.writer, ctx.import_slice_lines_min, ctx.import_slice_lines_max)
     return await answer_job(request, who, import_steps(stage, sizes), sizes.least)
 
 
-def _dry_run(engine: Engine, bank_id: str, parsed: ParsedFile) -> dict[str, Any]:
+def _dry_run(engine: Engine, bank_id: str, parsed: ParsedFile,
+             prints: tuple[bytes | None, ...]) -> dict[str, Any]:
     """The file as read, and what an import now would make of each statement."""
     with engine.connect() as conn:
         accounts = views.merchants_by_account(conn, bank_id)
         sorted_ = sorted_by(accounts, lambda fps: views.statements_seen(conn, bank_id, fps),
-                            bank_id, parsed)
+                            bank_id, parsed, prints)
     return {"dry_run": True, **parsed_view(parsed, sorted_)}
 
 

@@ -70,6 +70,7 @@ class StageImport(Command):
     parsed: ParsedFile
     all_or_nothing: bool = False
     profile: str | None = None  # the bank profile it was read by, if named: to resume by
+    prints: tuple[bytes | None, ...] | None = None  # the statements' fingerprints, if made
 
     def run(self, books: Books) -> dict[str, Any]:
         require_bank(self.principal, self.bank_id)
@@ -81,7 +82,7 @@ class StageImport(Command):
         earlier = books.bank.file_by_hash(digest)
         if earlier is not None:
             return duplicate_file(earlier, digest)
-        sorted_ = sort_statements(books, self.bank_id, self.parsed)  # the last query
+        sorted_ = sort_statements(books, self.bank_id, self.parsed, self.prints)  # last query
         check_importable(sorted_, all_or_nothing=self.all_or_nothing)
         file_id = books.draw_id(IdKind.statement_file)
         entry = books.append("statement.imported", {
