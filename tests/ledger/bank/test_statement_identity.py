@@ -18,6 +18,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from tests.support import ROOT
+from tests.support.bank_exports import Line as ExportLine
+from tests.support.bank_exports import generic_rows, to_csv
 from tests.support.corpus import CORPUS, needs_corpus
 from tests.support.custody import credit_code
 from tests.support.db import import_state, nothing_imported, register_bank, rows
@@ -358,3 +360,25 @@ def test_a_camt052_report_beside_a_day_statement_is_refused_and_the_day_imported
     [statement] = banking.import_file("BANK-052", camt053([day]))["statements"]
     assert (statement["outcome"], statement["cross_verification"]["result"]) == (
         {"deposit": 1, "not_booked": 1}, "match")
+
+
+def test_yufu_statements_parse_reads_a_banks_export_by_its_profile(tmp_path: Path) -> None:
+    export = tmp_path / "明细.csv"
+    export.write_bytes(to_csv(generic_rows("6222000011112222", 100_000, [
+        ExportLine(DAYS[0], 25_000, summary="货款", purpose="YFS000000000042 会员卡")])))
+    env = {**os.environ, "YUFU_HOME": str(tmp_path)}
+    done = subprocess.run([str(ROOT / ".venv/bin/yufu"), "statements", "parse", str(export),
+                           "--profile", "cn-generic", "--json"], env=env,
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    [statement] = json.loads(done.stdout)["statements"]
+    assert (statement["format"], statement["account"], statement["opening_booked_fen"],
+            statement["closing_booked_fen"]) == ("cn-generic", "6222000011112222", 100_000,
+                                                 125_000)
+    [line] = statement["entries"]
+    assert (line["amount_fen"], line["direction"], line["details"][0]["creditor_reference"]) \
+        == (25_000, "CRDT", "YFS000000000042")
+    unknown = subprocess.run([str(ROOT / ".venv/bin/yufu"), "statements", "parse", str(export),
+                              "--profile", "no-such-bank"], env=env, capture_output=True,
+                             text=True, check=False, timeout=60)
+    assert unknown.returncode == 2 and "no bank profile 'no-such-bank'" in unknown.stderr
