@@ -68,6 +68,8 @@ class StatementsRead(Out):
     """A file as read, nothing written (`dry_run=true`; `yufu statements parse --json`)."""
 
     dry_run: bool = True
+    file_refused: str | None = Field(description="why an import would refuse the whole file "
+                                                 "(422), or null: it would be taken")
     format: str
     statements: list[dict[str, Any]] = Field(
         description="every statement in file order, as read (`read`: true, with its balances "

@@ -259,7 +259,15 @@ async def resume_jobs(engine: Engine, writer: Writer,
             for job in jobs:
                 # As the operator: who started it may have been a bank's key, since revoked.
                 who = Principal(job.created_by, Role.operator)
-                steps = await _steps_of(conn, writer, who, job, profiles or {})
+                try:
+                    steps = await _steps_of(conn, writer, who, job, profiles or {})
+                except LedgerError as refused:
+                    # Its file no longer reads (a profile since removed, say): that job
+                    # ends failed, saying why, and the others still resume.
+                    conn.rollback()
+                    problem = json.loads(bytes(ledger_problem(refused).body))
+                    await _logged(slice_of(writer, who, FailJob(job.id, problem)))
+                    continue
                 conn.commit()
                 await _logged(run_job(writer, who, steps, next(steps), JobAt(job.id)))
         finally:

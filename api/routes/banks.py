@@ -52,7 +52,7 @@ from ledger.flows.instructions import (
     ResolveBreaks,
     breaks_resolved_per_request_max,
 )
-from ledger.flows.sorting import sorted_by
+from ledger.flows.sorting import check_importable, sorted_by
 
 router = APIRouter(prefix="/v1")
 BankId = Annotated[str, Path(min_length=1, max_length=100)]
@@ -174,21 +174,29 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
     prints = await run_in_threadpool(fingerprints, parsed)
     if wanted.dry_run:
         return JSONResponse(await run_in_threadpool(_dry_run, ctx.engine, bank_id, parsed,
-                                                    prints))
+                                                    prints, wanted.all_or_nothing))
+    # The profile it was read by, named or found by its header: a resumed job reads it so.
+    profile = wanted.profile or (parsed.format if parsed.format in ctx.bank_profiles else None)
     stage = StageImport(who, bank_id, wanted.filename, data, ctx.clock(), parsed,
-                        wanted.all_or_nothing, wanted.profile or None, prints)
+                        wanted.all_or_nothing, profile, prints)
     sizes = import_slices(ctx.writer, ctx.import_slice_lines_min, ctx.import_slice_lines_max)
     return await answer_job(request, who, import_steps(stage, sizes), sizes.least)
 
 
 def _dry_run(engine: Engine, bank_id: str, parsed: ParsedFile,
-             prints: tuple[bytes | None, ...]) -> dict[str, Any]:
-    """The file as read, and what an import now would make of each statement."""
+             prints: tuple[bytes | None, ...], all_or_nothing: bool) -> dict[str, Any]:
+    """The file as read, what an import now would make of each statement, and whether it
+    would take the file at all."""
     with engine.connect() as conn:
         accounts = views.merchants_by_account(conn, bank_id)
         sorted_ = sorted_by(accounts, lambda fps: views.statements_seen(conn, bank_id, fps),
                             bank_id, parsed, prints)
-    return {"dry_run": True, **parsed_view(parsed, sorted_)}
+    try:
+        check_importable(sorted_, all_or_nothing=all_or_nothing)
+        refusal = None
+    except StatementRejected as refused:
+        refusal = refused.detail
+    return {"dry_run": True, "file_refused": refusal, **parsed_view(parsed, sorted_)}
 
 
 @router.get("/bank-profiles", response_model=BankProfiles, **keyed_read())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+custody_currency: Final = "CNY"  # every custody account, like every ledger account, is in CNY
 _SEPARATORS_RE: Final = re.compile(r"[\s\-.·]+")
 _CURRENCY_SUFFIX_RE: Final = re.compile(r"(?P<account>.*[0-9])(?P<currency>[A-Z]{3})")
 

@@ -19,6 +19,7 @@ from datetime import date
 from typing import Final
 
 from ledger.bank import limits
+from ledger.bank.accounts import normalise_account
 from ledger.bank.amounts import AmountFormatError, check_currency_code, fen_from_text
 from ledger.bank.model import (
     Direction,
@@ -194,7 +195,8 @@ def _statement(group: _Account, message_id: str) -> Statement:
         format="csv", message_id=message_id,
         # Our CSV has no statement number: a statement is named by its account, currency and
         # the day its closing balance names (ledger/bank/identity.py says what is the same).
-        statement_id=f"{group.account}:{group.currency}" + (f":{closing[1]}" if closing else ""),
+        statement_id=f"{normalise_account(group.account)}:{group.currency}"
+        + (f":{closing[1]}" if closing else ""),
         account=group.account,
         currency=group.currency,
         opening_booked_fen=opening[0] if opening else None,

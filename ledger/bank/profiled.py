@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
 from ledger.bank import limits
+from ledger.bank.accounts import normalise_account
 from ledger.bank.amounts import AmountFormatError, check_currency_code, fen_from_text
 from ledger.bank.bankcsv import read_csv
 from ledger.bank.model import (
@@ -455,7 +456,10 @@ def date_of_text(text: str, forms: Sequence[DateForm]) -> date:
 # --- one account's statement ---------------------------------------------------------------
 def _read(group: _Group, layout: _Layout, message_id: str) -> Statement | RefusedStatement:
     first, last = group.rows[0], group.rows[-1]
-    statement_id = f"{group.account}:{first.day.isoformat()}..{last.day.isoformat()}"
+    # Named by the account as normalised: the same export sent again, its account spelt
+    # otherwise, is the same statement (ledger/bank/identity.py).
+    statement_id = (f"{normalise_account(group.account)}:{first.day.isoformat()}.."
+                    f"{last.day.isoformat()}")
     try:
         opening, closing = _chain(group.rows, layout)
     except StatementRejected as exc:

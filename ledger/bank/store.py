@@ -49,6 +49,7 @@ class MerchantItems:
 class ImportedFile:
     id: int
     imported_seq: int
+    bank_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError
 
 from ledger import limits
-from ledger.bank.accounts import normalise_account
+from ledger.bank.accounts import account_candidates, custody_currency
 from ledger.custody.departments import department_for
 from ledger.errors import InvalidInput
 
@@ -69,8 +69,11 @@ def _text(raw: Mapping[str, Any], name: str, chars_max: int) -> str:
 
 
 def _custody_account(raw: Mapping[str, Any]) -> str:
-    """Normalised (ledger/bank/accounts.py): a statement's account is compared in that form."""
-    account = normalise_account(_text(raw, "custody_account", bank_account_chars_max))
+    """In its barest form (ledger/bank/accounts.py: no spacing, no `BIC/` before it, no
+    currency after it), the form a statement's account is matched in at last: so one account
+    spelt two ways is one account, and a second merchant cannot be filed on it."""
+    written = _text(raw, "custody_account", bank_account_chars_max)
+    account = account_candidates(written, custody_currency)[-1]
     if not account:
         raise InvalidInput("is only separators", field="custody_account")
     return account

@@ -70,9 +70,11 @@ class BankRows:
 
     # -- lookups -------------------------------------------------------------------------
     def file_by_hash(self, sha256: bytes) -> ImportedFile | None:
-        found = self.batch.lookup(select(b.StatementFile.id, b.StatementFile.imported_seq)
+        found = self.batch.lookup(select(b.StatementFile.id, b.StatementFile.imported_seq,
+                                         b.StatementFile.bank_id)
                                   .where(b.StatementFile.sha256 == sha256)).first()
-        return None if found is None else ImportedFile(found.id, found.imported_seq)
+        return None if found is None else ImportedFile(found.id, found.imported_seq,
+                                                       found.bank_id)
 
     def deposit(self, deposit_id: int) -> Deposit:
         return _deposit(_held(self.batch, b.ExpectedDeposit, deposit_id, "deposit"))

@@ -29,17 +29,17 @@ from typing import Any
 
 from ledger.access import require_bank
 from ledger.auth import Principal
+from ledger.bank.accounts import custody_currency
 from ledger.bank.matching import OWN_REFERENCE_RE, Line, lines_of
 from ledger.bank.model import Direction, ParsedFile, Statement, StatementEntry
 from ledger.bank.store import MerchantItems, StatementFile
 from ledger.commands import Books, Command, IdKind
-from ledger.errors import Refused, require
+from ledger.errors import Conflict, Refused, require
 from ledger.flows.reconcile import Decided, Import, apply_lines
 from ledger.flows.sorting import (
     Sorted,
     StatementOutcome,
     check_importable,
-    custody_currency,
     sort_statements,
 )
 from ledger.flows.statements import (
@@ -77,12 +77,15 @@ class StageImport(Command):
         check_filename(self.filename)
         digest = hashlib.sha256(self.data).digest()
         job = books.jobs.by_key(JobKind.statement_import, digest.hex())
+        if job is not None and job.state["bank_id"] != self.bank_id:
+            raise Conflict("this very file is being imported from another bank: a custody "
+                           "statement comes from its own bank", field="file")
         if job is not None and job.status is JobStatus.running:
             return staged(job)
         earlier = books.bank.file_by_hash(digest)
-        if earlier is not None:
-            return duplicate_file(earlier, digest)
         sorted_ = sort_statements(books, self.bank_id, self.parsed, self.prints)  # last query
+        if earlier is not None:
+            return duplicate_file(earlier, digest, self.bank_id, sorted_)
         check_importable(sorted_, all_or_nothing=self.all_or_nothing)
         file_id = books.draw_id(IdKind.statement_file)
         entry = books.append("statement.imported", {

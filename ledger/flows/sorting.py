@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from ledger.bank.accounts import account_candidates
+from ledger.bank.accounts import account_candidates, custody_currency
 from ledger.bank.identity import fingerprints
 from ledger.bank.model import (
     ParsedFile,
@@ -27,7 +27,6 @@ from ledger.bank.store import SeenStatement
 from ledger.commands import Books
 from ledger.errors import require
 
-custody_currency = "CNY"  # every custody account, like every ledger account, is in CNY
 refusals_named_max = 20  # statements an all-or-nothing refusal names in its detail
 
 

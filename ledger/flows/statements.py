@@ -37,7 +37,7 @@ from ledger.bank.store import (
 )
 from ledger.collector import collector_paused
 from ledger.commands import Books, Command, IdKind
-from ledger.errors import InvalidInput, require
+from ledger.errors import Conflict, InvalidInput, require
 from ledger.flows.reconcile import (
     About,
     Decided,
@@ -76,9 +76,9 @@ class ImportStatementFile(Command):
         parsed = self.parsed or read_file(self.data, self.filename or None)
         digest = hashlib.sha256(self.data).digest()
         earlier = books.bank.file_by_hash(digest)
-        if earlier is not None:
-            return duplicate_file(earlier, digest)
         sorted_ = sort_statements(books, self.bank_id, parsed)
+        if earlier is not None:
+            return duplicate_file(earlier, digest, self.bank_id, sorted_)
         check_importable(sorted_, all_or_nothing=self.all_or_nothing)
         with collector_paused():  # the parsed file and its lines: see ledger/collector.py
             return self._import(books, digest, parsed.format, sorted_)
@@ -119,10 +119,26 @@ def check_filename(filename: str) -> None:
         raise InvalidInput(f"must be at most {filename_chars_max} characters", field="filename")
 
 
-def duplicate_file(earlier: ImportedFile, digest: bytes) -> dict[str, Any]:
-    """The answer to a file imported before, byte for byte."""
+def duplicate_file(earlier: ImportedFile, digest: bytes, bank_id: str,
+                   sorted_: Sequence[Sorted]) -> dict[str, Any]:
+    """The answer to a file imported before, byte for byte: what each of its statements is
+    now (imported then, or not: a statement refused then, say for an account filed since,
+    is imported when the bank sends it in a new file). Another bank's file is not this
+    bank's to know about."""
+    if earlier.bank_id != bank_id:
+        raise Conflict("this very file was received before from another bank: a custody "
+                       "statement comes from its own bank", field="file")
     return {"duplicate": True, "file_id": earlier.id, "sha256": digest.hex(),
-            "journal_seq": earlier.imported_seq, "statements": []}
+            "journal_seq": earlier.imported_seq,
+            "statements": [_as_before(s) for s in sorted_]}
+
+
+def _as_before(s: Sorted) -> dict[str, Any]:
+    if s.outcome is not StatementOutcome.imported:
+        return s.view()
+    return {**s.view(), "status": StatementOutcome.refused.value, "field": s.position,
+            "reason": "not imported from this file before; this very file again imports "
+                      "nothing: send the statement in a new file"}
 
 
 def statement_rows(fresh: Sequence[Sorted], ids: Sequence[int], bank_id: str, file_id: int,

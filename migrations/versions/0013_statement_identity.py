@@ -13,15 +13,17 @@ account per merchant at a bank
   for a new one's duplicate, and no two of them were ever distinct).
 - `statement_lines.uetr` keeps SWIFT gpi's end-to-end reference; a zero-amount line is kept
   as information (status NOTB) rather than refusing the file.
-- `merchants.custody_account` is stored normalised (ledger/bank/accounts.py) and unique per
-  bank: a second merchant filed on the same custody account sent statements to an arbitrary
-  one of the two. The upgrade stops, naming the pair, if existing filings already collide.
+- `merchants.custody_account` is stored in its barest form (ledger/bank/accounts.py: no
+  spacing, no `BIC/` before it, no currency after it) and unique per bank: a second
+  merchant filed on the same custody account sent statements to an arbitrary one of the
+  two. The upgrade stops, naming the pair, if existing filings already collide.
 
 Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-07 21:00:00
 """
 
+import re
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -32,7 +34,6 @@ down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-NORMALISED = "upper(regexp_replace(custody_account, '[[:space:].·-]+', '', 'g'))"
 LEGACY_STATEMENTS = """
 INSERT INTO bank_statements (id, bank_id, account, number, fingerprint, file_id, position,
                              kind, format, lines, imported_seq)
@@ -111,16 +112,31 @@ def upgrade() -> None:
 
 
 def _custody_accounts() -> None:
-    clash = op.get_bind().execute(sa.text(
-        f"SELECT bank_id, {NORMALISED} AS account, string_agg(id, ', ' ORDER BY id) "
-        f"FROM merchants GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 1")).first()
-    if clash is not None:
-        raise RuntimeError(f"merchants {clash[2]} share custody account {clash[1]} at bank "
-                           f"{clash[0]}: refile one of them before upgrading")
-    op.execute(f"UPDATE merchants SET custody_account = {NORMALISED} "
-               f"WHERE custody_account <> {NORMALISED}")
+    """Each merchant's custody account in its barest form, computed here in Python as filing
+    computes it (ledger/bank/accounts.py, copied as it stands at this revision: a migration
+    must not change when that module does). SQL's `[[:space:]]` in a C-locale database misses
+    the ideographic space U+3000 and the no-break space, which Chinese input is full of."""
+    conn = op.get_bind()
+    rows = conn.execute(sa.text("SELECT id, bank_id, custody_account FROM merchants "
+                                "ORDER BY id")).all()
+    held: dict[tuple[str, str], str] = {}
+    for merchant_id, bank_id, written in rows:
+        account = _barest(written)
+        other = held.setdefault((bank_id, account), merchant_id)
+        if other != merchant_id:
+            raise RuntimeError(f"merchants {other} and {merchant_id} share custody account "
+                               f"{account} at bank {bank_id}: refile one before upgrading")
+        if account != written:
+            conn.execute(sa.text("UPDATE merchants SET custody_account = :a WHERE id = :id"),
+                         {"a": account, "id": merchant_id})
     op.create_unique_constraint(op.f("uq_merchants_custody_account"), "merchants",
                                 ["bank_id", "custody_account"])
+
+
+def _barest(written: str) -> str:
+    account = re.sub(r"[\s\-.·]+", "", written).upper().rpartition("/")[2]
+    match = re.fullmatch(r"(.*[0-9])CNY", account)
+    return match[1] if match else account
 
 
 def downgrade() -> None:
