@@ -43,6 +43,11 @@ _GZIP_MAGIC: Final = b"\x1f\x8b"
 _WORKBOOK_MEMBER: Final = "xl/workbook.xml"
 _GZIP_WBITS: Final = 16 + zlib.MAX_WBITS  # zlib's way of saying "a gzip header and trailer"
 
+# What zipfile raises for a zip it cannot read. ValueError: an end record that puts the
+# directory past where it is (zipfile seeks to a negative offset), and a member's name flagged
+# UTF-8 that is not (UnicodeDecodeError is a ValueError).
+_ZIP_FAULTS: Final = (zipfile.BadZipFile, OSError, ValueError)
+
 MemberReader = Callable[[bytes, str], ParsedFile]
 
 
@@ -60,7 +65,7 @@ def is_workbook(data: bytes) -> bool:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return _WORKBOOK_MEMBER in archive.NameToInfo
-    except (zipfile.BadZipFile, OSError):
+    except _ZIP_FAULTS:  # not a workbook: read_container then refuses the zip by name
         return False
 
 
@@ -70,8 +75,12 @@ def read_container(data: bytes, filename: str | None, read_member: MemberReader)
     cannot be read is refused on its own, and the others are still read."""
     kind = container_kind(data)
     if kind == "zip":
-        items = [item for name, member in _zip_members(data)
-                 for item in _member_items(name, member, read_member)]
+        items: list[Statement | RefusedStatement] = []
+        tally = _Tally()
+        for name, member in _zip_members(data):
+            read = _member_items(name, member, read_member)
+            tally.add(read, name)  # past a limit: refused here, before the next member
+            items.extend(read)
         return ParsedFile("zip", tuple(items))
     if kind == "gzip":
         name = _gunzipped_name(filename)
@@ -93,6 +102,31 @@ def _member_items(name: str, member: bytes | StatementRejected, read_member: Mem
     return [_prefixed(item, name) for item in parsed.items]
 
 
+class _Tally:
+    """Entries and transaction details of the members read so far, against the limits of one
+    file: each member is bounded by its parser alone, so without this a zip of members each
+    just under `statement_entries_max` would hand on that many times the limit."""
+
+    def __init__(self) -> None:
+        self.entries = 0
+        self.details = 0
+
+    def add(self, items: list[Statement | RefusedStatement], name: str) -> None:
+        for item in items:
+            if isinstance(item, Statement):
+                self.entries += len(item.entries)
+                self.details += sum(len(e.details) for e in item.entries)
+        if self.entries > limits.statement_entries_max:
+            raise StatementRejected(
+                f"the archive's members hold {self.entries} entries up to {name[:80]!r}, over "
+                f"the limit of {limits.statement_entries_max} per file", field="file")
+        if self.details > limits.statement_details_max:
+            raise StatementRejected(
+                f"the archive's members hold {self.details} transaction details up to "
+                f"{name[:80]!r}, over the limit of {limits.statement_details_max} per file",
+                field="file")
+
+
 def _prefixed(item: Statement | RefusedStatement, name: str) -> Statement | RefusedStatement:
     """The item with every position it carries prefixed by its member's name."""
     if isinstance(item, RefusedStatement):
@@ -112,7 +146,7 @@ def _zip_members(data: bytes) -> Iterator[tuple[str, bytes | StatementRejected]]
     """Each file member's name and bytes (or why it cannot be unpacked), in archive order."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError) as exc:
+    except _ZIP_FAULTS as exc:
         raise StatementRejected(f"not a readable zip archive: {exc}", field="file") from None
     with archive:
         infos = [info for info in archive.infolist() if not info.is_dir()]
@@ -161,7 +195,10 @@ def _unzipped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget
             while chunk := stream.read(_UNPACK_CHUNK_BYTES):
                 budget.take(len(chunk))
                 chunks.append(chunk)
-    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError,
+    except ValueError as exc:  # the archive's directory points where no member starts: a
+        # fault of the archive, not of this member, so the file is refused
+        raise StatementRejected(f"not a readable zip archive: {exc}", field="file") from None
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError,
             zlib.error) as exc:
         return StatementRejected(f"the zip member cannot be unpacked: {exc}", field="file")
     return b"".join(chunks)

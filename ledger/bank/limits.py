@@ -19,6 +19,10 @@ statement_details_max: Final = 1_000_000
 # Any single text value taken from a statement (a name, a reference, remittance text). ISO 20022
 # caps these at 140 characters, MT940 :86: at 6 lines of 65; the slack is for banks that join.
 statement_text_chars_max: Final = 2_000
+# Columns of an Excel sheet: a bank's statement export has about ten. openpyxl pads a row to
+# its widest cell, so one cell in column XFD made 16,384 values a row (a 47 KB file, 2 GB);
+# a row with a cell past this is refused before it is unpacked.
+xlsx_columns_max: Final = 64
 # MT940: lines of text before a message's first field that are no known bank header (a title
 # line or two); more is not a header but a file that is not MT940.
 mt940_header_lines_max: Final = 8

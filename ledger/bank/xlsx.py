@@ -23,9 +23,10 @@ from __future__ import annotations
 import io
 import math
 import zipfile
+from collections.abc import Iterable, Iterator
 from datetime import date
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 from ledger.bank import limits
 from ledger.bank.model import StatementRejected
@@ -61,31 +62,88 @@ def xlsx_rows(data: bytes) -> list[list[Cell]]:
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises what its parts raise: all are a bad file
-        raise StatementRejected(f"not a readable Excel workbook: {type(exc).__name__}: "
-                                f"{str(exc)[:200]}", field="file") from None
+        raise _unreadable(exc) from None
     try:
-        sheets = book.worksheets
-        for sheet in sheets:  # read every row there is, not the size the file claims
-            sheet.reset_dimensions()
-        rows = [[_cell(v) for v in values]
-                for values in _bounded(sheets[0].iter_rows(values_only=True))]
-        for sheet in sheets[1:]:
-            if any(any(v not in (None, "") for v in values)
-                   for values in _bounded(sheet.iter_rows(values_only=True))):
-                raise StatementRejected(f"a second sheet with data ({sheet.title[:40]!r}): "
-                                        "a statement is one sheet", field="file")
-        return rows
+        return _sheet_rows(book)
+    except StatementRejected:
+        raise
+    except Exception as exc:  # read-only openpyxl parses a sheet only as it is iterated, so
+        # a broken sheet raises here what load_workbook would have (ParseError, ValueError..)
+        raise _unreadable(exc) from None
     finally:
         book.close()
 
 
-def _bounded(rows: object) -> list[tuple[object, ...]]:
+def _unreadable(exc: Exception) -> StatementRejected:
+    return StatementRejected(f"not a readable Excel workbook: {type(exc).__name__}: "
+                             f"{str(exc)[:200]}", field="file")
+
+
+def _sheet_rows(book: Any) -> list[list[Cell]]:
+    sheets = book.worksheets
+    if not sheets:
+        raise StatementRejected("a workbook without a worksheet", field="file")
+    for sheet in sheets:
+        _check_declared_width(sheet)
+    rows = [[_cell(v) for v in values] for values in _bounded(_raw_rows(book, sheets[0]))]
+    for sheet in sheets[1:]:
+        if any(any(v not in (None, "") for v in values)
+               for values in _bounded(_raw_rows(book, sheet))):
+            raise StatementRejected(f"a second sheet with data ({sheet.title[:40]!r}): "
+                                    "a statement is one sheet", field="file")
+    return rows
+
+
+def _check_declared_width(sheet: Any) -> None:
+    """The sheet's own `<dimension>`, read when openpyxl opened it: cheap, so checked first."""
+    declared = sheet.max_column
+    if declared is not None and declared > limits.xlsx_columns_max:
+        raise StatementRejected(f"sheet {sheet.title[:40]!r} declares {declared} columns, "
+                                f"over the limit of {limits.xlsx_columns_max}", field="file")
+
+
+def _raw_rows(book: Any, sheet: Any) -> Iterator[tuple[object, ...]]:
+    """Each row's values, as openpyxl's read-only `iter_rows(values_only=True)` gives them,
+    but from its sheet parser directly: `iter_rows` pads every row to its widest cell, so a
+    row of one cell in column XFD became 16,384 values (a 47 KB file held 2 GB), and with
+    `max_col` it drops a cell past it unseen. Here a row is refused by name, holding only the
+    cells the XML has, once a cell lies past `xlsx_columns_max`; every row is read, not the
+    size the file claims (its `<dimension>` may be stale)."""
+    from openpyxl.worksheet._reader import WorkSheetParser  # what ReadOnlyWorksheet reads with
+
+    with sheet._get_source() as source:  # openpyxl internals: see the docstring
+        parser = WorkSheetParser(source, sheet._shared_strings, data_only=True,
+                                 epoch=book.epoch, date_formats=book._date_formats,
+                                 timedelta_formats=book._timedelta_formats)
+        expected = 1
+        for number, cells in parser.parse():
+            if number < expected:
+                raise StatementRejected(f"row {number} comes after row {expected - 1}: "
+                                        "rows out of order", field=f"row {number}")
+            for _ in range(expected, number):  # rows the XML leaves out are empty
+                yield ()
+            expected = number + 1
+            yield _row_values(cells, number)
+
+
+def _row_values(cells: list[dict[str, Any]], number: int) -> tuple[object, ...]:
+    width = max((cell["column"] for cell in cells), default=0)
+    if width > limits.xlsx_columns_max:
+        raise StatementRejected(f"a cell in column {width}, over the limit of "
+                                f"{limits.xlsx_columns_max} columns", field=f"row {number}")
+    values: list[object] = [None] * width
+    for cell in cells:
+        values[cell["column"] - 1] = cell["value"]
+    return tuple(values)
+
+
+def _bounded(rows: Iterable[tuple[object, ...]]) -> list[tuple[object, ...]]:
     taken: list[tuple[object, ...]] = []
-    for values in rows:  # type: ignore[attr-defined]
+    for values in rows:
         if len(taken) >= limits.statement_entries_max:
             raise StatementRejected(f"over the limit of {limits.statement_entries_max} rows",
                                     field=f"row {len(taken) + 1}")
-        taken.append(tuple(values))
+        taken.append(values)
     return taken
 
 
@@ -93,7 +151,8 @@ def _check_zip(data: bytes) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:  # ValueError: a directory that
+        # points before the file's start, a name flagged UTF-8 that is not (UnicodeDecodeError)
         raise StatementRejected(f"not an Excel workbook (.xlsx): {exc}", field="file") from None
     if len(members) > xlsx_members_max:
         raise StatementRejected(f"a zip of {len(members)} parts, over the limit of "

@@ -35,6 +35,17 @@ _DECLARATION_RE: Final = re.compile(
 # What expat reads itself, by Python's name for the codec: left as it is.
 _EXPAT_NATIVE: Final = frozenset({"utf-8", "ascii", "latin-1", "utf-16"})
 _GB_FAMILY: Final = frozenset({"gbk", "gb2312"})  # read as their superset, GB18030
+# The character sets a declaration may name, by Python's name for each after codecs.lookup
+# (so `UTF8`, `latin1` and `windows-1252` are found as `utf-8`, `iso8859-1`, `cp1252`).
+# Python's codecs also include transforms that are no character set (`unicode_escape` reads
+# `\x3c` as `<`, `punycode` and `undefined` raise UnicodeError, `idna`, `hz`, `iso2022_jp`):
+# a declaration naming one is refused by name, not decoded.
+_CHARSETS: Final = frozenset({
+    "utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-7", "ascii",
+    *(f"iso8859-{n}" for n in (*range(1, 12), *range(13, 17))),
+    *(f"cp{n}" for n in range(1250, 1259)),
+    "gbk", "gb2312", "gb18030", "big5", "shift_jis", "euc_kr",
+})
 
 
 def parse_xml(data: bytes) -> Element:
@@ -92,6 +103,9 @@ def as_utf8(data: bytes) -> bytes:
         raise StatementRejected(
             f"not {name} text, as the XML declaration says: byte {exc.start} ({exc.reason})",
             field=f"line {line}") from None
+    except UnicodeError as exc:  # a codec that says no without saying where
+        raise StatementRejected(f"not {name} text, as the XML declaration says: {exc}",
+                                field="line 1") from None
     end = match.end("name")
     declared = data[:end].decode("ascii")
     if not text.startswith(declared):  # an encoding that does not keep ASCII as it is
@@ -106,10 +120,9 @@ def _codec_named(name: str) -> str:
         info = codecs.lookup(name)
     except LookupError:
         info = None
-    # A codec that is not a text encoding (rot13, base64) decodes no XML.
-    if info is None or not getattr(info, "_is_text_encoding", True):
+    if info is None or info.name not in _CHARSETS:
         raise StatementRejected(f"the XML declaration names encoding {name!r}, which is "
-                                f"not one we know", field="line 1")
+                                f"not a character set we read", field="line 1")
     return info.name
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from ledger.bank.model import StatementRejected
 from ledger.bank.statements import detect_and_parse, parse_camt053
+from ledger.bank.xmlfile import as_utf8
 from tests.support.db import rows
 from tests.support.driver import Banking, Merchant
 from tests.support.statements import Stmt, camt053, entry
@@ -94,3 +95,20 @@ def test_single_byte_encodings_still_read() -> None:
                         "<RmtInf>", 1)
         [statement] = parse_camt053(data.encode(encoding))
         assert statement.entries[0].details[0].counterparty_name == name
+
+
+@pytest.mark.parametrize("codec", ["unicode_escape", "raw_unicode_escape", "idna", "hz",
+                                   "iso2022_jp", "punycode", "undefined", "base64", "rot13"])
+def test_a_python_codec_that_is_no_character_set_is_refused_by_name(codec: str) -> None:
+    """`unicode_escape` reads `\\x3c` as `<`, and `punycode` raised UnicodeError (a 500):
+    only character sets are read, the rest refused naming the declaration's line."""
+    data = (f'<?xml version="1.0" encoding="{codec}"?>\n<d>x</d>').encode("ascii")
+    with pytest.raises(StatementRejected, match="not a character set we read") as caught:
+        detect_and_parse(data)
+    assert caught.value.field == "line 1"
+
+
+def test_character_sets_are_known_by_any_of_their_names() -> None:
+    for name in ("utf8", "latin1", "ISO_8859-15", "CP1251", "big5", "Shift_JIS"):
+        text = f'<?xml version="1.0" encoding="{name}"?>\n<d>x</d>'
+        assert b"<d>x</d>" in as_utf8(text.encode(name))

@@ -20,8 +20,9 @@ from ledger.bank.containers import (
     container_compression_ratio_max,
     container_members_max,
     container_unpacked_bytes_max,
+    read_container,
 )
-from ledger.bank.model import RefusedStatement, Statement, StatementRejected
+from ledger.bank.model import ParsedFile, RefusedStatement, Statement, StatementRejected
 from ledger.bank.statements import detect_and_parse, detect_format, read_file
 from tests.support.bank import sample
 from tests.support.driver import Banking
@@ -209,3 +210,30 @@ def test_a_zip_of_two_days_imports_through_the_api(banking: Banking) -> None:
     assert [(s["statement_id"], s["outcome"]) for s in answer["statements"]] == [
         ("ZIP-1", {"deposit": 1}), ("ZIP-2", {"deposit": 1})]
     assert banking.open_breaks(m) == []
+
+
+def _two_entries(statement_id: str) -> bytes:
+    return camt053([Stmt("6226090000000001", statement_id, 0, DAY,
+                         (entry("CRDT", 100, DAY, cref=f"A-{statement_id}"),
+                          entry("CRDT", 200, DAY, cref=f"B-{statement_id}")))],
+                   message_id=statement_id)
+
+
+@pytest.mark.parametrize("limit", ["statement_entries_max", "statement_details_max"])
+def test_a_zip_is_bounded_by_the_entries_of_all_its_members_together(
+        monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    """Each member is within the limit alone; three together are not. The file is refused
+    by name, and the member after the one that passes the limit is never read."""
+    monkeypatch.setattr(limits, limit, 5)
+    members = [(f"m{n}.xml", _two_entries(f"S{n}")) for n in range(1, 5)]
+    assert len(read_file(_zip(*members[:2]), "day.zip").statements) == 2  # 4 is within 5
+    read: list[str] = []
+
+    def reader(data: bytes, name: str) -> ParsedFile:
+        read.append(name)
+        return read_file(data, name)
+
+    with pytest.raises(StatementRejected, match="over the limit of 5 per file") as caught:
+        read_container(_zip(*members), "day.zip", reader)
+    assert caught.value.field == "file" and "'m3.xml'" in caught.value.detail
+    assert read == ["m1.xml", "m2.xml", "m3.xml"]

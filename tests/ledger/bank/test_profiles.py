@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -16,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger.bank import limits
 from ledger.bank.model import Direction, EntryStatus, RefusedStatement, Statement
 from ledger.bank.profile import (
     AmountForm,
@@ -31,7 +34,7 @@ from ledger.bank.statements import (
     parse_csv,
     read_file,
 )
-from ledger.bank.xlsx import xlsx_ratio_max
+from ledger.bank.xlsx import xlsx_ratio_max, xlsx_rows
 from tests.support.bank import refused, sample
 from tests.support.bank_exports import (
     Line,
@@ -387,6 +390,33 @@ def test_a_broken_workbook_is_refused_by_name() -> None:
     broken = _zip({"xl/workbook.xml": b"<not-a-workbook", "[Content_Types].xml": b"<x"})
     refused(lambda d: read_file(d, profiles=ALL).strict(), broken, field="file",
             says="not a readable Excel workbook")
+
+
+def _resheeted(data: bytes, change: Callable[[bytes], bytes]) -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(data))
+    sheet = "xl/worksheets/sheet1.xml"
+    return _zip({name: change(source.read(name)) if name == sheet else source.read(name)
+                 for name in source.namelist()})
+
+
+def test_a_workbook_wider_than_the_limit_is_refused_naming_the_row_or_its_dimension() -> None:
+    """A cell past column 64 refuses its row by name (not dropped, not padded to it); a sheet
+    that declares more columns is refused before a row is read."""
+    data = generic_xlsx(ACCOUNT, 0, LINES)
+    wide = _resheeted(data, lambda p: p.replace(
+        b"</sheetData>", b'<row r="40"><c r="BM40" t="inlineStr"><is><t>x</t></is></c></row>'
+                         b"</sheetData>"))
+    refused(lambda d: read_file(d, profiles=ALL).strict(), wide, field="row 40",
+            says=f"a cell in column 65, over the limit of {limits.xlsx_columns_max} columns")
+    at_limit = _resheeted(data, lambda p: p.replace(
+        b"</sheetData>", b'<row r="40"><c r="BL40" t="inlineStr"><is><t>x</t></is></c></row>'
+                         b"</sheetData>"))
+    assert xlsx_rows(at_limit)[39] == [""] * 63 + ["x"]
+    declared = _resheeted(data, lambda p: re.sub(rb'<dimension ref="[^"]*"',
+                                                 b'<dimension ref="A1:XFD7"', p))
+    assert declared != data
+    refused(lambda d: read_file(d, profiles=ALL).strict(), declared, field="file",
+            says="declares 16384 columns, over the limit of 64")
 
 
 # --- the profile language --------------------------------------------------------------------
