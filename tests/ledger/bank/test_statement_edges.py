@@ -1,6 +1,8 @@
-"""A reviewer's findings on issue 14, each as a test that fails on main (see the review report):
-hostile files answered 500 instead of 422, two spellings of one custody account filed for two
-merchants, and a workbook whose few kilobytes unpack to gigabytes of cells."""
+"""The edges of the statement import that an attacker's review found: hostile files that
+answered 500 instead of 422 (odd zips, broken workbooks, codecs that are not character sets),
+a workbook whose few kilobytes unpacked to gigabytes of cells, one custody account spelt two
+ways filed for two merchants, a bank export re-sent with its account spelt otherwise, a file
+sent again, a job whose file no longer reads on resume."""
 
 from __future__ import annotations
 
