@@ -30,6 +30,7 @@ from typing import Any
 from ledger.access import require_bank
 from ledger.auth import Principal
 from ledger.bank.accounts import custody_currency
+from ledger.bank.identity import fingerprints
 from ledger.bank.matching import OWN_REFERENCE_RE, Line, lines_of
 from ledger.bank.model import Direction, ParsedFile, Statement, StatementEntry
 from ledger.bank.store import MerchantItems, StatementFile
@@ -81,6 +82,7 @@ class StageImport(Command):
             raise Conflict("this very file is being imported from another bank: a custody "
                            "statement comes from its own bank", field="file")
         if job is not None and job.status is JobStatus.running:
+            _check_read_alike(job, self.parsed, self.prints)
             return staged(job)
         earlier = books.bank.file_by_hash(digest)
         sorted_ = sort_statements(books, self.bank_id, self.parsed, self.prints)  # last query
@@ -223,12 +225,30 @@ def _plan(fresh: list[tuple[int, Sorted]], refs: list[int]) -> list[dict[str, An
         st = s.statement
         require(st is not None, "an imported statement is read")
         assert st is not None  # for mypy: required just above
+        require(s.fingerprint is not None, "an imported statement has its fingerprint")
         plan.append({"index": index, "statement_ref": statement_ref, "format": st.format,
+                     "fingerprint": (s.fingerprint or b"").hex(),
                      "account": st.account, "statement_id": st.statement_id,
                      "merchant_id": s.merchant_id, "lines": line_count(st.entries),
                      "closing_booked_fen": st.closing_booked_fen,
                      "closing_date": st.closing_date.isoformat() if st.closing_date else None})
     return plan
+
+
+def _check_read_alike(job: Job, parsed: ParsedFile,
+                      prints: Sequence[bytes | None] | None) -> None:
+    """A running import goes on only with its file read as it was when it began: the same
+    bytes read by another profile (or, a zip, under another name) would slice other lines
+    into its plan."""
+    made = prints if prints is not None else fingerprints(parsed)
+    for planned in job.state["statements"]:
+        index = planned["index"]
+        now = made[index] if index < len(made) else None
+        if planned.get("fingerprint") not in (None, now.hex() if now else None):
+            raise Conflict(f"this file's import (job {job.id}) began with it read otherwise: "
+                           f"its statement {index + 1} (account {planned['account']}) reads "
+                           f"differently now; send it as the first time (the same profile)",
+                           field="profile")
 
 
 def _answers(sorted_views: list[dict[str, Any]], results: list[dict[str, Any]]

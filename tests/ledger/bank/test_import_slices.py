@@ -5,6 +5,7 @@ between slices, then resumed, applies every line exactly once."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,8 +18,11 @@ from sqlalchemy import Engine
 from api.app import create_app
 from api.jobs import import_slices
 from ledger.auth import Principal, Role
+from ledger.bank.matching import lines_of
+from ledger.bank.model import ParsedFile
 from ledger.bank.statements import read_file
 from ledger.commands import Command
+from ledger.errors import Conflict
 from ledger.flows.imports import StageImport, import_steps
 from ledger.flows.statements import ImportStatementFile
 from ledger.jobs import SliceSizes, run_steps
@@ -294,3 +298,27 @@ def test_a_write_of_someone_else_between_two_slices_brings_the_least_back(
     assert sizes.next() == 10
     banking.sell_at(m, 10_000)
     assert sizes.next() == 20
+
+
+def test_a_running_import_goes_on_only_with_its_file_read_as_it_began(
+        banking: Banking, engine: Engine) -> None:
+    """The same bytes read otherwise (by another profile, say) would slice other lines into
+    the job's plan: refused, and the job left as it was."""
+    merchants, data = statement_file(banking)
+    parsed = read_file(data, "s.xml")
+    run = run_one(engine)
+    staged = run(StageImport(OPERATOR, BANK, "s.xml", data, DAY, parsed))
+    job_id = staged["job"]["job_id"]
+    first = parsed.statements[0]
+    otherwise = ParsedFile(parsed.format, (replace(first, entries=first.entries[:-1]),
+                                           *parsed.items[1:]))
+
+    with pytest.raises(Conflict, match=f"job {job_id}\\) began with it read otherwise"):
+        run(StageImport(OPERATOR, BANK, "s.xml", data, DAY, otherwise))
+    again = run(StageImport(OPERATOR, BANK, "s.xml", data, DAY, read_file(data, "s.xml")))
+    assert (again["job"]["job_id"], again["cursor"]) == (job_id, [0, 0])
+    answer = run_steps(import_steps(StageImport(OPERATOR, BANK, "s.xml", data, DAY,
+                                                read_file(data, "s.xml")), 7), run)
+    assert sum(s.get("lines", 0) for s in answer["statements"]) == sum(
+        len(lines_of(s.entries)) for s in parsed.statements)
+    assert len(merchants) == 2
