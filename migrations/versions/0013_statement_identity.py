@@ -9,8 +9,9 @@ account per merchant at a bank
   statement (it was unique per account and number, which two different statements share).
   Checked once per INSERT statement, set-based, like the line's file (migration 0008).
   Lines imported before this migration get a statement each, per account and number as they
-  were identified then (its fingerprint is of those three: such a statement is never taken
-  for a new one's duplicate, and no two of them were ever distinct).
+  were identified then, fingerprinted from its stored file as an import now would (so the
+  same statement sent again after the upgrade is named a duplicate); a file that no longer
+  reads keeps a hash of bank, account and number.
 - `statement_lines.uetr` keeps SWIFT gpi's end-to-end reference; a zero-amount line is kept
   as information (status NOTB) rather than refusing the file.
 - `merchants.custody_account` is stored in its barest form (ledger/bank/accounts.py: no
@@ -99,6 +100,7 @@ def upgrade() -> None:
     op.add_column("statement_lines", sa.Column("statement_ref", sa.BigInteger(), nullable=True))
     op.add_column("statement_lines", sa.Column("uetr", sa.Text(), nullable=True))
     op.execute(LEGACY_STATEMENTS)
+    _fingerprint_legacy()
     op.execute(LEGACY_REFS)
     op.alter_column("statement_lines", "statement_ref", nullable=False)
     op.drop_constraint(op.f("uq_statement_lines_position"), "statement_lines", type_="unique")
@@ -109,6 +111,39 @@ def upgrade() -> None:
     op.create_check_constraint("amount_counted", "statement_lines",
                                "amount_fen > 0 OR (amount_fen = 0 AND status = 'NOTB')")
     op.execute(TRIGGERS)
+
+
+def _fingerprint_legacy() -> None:
+    """Each statement imported before this revision, fingerprinted as an import now would
+    fingerprint it, from its file as stored: else the same statement sent again after the
+    upgrade would not be known and would be imported twice. The fingerprint is what the
+    service's reader makes of a file, so it is made here with that reader (imported here
+    alone: no other migration needs the application's code). A file that no longer reads,
+    or a statement not found in it, keeps the `legacy:` hash of its bank, account and
+    number."""
+    from ledger.bank.accounts import account_candidates
+    from ledger.bank.identity import fingerprint
+    from ledger.bank.model import StatementRejected
+    from ledger.bank.statements import read_file
+
+    conn = op.get_bind()
+    files = conn.execute(sa.text(
+        "SELECT f.id, f.body, f.filename FROM statement_files f WHERE f.id IN "
+        "(SELECT file_id FROM bank_statements) ORDER BY f.id")).all()
+    for file_id, body, filename in files:
+        try:
+            statements = read_file(bytes(body), filename or None).statements
+        except StatementRejected:
+            continue
+        for statement_id, account, number in conn.execute(sa.text(
+                "SELECT id, account, number FROM bank_statements WHERE file_id = :f"),
+                {"f": file_id}).all():
+            found = next((s for s in statements if s.statement_id == number
+                          and account in account_candidates(s.account, s.currency)), None)
+            if found is not None:
+                conn.execute(sa.text("UPDATE bank_statements SET fingerprint = :fp "
+                                     "WHERE id = :id"),
+                             {"fp": fingerprint(found), "id": statement_id})
 
 
 def _custody_accounts() -> None:
