@@ -92,7 +92,7 @@ def _member_items(name: str, member: bytes | StatementRejected, read_member: Mem
                   ) -> list[Statement | RefusedStatement]:
     if isinstance(member, StatementRejected):
         return [RefusedStatement(name, member.detail, _in(name, member.field or "file"))]
-    if container_kind(member) is not None:
+    if container_kind(member) is not None and not is_workbook(member):  # a workbook is a file
         return [RefusedStatement(name, "an archive inside an archive is not opened: send the "
                                  "statement files themselves, zipped once", name)]
     try:

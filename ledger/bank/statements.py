@@ -153,14 +153,14 @@ def read_file(data: bytes, filename: str | None = None, profile: BankProfile | N
     A bank's own export is read by `profile` when the caller names one, else by the one of
     `profiles` whose header the file's matches (docs/bank-formats.md, "bank profiles")."""
     check_statement_size(data)
+    archive = _archive_format(data)
+    if archive in ("zip", "gzip"):  # each member read as a file: by the profile, if named
+        return read_container(data, filename,
+                              lambda member, name: read_file(member, name, profile, profiles))
     if profile is not None:
         return read_profiled(data, profile)
-    archive = _archive_format(data)
     if archive == "xlsx":
         return _read_workbook(data, profiles)
-    if archive is not None:
-        return read_container(data, filename,
-                              lambda member, name: read_file(member, name, None, profiles))
     return _read_text(data, _text_kind(data, filename, profiles))
 
 

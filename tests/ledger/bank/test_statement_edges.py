@@ -22,7 +22,7 @@ from api.app import create_app
 from api.profiles import load_profiles
 from ledger.auth import Principal, Role
 from ledger.bank.identity import fingerprints
-from ledger.bank.model import StatementRejected
+from ledger.bank.model import RefusedStatement, Statement, StatementRejected
 from ledger.bank.statements import read_file
 from ledger.flows.imports import StageImport, import_steps
 from tests.support.bank_exports import Line, generic_rows, generic_xlsx, to_csv
@@ -322,3 +322,22 @@ def test_an_xml_declaration_naming_an_odd_codec_is_a_422(banking: Banking, encod
 def test_odd_break_pages_are_4xx(banking: Banking, params: dict[str, str]) -> None:
     response = banking.client.get("/v1/breaks", headers=banking.operator, params=params)
     assert response.status_code < 500, (params, response.text)
+
+
+def test_a_zip_of_a_banks_exports_is_read_member_by_member_by_its_profile() -> None:
+    rows = generic_rows("6222000011112222", 10_000, [
+        Line(date(2026, 12, 1), 2_500, summary="货款", purpose="YFS000000000042")])
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("明细.csv", to_csv(rows))
+        archive.writestr("明细.xlsx", generic_xlsx("6222000011113333", 0, [
+            Line(date(2026, 12, 1), 700)]))
+    shipped = load_profiles(None)
+    profiles = tuple(shipped.values())
+    named = read_file(packed.getvalue(), "day.zip", shipped["cn-generic"], profiles)
+    first, second = named.items
+    assert isinstance(first, Statement) and first.closing_booked_fen == 12_500
+    assert isinstance(second, RefusedStatement)  # an Excel file is not a cn-generic CSV
+    detected = read_file(packed.getvalue(), "day.zip", None, profiles)
+    assert [(s.account, s.closing_booked_fen) for s in detected.statements] == [
+        ("6222000011112222", 12_500), ("6222000011113333", 700)]
