@@ -56,10 +56,12 @@ def test_a_writer_alone_reads_only_the_chain_head(custody: Driver, shop: Any) ->
     custody.consume(card["card_id"], key, amount_fen=100)  # the card is now carried
     with statements(custody.engine) as seen:
         custody.consume(card["card_id"], key, amount_fen=100)
-    # The appender opens its transaction in the same round trip as its first read.
+    # The appender opens its transaction in the same round trip as its first read, the chain
+    # head's. (A batch the pipeline gathered while another was in flight, a background
+    # write's, reads not even that: so at most that one read, and never a row's.)
     reads = [s for s in seen
              if s.upper().removeprefix("BEGIN;").lstrip().startswith("SELECT")]
-    assert len(reads) == 1 and "FROM chain_head" in reads[0], reads
+    assert len(reads) <= 1 and all("FROM chain_head" in r for r in reads), reads
 
 
 def reads(seen: list[str]) -> list[str]:
