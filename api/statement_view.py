@@ -18,15 +18,15 @@ from ledger.bank.model import (
     StatementEntry,
     booked_movement_fen,
 )
-from ledger.flows.sorting import Sorted
 
 
-def parsed_view(parsed: ParsedFile, sorted_: Sequence[Sorted] | None = None) -> dict[str, Any]:
-    """Every statement in file order; with `sorted_`, what an import would make of each."""
+def parsed_view(parsed: ParsedFile, imports: Sequence[dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
+    """Every statement in file order; with `imports`, what an import would make of each."""
     items = [item_view(item) for item in parsed.items]
-    if sorted_ is not None:
-        for view, s in zip(items, sorted_, strict=True):
-            view["import"] = s.view()
+    if imports is not None:
+        for view, imported in zip(items, imports, strict=True):
+            view["import"] = imported
     return {"format": parsed.format, "statements": items,
             "read": len(parsed.statements), "refused": len(parsed.refused)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -33,14 +34,14 @@ from ledger import limits
 from ledger.access import require_bank, require_operator
 from ledger.bank import limits as bank_limits
 from ledger.bank.identity import fingerprints
-from ledger.bank.model import ParsedFile, StatementRejected
+from ledger.bank.model import StatementRejected
 from ledger.bank.payments import build_pain001, build_payment_csv
 from ledger.bank.reconciliation import BreakKind
 from ledger.bank.statements import read_file
 from ledger.bank.store import BreakSelection
 from ledger.db import bank_queries as views
 from ledger.db.queries import Page
-from ledger.errors import NotFound
+from ledger.errors import Conflict, NotFound
 from ledger.flows.imports import (
     StageImport,
     import_steps,
@@ -53,6 +54,7 @@ from ledger.flows.instructions import (
     breaks_resolved_per_request_max,
 )
 from ledger.flows.sorting import check_importable, sorted_by
+from ledger.flows.statements import duplicate_file
 
 router = APIRouter(prefix="/v1")
 BankId = Annotated[str, Path(min_length=1, max_length=100)]
@@ -172,31 +174,37 @@ async def import_statement(request: Request, bank_id: BankId, who: Authed,
     parsed = await run_in_threadpool(read_file, data, wanted.filename or None, named,
                                      tuple(ctx.bank_profiles.values()))
     prints = await run_in_threadpool(fingerprints, parsed)
-    if wanted.dry_run:
-        return JSONResponse(await run_in_threadpool(_dry_run, ctx.engine, bank_id, parsed,
-                                                    prints, wanted.all_or_nothing))
     # The profile it was read by, named or found by its header: a resumed job reads it so.
     profile = wanted.profile or (parsed.format if parsed.format in ctx.bank_profiles else None)
     stage = StageImport(who, bank_id, wanted.filename, data, ctx.clock(), parsed,
                         wanted.all_or_nothing, profile, prints)
+    if wanted.dry_run:
+        return JSONResponse(await run_in_threadpool(_dry_run, ctx.engine, stage))
     sizes = import_slices(ctx.writer, ctx.import_slice_lines_min, ctx.import_slice_lines_max)
     return await answer_job(request, who, import_steps(stage, sizes), sizes.least)
 
 
-def _dry_run(engine: Engine, bank_id: str, parsed: ParsedFile,
-             prints: tuple[bytes | None, ...], all_or_nothing: bool) -> dict[str, Any]:
+def _dry_run(engine: Engine, stage: StageImport) -> dict[str, Any]:
     """The file as read, what an import now would make of each statement, and whether it
-    would take the file at all."""
+    would take the file at all: as the import (`stage`) decides, for a file received before
+    too."""
+    bank_id, parsed, prints = stage.bank_id, stage.parsed, stage.prints
+    digest = hashlib.sha256(stage.data).digest()
     with engine.connect() as conn:
         accounts = views.merchants_by_account(conn, bank_id)
         sorted_ = sorted_by(accounts, lambda fps: views.statements_seen(conn, bank_id, fps),
                             bank_id, parsed, prints)
+        earlier = views.file_by_hash(conn, digest)
+    imports = [s.view() for s in sorted_]
+    refusal = None
     try:
-        check_importable(sorted_, all_or_nothing=all_or_nothing)
-        refusal = None
-    except StatementRejected as refused:
+        if earlier is not None:
+            imports = duplicate_file(earlier, digest, bank_id, sorted_)["statements"]
+        else:
+            check_importable(sorted_, all_or_nothing=stage.all_or_nothing)
+    except (StatementRejected, Conflict) as refused:
         refusal = refused.detail
-    return {"dry_run": True, "file_refused": refusal, **parsed_view(parsed, sorted_)}
+    return {"dry_run": True, "file_refused": refusal, **parsed_view(parsed, imports)}
 
 
 @router.get("/bank-profiles", response_model=BankProfiles, **keyed_read())

@@ -18,7 +18,7 @@ from ledger.access import (
 from ledger.auth import Principal
 from ledger.bank.payments import PaymentInstruction
 from ledger.bank.reconciliation import BreakStatus
-from ledger.bank.store import SeenStatement
+from ledger.bank.store import ImportedFile, SeenStatement
 from ledger.custody.lifecycle import InstructionStatus
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
@@ -171,3 +171,11 @@ def statements_seen_query(bank_id: str, fingerprints: Collection[bytes]
 
 def seen_statements(rows: Sequence[Any]) -> dict[bytes, SeenStatement]:
     return {bytes(row[0]): SeenStatement(row[1], row[2]) for row in rows}
+
+
+def file_by_hash(conn: Connection, sha256: bytes) -> ImportedFile | None:
+    """A statement file received before, byte for byte, and from which bank."""
+    found = conn.execute(select(b.StatementFile.id, b.StatementFile.imported_seq,
+                                b.StatementFile.bank_id)
+                         .where(b.StatementFile.sha256 == sha256)).first()
+    return None if found is None else ImportedFile(found.id, found.imported_seq, found.bank_id)

@@ -81,8 +81,15 @@ class StageImport(Command):
         if job is not None and job.state["bank_id"] != self.bank_id:
             raise Conflict("this very file is being imported from another bank: a custody "
                            "statement comes from its own bank", field="file")
-        if job is not None and job.status is JobStatus.running:
+        if job is not None and job.status is not JobStatus.done:
             _check_read_alike(job, self.parsed, self.prints)
+            if job.status is JobStatus.failed:
+                # Its statements are known by their fingerprints already: only this job can
+                # still bring in their lines, so the file sent again takes it up where it
+                # stopped (and, refused again, it fails again, saying why).
+                books.jobs.restart(job.id, job.total, job.created_by, job.state)
+                books.jobs.advance(job.id, job.done, job.state)
+                job = books.jobs.job(job.id)
             return staged(job)
         earlier = books.bank.file_by_hash(digest)
         sorted_ = sort_statements(books, self.bank_id, self.parsed, self.prints)  # last query

@@ -121,16 +121,23 @@ def _fingerprint_legacy() -> None:
     alone: no other migration needs the application's code). A file that no longer reads,
     or a statement not found in it, keeps the `legacy:` hash of its bank, account and
     number."""
-    from ledger.bank.accounts import account_candidates
+    from ledger.bank.accounts import account_candidates, normalise_account
     from ledger.bank.identity import fingerprint
-    from ledger.bank.model import StatementRejected
+    from ledger.bank.model import Statement, StatementRejected
     from ledger.bank.statements import read_file
 
+    def numbered(s: Statement, number: str) -> bool:
+        """Whether the reader's statement is the one numbered so before this revision: our
+        CSV's were `account as written:currency:closing day` then."""
+        day = s.closing_date.isoformat() if s.closing_date else s.message_id
+        return number in (s.statement_id, f"{s.account}:{s.currency}:{day}")
+
     conn = op.get_bind()
-    files = conn.execute(sa.text(
-        "SELECT f.id, f.body, f.filename FROM statement_files f WHERE f.id IN "
-        "(SELECT file_id FROM bank_statements) ORDER BY f.id")).all()
-    for file_id, body, filename in files:
+    file_ids = conn.execute(sa.text(
+        "SELECT DISTINCT file_id FROM bank_statements ORDER BY file_id")).scalars().all()
+    for file_id in file_ids:  # one body at a time: a long history's files are gigabytes
+        body, filename = conn.execute(sa.text(
+            "SELECT body, filename FROM statement_files WHERE id = :f"), {"f": file_id}).one()
         try:
             statements = read_file(bytes(body), filename or None).statements
         except StatementRejected:
@@ -138,8 +145,10 @@ def _fingerprint_legacy() -> None:
         for statement_id, account, number in conn.execute(sa.text(
                 "SELECT id, account, number FROM bank_statements WHERE file_id = :f"),
                 {"f": file_id}).all():
-            found = next((s for s in statements if s.statement_id == number
-                          and account in account_candidates(s.account, s.currency)), None)
+            # The account as it was stored then: as the file wrote it, matched letter for
+            # letter to the merchant's filing.
+            found = next((s for s in statements if numbered(s, number) and normalise_account(
+                account) in account_candidates(s.account, s.currency)), None)
             if found is not None:
                 conn.execute(sa.text("UPDATE bank_statements SET fingerprint = :fp "
                                      "WHERE id = :id"),
