@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from alembic import command
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from api.app import create_app
-from api.runtime import Database, alembic_config, grant_service, upgrade
 from tests.support.db import row
 from tests.support.driver import Banking
+from tests.support.legacy import import_after_0013
 from tests.support.statements import Stmt, camt053, entry
 
 DAY = date(2026, 12, 7)
@@ -32,17 +29,8 @@ def test_a_statement_imported_before_0013_is_a_duplicate_after_it(
     statement = Stmt(m.account, "L1", 0, DAY, (entry("CRDT", 100, DAY, bank_reference="L-1"),
                                                 entry("CRDT", 200, DAY, bank_reference="L-2")))
     banking.import_file(BANK, camt053([statement], message_id=f"LEGACY-A-{m.id}"))
-    banking.client.close()
-    engine.dispose()
-    command.downgrade(alembic_config(owner_database_url), "0012")
-    upgrade(owner_database_url)
-    grant_service(Database(service_url=database_url, owner_url=owner_database_url))
-    engine.dispose()
-
-    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
-        after = Banking(client, engine, banking.operator, banking.outbox)
-        after._bank_keys = dict(banking._bank_keys)
-        body = after.import_file(BANK, camt053([statement], message_id=f"LEGACY-B-{m.id}"))
+    body = import_after_0013(banking, engine, owner_database_url, database_url, BANK,
+                             camt053([statement], message_id=f"LEGACY-B-{m.id}"))
 
     assert [s["status"] for s in body["statements"]] == ["already_imported"], body
     assert row(engine, "SELECT count(*) AS n FROM statement_lines WHERE account = :a",
