@@ -24,6 +24,7 @@ from ledger.bank import limits
 from ledger.bank.accounts import normalise_account
 from ledger.bank.amounts import AmountFormatError, check_currency_code, fen_from_text
 from ledger.bank.bankcsv import read_csv
+from ledger.bank.containers import is_workbook
 from ledger.bank.model import (
     Direction,
     EntryStatus,
@@ -48,7 +49,7 @@ from ledger.bank.profile import (
     title_rows_max,
 )
 from ledger.bank.text import TextEncoding, decode_text
-from ledger.bank.xlsx import Cell, is_xlsx, xlsx_rows
+from ledger.bank.xlsx import Cell, xlsx_rows
 from ledger.limits import amount_fen_max
 
 _DATE_RES: Final = {
@@ -75,7 +76,7 @@ _FLOAT_NOISE_FEN: Final = Decimal("0.000001")
 def read_profiled(data: bytes, profile: BankProfile) -> ParsedFile:
     """The file read as `profile` says: each account's statement, read or refused."""
     check_statement_size(data)
-    if profile.format is ProfileFormat.csv and is_xlsx(data):
+    if profile.format is ProfileFormat.csv and is_workbook(data):
         raise StatementRejected(f"an Excel workbook, and profile {profile.name} reads CSV",
                                 field="profile")
     if profile.reader is ProfileReader.yufu_csv:

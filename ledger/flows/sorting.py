@@ -64,8 +64,10 @@ class Sorted:
                         closing_date=s.closing_date.isoformat() if s.closing_date else None)
         if self.fingerprint is not None:
             view["fingerprint"] = self.fingerprint.hex()
+        if self.reason is not None:  # why refused, or why already imported within the file
+            view["reason"] = self.reason
         if self.outcome is StatementOutcome.refused:
-            view.update(reason=self.reason, field=self.field)
+            view["field"] = self.field
         if self.earlier is not None:
             view.update(earlier_statement=self.earlier.id, earlier_file_id=self.earlier.file_id)
         return view

@@ -130,10 +130,10 @@ def duplicate_file(earlier: ImportedFile, digest: bytes, bank_id: str,
                        "statement comes from its own bank", field="file")
     return {"duplicate": True, "file_id": earlier.id, "sha256": digest.hex(),
             "journal_seq": earlier.imported_seq,
-            "statements": [as_before(s) for s in sorted_]}
+            "statements": [_as_before(s) for s in sorted_]}
 
 
-def as_before(s: Sorted) -> dict[str, Any]:
+def _as_before(s: Sorted) -> dict[str, Any]:
     """A statement of a file received before, as sending those bytes again names it."""
     if s.outcome is not StatementOutcome.imported:
         return s.view()

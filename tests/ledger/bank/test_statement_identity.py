@@ -382,3 +382,16 @@ def test_yufu_statements_parse_reads_a_banks_export_by_its_profile(tmp_path: Pat
                               "--profile", "no-such-bank"], env=env, capture_output=True,
                              text=True, check=False, timeout=60)
     assert unknown.returncode == 2 and "no bank profile 'no-such-bank'" in unknown.stderr
+
+
+def test_a_statement_twice_in_one_file_is_imported_once_and_named(banking: Banking,
+                                                                   engine: Engine) -> None:
+    banking.set_today(DAYS[0])
+    m = banking.merchant("BANK-TWICE")
+    day = Stmt(m.account, "T-1", 0, DAYS[0], (entry("CRDT", 400, DAYS[0], cref="STRAY-T"),))
+    body = banking.import_file("BANK-TWICE", camt053([day, day]))
+    first, second = body["statements"]
+    assert (first["status"], second["status"], second["reason"]) == (
+        "imported", "already_imported", "the same statement comes earlier in this file")
+    assert [r["n"] for r in rows(engine, "SELECT count(*) AS n FROM statement_lines "
+                                         "WHERE file_id = :f", f=body["file_id"])] == [1]
