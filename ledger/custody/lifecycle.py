@@ -75,12 +75,17 @@ class Merchant:
     id: str
     name: str
     industry: str
+    # The department that supervises its industry (行业主管部门): a department-scoped
+    # regulator key sees its merchants (ledger/access.py supervises).
+    department: str
     jurisdiction: str
     bank_id: str
     status: MerchantStatus
     tier: Tier
     hard_blocks: frozenset[str]
     accounts: Mapping[str, int]  # purpose (the chart: ledger/custody/chart.py) -> account
+    # Its street or town (属地): a street-scoped regulator key sees its merchants.
+    street: str | None = None
 
     @property
     def state(self) -> MerchantState:
