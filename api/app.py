@@ -27,6 +27,7 @@ from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
+from api.routes import departments as department_routes
 from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
 from api.routes import system
@@ -141,14 +142,10 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     app.rate_limits = rate_limits
-    app.include_router(system.router)
-    app.include_router(system.metrics_router)
-    app.include_router(trust_routes.router)
-    app.include_router(ledger_routes.router)
-    app.include_router(custody_routes.router)
-    app.include_router(audit_routes.router)
-    app.include_router(bank_routes.router)
-    app.include_router(job_routes.router)
+    for routes in (system.router, system.metrics_router, trust_routes.router,
+                   ledger_routes.router, custody_routes.router, department_routes.router,
+                   audit_routes.router, bank_routes.router, job_routes.router):
+        app.include_router(routes)
     # Here, not with the middleware (built at the first message, where a lifespan's failure
     # may pass for "lifespan unsupported"): a lane that cannot serve its routes stops the start.
     app.lane_routes = lane_routes(app.routes) if options.get("lane", True) else None

@@ -83,6 +83,8 @@ class Merchant(Out):
 
 class FiledMerchant(Merchant):
     accounts: dict[str, int] = Field(description="the merchant's account ids by purpose")
+    department_map_version: int = Field(description="the version of the jurisdiction's "
+                                                    "department map its department follows")
     journal_seq: Seq
 
 

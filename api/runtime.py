@@ -21,15 +21,17 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from api.department_maps import shipped_department_maps
 from api.settings import Settings, embedded_settings
 from ledger import audit
 from ledger.auth import LOCAL_OPERATOR, SYSTEM_ACTOR, Role
 from ledger.custody.rules import default_rule_sets
-from ledger.db import privileges, queries
+from ledger.db import department_queries, privileges, queries
 from ledger.db.audit_queries import latest_head
 from ledger.db.embedded import EmbeddedPostgres
 from ledger.db.engine import make_engine, normalise_url
 from ledger.db.writer import WriteRequest, execute_resilient
+from ledger.flows.departments import PublishDepartmentMap
 from ledger.flows.filing import CreateRuleSet
 from ledger.service import IssueKey
 
@@ -241,6 +243,18 @@ def ensure_default_rule_sets(engine: Engine) -> int:
         run_command(engine, CreateRuleSet(LOCAL_OPERATOR, jurisdiction, industry,
                                           rules.as_dict()))
     return len(default_rule_sets())
+
+
+def ensure_default_department_maps(engine: Engine) -> int:
+    """Ship each jurisdiction's industry -> department map (journaled, as version 1) where
+    that jurisdiction has none yet; how many were written."""
+    with engine.connect() as conn:
+        mapped = department_queries.mapped_jurisdictions(conn)
+    shipped = [(m, source) for m, source in shipped_department_maps()
+               if m.jurisdiction not in mapped]
+    for department_map, source in shipped:
+        run_command(engine, PublishDepartmentMap(LOCAL_OPERATOR, department_map, source))
+    return len(shipped)
 
 
 def bootstrap_operator_key(engine: Engine, home: Path) -> str | None:

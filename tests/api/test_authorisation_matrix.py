@@ -121,6 +121,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     # a cardholder too (its cooling-off days are there)
     ("POST", "/v1/rule-sets"): OPERATOR_ONLY,
     ("POST", "/v1/merchants"): OPERATOR_ONLY,
+    # the industry -> department maps: the operator writes them, regulators read them too
+    ("GET", "/v1/department-maps"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/department-maps"): OPERATOR_ONLY,
+    ("POST", "/v1/industries/designations"): OPERATOR_ONLY,
     ("GET", "/v1/merchants/{merchant_id}"): MERCHANT_BOOKS,
     ("GET", "/v1/merchants/{merchant_id}/cards"): MERCHANT_BOOKS,
     ("GET", "/v1/merchants/{merchant_id}/payouts.csv"): MERCHANT_BOOKS,
@@ -379,6 +383,13 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/merchants"): lambda w, ids: {
         "name": "矩阵商户", "industry": "餐饮", "credit_code": credit_code(w.custody.rng),
         "bank_id": BANK_A, "custody_account": f"03{w.n():011d}"},
+    ("POST", "/v1/department-maps"): lambda w, ids: {
+        "jurisdiction": "matrix", "pending_department": "区市监局",
+        "departments": {"餐饮": "区商务局"}},
+    # an industry of its own each time: designating one twice is a conflict
+    ("POST", "/v1/industries/designations"): lambda w, ids: {
+        "jurisdiction": "beijing", "industry": f"矩阵行业{w.n()}", "department": "区文旅体局",
+        "reason": "区政府指定"},
     ("POST", "/v1/merchants/{merchant_id}/freeze"): lambda w, ids: {"reason": "matrix"},
     ("POST", "/v1/merchants/{merchant_id}/unfreeze"): lambda w, ids: {"reason": "matrix"},
     ("POST", "/v1/merchants/{merchant_id}/tier"): lambda w, ids: {"tier": "yellow"},

@@ -22,7 +22,7 @@ from api import context
 from api.context import china_today
 from api.custody_schemas import Rules
 from api.messages import OutboxSender, read_outbox
-from api.routes import audit, banks, custody, jobs, ledger, system, trust
+from api.routes import audit, banks, custody, departments, jobs, ledger, system, trust
 from ledger.auth import Role
 from ledger.custody.rules import RuleSet
 from tests.support.custody import credit_code
@@ -83,7 +83,7 @@ def test_every_operation_that_takes_a_key_requires_one_and_no_other_does(
         document: dict[str, Any]) -> None:
     documented = {(method, path): operation.get("security")
                   for method, path, operation in operations(document)}
-    routes = [r for module in (audit, banks, custody, jobs, ledger, system, trust)
+    routes = [r for module in (audit, banks, custody, departments, jobs, ledger, system, trust)
               for r in module.router.routes if isinstance(r, APIRoute)]
     assert len(routes) == len(documented)
     for route in routes:
@@ -262,6 +262,13 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("POST", "/v1/rule-sets", op, 201,
              json={"industry": "体育健身", "rules": {"cooling_off_days": 7}})
     api.call("GET", "/v1/rule-sets", op)
+    api.call("GET", "/v1/department-maps", op)
+    api.call("POST", "/v1/department-maps", op, 201, json={
+        "jurisdiction": "doc", "pending_department": "区市监局",
+        "departments": {"体育健身": "区文旅体局"}, "reason": "文档"})
+    api.call("POST", "/v1/industries/designations", op, 201, json={
+        "jurisdiction": "doc", "industry": "游泳", "department": "区文旅体局",
+        "reason": "区政府指定"})
     custody_account = "6200000000001234"
     merchant = api.json("POST", "/v1/merchants", op, 201, json={
         "name": "文档游泳馆", "industry": "体育健身", "credit_code": credit_code(random.Random(7)),
