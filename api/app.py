@@ -29,6 +29,7 @@ from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
 from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
+from api.routes import register as register_routes
 from api.routes import system
 from api.routes import trust as trust_routes
 from api.settings import Settings
@@ -78,6 +79,12 @@ class AppOptions(TypedDict, total=False):
     rate_limits: RateLimits  # RateLimits()
     sender: MessageSender | None  # None
     bank_profiles: Mapping[str, BankProfile]  # load_profiles(Settings().bank_profiles_dir)
+
+
+# Every route of the service, by resource: a new resource adds its router here.
+ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_routes.router,
+           custody_routes.router, register_routes.router, audit_routes.router,
+           bank_routes.router, job_routes.router)
 
 
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
@@ -141,14 +148,8 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     app.rate_limits = rate_limits
-    app.include_router(system.router)
-    app.include_router(system.metrics_router)
-    app.include_router(trust_routes.router)
-    app.include_router(ledger_routes.router)
-    app.include_router(custody_routes.router)
-    app.include_router(audit_routes.router)
-    app.include_router(bank_routes.router)
-    app.include_router(job_routes.router)
+    for router in ROUTERS:
+        app.include_router(router)
     # Here, not with the middleware (built at the first message, where a lifespan's failure
     # may pass for "lifespan unsupported"): a lane that cannot serve its routes stops the start.
     app.lane_routes = lane_routes(app.routes) if options.get("lane", True) else None

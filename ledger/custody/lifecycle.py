@@ -81,6 +81,8 @@ class Merchant:
     tier: Tier
     hard_blocks: frozenset[str]
     accounts: Mapping[str, int]  # purpose (the chart: ledger/custody/chart.py) -> account
+    department: str = ""  # the supervising department (行业主管部门)
+    street: str | None = None  # 属地: its street or town (镇街/街乡), when filed
 
     @property
     def state(self) -> MerchantState:

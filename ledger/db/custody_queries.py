@@ -127,7 +127,8 @@ def merchant_view(conn: Connection, principal: Principal, merchant_id: str, toda
             "jurisdiction": m.jurisdiction, "bank_id": m.bank_id,
             "custody_account": m.custody_account, "rule_set_id": m.rule_set_id,
             "status": m.status, "tier": m.tier, "hard_blocks": m.hard_blocks.get("blocks", []),
-            "balances_fen": balances, "exposure": exposure(conn, m)}
+            "street": m.street, "address": m.address, "premises": m.premises,
+            "people": m.people, "balances_fen": balances, "exposure": exposure(conn, m)}
     view["next_release"] = _next_release(conn, m, today)
     return view
 
@@ -279,3 +280,18 @@ def rule_sets(conn: Connection, page: Page) -> dict[str, Any]:
                        "version": r.version, "rules": r.rules, "created_seq": r.created_seq}
                       for r in rows],
             "next_after": next_after([r.id for r in rows], page.limit)}
+
+
+def amendments(conn: Connection, principal: Principal, merchant_id: str, after: int,
+               limit: int) -> dict[str, Any]:
+    """A merchant's amendments (变更登记), oldest first, paged by journal entry."""
+    readable_merchant(conn, principal, merchant_id)
+    rows = conn.execute(
+        select(c.MerchantAmendment.__table__)
+        .where(c.MerchantAmendment.merchant_id == merchant_id,
+               c.MerchantAmendment.amended_seq > after)
+        .order_by(c.MerchantAmendment.amended_seq).limit(limit)).all()
+    items = [{"journal_seq": r.amended_seq, "merchant_id": r.merchant_id, "changes": r.changes,
+              "reason": r.reason, "amended_on": r.amended_on.isoformat()} for r in rows]
+    return {"items": items,
+            "next_after": rows[-1].amended_seq if len(rows) == limit else None}

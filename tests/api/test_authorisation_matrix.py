@@ -127,6 +127,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/merchants/{merchant_id}/freeze"): OPERATOR_ONLY,
     ("POST", "/v1/merchants/{merchant_id}/unfreeze"): OPERATOR_ONLY,
     ("POST", "/v1/merchants/{merchant_id}/tier"): OPERATOR_ONLY,
+    ("POST", "/v1/merchants/{merchant_id}/amendments"): OPERATOR_ONLY,
+    ("GET", "/v1/merchants/{merchant_id}/amendments"): MERCHANT_BOOKS,
     ("POST", "/v1/merchants/{merchant_id}/close"): OPERATOR_ONLY,
     ("POST", "/v1/merchants/{merchant_id}/deposits"): CUSTODIAN_WRITE,
     ("POST", "/v1/merchants/{merchant_id}/products"): allow(OPERATOR, M_OWN, hidden=(M_OTHER,)),
@@ -382,6 +384,8 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/merchants/{merchant_id}/freeze"): lambda w, ids: {"reason": "matrix"},
     ("POST", "/v1/merchants/{merchant_id}/unfreeze"): lambda w, ids: {"reason": "matrix"},
     ("POST", "/v1/merchants/{merchant_id}/tier"): lambda w, ids: {"tier": "yellow"},
+    ("POST", "/v1/merchants/{merchant_id}/amendments"): lambda w, ids: {
+        "reason": "matrix", "street": f"街道{w.n()}"},
     ("POST", "/v1/merchants/{merchant_id}/deposits"): lambda w, ids: {"amount_fen": 1},
     ("POST", "/v1/merchants/{merchant_id}/products"): lambda w, ids: {
         "kind": "stored_value", "name": "矩阵卡", "price_fen": 100},
