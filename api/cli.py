@@ -145,6 +145,8 @@ def _add_keys_commands(sub: Any) -> None:
     create.add_argument("--merchant")
     create.add_argument("--bank")
     create.add_argument("--label", default="")
+    create.add_argument("--department", help="a regulator key's department, e.g. 区文旅体局")
+    create.add_argument("--street", help="a regulator key's street (属地), e.g. 望京街道")
     create.add_argument("--expires-at", type=_aware_datetime,
                         help="ISO 8601 with a time zone, e.g. 2027-06-30T00:00:00+08:00")
     listed = keys.add_parser("list", help="every key: scope, expiry, revocation (no secrets)")
@@ -376,7 +378,8 @@ def _keys(args: argparse.Namespace) -> int:
             print(json.dumps(_cli_command(engine, command, 200), ensure_ascii=False))
             return 0
         body = _cli_command(engine, IssueKey(Role(args.role), args.merchant, args.bank,
-                                             args.label, args.expires_at))
+                                             args.label, args.expires_at, args.department,
+                                             args.street))
     print(body["key"])
     print(f"(key id {body['key_id']}, role {body['role']}; only its hash is stored)",
           file=sys.stderr)

@@ -98,6 +98,10 @@ class IssuedKey(Out):
     role: Role
     merchant_id: str | None
     bank_id: str | None
+    department: str | None = Field(default=None, description="a regulator key's department "
+                                   "(行业主管部门): it sees that department's merchants")
+    street: str | None = Field(default=None, description="a regulator key's street (属地): it "
+                               "sees that street's merchants")
     label: str
     expires_at: Timestamp | None
     key: str | None = Field(default=None, description="the key itself: shown this once, never "
@@ -119,6 +123,8 @@ class KeyView(Out):
     merchant_id: str | None
     bank_id: str | None
     consumer_id: str | None
+    department: str | None = Field(description="a regulator key's department, if scoped")
+    street: str | None = Field(description="a regulator key's street (属地), if scoped")
     label: str
     created_at: Timestamp
     expires_at: Timestamp | None

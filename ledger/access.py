@@ -7,6 +7,8 @@ sequential ids and others' ids reveal nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ledger.auth import Principal, Role
 from ledger.custody.lifecycle import Card, Merchant
 from ledger.errors import Forbidden, NotFound
@@ -79,9 +81,55 @@ def require_operator(principal: Principal) -> None:
     principal.require_role(Role.operator)
 
 
-def require_supervisor(principal: Principal) -> None:
-    """The operator or a regulator: reads across every merchant."""
+def require_overseer(principal: Principal) -> None:
+    """The operator or a regulator of any scope: what names no merchant (the service's
+    metrics), or a list each merchant of which is then filtered by `supervises` (in SQL:
+    ledger/db/scope.py)."""
     principal.require_role(Role.operator, Role.regulator)
+
+
+def is_scoped(principal: Principal) -> bool:
+    """A regulator key scoped to a department or a street (not a district key)."""
+    return principal.department is not None or principal.street is not None
+
+
+def require_district(principal: Principal) -> None:
+    """The operator or a district regulator key: reads across every merchant at once (the
+    whole journal, every key). A department or street key is refused for its scope."""
+    principal.require_role(Role.operator, Role.regulator)
+    if is_scoped(principal):
+        raise Forbidden("a department or street regulator key reads its own merchants only; "
+                        "this is for the operator or a district key")
+
+
+def covers(principal: Principal, department: str, street: str | None) -> bool:
+    """Whether a merchant of this department and street is in a regulator key's scope: a
+    district key covers all, a department key its department's, a street key its street's."""
+    if principal.department is not None:
+        return department == principal.department
+    if principal.street is not None:
+        return street == principal.street
+    return True
+
+
+def supervises(principal: Principal, merchant: Merchant) -> bool:
+    """The operator supervises every merchant; a regulator key the merchants of its scope
+    (a district key: all; a department key: its department's; a street key: its street's,
+    属地); anyone else none."""
+    if principal.role == Role.operator:
+        return True
+    if principal.role != Role.regulator:
+        return False
+    return covers(principal, merchant.department, merchant.street)
+
+
+def require_supervisor(principal: Principal, merchant: Merchant, missing: NotFound) -> None:
+    """The operator or a regulator whose scope holds this merchant. A regulator outside its
+    scope is told what it would be told of a missing merchant; any other role is refused for
+    its role."""
+    principal.require_role(Role.operator, Role.regulator)
+    if not supervises(principal, merchant):
+        raise missing
 
 
 def require_till(principal: Principal) -> None:
@@ -99,23 +147,35 @@ def require_book_reader(principal: Principal) -> None:
     principal.require_role(*BOOK_READERS)
 
 
-def may_read_merchant(principal: Principal, merchant_id: str, bank_id: str) -> bool:
-    """Every merchant's books for the operator and regulators; its own for a merchant; its
-    custodian bank's merchants' for a bank."""
-    if principal.role in (Role.operator, Role.regulator):
+@dataclass(frozen=True, slots=True)
+class MerchantBooks:
+    """Whose books a read touches: the merchant, and what decides who else may read them (its
+    custodian bank, its department and its street)."""
+
+    merchant_id: str
+    bank_id: str
+    department: str
+    street: str | None
+
+
+def may_read_merchant(principal: Principal, books: MerchantBooks) -> bool:
+    """Every merchant's books for the operator; those of its scope for a regulator; its own
+    for a merchant; its custodian bank's merchants' for a bank."""
+    if principal.role == Role.operator:
         return True
+    if principal.role == Role.regulator:
+        return covers(principal, books.department, books.street)
     if principal.role == Role.merchant:
-        return principal.merchant_id == merchant_id
-    return principal.role == Role.bank and principal.bank_id == bank_id
+        return principal.merchant_id == books.merchant_id
+    return principal.role == Role.bank and principal.bank_id == books.bank_id
 
 
-def may_read_card(reader: Principal, consumer_id: str, merchant_id: str, bank_id: str
-                  ) -> bool:
+def may_read_card(reader: Principal, consumer_id: str, books: MerchantBooks) -> bool:
     """The cardholder's consumer key, or a key that may read the merchant's books. (The sale's
     receipt code reads the card too: ledger/custody/cards.py token_hash.)"""
     if reader.role == Role.consumer:
         return reader.consumer_id == consumer_id
-    return may_read_merchant(reader, merchant_id, bank_id)
+    return may_read_merchant(reader, books)
 
 
 JOURNAL_READERS = (Role.operator, Role.regulator, Role.bank)

@@ -40,6 +40,10 @@ class Principal:
     merchant_id: str | None = None
     bank_id: str | None = None
     consumer_id: str | None = None
+    # A regulator key's scope: one department (行业主管部门) or one street (属地), or neither
+    # (a district key, which sees every merchant): ledger/access.py supervises.
+    department: str | None = None
+    street: str | None = None
 
     @property
     def actor(self) -> dict[str, Any]:
@@ -47,6 +51,10 @@ class Principal:
         named: dict[str, Any] = {"key_id": self.key_id, "role": self.role.value}
         if self.consumer_id is not None:
             named["consumer_id"] = self.consumer_id
+        if self.department is not None:
+            named["department"] = self.department
+        if self.street is not None:
+            named["street"] = self.street
         return named
 
     def require_consumer(self) -> str:
@@ -125,9 +133,19 @@ def cli_actor(os_user: str) -> dict[str, Any]:
     return {"role": Role.operator.value, "via": "cli", "os_user": os_user}
 
 
-def check_scope(role: Role, merchant_id: str | None, bank_id: str | None) -> None:
+def check_scope(role: Role, merchant_id: str | None, bank_id: str | None,
+                department: str | None = None, street: str | None = None) -> None:
     if (role == Role.merchant) != (merchant_id is not None):
         raise InvalidInput("a merchant key, and only a merchant key, names its merchant",
                            field="merchant_id")
     if (role == Role.bank) != (bank_id is not None):
         raise InvalidInput("a bank key, and only a bank key, names its bank", field="bank_id")
+    for field, scope in (("department", department), ("street", street)):
+        if scope is not None and role != Role.regulator:
+            raise InvalidInput(f"only a regulator key is scoped to a {field}", field=field)
+        if scope is not None and not scope.strip():
+            raise InvalidInput(f"name the {field}, or leave it out for a district key",
+                               field=field)
+    if department is not None and street is not None:
+        raise InvalidInput("a regulator key is scoped to a department or to a street, not "
+                           "both", field="street")

@@ -172,9 +172,11 @@ class IssueKey(Command):
     bank_id: str | None = None
     label: str = ""
     expires_at: datetime | None = None
+    department: str | None = None  # a regulator key's scope: a department, a street, or
+    street: str | None = None  # neither (a district key, which sees every merchant)
 
     def __post_init__(self) -> None:
-        for name in ("merchant_id", "bank_id", "label"):
+        for name in ("merchant_id", "bank_id", "label", "department", "street"):
             value = getattr(self, name)
             if value is not None:
                 storable(value, name)
@@ -194,14 +196,15 @@ class IssueKey(Command):
             object.__setattr__(self, "expires_at", utc)
 
     def run(self, books: Books) -> dict[str, Any]:
-        check_scope(self.role, self.merchant_id, self.bank_id)
+        check_scope(self.role, self.merchant_id, self.bank_id, self.department, self.street)
         if self.merchant_id is not None and not books.trust.merchant_filed(self.merchant_id):
             raise InvalidInput(f"merchant {self.merchant_id} is not filed", field="merchant_id")
         if self.bank_id is not None and not books.trust.bank_registered(self.bank_id):
             raise InvalidInput(f"bank {self.bank_id} is not registered (POST /v1/banks)",
                                field="bank_id")
         return issue_key(books, KeyGrant(self.role, self.merchant_id, self.bank_id,
-                                         label=self.label, expires_at=self.expires_at))
+                                         label=self.label, expires_at=self.expires_at,
+                                         department=self.department, street=self.street))
 
 
 def issue_key(books: Books, grant: KeyGrant) -> dict[str, Any]:
@@ -212,9 +215,13 @@ def issue_key(books: Books, grant: KeyGrant) -> dict[str, Any]:
     view = {"key_id": key_id, "prefix": key.prefix, "role": grant.role.value,
             "merchant_id": grant.merchant_id, "bank_id": grant.bank_id, "label": grant.label,
             "expires_at": expires}
-    if grant.consumer_id is not None:
-        view["consumer_id"] = grant.consumer_id
+    # Named only when set, so the entries of unscoped keys read as they always have.
+    for name, value in (("consumer_id", grant.consumer_id), ("department", grant.department),
+                        ("street", grant.street)):
+        if value is not None:
+            view[name] = value
     ref = books.append("key.issued", view)
     books.trust.add_key(key_id, key, grant, ref.seq)
     # The plaintext leaves once, in this answer; it is never stored or journaled.
-    return {**view, "key": key.plaintext, "issued_seq": ref.seq}
+    return {"department": grant.department, "street": grant.street, **view,
+            "key": key.plaintext, "issued_seq": ref.seq}

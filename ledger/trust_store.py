@@ -39,6 +39,9 @@ class KeyGrant:
     consumer_id: str | None = None
     label: str = ""
     expires_at: datetime | None = None
+    # A regulator key's scope (ledger/auth.py Principal): a department or a street, or neither.
+    department: str | None = None
+    street: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

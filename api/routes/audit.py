@@ -32,7 +32,7 @@ from api.schemas import (
 )
 from api.signer import TreeHeadSigner
 from ledger import limits
-from ledger.access import require_journal_reader, require_operator, require_supervisor
+from ledger.access import require_district, require_journal_reader, require_operator
 from ledger.auth import Role
 from ledger.db import audit_queries, queries
 
@@ -132,7 +132,7 @@ def _export(engine: Engine) -> Iterator[bytes]:
 def journal_export(request: Request, who: Authed) -> StreamingResponse:
     """The whole journal as JSON Lines, exactly as `yufu export` writes it. Not for banks:
     they read their own entries (GET /v1/journal) and prove them against signed heads."""
-    require_supervisor(who)
+    require_district(who)
     return StreamingResponse(_export(context_of(request).engine), media_type=JSON_LINES)
 
 

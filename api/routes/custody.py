@@ -51,7 +51,7 @@ from api.openapi import (
 from api.paging import After, AfterName, ExposureLimit, Limit, PageQuery
 from api.register_schemas import PersonIn, people_of
 from ledger import limits
-from ledger.access import require_operator, require_supervisor, require_till
+from ledger.access import require_operator, require_overseer, require_till
 from ledger.auth import Principal
 from ledger.commands import Command
 from ledger.custody import cards as card_rules
@@ -306,7 +306,7 @@ def get_exposure(request: Request, who: Authed, after: AfterName = "",
                  limit: ExposureLimit = limits.exposure_page_merchants_default
                  ) -> dict[str, Any]:
     """Every merchant's exposure, a page by merchant id."""
-    require_supervisor(who)
+    require_overseer(who)
     with context_of(request).engine.connect() as conn:
         return views.all_exposure(conn, Page(after, limit))
 

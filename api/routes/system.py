@@ -15,7 +15,7 @@ from api import metrics, problems
 from api.context import Authed, context_of
 from api.openapi import keyed_read, open_read
 from api.schemas import Health, Ready
-from ledger.access import require_supervisor
+from ledger.access import require_overseer
 from ledger.db import health_queries, queries
 
 router = APIRouter(prefix="/v1")
@@ -72,7 +72,7 @@ def ready(request: Request) -> JSONResponse:
 async def metrics_page(request: Request, who: Authed) -> Response:
     """The Prometheus page, for the operator's and regulators' keys: counts and times of the
     whole service, no label naming a merchant, bank, key or card (api/metrics.py)."""
-    require_supervisor(who)
+    require_overseer(who)
     ctx = context_of(request)
     body = await run_in_threadpool(metrics.render, ctx.engine, ctx.writer)
     return Response(body, media_type=metrics.CONTENT_TYPE_LATEST)

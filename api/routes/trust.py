@@ -26,7 +26,7 @@ from api.schemas import (
     Revocation,
 )
 from ledger import consumer, limits
-from ledger.access import require_book_reader, require_operator, require_supervisor
+from ledger.access import require_book_reader, require_district, require_operator
 from ledger.auth import Role
 from ledger.custody.cards import normalise_phone
 from ledger.db import queries
@@ -47,12 +47,24 @@ class Strict(BaseModel):
 class KeyIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
         only_when("role", "merchant", "merchant_id", {"type": "string"}),
-        only_when("role", "bank", "bank_id", {"type": "string"})]})
+        only_when("role", "bank", "bank_id", {"type": "string"}),
+        {"if": {"properties": {"role": {"const": "regulator"}}, "required": ["role"]},
+         "then": {"not": {"required": ["department", "street"]}},
+         "else": {"properties": {"department": {"type": "null"},
+                                 "street": {"type": "null"}}}}]})
 
     role: Literal["operator", "merchant", "bank", "regulator"]
     merchant_id: str | None = Field(default=None, max_length=limits.owner_chars_max)
     bank_id: str | None = Field(default=None, max_length=limits.owner_chars_max)
     label: str = Field(default="", max_length=limits.name_chars_max)
+    department: str | None = Field(
+        default=None, min_length=1, max_length=limits.name_chars_max,
+        description="a regulator key only: the department (行业主管部门) whose merchants it "
+                    "sees, e.g. 区文旅体局")
+    street: str | None = Field(
+        default=None, min_length=1, max_length=limits.name_chars_max,
+        description="a regulator key only: the street or town (属地) whose merchants it "
+                    "sees, e.g. 望京街道")
     expires_at: AwareDatetime | None = Field(
         default=None, description="when the key stops working (rotation: issue the new key, "
                                   "then revoke the old one); in the future")
@@ -107,7 +119,7 @@ class ConsumerKeyIn(CodeIn):
 async def issue_key(request: Request, body: KeyIn, who: Authed) -> JSONResponse:
     require_operator(who)
     command = IssueKey(Role(body.role), body.merchant_id, body.bank_id, body.label,
-                       body.expires_at)
+                       body.expires_at, body.department, body.street)
     return await write(request, who, command)
 
 
@@ -119,7 +131,7 @@ def list_keys(request: Request, who: Authed,
               = None) -> dict[str, Any]:
     """Every key with its scope, expiry and revocation: never its secret (operators and
     regulators, who read everything)."""
-    require_supervisor(who)
+    require_district(who)
     with context_of(request).engine.connect() as conn:
         return queries.keys_page(conn, after, limit, role)
 
@@ -139,7 +151,7 @@ async def revoke_key(request: Request, key_id: KeyId, who: Authed,
 def list_access_records(request: Request, who: Authed,
                         wanted: Annotated[AccessRecordsQuery, Query()]) -> dict[str, Any]:
     """Who read what: every read by a bank or regulator key (operators and regulators)."""
-    require_supervisor(who)
+    require_district(who)
     with context_of(request).engine.connect() as conn:
         return queries.access_records_page(conn, wanted.after, wanted.limit, wanted.key_id,
                                            wanted.role)

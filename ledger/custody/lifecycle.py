@@ -75,14 +75,16 @@ class Merchant:
     id: str
     name: str
     industry: str
+    # The department that supervises its industry (行业主管部门): a department-scoped
+    # regulator key sees its merchants (ledger/access.py supervises).
+    department: str
     jurisdiction: str
     bank_id: str
     status: MerchantStatus
     tier: Tier
     hard_blocks: frozenset[str]
     accounts: Mapping[str, int]  # purpose (the chart: ledger/custody/chart.py) -> account
-    department: str = ""  # the supervising department (行业主管部门)
-    street: str | None = None  # 属地: its street or town (镇街/街乡), when filed
+    street: str | None = None  # 属地: its street or town (镇街/街乡); a street key sees it
 
     @property
     def state(self) -> MerchantState:

@@ -20,7 +20,7 @@ from ledger.custody.rules import basis_points_whole
 from ledger.db import custody_queries, queries
 from ledger.db import custody_tables as c
 from ledger.db.audit_tables import TreeHead as TreeHeadRow
-from ledger.db.custody_queries import readable_card
+from ledger.db.custody_queries import CARD_MERCHANT_COLUMNS, readable_card
 from ledger.errors import InvalidInput, NotFound, require
 
 # Small enough that a chunk fits in the socket buffers: the next one is read from the
@@ -144,10 +144,10 @@ def heads_page(conn: Connection, after: int, limit: int) -> dict[str, Any]:
 def card_receipt(conn: Connection, card_id: str, reader: Principal | str) -> dict[str, Any]:
     """The card's sale entry, and its inclusion proof once a signed head covers it."""
     row = conn.execute(select(c.Card.id, c.Card.token_hash, c.Card.sold_seq, c.Card.consumer_id,
-                              c.Card.merchant_id, c.Merchant.bank_id.label("merchant_bank_id"))
+                              c.Card.merchant_id, *CARD_MERCHANT_COLUMNS)
                        .join(c.Merchant, c.Merchant.id == c.Card.merchant_id)
                        .where(c.Card.id == card_id)).first()
-    if row is None or not readable_card(reader, row, row.merchant_bank_id):
+    if row is None or not readable_card(reader, row):
         raise NotFound(f"card {card_id} does not exist", field="card_id")
     entry = queries.journal_entry(conn, row.sold_seq)
     receipt: dict[str, Any] = {

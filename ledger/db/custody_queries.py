@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select
 
-from ledger.access import may_read_card, may_read_merchant, require_book_reader
+from ledger.access import MerchantBooks, may_read_card, may_read_merchant, require_book_reader
 from ledger.auth import Principal, Role
 from ledger.books import normal_sign
 from ledger.custody.cards import token_hash
@@ -36,7 +36,8 @@ def readable_merchant(conn: Connection, principal: Principal, merchant_id: str) 
     not read this merchant's, a merchant that exists answers as one that does not."""
     require_book_reader(principal)
     merchant = _merchant_row(conn, merchant_id)
-    if not may_read_merchant(principal, merchant.id, merchant.bank_id):
+    if not may_read_merchant(principal, MerchantBooks(merchant.id, merchant.bank_id,
+                                              merchant.department, merchant_street(merchant))):
         raise NotFound(f"merchant {merchant.id} does not exist", field="merchant_id")
     return merchant
 
@@ -176,10 +177,23 @@ def merchant_cards(conn: Connection, principal: Principal, merchant_id: str, aft
     return {"items": items, "next_after": rows[-1].id if len(rows) == limit else None}
 
 
-def readable_card(reader: Principal | str, card: Any, merchant_bank_id: str) -> bool:
+# What a card's reader is decided on, of its merchant: selected beside the card.
+CARD_MERCHANT_COLUMNS = (c.Merchant.bank_id.label("merchant_bank_id"),
+                         c.Merchant.department.label("merchant_department"))
+
+
+def merchant_street(_row: Any) -> str | None:
+    # Merchants have no street (属地) until migration 0015_register; a street key sees none.
+    return None
+
+
+def readable_card(reader: Principal | str, card: Any) -> bool:
+    """Whether this reader may read the card: `card` a row with the card's columns and its
+    merchant's (CARD_MERCHANT_COLUMNS)."""
     if isinstance(reader, str):  # the sale's receipt code
         return hmac.compare_digest(token_hash(reader), bytes(card.token_hash))
-    return may_read_card(reader, card.consumer_id, card.merchant_id, merchant_bank_id)
+    return may_read_card(reader, card.consumer_id, MerchantBooks(
+        card.merchant_id, card.merchant_bank_id, card.merchant_department, merchant_street(card)))
 
 
 def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
@@ -187,11 +201,11 @@ def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
     """What a cardholder may see of their card (to anyone else: as if it did not exist)."""
     row = conn.execute(
         select(c.Card.__table__, t.Account.balance_fen.label("account_balance"),
-               c.Merchant.bank_id.label("merchant_bank_id"))
+               *CARD_MERCHANT_COLUMNS)
         .join(t.Account, t.Account.id == c.Card.account_id)
         .join(c.Merchant, c.Merchant.id == c.Card.merchant_id)
         .where(c.Card.id == card_id)).first()
-    if row is None or not readable_card(reader, row, row.merchant_bank_id):
+    if row is None or not readable_card(reader, row):
         raise NotFound(f"card {card_id} does not exist", field="card_id")
     m = _merchant_row(conn, row.merchant_id)
     remaining = -row.account_balance

@@ -430,10 +430,10 @@ def merchant_accounts(batch: Batch, merchant_id: str) -> dict[str, int]:
 
 def merchant(batch: Batch, merchant_id: str) -> Merchant:
     row = _cached(batch, c.Merchant, merchant_id, "merchant")
-    return Merchant(row["id"], row["name"], row["industry"], row["jurisdiction"],
-                    row["bank_id"], MerchantStatus(row["status"]), Tier(row["tier"]),
-                    frozenset(row["hard_blocks"].get("blocks", [])),
-                    merchant_accounts(batch, merchant_id), row["department"], row["street"])
+    return Merchant(row["id"], row["name"], row["industry"], row["department"],
+                    row["jurisdiction"], row["bank_id"], MerchantStatus(row["status"]),
+                    Tier(row["tier"]), frozenset(row["hard_blocks"].get("blocks", [])),
+                    merchant_accounts(batch, merchant_id), row["street"])
 
 
 def card(batch: Batch, card_id: str) -> Card:

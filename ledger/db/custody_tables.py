@@ -37,13 +37,34 @@ class RuleSetVersion(Base):
                                        name="uq_rule_sets_version"),)
 
 
+class DepartmentMap(Base):
+    """One version of a jurisdiction's industry -> supervising-department map (行业主管部门),
+    with the department an industry nobody supervises is filed to pending designation.
+    Append-only: a designation or a correction is a new version (migration 0016)."""
+
+    __tablename__ = "department_maps"
+    jurisdiction: Mapped[str] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    departments: Mapped[dict[str, Any]]
+    pending_department: Mapped[str]
+    reason: Mapped[str] = mapped_column(server_default="")
+    created_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
+    # NULL when the service wrote it at its first start (or the CLI did).
+    created_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    __table_args__ = (
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("jsonb_typeof(departments) = 'object'", name="departments_object"),
+        CheckConstraint("pending_department <> ''", name="pending_named"),
+    )
+
+
 class Merchant(Base):
     __tablename__ = "merchants"
     id: Mapped[str] = mapped_column(primary_key=True)
     name: Mapped[str]
     credit_code: Mapped[str] = mapped_column(unique=True)
     industry: Mapped[str]
-    department: Mapped[str]
+    department: Mapped[str] = mapped_column(index=True)  # department keys' lists filter on it
     department_pending: Mapped[bool]
     jurisdiction: Mapped[str]
     # The custodian bank, registered (banks) before a merchant can be filed with it.

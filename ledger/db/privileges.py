@@ -55,6 +55,7 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     "key_revocations": Access.append,  # migration 0010
     # custody
     "rule_sets": Access.append,
+    "department_maps": Access.append,  # migration 0016: each version a row
     "merchant_accounts": Access.append,
     "products": Access.append,
     "merchants": Access.change,  # status, tier, the register's amendments

@@ -179,7 +179,8 @@ def key_for_prefix(conn: Connection, prefix: str) -> StoredKey | None:
         .where(t.ApiKey.prefix == prefix)).first()
     if row is None:
         return None
-    principal = Principal(row.id, Role(row.role), row.merchant_id, row.bank_id, row.consumer_id)
+    principal = Principal(row.id, Role(row.role), row.merchant_id, row.bank_id, row.consumer_id,
+                          row.department, row.street)
     return StoredKey(bytes(row.secret_hash), principal, row.expires_at,
                      row.revoked_seq is not None)
 
@@ -188,7 +189,8 @@ def keys_page(conn: Connection, after: int, limit: int, role: str | None = None
               ) -> dict[str, Any]:
     """Keys as an operator lists them: never the secret, nor its hash."""
     query = (select(t.ApiKey.id, t.ApiKey.prefix, t.ApiKey.role, t.ApiKey.merchant_id,
-                    t.ApiKey.bank_id, t.ApiKey.consumer_id, t.ApiKey.label,
+                    t.ApiKey.bank_id, t.ApiKey.consumer_id, t.ApiKey.department,
+                    t.ApiKey.street, t.ApiKey.label,
                     t.ApiKey.created_at, t.ApiKey.expires_at, t.ApiKey.issued_seq,
                     tt.KeyRevocation.revoked_seq, tt.KeyRevocation.reason)
              .outerjoin(tt.KeyRevocation, tt.KeyRevocation.key_id == t.ApiKey.id)
@@ -197,7 +199,8 @@ def keys_page(conn: Connection, after: int, limit: int, role: str | None = None
         query = query.where(t.ApiKey.role == role)
     rows = conn.execute(query).all()
     items = [{"key_id": r.id, "prefix": r.prefix, "role": r.role, "merchant_id": r.merchant_id,
-              "bank_id": r.bank_id, "consumer_id": r.consumer_id, "label": r.label,
+              "bank_id": r.bank_id, "consumer_id": r.consumer_id,
+              "department": r.department, "street": r.street, "label": r.label,
               "created_at": journal.format_ts(r.created_at),
               "expires_at": None if r.expires_at is None else journal.format_ts(r.expires_at),
               "issued_seq": r.issued_seq, "revoked_seq": r.revoked_seq,

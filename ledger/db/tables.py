@@ -166,6 +166,10 @@ class ApiKey(Base):
     # A consumer's key names the consumer's pseudonym (never the phone number).
     consumer_id: Mapped[str | None] = mapped_column(index=True)
     expires_at: Mapped[datetime | None]
+    # A regulator key's scope (migration 0016): one department or one street, or neither (a
+    # district key, which sees every merchant).
+    department: Mapped[str | None]
+    street: Mapped[str | None]
     __table_args__ = (
         CheckConstraint("role IN ('operator','merchant','bank','regulator','consumer')",
                         name="role_known"),
@@ -173,6 +177,9 @@ class ApiKey(Base):
         CheckConstraint("(role = 'bank') = (bank_id IS NOT NULL)", name="bank_scope"),
         CheckConstraint("(role = 'consumer') = (consumer_id IS NOT NULL)",
                         name="consumer_scope"),
+        CheckConstraint("role = 'regulator' OR (department IS NULL AND street IS NULL)",
+                        name="regulator_scope"),
+        CheckConstraint("department IS NULL OR street IS NULL", name="one_scope"),
         # Every key names something that exists: a filed merchant, a registered bank.
         # (Checked at the commit: a merchant and its first key may be written together.)
         ForeignKeyConstraint(["merchant_id"], ["merchants.id"], **DEFERRED_FK),

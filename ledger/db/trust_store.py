@@ -108,7 +108,8 @@ class TrustRows:
             "id": key_id, "prefix": key.prefix, "secret_hash": key.secret_hash,
             "role": grant.role.value, "merchant_id": grant.merchant_id,
             "bank_id": grant.bank_id, "consumer_id": grant.consumer_id, "label": grant.label,
-            "expires_at": grant.expires_at, "issued_seq": issued_seq})
+            "expires_at": grant.expires_at, "department": grant.department,
+            "street": grant.street, "issued_seq": issued_seq})
 
     def revoke_key(self, key_id: int, reason: str, revoked_seq: int) -> None:
         # A row of the batch like any other: the next revocation's count of the operator keys

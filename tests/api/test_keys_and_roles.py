@@ -217,7 +217,8 @@ def test_an_issued_key_is_returned_once_and_works(app_client: TestClient, engine
     prefix = body["prefix"]
     assert body == {"key_id": body["key_id"], "prefix": prefix, "role": "merchant",
                     "merchant_id": scene["M1"], "bank_id": None, "label": "till 3",
-                    "expires_at": None, "issued_seq": before + 1}
+                    "expires_at": None, "issued_seq": before + 1, "department": None,
+                    "street": None}
     assert key.startswith(f"yufu_{prefix}_")
     assert len(prefix) == 16
     assert head_seq(app_client) == before + 1
