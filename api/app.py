@@ -29,6 +29,7 @@ from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
 from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
+from api.routes import public as public_routes
 from api.routes import register as register_routes
 from api.routes import system
 from api.routes import trust as trust_routes
@@ -84,7 +85,7 @@ class AppOptions(TypedDict, total=False):
 # Every route of the service, by resource: a new resource adds its router here.
 ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_routes.router,
            custody_routes.router, register_routes.router, audit_routes.router,
-           bank_routes.router, job_routes.router)
+           bank_routes.router, job_routes.router, public_routes.router)
 
 
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
@@ -110,7 +111,9 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     ctx = Context(engine, writer, options.get("pseudonym_key", DEVELOPMENT_PSEUDONYM_KEY),
                   sender=options.get("sender"), bank_profiles=profiles,
                   code_attempts=limiter_or_none(rate_limits.code_rate_per_s,
-                                                rate_limits.code_burst))
+                                                rate_limits.code_burst),
+                  lookups=limiter_or_none(rate_limits.lookup_rate_per_s,
+                                          rate_limits.lookup_burst))
     access = AccessRecorder(engine)
     jobs = JobRunner()
 

@@ -107,6 +107,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/banks"): allow(OPERATOR, REGULATOR, M_OWN, M_OTHER, B_OWN, B_OTHER),
     ("POST", "/v1/consumer/codes"): OPEN,
     ("POST", "/v1/consumer/keys"): OPEN,
+    ("GET", "/v1/public/merchants"): OPEN,  # the public lookup: no key at all
     # the ledger core
     ("POST", "/v1/accounts"): OPERATOR_ONLY,
     ("GET", "/v1/accounts/{account_id}"): MERCHANT_BOOKS,
@@ -413,6 +414,7 @@ BODIES: dict[tuple[str, str], Body] = {
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
 }
 QUERIES: dict[tuple[str, str], Body] = {
+    ("GET", "/v1/public/merchants"): lambda w, ids: {"q": "矩阵"},
     ("GET", "/v1/audit/proofs/inclusion"): lambda w, ids: {"seq": ids["seq"],
                                                            "tree_size": ids["tree_size"]},
     ("GET", "/v1/audit/proofs/consistency"): lambda w, ids: {"first": 1,

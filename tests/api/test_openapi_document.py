@@ -32,7 +32,8 @@ from tests.support.statements import Stmt, entry, statement_csv
 
 KEYLESS = {("GET", "/v1/health"), ("GET", "/v1/ready"), ("GET", "/v1/audit/public-key"),
            ("GET", "/v1/audit/tree-head"), ("GET", "/v1/audit/tree-heads"),
-           ("POST", "/v1/consumer/codes"), ("POST", "/v1/consumer/keys")}
+           ("POST", "/v1/consumer/codes"), ("POST", "/v1/consumer/keys"),
+           ("GET", "/v1/public/merchants")}
 CARD_READS = {("GET", "/v1/cards/{card_id}"), ("GET", "/v1/cards/{card_id}/receipt")}
 KEY = [{"bearer": []}, {"apiKey": []}]
 KEY_OR_RECEIPT = [*KEY, {"receiptCode": []}]
@@ -137,7 +138,8 @@ def test_every_error_an_operation_can_answer_is_a_documented_problem(
         statuses = set(errors)
         assert 422 in statuses, path  # the edge refuses NUL or bad UTF-8 in any query
         keyed = (method, path) not in KEYLESS
-        assert (429 in statuses) == (keyed or "consumer" in path), path
+        limited = keyed or "consumer" in path or path == "/v1/public/merchants"
+        assert (429 in statuses) == limited, path
         assert (401 in statuses) == (keyed or path == "/v1/consumer/keys"), path
         assert (403 in statuses) == (keyed and (method, path) not in CARD_READS), path
         if "requestBody" in operation:
@@ -390,6 +392,7 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("GET", "/v1/audit/journal/export", rkey)
     api.call("GET", f"/v1/cards/{card}/receipt", receipt)
     api.call("GET", "/v1/exposure", rkey)
+    api.call("GET", "/v1/public/merchants", params={"q": "健身"})
 
     # The merchant runs away: first its legal representative changes (变更登记).
     api.call("POST", f"/v1/merchants/{merchant}/amendments", op, 201,
