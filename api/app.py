@@ -30,6 +30,8 @@ from api.routes import custody as custody_routes
 from api.routes import departments as department_routes
 from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
+from api.routes import public as public_routes
+from api.routes import register as register_routes
 from api.routes import system
 from api.routes import trust as trust_routes
 from api.settings import Settings
@@ -81,6 +83,12 @@ class AppOptions(TypedDict, total=False):
     bank_profiles: Mapping[str, BankProfile]  # load_profiles(Settings().bank_profiles_dir)
 
 
+# Every route of the service, by resource: a new resource adds its router here.
+ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_routes.router,
+           custody_routes.router, department_routes.router, register_routes.router,
+           audit_routes.router, bank_routes.router, job_routes.router, public_routes.router)
+
+
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     """The app. Without an audit key (tests) it signs tree heads with a throwaway key, and
     only on demand; `yufu serve` passes the configured key and signs on the interval too.
@@ -104,7 +112,9 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     ctx = Context(engine, writer, options.get("pseudonym_key", DEVELOPMENT_PSEUDONYM_KEY),
                   sender=options.get("sender"), bank_profiles=profiles,
                   code_attempts=limiter_or_none(rate_limits.code_rate_per_s,
-                                                rate_limits.code_burst))
+                                                rate_limits.code_burst),
+                  lookups=limiter_or_none(rate_limits.lookup_rate_per_s,
+                                          rate_limits.lookup_burst))
     access = AccessRecorder(engine)
     jobs = JobRunner()
 
@@ -142,10 +152,8 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     app.rate_limits = rate_limits
-    for routes in (system.router, system.metrics_router, trust_routes.router,
-                   ledger_routes.router, custody_routes.router, department_routes.router,
-                   audit_routes.router, bank_routes.router, job_routes.router):
-        app.include_router(routes)
+    for router in ROUTERS:
+        app.include_router(router)
     # Here, not with the middleware (built at the first message, where a lifespan's failure
     # may pass for "lifespan unsupported"): a lane that cannot serve its routes stops the start.
     app.lane_routes = lane_routes(app.routes) if options.get("lane", True) else None

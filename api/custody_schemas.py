@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from api.register_schemas import PersonOut
 from api.schemas import (
     BankStatus,
     CardKind,
@@ -79,6 +80,11 @@ class Merchant(Out):
     rule_set_id: int
     status: MerchantStatus
     tier: Tier
+    street: str | None = Field(description="属地: the street or town (镇街/街乡)")
+    address: str | None = Field(description="the premises as written")
+    premises: str | None = Field(description="the address normalised: what bans match")
+    people: list[PersonOut] = Field(description="legal representative and officers, "
+                                                "as pseudonyms")
 
 
 class FiledMerchant(Merchant):

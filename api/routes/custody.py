@@ -49,6 +49,7 @@ from api.openapi import (
     only_when,
 )
 from api.paging import After, AfterName, ExposureLimit, Limit, PageQuery
+from api.register_schemas import PersonIn, people_of
 from ledger import limits
 from ledger.access import require_operator, require_overseer, require_till
 from ledger.auth import Principal
@@ -80,6 +81,11 @@ from ledger.flows.refunds import (
 from ledger.flows.releases import ConfirmDeposit, FailRelease, SettleRelease
 from ledger.flows.sales import CreateProduct, SellCard
 from ledger.flows.sweeps import auto_confirm_steps, release_steps
+from ledger.supervision.register import (
+    address_chars_max,
+    people_per_merchant_max,
+    street_chars_max,
+)
 
 router = APIRouter(prefix="/v1")
 Id = Annotated[str, Path(min_length=1, max_length=64)]
@@ -111,6 +117,14 @@ class FilingIn(Strict):
     bank_id: str = Field(min_length=1, max_length=limits.owner_chars_max)
     custody_account: str = Field(min_length=1, max_length=64)
     jurisdiction: str | None = Field(default=None, max_length=50)
+    street: str | None = Field(default=None, min_length=1, max_length=street_chars_max,
+                               description="属地: the street or town (镇街/街乡)")
+    address: str | None = Field(default=None, min_length=1, max_length=address_chars_max,
+                                description="the premises as written")
+    people: list[PersonIn] = Field(default_factory=list, max_length=people_per_merchant_max,
+                                   description="the legal representative and officers, by "
+                                               "identity card number: kept only as "
+                                               "pseudonyms")
 
 
 class ReasonIn(Strict):
@@ -205,7 +219,8 @@ async def create_rule_set(request: Request, body: RuleSetIn, who: Authed) -> JSO
 @router.post("/merchants", status_code=201, response_model=FiledMerchant, **keyed_write(404))
 async def file_merchant(request: Request, body: FilingIn, who: Authed) -> JSONResponse:
     require_operator(who)  # before the filing is parsed: others learn nothing
-    filing = parse_filing(body.model_dump(), DEFAULT_JURISDICTION)
+    filing = parse_filing(body.model_dump(exclude={"people"}), DEFAULT_JURISDICTION,
+                          people_of(request, body.people))
     return await write(request, who, FileMerchant(who, filing))
 
 

@@ -84,8 +84,7 @@ class Merchant:
     tier: Tier
     hard_blocks: frozenset[str]
     accounts: Mapping[str, int]  # purpose (the chart: ledger/custody/chart.py) -> account
-    # Its street or town (属地): a street-scoped regulator key sees its merchants.
-    street: str | None = None
+    street: str | None = None  # 属地: its street or town (镇街/街乡); a street key sees it
 
     @property
     def state(self) -> MerchantState:

@@ -37,7 +37,7 @@ def readable_merchant(conn: Connection, principal: Principal, merchant_id: str) 
     require_book_reader(principal)
     merchant = _merchant_row(conn, merchant_id)
     if not may_read_merchant(principal, MerchantBooks(merchant.id, merchant.bank_id,
-                                              merchant.department, merchant_street(merchant))):
+                                              merchant.department, merchant.street)):
         raise NotFound(f"merchant {merchant.id} does not exist", field="merchant_id")
     return merchant
 
@@ -128,7 +128,8 @@ def merchant_view(conn: Connection, principal: Principal, merchant_id: str, toda
             "jurisdiction": m.jurisdiction, "bank_id": m.bank_id,
             "custody_account": m.custody_account, "rule_set_id": m.rule_set_id,
             "status": m.status, "tier": m.tier, "hard_blocks": m.hard_blocks.get("blocks", []),
-            "balances_fen": balances, "exposure": exposure(conn, m)}
+            "street": m.street, "address": m.address, "premises": m.premises,
+            "people": m.people, "balances_fen": balances, "exposure": exposure(conn, m)}
     view["next_release"] = _next_release(conn, m, today)
     return view
 
@@ -178,12 +179,8 @@ def merchant_cards(conn: Connection, principal: Principal, merchant_id: str, aft
 
 # What a card's reader is decided on, of its merchant: selected beside the card.
 CARD_MERCHANT_COLUMNS = (c.Merchant.bank_id.label("merchant_bank_id"),
-                         c.Merchant.department.label("merchant_department"))
-
-
-def merchant_street(_row: Any) -> str | None:
-    # Merchants have no street (属地) until migration 0015_register; a street key sees none.
-    return None
+                         c.Merchant.department.label("merchant_department"),
+                         c.Merchant.street.label("merchant_street"))
 
 
 def readable_card(reader: Principal | str, card: Any) -> bool:
@@ -192,7 +189,7 @@ def readable_card(reader: Principal | str, card: Any) -> bool:
     if isinstance(reader, str):  # the sale's receipt code
         return hmac.compare_digest(token_hash(reader), bytes(card.token_hash))
     return may_read_card(reader, card.consumer_id, MerchantBooks(
-        card.merchant_id, card.merchant_bank_id, card.merchant_department, merchant_street(card)))
+        card.merchant_id, card.merchant_bank_id, card.merchant_department, card.merchant_street))
 
 
 def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
@@ -293,3 +290,18 @@ def rule_sets(conn: Connection, page: Page) -> dict[str, Any]:
                        "version": r.version, "rules": r.rules, "created_seq": r.created_seq}
                       for r in rows],
             "next_after": next_after([r.id for r in rows], page.limit)}
+
+
+def amendments(conn: Connection, principal: Principal, merchant_id: str, after: int,
+               limit: int) -> dict[str, Any]:
+    """A merchant's amendments (变更登记), oldest first, paged by journal entry."""
+    readable_merchant(conn, principal, merchant_id)
+    rows = conn.execute(
+        select(c.MerchantAmendment.__table__)
+        .where(c.MerchantAmendment.merchant_id == merchant_id,
+               c.MerchantAmendment.amended_seq > after)
+        .order_by(c.MerchantAmendment.amended_seq).limit(limit)).all()
+    items = [{"journal_seq": r.amended_seq, "merchant_id": r.merchant_id, "changes": r.changes,
+              "reason": r.reason, "amended_on": r.amended_on.isoformat()} for r in rows]
+    return {"items": items,
+            "next_after": rows[-1].amended_seq if len(rows) == limit else None}

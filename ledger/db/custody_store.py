@@ -37,6 +37,7 @@ from ledger.db.bulk import copy_text
 from ledger.db.rowcache import LATEST_RULES
 from ledger.db.rule_store import latest_rule_set, rule_set
 from ledger.errors import NotFound, require
+from ledger.supervision.register import Register, register_of
 
 CLOSURE_COLUMNS = ("merchant_id", "available_fen", "planned_seq")
 PAYOUT_COLUMNS = ("card_id", "merchant_id", "claim_fen", "payout_fen", "planned_seq")
@@ -262,6 +263,19 @@ class CustodyRows:
                 "merchant_id": merchant_id, "purpose": purpose, "account_id": account_id})
         batch.rows.remember(c.MerchantAccount, merchant_id, dict(accounts))
 
+    def register(self, merchant_id: str) -> Register:
+        return register_of(_cached(self.batch, c.Merchant, merchant_id, "merchant"))
+
+    def custody_account_of(self, merchant_id: str) -> str:
+        return str(_cached(self.batch, c.Merchant, merchant_id, "merchant")["custody_account"])
+
+    def amend(self, merchant_id: str, register: Register, custody_account: str,
+              row: Mapping[str, Any]) -> None:
+        _update(self.batch, c.Merchant, merchant_id, street=register.street,
+                address=register.address, premises=register.premises,
+                people=[p.view() for p in register.people], custody_account=custody_account)
+        self.batch.rows.insert(c.MerchantAmendment, row["amended_seq"], dict(row))
+
     def set_merchant_status(self, merchant_id: str, status: MerchantStatus) -> None:
         _update(self.batch, c.Merchant, merchant_id, status=status.value)
 
@@ -451,7 +465,7 @@ def merchant(batch: Batch, merchant_id: str) -> Merchant:
     return Merchant(row["id"], row["name"], row["industry"], row["department"],
                     row["jurisdiction"], row["bank_id"], MerchantStatus(row["status"]),
                     Tier(row["tier"]), frozenset(row["hard_blocks"].get("blocks", [])),
-                    merchant_accounts(batch, merchant_id))
+                    merchant_accounts(batch, merchant_id), row["street"])
 
 
 def card(batch: Batch, card_id: str) -> Card:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.tables import DEFERRED_FK, Base
@@ -75,12 +76,34 @@ class Merchant(Base):
     hard_blocks: Mapped[dict[str, Any]]
     complaint_count: Mapped[int] = mapped_column(Integer, server_default="0")
     filed_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK))
+    # The register (migration 0015): 属地, premises as written and normalised, its people as
+    # pseudonyms ([{"role", "person_id"}]); every change an amendment (merchant_amendments).
+    street: Mapped[str | None] = mapped_column(index=True)
+    address: Mapped[str | None]
+    premises: Mapped[str | None] = mapped_column(index=True)
+    people: Mapped[list[dict[str, str]]] = mapped_column(JSONB, server_default="[]")
     __table_args__ = (
         CheckConstraint("status IN ('active','frozen','closing','closed')", name="status_known"),
         CheckConstraint("tier IN ('blue','yellow','red')", name="tier_known"),
         # One merchant per custody account at a bank, the account normalised (migration 0013).
         UniqueConstraint("bank_id", "custody_account", name="uq_merchants_custody_account"),
+        CheckConstraint("jsonb_typeof(people) = 'array'", name="people_listed"),
+        Index("ix_merchants_people", "people", postgresql_using="gin",
+              postgresql_ops={"people": "jsonb_path_ops"}),
     )
+
+
+class MerchantAmendment(Base):
+    """A change to a filing (变更登记), as journaled: each field before and after."""
+
+    __tablename__ = "merchant_amendments"
+    # One amendment per journal entry: its entry is its id.
+    amended_seq: Mapped[int] = mapped_column(
+        ForeignKey("journal_entries.seq", **DEFERRED_FK), primary_key=True, autoincrement=False)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    changes: Mapped[dict[str, Any]]
+    reason: Mapped[str]
+    amended_on: Mapped[date]
 
 
 class MerchantAccount(Base):

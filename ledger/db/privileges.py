@@ -58,7 +58,8 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     "department_maps": Access.append,  # migration 0016: each version a row
     "merchant_accounts": Access.append,
     "products": Access.append,
-    "merchants": Access.change,  # status, tier
+    "merchants": Access.change,  # status, tier, the register's amendments
+    "merchant_amendments": Access.append,  # migration 0015: 变更登记, one row per entry
     "cards": Access.change,  # units used, status, disputes
     "consumptions": Access.change,  # confirmed, rejected, released
     "release_instructions": Access.change,  # settled, failed, the bank's answer

@@ -77,7 +77,9 @@ class FileMerchant(Command):
                 "jurisdiction": f.jurisdiction,
                 "bank_id": f.bank_id, "custody_account": f.custody_account,
                 "rule_set_id": rule_set_id, "status": MerchantStatus.active.value,
-                "tier": Tier.blue.value, "accounts": accounts}
+                "tier": Tier.blue.value, "street": f.street, "address": f.address,
+                "premises": f.premises, "people": [p.view() for p in f.people],
+                "accounts": accounts}
         entry = books.append("merchant.filed", view)
         row = {k: v for k, v in view.items() if k not in ("accounts", "department_map_version")}
         books.custody.add_merchant({**row, "hard_blocks": {"blocks": []}, "complaint_count": 0,

@@ -1,8 +1,8 @@
 """department scope: regulator keys scoped to a department or a street, and the industry ->
 supervising-department maps as versioned data per jurisdiction
 
-Revision ID: 0016_department_scope
-Revises: 0014 (re-chained after 0015_register at merge)
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07 23:10:00
 
 A regulator key may name one department (行业主管部门, e.g. 区文旅体局) or one street
@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0016_department_scope"
-down_revision: str | None = "0014"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -107,6 +107,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/banks"): allow(OPERATOR, REGULATOR, M_OWN, M_OTHER, B_OWN, B_OTHER),
     ("POST", "/v1/consumer/codes"): OPEN,
     ("POST", "/v1/consumer/keys"): OPEN,
+    ("GET", "/v1/public/merchants"): OPEN,  # the public lookup: no key at all
     # the ledger core
     ("POST", "/v1/accounts"): OPERATOR_ONLY,
     ("GET", "/v1/accounts/{account_id}"): MERCHANT_BOOKS,
@@ -131,6 +132,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/merchants/{merchant_id}/freeze"): OPERATOR_ONLY,
     ("POST", "/v1/merchants/{merchant_id}/unfreeze"): OPERATOR_ONLY,
     ("POST", "/v1/merchants/{merchant_id}/tier"): OPERATOR_ONLY,
+    ("POST", "/v1/merchants/{merchant_id}/amendments"): OPERATOR_ONLY,
+    ("GET", "/v1/merchants/{merchant_id}/amendments"): MERCHANT_BOOKS,
     ("POST", "/v1/merchants/{merchant_id}/close"): OPERATOR_ONLY,
     ("POST", "/v1/merchants/{merchant_id}/deposits"): CUSTODIAN_WRITE,
     ("POST", "/v1/merchants/{merchant_id}/products"): allow(OPERATOR, M_OWN, hidden=(M_OTHER,)),
@@ -393,6 +396,8 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/merchants/{merchant_id}/freeze"): lambda w, ids: {"reason": "matrix"},
     ("POST", "/v1/merchants/{merchant_id}/unfreeze"): lambda w, ids: {"reason": "matrix"},
     ("POST", "/v1/merchants/{merchant_id}/tier"): lambda w, ids: {"tier": "yellow"},
+    ("POST", "/v1/merchants/{merchant_id}/amendments"): lambda w, ids: {
+        "reason": "matrix", "street": f"街道{w.n()}"},
     ("POST", "/v1/merchants/{merchant_id}/deposits"): lambda w, ids: {"amount_fen": 1},
     ("POST", "/v1/merchants/{merchant_id}/products"): lambda w, ids: {
         "kind": "stored_value", "name": "矩阵卡", "price_fen": 100},
@@ -420,6 +425,7 @@ BODIES: dict[tuple[str, str], Body] = {
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
 }
 QUERIES: dict[tuple[str, str], Body] = {
+    ("GET", "/v1/public/merchants"): lambda w, ids: {"q": "矩阵"},
     ("GET", "/v1/audit/proofs/inclusion"): lambda w, ids: {"seq": ids["seq"],
                                                            "tree_size": ids["tree_size"]},
     ("GET", "/v1/audit/proofs/consistency"): lambda w, ids: {"first": 1,

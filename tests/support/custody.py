@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection, text
-from stdnum.cn import uscc
+from stdnum.cn import ric, uscc
 
 from ledger.db import custody_queries, queries
 from ledger.journal import ChainBreak, check_chain
@@ -29,6 +29,16 @@ def credit_code(rng: random.Random) -> str:
     code = base + uscc.calc_check_digit(base)
     assert uscc.is_valid(code)
     return code
+
+
+def id_number(rng: random.Random) -> str:
+    """A valid resident identity card number (居民身份证号): region, birth day, order code and
+    the ISO 7064 check character."""
+    base = "110105" + f"19{rng.randrange(50, 99)}{rng.randrange(1, 13):02d}" \
+        f"{rng.randrange(1, 29):02d}" + f"{rng.randrange(1000):03d}"
+    number = base + ric.calc_check_digit(base + "0")  # it reads the first 17 of 18
+    assert ric.is_valid(number)
+    return number
 
 
 def card_balances(conn: Connection, merchant_id: str) -> dict[str, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -217,3 +218,11 @@ def rolled_back(engine: Engine) -> Iterator[Connection]:
         finally:
             if tx.is_active:
                 tx.rollback()
+
+
+def journal_payloads(engine: Engine, kind: str) -> list[dict[str, Any]]:
+    """The payloads of every journal entry of this kind, oldest first, read off its bytes."""
+    with engine.connect() as conn:
+        bodies = conn.execute(text("SELECT body FROM journal_entries WHERE kind = :k "
+                                   "ORDER BY seq"), {"k": kind}).scalars()
+        return [json.loads(bytes(b))["payload"] for b in bodies]

@@ -44,11 +44,13 @@ class Driver:
         return response.json()
 
     def file(self, industry: str, bank_id: str = "ICBC-BJ", name: str | None = None,
-             custody_account: str | None = None) -> dict[str, Any]:
+             custody_account: str | None = None, **register: Any) -> dict[str, Any]:
+        """`register`: street, address, people ([{"role", "id_number"}]), jurisdiction."""
         register_bank(self.engine, bank_id)
         body = {"name": name or f"商户{self.rng.randrange(10**6)}", "industry": industry,
                 "credit_code": credit_code(self.rng), "bank_id": bank_id,
-                "custody_account": custody_account or f"02{self.rng.randrange(10**11):011d}"}
+                "custody_account": custody_account or f"02{self.rng.randrange(10**11):011d}",
+                **register}
         return dict(self.ok("POST", "/v1/merchants", self.operator, body, 201))
 
     def merchant_key(self, merchant_id: str) -> Headers:

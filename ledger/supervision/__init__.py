@@ -1,0 +1,1 @@
+"""Supervision (监管): the regulators' half of the platform (docs/supervision.md)."""
