@@ -6,7 +6,7 @@ import hmac
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from ledger.access import MerchantBooks, may_read_card, may_read_merchant, require_book_reader
 from ledger.auth import Principal, Role
@@ -20,6 +20,7 @@ from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db import tables as t
 from ledger.db.queries import Page, next_after
+from ledger.db.scope import within_scope
 from ledger.errors import NotFound
 
 
@@ -219,11 +220,15 @@ def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
                          "amount_fen": r.amount_fen, "status": r.status} for r in refunds]}
 
 
-def all_exposure(conn: Connection, page: Page, bank_id: str | None = None) -> dict[str, Any]:
-    """A page of merchants' exposure, by merchant id; of one bank's merchants if named."""
+def all_exposure(conn: Connection, page: Page, bank_id: str | None = None,
+                 scope: ColumnElement[bool] | None = None) -> dict[str, Any]:
+    """A page of merchants' exposure, by merchant id; of one bank's merchants if named, of a
+    regulator's scope if given (ledger/db/scope.py)."""
     query = select(c.Merchant.__table__).where(c.Merchant.id > page.after)
     if bank_id is not None:
         query = query.where(c.Merchant.bank_id == bank_id)
+    if scope is not None:
+        query = query.where(scope)
     merchants = conn.execute(query.order_by(c.Merchant.id).limit(page.limit)).all()
     items = [exposure(conn, m) for m in merchants]
     return {"items": items, "next_after": next_after([m.id for m in merchants], page.limit)}
@@ -257,6 +262,7 @@ def instructions(conn: Connection, principal: Principal, kind: str, wanted: Inst
         query = query.where(c.Merchant.bank_id == principal.bank_id)
     if principal.role == Role.merchant:
         query = query.where(table.merchant_id == principal.merchant_id)
+    query = within_scope(query, principal, table.merchant_id)
     rows = conn.execute(query.order_by(table.id).limit(page.limit)).all()
     return {"items": [_jsonable(dict(r._mapping)) for r in rows],
             "next_after": next_after([r.id for r in rows], page.limit)}

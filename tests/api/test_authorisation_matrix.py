@@ -31,8 +31,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.messages import OutboxSender, read_outbox
+from api.runtime import run_command
 from ledger.auth import Role
 from ledger.custody.rules import BEIJING_TRAINING
+from ledger.service import IssueKey
 from tests.support.custody import credit_code
 from tests.support.db import WRITTEN_TABLES, issue_key, nothing_written, open_account, row
 from tests.support.driver import Driver
@@ -48,11 +50,14 @@ PHONE_A, PHONE_B = "13700000001", "13700000002"
 # -- the callers -------------------------------------------------------------------------------
 NO_KEY, BAD_KEY, REVOKED, EXPIRED = "no key", "bad key", "revoked key", "expired key"
 OPERATOR, REGULATOR = "operator", "regulator"
+# Regulator keys scoped to a department (docs/supervision.md): A's (区文旅体局, A is a gym) and
+# B's (区商务局, B a restaurant). REGULATOR is a district key: it sees both.
+R_OWN, R_OTHER = "regulator of A's department", "regulator of B's department"
 M_OWN, M_OTHER = "merchant own", "merchant other"
 B_OWN, B_OTHER = "bank own", "bank other"
 C_OWN, C_OTHER = "consumer own", "consumer other"
 UNAUTHENTICATED = (NO_KEY, BAD_KEY, REVOKED, EXPIRED)
-KEYED = (OPERATOR, M_OWN, M_OTHER, B_OWN, B_OTHER, REGULATOR, C_OWN, C_OTHER)
+KEYED = (OPERATOR, M_OWN, M_OTHER, B_OWN, B_OTHER, REGULATOR, R_OWN, R_OTHER, C_OWN, C_OTHER)
 CALLERS = UNAUTHENTICATED + KEYED
 
 
@@ -82,10 +87,17 @@ def allow(*callers: str, hidden: tuple[str, ...] = (), scoped: tuple[str, ...] =
 
 OPEN = Rule(frozenset(CALLERS))  # no key needed: whatever key comes along is ignored
 OPERATOR_ONLY = allow(OPERATOR)
-MERCHANT_BOOKS = allow(OPERATOR, REGULATOR, M_OWN, B_OWN, hidden=(M_OTHER, B_OTHER))
-CARD_READ = allow(OPERATOR, REGULATOR, M_OWN, B_OWN, C_OWN, hidden=(M_OTHER, B_OTHER, C_OTHER))
-AUDIT_READ = allow(OPERATOR, REGULATOR, B_OWN, B_OTHER)  # a bank: its own merchants' figures
-INSTRUCTION_LIST = allow(OPERATOR, REGULATOR, M_OWN, B_OWN, scoped=(M_OTHER, B_OTHER))
+MERCHANT_BOOKS = allow(OPERATOR, REGULATOR, R_OWN, M_OWN, B_OWN,
+                       hidden=(M_OTHER, B_OTHER, R_OTHER))
+CARD_READ = allow(OPERATOR, REGULATOR, R_OWN, M_OWN, B_OWN, C_OWN,
+                  hidden=(M_OTHER, B_OTHER, C_OTHER, R_OTHER))
+# a bank: its own merchants' figures; a department key: its department's
+AUDIT_READ = allow(OPERATOR, REGULATOR, R_OWN, R_OTHER, B_OWN, B_OTHER)
+INSTRUCTION_LIST = allow(OPERATOR, REGULATOR, R_OWN, M_OWN, B_OWN,
+                         scoped=(M_OTHER, B_OTHER, R_OTHER))
+# Reads of every merchant at once (every key, every read, the whole journal): the operator
+# and a district key; a department key is refused for its scope.
+DISTRICT_READ = allow(OPERATOR, REGULATOR)
 BANK_WRITE = allow(OPERATOR, B_OWN)  # the path names bank A: a bank id is no secret (GET
 # /v1/banks lists them), so another bank is refused for its role's scope: 403
 CUSTODIAN_WRITE = allow(OPERATOR, B_OWN, hidden=(B_OTHER,))  # A's release, refund, merchant
@@ -98,13 +110,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/keys"): OPERATOR_ONLY,
     # Not for regulators, although they "read everything" (docs/api.md): the README's table
     # names keys and access records as the operator's. api/routes/trust.py decides it.
-    ("GET", "/v1/keys"): allow(OPERATOR, REGULATOR),  # a regulator reads everything
+    ("GET", "/v1/keys"): DISTRICT_READ,  # a district regulator reads everything
     # the key in the path is a spare key of merchant A: a holder revokes its own key only
     ("POST", "/v1/keys/{key_id}/revoke"): allow(
         OPERATOR, hidden=(M_OWN, M_OTHER, B_OWN, B_OTHER, C_OWN, C_OTHER)),
-    ("GET", "/v1/access-records"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/access-records"): DISTRICT_READ,
     ("POST", "/v1/banks"): OPERATOR_ONLY,
-    ("GET", "/v1/banks"): allow(OPERATOR, REGULATOR, M_OWN, M_OTHER, B_OWN, B_OTHER),
+    ("GET", "/v1/banks"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER, M_OWN, M_OTHER, B_OWN,
+                                B_OTHER),
     ("POST", "/v1/consumer/codes"): OPEN,
     ("POST", "/v1/consumer/keys"): OPEN,
     ("GET", "/v1/public/merchants"): OPEN,  # the public lookup: no key at all
@@ -115,15 +128,16 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/transactions"): OPERATOR_ONLY,
     ("POST", "/v1/transactions/batch"): OPERATOR_ONLY,
     ("POST", "/v1/transactions/{transaction_id}/reverse"): OPERATOR_ONLY,
-    ("GET", "/v1/journal"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
-    ("GET", "/v1/journal/{seq}"): allow(OPERATOR, REGULATOR, B_OWN, hidden=(B_OTHER,)),
+    ("GET", "/v1/journal"): allow(OPERATOR, REGULATOR, R_OWN, B_OWN, scoped=(B_OTHER, R_OTHER)),
+    ("GET", "/v1/journal/{seq}"): allow(OPERATOR, REGULATOR, R_OWN, B_OWN,
+                                        hidden=(B_OTHER, R_OTHER)),
     # custody: rules, merchants, products, cards
     ("GET", "/v1/rule-sets"): allow(*KEYED),  # the published rules: any key reads them,
     # a cardholder too (its cooling-off days are there)
     ("POST", "/v1/rule-sets"): OPERATOR_ONLY,
     ("POST", "/v1/merchants"): OPERATOR_ONLY,
     # the industry -> department maps: the operator writes them, regulators read them too
-    ("GET", "/v1/department-maps"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/department-maps"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
     ("POST", "/v1/department-maps"): OPERATOR_ONLY,
     ("POST", "/v1/industries/designations"): OPERATOR_ONLY,
     ("GET", "/v1/merchants/{merchant_id}"): MERCHANT_BOOKS,
@@ -137,7 +151,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/merchants/{merchant_id}/close"): OPERATOR_ONLY,
     ("POST", "/v1/merchants/{merchant_id}/deposits"): CUSTODIAN_WRITE,
     ("POST", "/v1/merchants/{merchant_id}/products"): allow(OPERATOR, M_OWN, hidden=(M_OTHER,)),
-    ("GET", "/v1/exposure"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/exposure"): allow(OPERATOR, REGULATOR, R_OWN, scoped=(R_OTHER,)),
     ("POST", "/v1/cards"): allow(OPERATOR, M_OWN, hidden=(M_OTHER,)),  # A's product
     ("GET", "/v1/cards/{card_id}"): CARD_READ,
     ("GET", "/v1/cards/{card_id}/receipt"): CARD_READ,
@@ -160,27 +174,32 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/refunds/{refund_id}/resolve"): CUSTODIAN_WRITE,
     # partner banks
     ("POST", "/v1/banks/{bank_id}/statements"): BANK_WRITE,
-    ("GET", "/v1/banks/{bank_id}/instructions"): allow(OPERATOR, REGULATOR, B_OWN),
+    # a department key: the payment file of its merchants' instructions only (no merchant
+    # id in it: tests/api/test_department_scope.py shows B's department gets none of A's)
+    ("GET", "/v1/banks/{bank_id}/instructions"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER,
+                                                       B_OWN),
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/accept"): BANK_WRITE,
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"): BANK_WRITE,
-    ("GET", "/v1/breaks"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
+    ("GET", "/v1/breaks"): allow(OPERATOR, REGULATOR, R_OWN, B_OWN, scoped=(B_OTHER, R_OTHER)),
     ("POST", "/v1/breaks/{break_id}/resolve"): OPERATOR_ONLY,
     ("POST", "/v1/breaks/resolve"): OPERATOR_ONLY,
     # long jobs: who may do what the job does (A's statement import: the operator, bank A)
     ("GET", "/v1/jobs/{job_id}"): allow(OPERATOR, B_OWN, hidden=(B_OTHER,)),
     ("GET", "/v1/bank-profiles"): allow(*KEYED),  # how banks' own exports are read: any key
-    ("GET", "/v1/cross-verifications"): allow(OPERATOR, REGULATOR, M_OWN, B_OWN,
-                                              scoped=(M_OTHER, B_OTHER)),
+    ("GET", "/v1/cross-verifications"): allow(OPERATOR, REGULATOR, R_OWN, M_OWN, B_OWN,
+                                              scoped=(M_OTHER, B_OTHER, R_OTHER)),
     # audit: the key and the heads are public; the export is not for banks
     ("GET", "/v1/audit/public-key"): OPEN,
     ("GET", "/v1/audit/tree-head"): OPEN,
     ("GET", "/v1/audit/tree-heads"): OPEN,
     ("POST", "/v1/audit/tree-heads"): OPERATOR_ONLY,
-    ("GET", "/v1/audit/proofs/inclusion"): allow(OPERATOR, REGULATOR, B_OWN, hidden=(B_OTHER,)),
+    ("GET", "/v1/audit/proofs/inclusion"): allow(OPERATOR, REGULATOR, R_OWN, B_OWN,
+                                                 hidden=(B_OTHER, R_OTHER)),
     ("GET", "/v1/audit/proofs/consistency"): AUDIT_READ,
-    ("GET", "/v1/audit/merchants"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
+    ("GET", "/v1/audit/merchants"): allow(OPERATOR, REGULATOR, R_OWN, B_OWN,
+                                          scoped=(B_OTHER, R_OTHER)),
     ("GET", "/v1/audit/totals"): AUDIT_READ,
-    ("GET", "/v1/audit/journal/export"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/audit/journal/export"): DISTRICT_READ,
 }
 
 # What each denial is, as problem+json `code`.
@@ -296,6 +315,12 @@ def unexpected_credit(account: str, name: str, amount_fen: int) -> bytes:
         entry("CRDT", amount_fen, TODAY, cref=f"{name}-UNEXPECTED"),))], message_id=name)
 
 
+def regulator_of(engine: Engine, department: str) -> Headers:
+    """A regulator key scoped to a department."""
+    return bearer(str(run_command(engine, IssueKey(Role.regulator,
+                                                   department=department))["key"]))
+
+
 def bad_key() -> str:
     """Well formed (yufu_<16 hex>_<secret>), but no such key exists."""
     return f"yufu_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
@@ -357,6 +382,8 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
         EXPIRED: bearer(expired), OPERATOR: operator, M_OWN: ka, M_OTHER: kb,
         B_OWN: bank_a, B_OTHER: bank_b, REGULATOR: bearer(issue_key(engine, Role.regulator)),
+        R_OWN: regulator_of(engine, a["department"]),
+        R_OTHER: regulator_of(engine, b["department"]),
         C_OWN: ca, C_OTHER: cb}
     time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 0.05)
     return World(custody, keys, a, b, ids)
