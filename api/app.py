@@ -27,6 +27,7 @@ from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
+from api.routes import dashboard as dashboard_routes
 from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
 from api.routes import system
@@ -65,6 +66,13 @@ _NO_TELEMETRY: dict[str, Any] = (
 # Pseudonyms of consumers in development and tests; `yufu serve` passes its own
 # (api/runtime.py pseudonym_key).
 DEVELOPMENT_PSEUDONYM_KEY = b"yufu-development-pseudonym-key"
+
+
+# Every route the app serves, by router; the dashboard's last: its page and files
+# (api/dashboard/), and the JSON routes only its panels needed.
+ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_routes.router,
+           custody_routes.router, audit_routes.router, bank_routes.router, job_routes.router,
+           dashboard_routes.api_router, dashboard_routes.router)
 
 
 class AppOptions(TypedDict, total=False):
@@ -141,14 +149,8 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     app.rate_limits = rate_limits
-    app.include_router(system.router)
-    app.include_router(system.metrics_router)
-    app.include_router(trust_routes.router)
-    app.include_router(ledger_routes.router)
-    app.include_router(custody_routes.router)
-    app.include_router(audit_routes.router)
-    app.include_router(bank_routes.router)
-    app.include_router(job_routes.router)
+    for router in ROUTERS:
+        app.include_router(router)
     # Here, not with the middleware (built at the first message, where a lifespan's failure
     # may pass for "lifespan unsupported"): a lane that cannot serve its routes stops the start.
     app.lane_routes = lane_routes(app.routes) if options.get("lane", True) else None

@@ -174,6 +174,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/audit/merchants"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
     ("GET", "/v1/audit/totals"): AUDIT_READ,
     ("GET", "/v1/audit/journal/export"): allow(OPERATOR, REGULATOR),
+    # the regulators' dashboard: merchants by tier, a merchant's tier history
+    ("GET", "/v1/tiers"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/merchants/{merchant_id}/tier-changes"): allow(OPERATOR, REGULATOR),
 }
 
 # What each denial is, as problem+json `code`.
