@@ -251,7 +251,7 @@ def test_the_overview_shows_what_the_api_answers_and_saves_its_screenshot(
     watched.assert_clean()
     SCREENSHOTS.mkdir(exist_ok=True)
     p.screenshot(path=SCREENSHOTS / "dashboard-overview-zh.jpg", full_page=True,
-                 type="jpeg", quality=70)
+                 type="jpeg", quality=55)
 
 
 def test_a_tampered_tree_head_shows_as_not_verified(page: tuple[Page, Watched],
@@ -296,7 +296,7 @@ def test_a_merchant_is_followed_from_the_tier_list_to_its_detail_then_read_in_en
         for c in changes]
     SCREENSHOTS.mkdir(exist_ok=True)
     p.screenshot(path=SCREENSHOTS / "dashboard-merchant-zh.jpg", full_page=True,
-                 type="jpeg", quality=70)
+                 type="jpeg", quality=55)
 
     p.click("#lang-toggle")  # the same view, in English, still logged in (sessionStorage)
     p.wait_for_url(f"**/dashboard?lang=en#merchant/{red}")
@@ -311,7 +311,7 @@ def test_a_merchant_is_followed_from_the_tier_list_to_its_detail_then_read_in_en
     assert p.inner_text("#panel-tiers h2") == EN["tiers.title"]
     SCREENSHOTS.mkdir(exist_ok=True)
     p.screenshot(path=SCREENSHOTS / "dashboard-overview-en.jpg", full_page=True,
-                 type="jpeg", quality=70)
+                 type="jpeg", quality=55)
     p.click("#logout")
     p.wait_for_selector("#login:not([hidden])")
     assert p.evaluate("sessionStorage.length") == 0
@@ -323,4 +323,20 @@ def test_the_operator_key_may_read_it_too(page: tuple[Page, Watched], world: Wor
     log_in(p, world, world.operator)
     overview_ready(p)
     assert values(p, "#panel-tiers .tile .count") == ["1", "1", "1"]
+    watched.assert_clean()
+
+
+def test_a_key_revoked_while_the_page_is_open_sends_it_back_to_the_log_in(
+        page: tuple[Page, Watched], world: World) -> None:
+    p, watched = page
+    issued = _post(world.url, world.operator, "/v1/keys", {"role": "regulator"})
+    log_in(p, world, issued["key"])
+    overview_ready(p)
+    _post(world.url, world.operator, f"/v1/keys/{issued['key_id']}/revoke",
+          {"reason": "rotated"}, 200)
+    p.click(f"#panel-tiers a[data-merchant-id='{world.merchants['blue']}']")
+    p.wait_for_selector("#login:not([hidden])")
+    assert p.inner_text("#login-error") == ZH["login.wrong_key"]
+    assert p.evaluate("sessionStorage.length") == 0
+    assert p.is_hidden("#view-merchant") and p.is_hidden("#view-overview")
     watched.assert_clean()
