@@ -17,10 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route
 from stdnum.cn import uscc
 
 from api import dashboard
+from ledger import audit, limits
+from ledger.journal import format_ts
 from tests.support import ROOT
 from tests.support.browser import chromium
 from tests.support.serve import yufu_serve
@@ -340,3 +345,46 @@ def test_a_key_revoked_while_the_page_is_open_sends_it_back_to_the_log_in(
     assert p.evaluate("sessionStorage.length") == 0
     assert p.is_hidden("#view-merchant") and p.is_hidden("#view-overview")
     watched.assert_clean()
+
+
+Tampering = tuple[str, int] | None  # what is changed in a signed head, and where
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # one page, reused
+@given(seed=st.binary(min_size=32, max_size=32),
+       tree_size=st.integers(1, limits.amount_fen_max - 1),
+       root=st.binary(min_size=32, max_size=32),
+       moment=st.datetimes(datetime(2000, 1, 1), datetime(2999, 12, 31), timezones=st.just(UTC)),
+       tampering=st.none() | st.tuples(st.sampled_from(["signature", "root_hash", "tree_size"]),
+                                        st.integers(0, 511)))
+def test_the_browsers_check_of_a_tree_head_agrees_with_the_ledgers(
+        page: tuple[Page, Watched], world: World, seed: bytes, tree_size: int, root: bytes,
+        moment: datetime, tampering: Tampering) -> None:
+    """For any head, signed by any key and then changed or not, the page's WebCrypto check
+    (static/panels/journal.js) says verified exactly when ledger/audit.py does."""
+    p, _ = page
+    if not p.url.startswith(f"{world.url}/dashboard"):
+        p.goto(f"{world.url}/dashboard")
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    signed = audit.sign_tree_head(key, tree_size, root, format_ts(moment))
+    view = signed.view()
+    if tampering is not None:
+        where, bit = tampering
+        if where == "tree_size":
+            view["tree_size"] += 1
+        else:
+            flipped = bytearray(bytes.fromhex(view[where]))
+            flipped[bit // 8 % len(flipped)] ^= 1 << bit % 8
+            view[where] = flipped.hex()
+    changed = audit.SignedTreeHead(audit.TreeHead(
+        view["tree_size"], bytes.fromhex(view["root_hash"]), view["timestamp"],
+        view["key_id"]), bytes.fromhex(view["signature"]))
+    public = {"algorithm": "Ed25519", "key_id": audit.key_id(key.public_key()),
+              "public_key_pem": audit.public_key_pem(key.public_key())}
+    verdict = p.evaluate("""async ([head, publicKey]) => {
+        const journal = await import("/dashboard/static/panels/journal.js");
+        return await journal.check(head, publicKey, (name) => name);
+    }""", [view, public])
+    assert (verdict is True) == audit.verify_tree_head(key.public_key(), changed)
+    assert (verdict is True) == (tampering is None)
