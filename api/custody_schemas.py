@@ -102,13 +102,18 @@ class CrossVerificationResult(Out):
     result: Literal["match", "difference"]
 
 
-class Exposure(Out):
+class MerchantSummary(Out):
+    """A merchant as the lists of merchants name it (exposure, tiers)."""
+
     merchant_id: str
     name: str
     industry: str
     department: str
     status: MerchantStatus
     tier: Tier
+
+
+class Exposure(MerchantSummary):
     complaint_count: int
     cards: int
     card_liability_fen: int

@@ -200,6 +200,10 @@ POLICY: dict[tuple[str, str], Rule] = {
                                           scoped=(B_OTHER, R_OTHER)),
     ("GET", "/v1/audit/totals"): AUDIT_READ,
     ("GET", "/v1/audit/journal/export"): DISTRICT_READ,
+    # the regulators' dashboard: merchants by tier, a merchant's tier history
+    ("GET", "/v1/tiers"): allow(OPERATOR, REGULATOR, R_OWN, scoped=(R_OTHER,)),
+    ("GET", "/v1/merchants/{merchant_id}/tier-changes"): allow(OPERATOR, REGULATOR, R_OWN,
+                                                              hidden=(R_OTHER,)),
 }
 
 # What each denial is, as problem+json `code`.

@@ -84,8 +84,8 @@ def test_every_operation_that_takes_a_key_requires_one_and_no_other_does(
         document: dict[str, Any]) -> None:
     documented = {(method, path): operation.get("security")
                   for method, path, operation in operations(document)}
-    routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)
-              and r.include_in_schema]
+    routes = [r for router in ROUTERS for r in router.routes
+              if isinstance(r, APIRoute) and r.include_in_schema]
     assert len(routes) == len(documented)
     for route in routes:
         (method,) = route.methods
@@ -409,6 +409,8 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("GET", f"/v1/merchants/{merchant}/amendments", rkey)
     api.call("POST", f"/v1/merchants/{merchant}/tier", op,
              json={"tier": "yellow", "reasons": ["投诉"]})
+    api.call("GET", "/v1/tiers", rkey)
+    api.call("GET", f"/v1/merchants/{merchant}/tier-changes", rkey)
     api.call("POST", f"/v1/merchants/{merchant}/freeze", op, json={"reason": "调查"})
     api.call("POST", f"/v1/merchants/{merchant}/unfreeze", op, json={"reason": "查清"})
     api.call("POST", f"/v1/merchants/{merchant}/freeze", op, json={"reason": "关门跑路"})
