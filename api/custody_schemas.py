@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from api.ban_schemas import PremisesFlag
 from api.register_schemas import PersonOut
 from api.schemas import (
     BankStatus,
@@ -90,6 +91,8 @@ class Merchant(Out):
 class FiledMerchant(Merchant):
     accounts: dict[str, int] = Field(description="the merchant's account ids by purpose")
     journal_seq: Seq
+    premises_flag: PremisesFlag | None = Field(
+        default=None, description="the premises' churn flag, if this filing raised it")
 
 
 class CrossVerificationResult(Out):
