@@ -23,7 +23,7 @@ class Ban(Base):
     source: Mapped[str]
     starts_on: Mapped[date]
     ends_on: Mapped[date | None]
-    listed_by: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    listed_by: Mapped[int]  # the key (0: the command line's LOCAL_OPERATOR, as in jobs)
     merchant_id: Mapped[str | None] = mapped_column(  # the merchant it arose from
         ForeignKey("merchants.id", **DEFERRED_FK))
     __table_args__ = (
@@ -47,7 +47,7 @@ class BanLift(Base):
     lifted_on: Mapped[date]
     lifted_seq: Mapped[int] = mapped_column(ForeignKey("journal_entries.seq", **DEFERRED_FK),
                                             unique=True)
-    lifted_by: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    lifted_by: Mapped[int]
     __table_args__ = (CheckConstraint("length(reason) > 0", name="reason_given"),)
 
 

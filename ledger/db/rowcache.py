@@ -36,6 +36,10 @@ CARRIED_TABLES = frozenset({"cards", "merchants", "merchant_accounts", "products
                             LATEST_RULES, BANS_OF})
 
 
+# Each memo, and the tables it is derived from (each of which must bump the generation).
+CARRIED_MEMOS = {LATEST_RULES: ("rule_sets",), BANS_OF: ("bans", "ban_lifts")}
+
+
 def carried(table: Any) -> bool:
     return (table if isinstance(table, str) else table.__tablename__) in CARRIED_TABLES
 

@@ -10,6 +10,8 @@ Create Date: 2026-12-07 23:40:00
   end. The database refuses an unknown kind, a person that is not a pseudonym, an end not
   after the start, and (trigger) a second ban not lifted over the same days of one subject.
 - ban_lifts: a ban lifted (`ban.lifted`), at most once (its primary key is the ban).
+- listed_by, lifted_by: the key that acted, as jobs.created_by (0: the operator's command
+  line, ledger/auth.py LOCAL_OPERATOR, which has no key row); the journal's actor says so too.
 - premises_arrivals: a merchant filed or amended onto a premises, or its legal
   representative changed there: what the churn flag counts.
 - premises_flags: a premises flagged (`premises.flagged`), once.
@@ -89,8 +91,6 @@ def upgrade() -> None:
                            name=op.f("ck_bans_ends_after_start")),
         sa.ForeignKeyConstraint(["id"], ["journal_entries.seq"],
                                 name=op.f("fk_bans_id_journal_entries"), **journal_fk),
-        sa.ForeignKeyConstraint(["listed_by"], ["api_keys.id"],
-                                name=op.f("fk_bans_listed_by_api_keys")),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"],
                                 name=op.f("fk_bans_merchant_id_merchants"), **journal_fk),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bans")),
@@ -109,8 +109,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["lifted_seq"], ["journal_entries.seq"],
                                 name=op.f("fk_ban_lifts_lifted_seq_journal_entries"),
                                 **journal_fk),
-        sa.ForeignKeyConstraint(["lifted_by"], ["api_keys.id"],
-                                name=op.f("fk_ban_lifts_lifted_by_api_keys")),
         sa.PrimaryKeyConstraint("ban_id", name=op.f("pk_ban_lifts")),
         sa.UniqueConstraint("lifted_seq", name=op.f("uq_ban_lifts_lifted_seq")),
     )
