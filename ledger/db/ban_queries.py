@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, and_, not_, or_, select, tuple_
 
 from ledger.access import covers, is_scoped, require_overseer
-from ledger.auth import Principal, Role
+from ledger.auth import LOCAL_OPERATOR, Principal, Role
 from ledger.db import ban_tables as bt
 from ledger.db import custody_tables as c
 from ledger.db import tables as t
@@ -49,8 +49,10 @@ def _listing(which: BanFilter) -> Any:
     today, kind, active, merchant_id = which
     query = (select(bt.Ban.__table__, bt.BanLift.reason.label("lift_reason"),
                     bt.BanLift.lifted_on, bt.BanLift.lifted_seq, bt.BanLift.lifted_by,
-                    _in_force(today).label("active"))
-             .outerjoin(bt.BanLift, bt.BanLift.ban_id == bt.Ban.id))
+                    _in_force(today).label("active"), c.Merchant.department,
+                    c.Merchant.street)
+             .outerjoin(bt.BanLift, bt.BanLift.ban_id == bt.Ban.id)
+             .outerjoin(c.Merchant, c.Merchant.id == bt.Ban.merchant_id))
     if kind is not None:
         query = query.where(bt.Ban.kind == kind.value)
     if active is not None:
@@ -60,14 +62,23 @@ def _listing(which: BanFilter) -> Any:
     return query
 
 
-def ban_view(row: Any) -> dict[str, Any]:
+def _merchant_seen(principal: Principal, row: Any) -> str | None:
+    """The merchant a ban arose from, to whoever supervises it: a department or street key
+    is not told of a merchant outside its scope (the ban itself, a pseudonym, it sees)."""
+    merchant_id: str | None = row.merchant_id
+    if merchant_id is None or not (principal.role is Role.regulator and is_scoped(principal)):
+        return merchant_id
+    return merchant_id if covers(principal, row.department, row.street) else None
+
+
+def ban_view(row: Any, principal: Principal) -> dict[str, Any]:
     lifted = None if row.lifted_seq is None else {
         "reason": row.lift_reason, "lifted_on": row.lifted_on.isoformat(),
         "journal_seq": row.lifted_seq, "lifted_by": row.lifted_by}
     return {"id": row.id, "kind": row.kind, "subject": row.subject, "reason": row.reason,
             "source": row.source, "starts_on": row.starts_on.isoformat(),
             "ends_on": None if row.ends_on is None else row.ends_on.isoformat(),
-            "merchant_id": row.merchant_id, "listed_by": row.listed_by,
+            "merchant_id": _merchant_seen(principal, row), "listed_by": row.listed_by,
             "journal_seq": row.id, "active": bool(row.active), "lifted": lifted}
 
 
@@ -76,9 +87,15 @@ def bans(conn: Connection, principal: Principal, page: Page, which: BanFilter
     """The blacklist by id (the entry that listed each), `active`: in force today. To the
     operator and every regulator: it names pseudonyms and premises, no merchant's books."""
     require_overseer(principal)
+    if which.merchant_id is not None and principal.role is Role.regulator and \
+            is_scoped(principal):
+        seen = conn.execute(select(c.Merchant.department, c.Merchant.street)
+                            .where(c.Merchant.id == which.merchant_id)).first()
+        if seen is None or not covers(principal, seen.department, seen.street):
+            return {"items": [], "next_after": None}  # as for a merchant with no bans
     rows = conn.execute(_listing(which).where(bt.Ban.id > page.after).order_by(bt.Ban.id)
                         .limit(page.limit)).all()
-    return {"items": [ban_view(r) for r in rows],
+    return {"items": [ban_view(r, principal) for r in rows],
             "next_after": rows[-1].id if len(rows) == page.limit else None}
 
 
@@ -87,7 +104,7 @@ def ban(conn: Connection, principal: Principal, ban_id: int, today: date) -> dic
     row = conn.execute(_listing(BanFilter(today)).where(bt.Ban.id == ban_id)).first()
     if row is None:
         raise NotFound(f"ban {ban_id} does not exist", field="ban_id")
-    return ban_view(row)
+    return ban_view(row, principal)
 
 
 def ban_csv_rows(conn: Connection, principal: Principal, after: int, which: BanFilter
@@ -98,7 +115,7 @@ def ban_csv_rows(conn: Connection, principal: Principal, after: int, which: BanF
     rows = conn.execute(_listing(which).where(bt.Ban.id > after)
                         .order_by(bt.Ban.id).limit(ban_export_rows_max)).all()
     out = [(r.id, r.kind, r.subject, r.reason, r.source, r.starts_on.isoformat(),
-            "" if r.ends_on is None else r.ends_on.isoformat(), r.merchant_id or "",
+            "" if r.ends_on is None else r.ends_on.isoformat(), _merchant_seen(principal, r) or "",
             "yes" if r.active else "no",
             "" if r.lifted_on is None else r.lifted_on.isoformat(), r.lift_reason or "",
             r.id, "" if r.lifted_seq is None else r.lifted_seq) for r in rows]
@@ -128,7 +145,7 @@ def premises(conn: Connection, principal: Principal, address: str, today: date
     listed = conn.execute(_listing(BanFilter(today, BanKind.premises))
                           .where(bt.Ban.subject == normalised).order_by(bt.Ban.id)).all()
     return {"premises": normalised, "flag": premises_flag(conn, normalised),
-            "arrivals": passed, "bans": [ban_view(r) for r in listed]}
+            "arrivals": passed, "bans": [ban_view(r, principal) for r in listed]}
 
 
 def premises_flag(conn: Connection, premises: str) -> dict[str, Any] | None:
@@ -146,8 +163,8 @@ def premises_flag(conn: Connection, premises: str) -> dict[str, Any] | None:
 
 
 def merchant_ban_hits(conn: Connection, merchant_id: str, today: date) -> list[dict[str, Any]]:
-    """The bans in force today on a merchant's people or premises, and whether its premises
-    is flagged: what supervision's signals (and a public lookup's "banned or not") read."""
+    """The bans in force today on a merchant's people or premises (as the operator sees
+    them): what supervision's signals (and a public lookup's "banned or not") read."""
     row = conn.execute(select(c.Merchant.people, c.Merchant.premises)
                        .where(c.Merchant.id == merchant_id)).first()
     if row is None:
@@ -160,4 +177,4 @@ def merchant_ban_hits(conn: Connection, merchant_id: str, today: date) -> list[d
     rows = conn.execute(_listing(BanFilter(today, active=True))
                         .where(tuple_(bt.Ban.kind, bt.Ban.subject).in_(subjects))
                         .order_by(bt.Ban.id)).all()
-    return [ban_view(r) for r in rows]
+    return [ban_view(r, LOCAL_OPERATOR) for r in rows]

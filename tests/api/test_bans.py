@@ -284,6 +284,12 @@ def test_a_closed_merchants_people_are_listed_automatically(
     payloads = [p for p in journal_payloads(engine, "ban.listed")
                 if p["merchant_id"] == m["id"]]
     assert len(payloads) == 3 and all(acted_by(p, "operator") for p in payloads)
+    # A department key sees the bans, not the merchant of another department they came from.
+    commerce = bearer(str(run_command(custody.engine, IssueKey(Role.regulator,
+                                                               department="区商务局"))["key"]))
+    assert custody.ok("GET", f"/v1/bans?merchant_id={m['id']}", commerce)["items"] == []
+    seen = custody.ok("GET", f"/v1/bans/{listed[0]['id']}", commerce)
+    assert seen["subject"] == listed[0]["subject"] and seen["merchant_id"] is None
     # The director, filed again elsewhere, is refused.
     response = custody.client.post("/v1/merchants", headers=custody.operator, json={
         "name": "换个马甲", "industry": "体育健身", "credit_code": credit_code(rng),
