@@ -26,6 +26,7 @@ from api.profiles import load_profiles
 from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
+from api.routes import complaints as complaint_routes
 from api.routes import custody as custody_routes
 from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
@@ -84,7 +85,7 @@ class AppOptions(TypedDict, total=False):
 # Every route of the service, by resource: a new resource adds its router here.
 ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_routes.router,
            custody_routes.router, register_routes.router, audit_routes.router,
-           bank_routes.router, job_routes.router)
+           bank_routes.router, job_routes.router, complaint_routes.router)
 
 
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:

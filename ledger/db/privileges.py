@@ -67,6 +67,10 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     "consumer_codes": Access.change,  # migration 0010: a code is used up in place
     "closures": Access.append,  # migration 0011: a closure's plan
     "closure_payouts": Access.append,  # migration 0011
+    # supervision
+    "complaints": Access.change,  # migration 0017: status, routing, dates, every step journaled
+    "complaint_steps": Access.append,  # migration 0017: one row per journal entry
+    "complaint_deadlines": Access.append,  # migration 0017: each version a row
     # audit
     "merkle_nodes": Access.append,
     "tree_heads": Access.append,
