@@ -176,6 +176,15 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/audit/merchants"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
     ("GET", "/v1/audit/totals"): AUDIT_READ,
     ("GET", "/v1/audit/journal/export"): allow(OPERATOR, REGULATOR),
+    # complaints (12345 / 12315): a regulator handles those routed into its scope (a district
+    # key: all); a merchant reads its own and answers through the steps' `respond`
+    ("POST", "/v1/complaints"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/complaints/import"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/complaints"): allow(OPERATOR, REGULATOR, M_OWN, scoped=(M_OTHER,)),
+    ("GET", "/v1/complaints/stats"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/complaints/{complaint_id}"): allow(OPERATOR, REGULATOR, M_OWN,
+                                                    hidden=(M_OTHER,)),
+    ("POST", "/v1/complaints/{complaint_id}/steps"): allow(OPERATOR, REGULATOR),
 }
 
 # What each denial is, as problem+json `code`.
@@ -187,7 +196,7 @@ MISSING: dict[str, Any] = {
     "merchant_id": "m_0000000000000000", "release_id": 999_999_999_999,
     "refund_id": 999_999_999_999, "product_id": "p_0000000000000000",
     "transaction_id": 999_999_999_999, "break_id": 999_999_999_999, "bank_id": "MX-NO-BANK",
-    "job_id": 999_999_999_999,
+    "job_id": 999_999_999_999, "complaint_id": 999_999_999_999,
     "end_to_end_id": "YFF999999999999"}
 # Ids an operation takes outside its path.
 IDS_OUTSIDE_THE_PATH = {("POST", "/v1/cards"): ("product_id",),
@@ -267,6 +276,10 @@ class World:
                     {"reason": "matrix"})
         return {"merchant_id": merchant}
 
+    def fresh_complaint(self) -> dict[str, Any]:
+        return {"complaint_id": self.ok("POST", "/v1/complaints", self.keys[OPERATOR],
+                                        complaint(self, self.ids), 201)["id"]}
+
     def statement(self) -> bytes:
         return unexpected_credit(self.a["custody_account"], f"MX-{self.n()}", 1)
 
@@ -289,6 +302,19 @@ def unexpected_credit(account: str, name: str, amount_fen: int) -> bytes:
     """A camt.053 of this custody account with one credit nobody expects: a break."""
     return camt053([Stmt(account, name, 0, TODAY, (
         entry("CRDT", amount_fen, TODAY, cref=f"{name}-UNEXPECTED"),))], message_id=name)
+
+
+def complaint(w: World | None, ids: dict[str, Any], n: int = 0) -> dict[str, Any]:
+    """A work order about merchant A, with an order id of its own."""
+    number = w.n() if w is not None else n
+    return {"channel": "12345", "external_id": f"MX-{number}", "category": "matrix",
+            "received_at": f"{TODAY.isoformat()}T09:00:00", "merchant_id": ids["merchant_id"]}
+
+
+def work_orders(w: World, ids: dict[str, Any]) -> bytes:
+    return ("channel,external_id,received_at,merchant_id,category\n"
+            f"12345,MX-FILE-{w.n()},{TODAY.isoformat()} 09:00,{ids['merchant_id']},matrix\n"
+            ).encode()
 
 
 def bad_key() -> str:
@@ -340,6 +366,8 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     posted = custody.ok("POST", "/v1/transactions", operator, {"postings": [
         {"account_id": x, "amount_fen": 1}, {"account_id": y, "amount_fen": -1}]}, 201)
     head = custody.ok("POST", "/v1/audit/tree-heads", operator)
+    filed = custody.ok("POST", "/v1/complaints", operator,
+                       complaint(None, {"merchant_id": a["id"]}, -1), 201)
 
     ids = {"account_id": a["accounts"]["custody_cash"], "merchant_id": a["id"],
            "bank_id": BANK_A, "product_id": pa["id"], "card_id": card_a["card_id"],
@@ -347,7 +375,8 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
            "refund_id": refund["refund_id"], "end_to_end_id": refund["end_to_end_id"],
            "break_id": opened["id"], "key_id": key_id_of(app_client, spare),
            "seq": card_a["journal_seq"], "tree_size": head["tree_size"],
-           "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id}
+           "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id,
+           "complaint_id": filed["id"]}
     keys: dict[str, Headers | None] = {
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
         EXPIRED: bearer(expired), OPERATOR: operator, M_OWN: ka, M_OTHER: kb,
@@ -411,12 +440,16 @@ BODIES: dict[tuple[str, str], Body] = {
     # a filter that picks nothing: the matrix's breaks stay as they are
     ("POST", "/v1/breaks/resolve"): lambda w, ids: {"resolution": "matrix",
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
+    ("POST", "/v1/complaints"): complaint,
+    ("POST", "/v1/complaints/{complaint_id}/steps"): lambda w, ids: {"step": "accept"},
 }
 QUERIES: dict[tuple[str, str], Body] = {
     ("GET", "/v1/audit/proofs/inclusion"): lambda w, ids: {"seq": ids["seq"],
                                                            "tree_size": ids["tree_size"]},
     ("GET", "/v1/audit/proofs/consistency"): lambda w, ids: {"first": 1,
                                                              "second": ids["tree_size"]},
+    ("GET", "/v1/complaints/stats"): lambda w, ids: {"from": TODAY.isoformat(),
+                                                     "to": TODAY.isoformat()},
 }
 # Allowed writes that change what they name get a fresh object of A's world.
 FRESH: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
@@ -436,6 +469,7 @@ FRESH: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         World.fresh_instruction,
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"):
         World.fresh_instruction,
+    ("POST", "/v1/complaints/{complaint_id}/steps"): World.fresh_complaint,
 }
 
 
@@ -447,6 +481,8 @@ def build(w: World, operation: tuple[str, str], ids: dict[str, Any]) -> Call:
     params = query(w, ids) if query else {}
     if template == "/v1/banks/{bank_id}/statements":
         return Call(path, content=w.statement(), headers={"Content-Type": "application/xml"})
+    if template == "/v1/complaints/import":
+        return Call(path, content=work_orders(w, ids), headers={"Content-Type": "text/csv"})
     return Call(path, json=body(w, ids) if body else None, params=params)
 
 

@@ -391,6 +391,25 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("GET", f"/v1/cards/{card}/receipt", receipt)
     api.call("GET", "/v1/exposure", rkey)
 
+    # A complaint (12345) about the merchant, holding its card's releases, handled to its end
+    # by a district regulator; the merchant answers; a file of work orders; the figures.
+    received = f"{(today - timedelta(days=1)).isoformat()}T09:00:00"
+    complaint = api.json("POST", "/v1/complaints", rkey, 201, json={
+        "channel": "12345", "external_id": "DOC-1", "received_at": received,
+        "merchant_id": merchant, "category": "退费纠纷", "amount_fen": 50000,
+        "card_id": card, "phone": phone, "hold_releases": True})["id"]
+    for who, name in ((rkey, "accept"), (mkey, "respond"), (rkey, "mediate"),
+                      (rkey, "resolve")):
+        api.call("POST", f"/v1/complaints/{complaint}/steps", who, json={"step": name})
+    orders = ("channel,external_id,received_at,merchant_id,category\n"
+              f"12315,DOC-2,{received},{merchant},虚假宣传\n").encode()
+    api.call("POST", "/v1/complaints/import", {**op, "Content-Type": "text/csv"}, 201,
+             content=orders, params={"filename": "工单.csv"})
+    api.call("GET", "/v1/complaints", mkey)
+    api.call("GET", f"/v1/complaints/{complaint}", rkey)
+    api.call("GET", "/v1/complaints/stats", rkey, params={
+        "from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()})
+
     # The merchant runs away: first its legal representative changes (变更登记).
     api.call("POST", f"/v1/merchants/{merchant}/amendments", op, 201,
              json={"reason": "法定代表人变更", "street": "望京街道", "address": "望京街 8 号",
