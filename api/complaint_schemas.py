@@ -12,6 +12,7 @@ from ledger import limits
 from ledger.custody.cards import consumer_ref_chars_max
 from ledger.supervision.complaints import (
     category_chars_max,
+    deadline_days_max,
     department_chars_max,
     external_id_chars_max,
     note_chars_max,
@@ -199,3 +200,45 @@ class ComplaintStats(Out):
     returned: int = Field(description="退单: sent back by the department")
     rerouted_in: int = Field(description="re-routed to the department")
     rerouted_away: int = Field(description="错单: re-routed away from the department")
+
+
+class PeriodIn(BaseModel):
+    """One of {"working_days": n} or {"days": n}."""
+
+    model_config = ConfigDict(extra="forbid")
+    working_days: StrictInt | None = Field(default=None, ge=0, le=deadline_days_max)
+    days: StrictInt | None = Field(default=None, ge=0, le=deadline_days_max)
+
+
+class DeadlinesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jurisdiction: str = Field(min_length=1, max_length=50)
+    acceptance: PeriodIn = Field(description="受理: from receipt, or from a re-route")
+    merchant_response: PeriodIn = Field(description="the merchant's first answer, from "
+                                                    "acceptance")
+    closure: PeriodIn = Field(description="办结: from receipt")
+    source: str = Field(default="", max_length=note_chars_max,
+                        description="where these deadlines come from")
+
+
+class DeadlineSet(Out):
+    id: int
+    jurisdiction: str
+    version: int
+    deadlines: dict[Literal["acceptance", "merchant_response", "closure"],
+                    dict[Literal["working_days", "days"], int]] = Field(
+        description='each {"working_days": n} or {"days": n}')
+    source: str
+
+
+class PublishedDeadlines(DeadlineSet):
+    journal_seq: Seq
+
+
+class StoredDeadlines(DeadlineSet):
+    created_seq: Seq
+
+
+class DeadlineSets(Out):
+    items: list[StoredDeadlines]
+    next_after: NextAfter

@@ -17,8 +17,11 @@ from api.complaint_schemas import (
     ComplaintIn,
     ComplaintsPage,
     ComplaintStats,
+    DeadlineSets,
+    DeadlinesIn,
     FiledComplaint,
     ImportedFile,
+    PublishedDeadlines,
     Status,
     StepIn,
     SteppedComplaint,
@@ -26,17 +29,23 @@ from api.complaint_schemas import (
 from api.context import Authed, context_of, write
 from api.openapi import keyed_read, keyed_write
 from api.paging import PageQuery
-from ledger.access import require_overseer
+from ledger.access import require_operator, require_overseer
 from ledger.custody import cards as card_rules
 from ledger.db import complaint_queries as views
 from ledger.errors import InvalidInput
-from ledger.flows.complaints import FileComplaint, ImportComplaints, StepComplaint
+from ledger.flows.complaints import (
+    FileComplaint,
+    ImportComplaints,
+    PublishDeadlines,
+    StepComplaint,
+)
 from ledger.supervision.complaints import (
     Step,
     category_chars_max,
     check_text,
     department_chars_max,
     parse_channel,
+    parse_deadlines,
 )
 from ledger.supervision.register import street_chars_max
 from ledger.supervision.work_orders import (
@@ -167,3 +176,27 @@ async def step_complaint(request: Request, complaint_id: ComplaintId, body: Step
     command = StepComplaint(who, complaint_id, Step(body.step), body.note.strip(),
                             context_of(request).clock(), body.department, body.street)
     return await write(request, who, command, 200)
+
+
+@router.post("/complaint-deadlines", status_code=201, response_model=PublishedDeadlines,
+             **keyed_write())
+async def publish_deadlines(request: Request, body: DeadlinesIn, who: Authed) -> JSONResponse:
+    """A jurisdiction's new complaint deadlines, the next version (journaled
+    `complaint.deadlines_published`): complaints received from now on take them. Until a
+    jurisdiction publishes its own, its first complaint stores the shipped ones
+    (ledger/supervision/complaint_deadlines.json)."""
+    require_operator(who)  # before the input is read: others learn nothing of it
+    raw = body.model_dump(exclude={"jurisdiction", "source"})
+    deadlines = parse_deadlines({name: {k: v for k, v in period.items() if v is not None}
+                                 for name, period in raw.items()}, where="")
+    command = PublishDeadlines(who, body.jurisdiction.strip(), deadlines, body.source)
+    return await write(request, who, command)
+
+
+@router.get("/complaint-deadlines", response_model=DeadlineSets, **keyed_read())
+def list_deadlines(request: Request, who: Authed,
+                   wanted: Annotated[PageQuery, Query()]) -> dict[str, Any]:
+    """Every stored version of every jurisdiction's complaint deadlines: any key reads them."""
+    del who  # any role: the deadlines are published
+    with context_of(request).engine.connect() as conn:
+        return views.deadline_sets(conn, wanted.page())

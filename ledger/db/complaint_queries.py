@@ -225,3 +225,14 @@ def complaint_counts(conn: Connection, since: date, until: date,
     if merchant_ids is not None:
         query = query.where(C.merchant_id.in_(list(merchant_ids)))
     return {str(m): int(n) for m, n in conn.execute(query)}
+
+
+def deadline_sets(conn: Connection, page: Page) -> dict[str, Any]:
+    """Every stored version of every jurisdiction's complaint deadlines, by id."""
+    D = q.ComplaintDeadlineSet
+    rows = conn.execute(select(D.__table__).where(D.id > page.after)
+                        .order_by(D.id).limit(page.limit)).all()
+    return {"items": [{"id": r.id, "jurisdiction": r.jurisdiction, "version": r.version,
+                       "deadlines": r.deadlines, "source": r.source,
+                       "created_seq": r.created_seq} for r in rows],
+            "next_after": next_after([r.id for r in rows], page.limit)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 
 from ledger.db import complaint_tables as q
 from ledger.db import custody_tables as c
@@ -74,6 +74,12 @@ class ComplaintRows:
             .where(q.ComplaintDeadlineSet.jurisdiction == jurisdiction)
             .order_by(q.ComplaintDeadlineSet.version.desc()).limit(1)).first()
         return None if row is None else (int(row.id), parse_deadlines(row.deadlines))
+
+    def next_deadlines_version(self, jurisdiction: str) -> int:
+        latest = self.batch.query(
+            select(func.max(q.ComplaintDeadlineSet.version))
+            .where(q.ComplaintDeadlineSet.jurisdiction == jurisdiction)).scalar()
+        return 1 if latest is None else int(latest) + 1
 
     def add_deadlines(self, row: Mapping[str, Any]) -> None:
         self.batch.rows.insert(q.ComplaintDeadlineSet, row["id"], dict(row))

@@ -18,6 +18,7 @@ from typing import Any, Final
 from ledger.access import (
     require_complaint_handler,
     require_district,
+    require_operator,
     require_overseer,
     require_supervisor,
 )
@@ -98,14 +99,41 @@ def deadlines_for(books: Books, reading: Reading, jurisdiction: str) -> tuple[in
         return stored
     shipped = shipped_for(jurisdiction)
     named = jurisdiction if jurisdiction in shipped_deadlines() else "*"
-    deadline_set_id = books.draw_id(IdKind.complaint_deadlines)
-    view = {"id": deadline_set_id, "jurisdiction": jurisdiction,
-            "version": 1, "deadlines": shipped.view(),
-            "source": f"shipped: ledger/supervision/complaint_deadlines.json {named!r}"}
-    entry = books.append("complaint.deadlines_published", view)
-    books.complaints.add_deadlines({**view, "created_seq": entry.seq})
+    source = f"shipped: ledger/supervision/complaint_deadlines.json {named!r}"
+    deadline_set_id, _ = publish(books, jurisdiction, 1, shipped, source)
     reading.deadlines[jurisdiction] = (deadline_set_id, shipped)
     return deadline_set_id, shipped
+
+
+def publish(books: Books, jurisdiction: str, version: int, deadlines: Deadlines, source: str
+            ) -> tuple[int, int]:
+    """Store and journal a version of a jurisdiction's deadlines; its id and its entry."""
+    deadline_set_id = books.draw_id(IdKind.complaint_deadlines)
+    view = {"id": deadline_set_id, "jurisdiction": jurisdiction, "version": version,
+            "deadlines": deadlines.view(), "source": source}
+    entry = books.append("complaint.deadlines_published", view)
+    books.complaints.add_deadlines({**view, "created_seq": entry.seq})
+    return deadline_set_id, entry.seq
+
+
+@dataclass(frozen=True)
+class PublishDeadlines(Command):
+    """A jurisdiction's new complaint deadlines (the operator): complaints received from now
+    on take them; those received before keep theirs."""
+
+    principal: Principal
+    jurisdiction: str
+    deadlines: Deadlines
+    source: str
+
+    def run(self, books: Books) -> dict[str, Any]:
+        require_operator(self.principal)
+        version = books.complaints.next_deadlines_version(self.jurisdiction)
+        deadline_set_id, seq = publish(books, self.jurisdiction, version, self.deadlines,
+                                       self.source)
+        return {"id": deadline_set_id, "jurisdiction": self.jurisdiction, "version": version,
+                "deadlines": self.deadlines.view(), "source": self.source,
+                "journal_seq": seq}
 
 
 def check_card(books: Books, order: WorkOrder, merchant: Merchant, hold: bool) -> None:

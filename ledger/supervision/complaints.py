@@ -165,7 +165,8 @@ def parse_deadlines(raw: object, where: str = "deadlines") -> Deadlines:
     unknown = set(raw) - set(DEADLINE_NAMES) - {"source"}
     if unknown:
         raise InvalidInput(f"unknown deadlines: {sorted(unknown)}", field=where)
-    periods = [_period(raw.get(name), f"{where}.{name}") for name in DEADLINE_NAMES]
+    periods = [_period(raw.get(name), f"{where}.{name}" if where else name)
+               for name in DEADLINE_NAMES]
     return Deadlines(*periods)
 
 

@@ -185,6 +185,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/complaints/{complaint_id}"): allow(OPERATOR, REGULATOR, M_OWN,
                                                     hidden=(M_OTHER,)),
     ("POST", "/v1/complaints/{complaint_id}/steps"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/complaint-deadlines"): OPERATOR_ONLY,
+    ("GET", "/v1/complaint-deadlines"): allow(*KEYED),  # published, as the rule sets are
 }
 
 # What each denial is, as problem+json `code`.
@@ -442,6 +444,9 @@ BODIES: dict[tuple[str, str], Body] = {
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
     ("POST", "/v1/complaints"): complaint,
     ("POST", "/v1/complaints/{complaint_id}/steps"): lambda w, ids: {"step": "accept"},
+    ("POST", "/v1/complaint-deadlines"): lambda w, ids: {  # no merchant of the scene's
+        "jurisdiction": "matrix", "acceptance": {"working_days": 1},
+        "merchant_response": {"days": 3}, "closure": {"working_days": 15}},
 }
 QUERIES: dict[tuple[str, str], Body] = {
     ("GET", "/v1/audit/proofs/inclusion"): lambda w, ids: {"seq": ids["seq"],

@@ -414,3 +414,47 @@ def test_the_rates_numerators_never_exceed_their_denominators_and_equal_a_recoun
             figures["on_time_closure_rate"]["denominator"]) == (on_time, len(due))
     assert sum(b["open"] for b in figures["open_by_age_days"]) == sum(
         not by(r["closed_on"]) for r in counted)
+
+
+def test_deadlines_are_data_stored_and_journaled_per_jurisdiction_version_by_version(
+        custody: Driver, operator: Headers, app_client: TestClient, engine: Engine) -> None:
+    m = custody.file(SPORTS, street=street())
+    custody.set_today(MON)
+    intake(custody, operator, m["id"], "2026-03-02T09:00:00", external_id=f"V-{m['id']}")
+    stored = custody.ok("GET", "/v1/complaint-deadlines", operator)["items"]
+    [beijing] = [d for d in stored if d["jurisdiction"] == "beijing"]  # the shipped, once
+    assert (beijing["version"], beijing["deadlines"]) == (1, {
+        "acceptance": {"working_days": 1}, "merchant_response": {"working_days": 3},
+        "closure": {"working_days": 15}})
+    assert beijing["source"].startswith("shipped")
+    body = {"jurisdiction": "上海", "acceptance": {"working_days": 7},
+            "merchant_response": {"days": 10}, "closure": {"working_days": 45},
+            "source": "市场监督管理投诉举报处理暂行办法"}
+    first = custody.ok("POST", "/v1/complaint-deadlines", operator, body, 201)
+    second = custody.ok("POST", "/v1/complaint-deadlines", operator,
+                        {**body, "closure": {"days": 60}}, 201)
+    assert (first["version"], second["version"]) == (1, 2)
+    assert second["deadlines"]["closure"] == {"days": 60}
+    published = [p for p in journal_payloads(engine, "complaint.deadlines_published")
+                 if p["jurisdiction"] == "上海"]
+    assert [p["version"] for p in published] == [1, 2]
+    with nothing_written(app_client, engine):
+        both = app_client.post("/v1/complaint-deadlines", headers=operator, json={
+            **body, "acceptance": {"working_days": 1, "days": 1}})
+    assert_problem(both, 422, "invalid_input", "acceptance")
+
+
+def test_the_signals_read_complaint_counts_per_merchant_over_a_window(
+        custody: Driver, operator: Headers, engine: Engine) -> None:
+    from ledger.db.complaint_queries import complaint_counts
+
+    m = custody.file(SPORTS, street=street())
+    custody.set_today(MON + timedelta(days=10))
+    for n, received in enumerate(("2026-03-02", "2026-03-05", "2026-03-10")):
+        intake(custody, operator, m["id"], f"{received}T09:00:00", external_id=f"W-{m['id']}-{n}")
+    with engine.connect() as conn:
+        assert complaint_counts(conn, date(2026, 3, 1), date(2026, 3, 7), [m["id"]]) == {
+            m["id"]: 2}
+        assert complaint_counts(conn, date(2026, 3, 8), date(2026, 3, 14), [m["id"]]) == {
+            m["id"]: 1}
+        assert complaint_counts(conn, date(2026, 4, 1), date(2026, 4, 7), [m["id"]]) == {}

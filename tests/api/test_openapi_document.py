@@ -407,6 +407,10 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
              content=orders, params={"filename": "工单.csv"})
     api.call("GET", "/v1/complaints", mkey)
     api.call("GET", f"/v1/complaints/{complaint}", rkey)
+    api.call("POST", "/v1/complaint-deadlines", op, 201, json={
+        "jurisdiction": "文档", "acceptance": {"working_days": 7},
+        "merchant_response": {"days": 10}, "closure": {"working_days": 45}, "source": "文档"})
+    api.call("GET", "/v1/complaint-deadlines", rkey)
     api.call("GET", "/v1/complaints/stats", rkey, params={
         "from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()})
 
