@@ -119,9 +119,10 @@ def complaints(conn: Connection, principal: Principal, wanted: ComplaintFilter, 
     as_of = wanted.overdue_as_of
     items = []
     for r in rows:
-        view = complaint_view(complaint_of(dict(r._mapping)))
+        found = complaint_of(dict(r._mapping))
+        view = complaint_view(found)
         if as_of is not None:
-            view["overdue"] = complaint_of(dict(r._mapping)).overdue(as_of)
+            view["overdue"] = found.overdue(as_of)
         items.append(view)
     return {"items": items, "next_after": next_after([r.id for r in rows], page.limit)}
 

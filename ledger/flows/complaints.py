@@ -38,12 +38,6 @@ from ledger.supervision.complaints import (
 )
 from ledger.supervision.work_orders import RowRefusal, WorkOrder, china_date
 
-# What each step is journaled as.
-STEP_KINDS: Final = {
-    Step.accept: "complaint.accepted", Step.return_: "complaint.returned",
-    Step.reroute: "complaint.rerouted", Step.respond: "complaint.merchant_responded",
-    Step.mediate: "complaint.mediated", Step.escalate: "complaint.escalated",
-    Step.resolve: "complaint.resolved", Step.open_case: "complaint.case_opened"}
 # A refused file names at most this many of its rows in the problem's detail.
 refusals_named_max: Final = 20
 
@@ -325,7 +319,16 @@ class StepComplaint(Command):
                 "department": counted_to,
                 "from_department": c.department if self.step is Step.reroute else None,
                 "street": changed.street, "note": self.note, "on": self.today.isoformat()}
-        entry = books.append(STEP_KINDS[self.step], view)
+        step = self.step  # each kind spelt out: docs/journal-format.md lists them
+        kind = ("complaint.accepted" if step is Step.accept
+                else "complaint.returned" if step is Step.return_
+                else "complaint.rerouted" if step is Step.reroute
+                else "complaint.merchant_responded" if step is Step.respond
+                else "complaint.mediated" if step is Step.mediate
+                else "complaint.escalated" if step is Step.escalate
+                else "complaint.resolved" if step is Step.resolve
+                else "complaint.case_opened")
+        entry = books.append(kind, view)
         books.complaints.add_step({
             "seq": entry.seq, "complaint_id": c.id, "step": self.step.value,
             "from_status": c.status.value, "to_status": after.value, "department": counted_to,

@@ -127,6 +127,18 @@ def test_a_complaints_whole_life_crosses_its_deadlines_and_the_department_rates_
             if p["complaint_id"] == a["id"]] == ["merchant"]
     view = custody.ok("GET", f"/v1/merchants/{m['id']}", operator)
     assert view["exposure"]["complaint_count"] == 4
+    # The list pages by id and filters by status, department, merchant.
+    first = custody.ok("GET", "/v1/complaints", operator, params={"street": where, "limit": 2})
+    rest = custody.ok("GET", "/v1/complaints", operator, params={
+        "street": where, "after": first["next_after"]})
+    assert [i["id"] for i in first["items"] + rest["items"]] == sorted(
+        o["id"] for o in (a, b, c, d))
+    assert rest["next_after"] is None
+    resolved = custody.ok("GET", "/v1/complaints", operator, params={
+        "street": where, "status": "resolved", "department": CULTURE, "merchant_id": m["id"]})
+    assert [i["id"] for i in resolved["items"]] == [a["id"]]
+    assert custody.ok("GET", "/v1/complaints", operator, params={
+        "street": where, "department": COMMERCE})["items"] == []
     detail = custody.ok("GET", f"/v1/complaints/{a['id']}", operator)
     assert [s["step"] for s in detail["steps"]] == ["accept", "respond", "mediate", "resolve"]
 
