@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
 from api.schemas import Day, NextAfter, Out, Seq
 from ledger import limits
@@ -25,6 +26,31 @@ Status = Literal["received", "returned", "assigned", "merchant_responded", "medi
 StepName = Literal["accept", "return", "reroute", "respond", "mediate", "escalate", "resolve",
                    "open_case"]
 DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+_ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _iso_day(value: object) -> object:
+    """A day as ISO 8601 writes it: pydantic alone also takes `0` (a Unix time)."""
+    if isinstance(value, str) and not _ISO_DAY.match(value):
+        raise ValueError("must be a date: YYYY-MM-DD")
+    return value
+
+
+def _iso_moment(value: object) -> object:
+    """A time of day as ISO 8601 writes it (an offset, or China Standard Time without one):
+    not a number of seconds, which pydantic alone would take."""
+    if not isinstance(value, str):
+        raise ValueError("must be a date and time: YYYY-MM-DDTHH:MM:SS, with an offset or not")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a date and time: YYYY-MM-DDTHH:MM:SS, with an offset or "
+                         "not") from None
+    return value
+
+
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]
+IsoMoment = Annotated[datetime, BeforeValidator(_iso_moment)]
 
 
 class ComplaintIn(BaseModel):
@@ -34,7 +60,7 @@ class ComplaintIn(BaseModel):
                                     max_length=external_id_chars_max,
                                     description="the hotline's order id (工单编号): one "
                                                 "complaint per channel's id")
-    received_at: datetime = Field(description="when the order was received; without an "
+    received_at: IsoMoment = Field(description="when the order was received; without an "
                                               "offset, China Standard Time")
     merchant_id: str | None = Field(default=None, min_length=1, max_length=64)
     credit_code: str | None = Field(default=None, min_length=1, max_length=40,

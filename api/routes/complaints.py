@@ -4,7 +4,6 @@ lives, the list, one complaint, and a department's figures."""
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -21,6 +20,7 @@ from api.complaint_schemas import (
     DeadlinesIn,
     FiledComplaint,
     ImportedFile,
+    IsoDay,
     PublishedDeadlines,
     Status,
     StepIn,
@@ -57,6 +57,8 @@ from ledger.supervision.work_orders import (
 )
 
 router = APIRouter(prefix="/v1")
+# `{complaint_id:int}` in the paths: so /v1/complaints/stats and /import are never taken for
+# a complaint's id (a GET there would answer 422, and advertise GET in a 405's Allow).
 ComplaintId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 WORK_ORDER_FILE = {"requestBody": {"required": True, "content": {
     "text/csv": {"schema": {"type": "string"}},
@@ -69,7 +71,7 @@ class ComplaintsQuery(PageQuery):
     department: str | None = Field(default=None, max_length=department_chars_max)
     street: str | None = Field(default=None, max_length=street_chars_max)
     status: Status | None = None
-    overdue_as_of: date | None = Field(default=None, description="only those open past a "
+    overdue_as_of: IsoDay | None = Field(default=None, description="only those open past a "
                                        "deadline at the end of this day, each naming which")
 
     def which(self) -> views.ComplaintFilter:
@@ -80,9 +82,9 @@ class ComplaintsQuery(PageQuery):
 class StatsQuery(BaseModel):
     department: str | None = Field(default=None, max_length=department_chars_max)
     street: str | None = Field(default=None, max_length=street_chars_max)
-    from_: date = Field(alias="from", description="received on or after")
-    to: date = Field(description="received on or before")
-    as_of: date | None = Field(default=None, description="the day the figures stand at "
+    from_: IsoDay = Field(alias="from", description="received on or after")
+    to: IsoDay = Field(description="received on or before")
+    as_of: IsoDay | None = Field(default=None, description="the day the figures stand at "
                                "(its end); `to` if not given")
 
 
@@ -159,14 +161,14 @@ def complaint_stats(request: Request, who: Authed,
         return views.stats(conn, who, which, window)
 
 
-@router.get("/complaints/{complaint_id}", response_model=ComplaintDetail, **keyed_read(404))
+@router.get("/complaints/{complaint_id:int}", response_model=ComplaintDetail, **keyed_read(404))
 def get_complaint(request: Request, complaint_id: ComplaintId, who: Authed) -> dict[str, Any]:
     """One complaint and every step of its life."""
     with context_of(request).engine.connect() as conn:
         return views.complaint(conn, who, complaint_id)
 
 
-@router.post("/complaints/{complaint_id}/steps", response_model=SteppedComplaint,
+@router.post("/complaints/{complaint_id:int}/steps", response_model=SteppedComplaint,
              **keyed_write(404))
 async def step_complaint(request: Request, complaint_id: ComplaintId, body: StepIn,
                          who: Authed) -> JSONResponse:
