@@ -27,6 +27,7 @@ from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
 from api.routes import bans as ban_routes
+from api.routes import complaints as complaint_routes
 from api.routes import custody as custody_routes
 from api.routes import dashboard as dashboard_routes
 from api.routes import departments as department_routes
@@ -91,7 +92,8 @@ class AppOptions(TypedDict, total=False):
 ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_routes.router,
            custody_routes.router, department_routes.router, register_routes.router,
            audit_routes.router, bank_routes.router, job_routes.router, public_routes.router,
-           dashboard_routes.api_router, dashboard_routes.router, ban_routes.router)
+           dashboard_routes.api_router, dashboard_routes.router, ban_routes.router,
+           complaint_routes.router)
 
 
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:

@@ -17,9 +17,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
-from api import audit_cli, backup_cli, breaks_cli
+from api import audit_cli, backup_cli, banks_cli, breaks_cli
 from api.checks import report, verify_books
 from api.context import china_today
 from api.department_maps import DepartmentMapFileError
@@ -42,7 +42,6 @@ from api.runtime import (
 )
 from api.settings import Settings
 from api.statement_view import parsed_view
-from ledger import limits
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
 from ledger.bank.model import ParsedFile
 from ledger.bank.statements import read_file, read_statement
@@ -62,7 +61,7 @@ from ledger.journal import (
     decode_entry,
 )
 from ledger.service import IssueKey
-from ledger.trust_service import RegisterBank, RevokeKey
+from ledger.trust_service import RevokeKey
 
 log = logging.getLogger("yufu")
 
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
                 "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
-                "reconcile": _reconcile, "banks": _banks, "outbox": _outbox,
+                "reconcile": _reconcile, "banks": banks_cli.run, "outbox": _outbox,
                 "backup": backup_cli.run, "restore": backup_cli.run,
                 "statements": _statements, "breaks": breaks_cli.run}
     try:
@@ -107,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
                                                                       required=True)
     db.add_parser("upgrade", help="apply migrations")
     _add_keys_commands(sub)
-    _add_banks_commands(sub)
+    banks_cli.add_commands(sub)
     outbox = sub.add_parser("outbox", help="messages the development sender wrote "
                                            "(one-time codes)")
     outbox.add_argument("--to", help="only messages to this phone or external id")
@@ -157,16 +156,6 @@ def _add_keys_commands(sub: Any) -> None:
     revoke = keys.add_parser("revoke", help="revoke a key; effective on the next request")
     revoke.add_argument("key_id", type=int)
     revoke.add_argument("--reason", default="")
-
-
-def _add_banks_commands(sub: Any) -> None:
-    banks = sub.add_parser("banks", help="custodian banks").add_subparsers(
-        dest="banks_command", required=True)
-    register = banks.add_parser("register", help="register a custodian bank")
-    register.add_argument("bank_id")
-    register.add_argument("--name", required=True)
-    register.add_argument("--code", required=True, help="CNAPS code (12 digits) or BIC")
-    banks.add_parser("list", help="the registered banks")
 
 
 def _add_daily_commands(sub: Any) -> None:
@@ -402,28 +391,6 @@ def _aware_datetime(text: str) -> datetime:
     if moment <= datetime.now(UTC):
         raise argparse.ArgumentTypeError("must be in the future")
     return moment
-
-
-def _every_bank(conn: Connection) -> list[dict[str, Any]]:
-    """Every bank, read a page at a time (as /v1/banks answers them)."""
-    items: list[dict[str, Any]] = []
-    page = queries.Page("", limits.list_page_items_max)
-    while page.after is not None:
-        answer = queries.banks(conn, page)
-        items += answer["items"]
-        page = page._replace(after=answer["next_after"])
-    return items
-
-
-def _banks(args: argparse.Namespace) -> int:
-    with service_engine(Settings()) as engine:
-        if args.banks_command == "list":
-            with engine.connect() as conn:
-                body = {"items": _every_bank(conn)}
-        else:
-            body = _cli_command(engine, RegisterBank(args.bank_id, args.name, args.code))
-    print(json.dumps(body, ensure_ascii=False, indent=2))
-    return 0
 
 
 def _outbox(args: argparse.Namespace) -> int:

@@ -132,6 +132,23 @@ def require_supervisor(principal: Principal, merchant: Merchant, missing: NotFou
         raise missing
 
 
+def handles_complaint(principal: Principal, department: str, street: str | None) -> bool:
+    """The operator handles every complaint; a regulator key those routed into its scope (a
+    complaint re-routed to another department is that department's now)."""
+    if principal.role == Role.operator:
+        return True
+    return principal.role == Role.regulator and covers(principal, department, street)
+
+
+def require_complaint_handler(principal: Principal, department: str, street: str | None,
+                              missing: NotFound) -> None:
+    """The operator, or a regulator whose scope the complaint is routed into; to a regulator
+    outside it the complaint answers as missing, any other role is refused for its role."""
+    principal.require_role(Role.operator, Role.regulator)
+    if not handles_complaint(principal, department, street):
+        raise missing
+
+
 def require_till(principal: Principal) -> None:
     """A sale is made at the till: the merchant's key, or the operator's."""
     principal.require_role(Role.merchant, Role.operator)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the stores' own declarations, which use the types of this m
     from ledger.bank.store import BankStore
     from ledger.custody.store import CustodyStore
     from ledger.jobs import JobStore
+    from ledger.supervision.complaint_store import ComplaintStore
     from ledger.supervision.store import BanStore
     from ledger.trust_store import TrustStore
 
@@ -68,6 +69,8 @@ class IdKind(Enum):
     reconciliation_break = "reconciliation_break"
     consumer_code = "consumer_code"
     job = "job"
+    complaint = "complaint"
+    complaint_deadlines = "complaint_deadlines"
 
 
 class Checkpoint(Protocol):
@@ -106,6 +109,9 @@ class Books(Protocol):
 
     @property
     def jobs(self) -> JobStore: ...
+
+    @property
+    def complaints(self) -> ComplaintStore: ...
 
     @property
     def bans(self) -> BanStore: ...

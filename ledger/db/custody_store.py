@@ -32,7 +32,6 @@ from ledger.custody.settlement import Payout
 from ledger.custody.store import ClosureTotals
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
-from ledger.db.ban_store import prefetch_screens
 from ledger.db.batch import Batch
 from ledger.db.bulk import copy_text
 from ledger.db.rowcache import LATEST_RULES
@@ -489,23 +488,3 @@ def load_rows(batch: Batch, table: Any, row_ids: list[Any], lock: bool = True) -
     query = select(table.__table__).where(table.id.in_(missing)).order_by(table.id)
     for row in batch.lookup(query.with_for_update() if lock else query):
         batch.rows.remember(table, row.id, dict(row._mapping))
-
-
-def prefetch_cards(batch: Batch, card_ids: list[str]) -> None:
-    """Cards, their merchants and their accounts, three queries for a whole batch."""
-    load_rows(batch, c.Card, card_ids)
-    cards = [row for i in card_ids if (row := batch.rows.get(c.Card, i)) is not None]
-    merchant_ids = sorted({row["merchant_id"] for row in cards})
-    load_rows(batch, c.Merchant, merchant_ids)
-    charts = [merchant_accounts(batch, m) for m in merchant_ids]
-    batch.load_accounts([row["account_id"] for row in cards]
-                        + [a for chart in charts for a in chart.values()])
-
-
-def prefetch_products(batch: Batch, product_ids: list[str]) -> None:
-    load_rows(batch, c.Product, product_ids, lock=False)  # products never change
-    products = [row for i in product_ids if (row := batch.rows.get(c.Product, i)) is not None]
-    merchant_ids = sorted({row["merchant_id"] for row in products})
-    load_rows(batch, c.Merchant, merchant_ids)
-    batch.load_accounts([a for m in merchant_ids for a in merchant_accounts(batch, m).values()])
-    prefetch_screens(batch, merchant_ids)  # a sale screens its merchant's people, premises

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ledger.custody.store import CustodyStore
     from ledger.db.batch import Batch, Mark
     from ledger.jobs import JobStore
+    from ledger.supervision.complaint_store import ComplaintStore
     from ledger.supervision.store import BanStore
     from ledger.trust_store import TrustStore
 
@@ -33,14 +34,16 @@ ID_SEQUENCES: dict[IdKind, str] = {
     IdKind.refund: "refund_instructions", IdKind.statement_file: "statement_files",
     IdKind.bank_statement: "bank_statements",
     IdKind.reconciliation_break: "reconciliation_breaks",
-    IdKind.consumer_code: "consumer_codes", IdKind.job: "jobs"}
+    IdKind.consumer_code: "consumer_codes", IdKind.job: "jobs",
+    IdKind.complaint: "complaints", IdKind.complaint_deadlines: "complaint_deadlines"}
 
 
 
 class Door:
     """`Books` over one batch."""
 
-    __slots__ = ("_audit", "_bank", "_bans", "_custody", "_jobs", "_trust", "batch")
+    __slots__ = ("_audit", "_bank", "_bans", "_complaints", "_custody", "_jobs", "_trust",
+                 "batch")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
@@ -50,6 +53,7 @@ class Door:
         self._audit: AuditStore | None = None
         self._jobs: JobStore | None = None
         self._bans: BanStore | None = None
+        self._complaints: ComplaintStore | None = None
 
     # The stores build on ledger.db.batch, which builds on this module: imported when first
     # used, once per batch.
@@ -94,6 +98,13 @@ class Door:
             from ledger.db.ban_store import BanRows
             self._bans = BanRows(self.batch)
         return self._bans
+
+    @property
+    def complaints(self) -> ComplaintStore:
+        if self._complaints is None:
+            from ledger.db.complaint_store import ComplaintRows
+            self._complaints = ComplaintRows(self.batch)
+        return self._complaints
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         return self.batch.append(kind, details)

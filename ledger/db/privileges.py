@@ -72,6 +72,10 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     "ban_lifts": Access.append,
     "premises_arrivals": Access.append,
     "premises_flags": Access.append,
+    # supervision
+    "complaints": Access.change,  # migration 0017: status, routing, dates, every step journaled
+    "complaint_steps": Access.append,  # migration 0017: one row per journal entry
+    "complaint_deadlines": Access.append,  # migration 0017: each version a row
     # audit
     "merkle_nodes": Access.append,
     "tree_heads": Access.append,

@@ -2,7 +2,7 @@
 merchants at premises and the premises flagged for churn of operators
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-07 23:40:00
 
 - bans: one row per ban listed (`ban.listed`; its entry is its id), never changed: a person
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -212,6 +212,19 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/bans.csv"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
     ("GET", "/v1/bans/{ban_id}"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
     ("GET", "/v1/premises/{premises}"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    # complaints (12345 / 12315): a regulator handles those routed into its scope (a district
+    # key: all); a merchant reads its own and answers through the steps' `respond`
+    ("POST", "/v1/complaints"): allow(OPERATOR, REGULATOR, R_OWN, hidden=(R_OTHER,)),
+    ("POST", "/v1/complaints/import"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/complaints"): allow(OPERATOR, REGULATOR, R_OWN, M_OWN,
+                                     scoped=(M_OTHER, R_OTHER)),
+    ("GET", "/v1/complaints/stats"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),  # its own
+    ("GET", "/v1/complaints/{complaint_id}"): allow(OPERATOR, REGULATOR, R_OWN, M_OWN,
+                                                    hidden=(M_OTHER, R_OTHER)),
+    ("POST", "/v1/complaints/{complaint_id}/steps"): allow(OPERATOR, REGULATOR, R_OWN,
+                                                           hidden=(R_OTHER,)),
+    ("POST", "/v1/complaint-deadlines"): OPERATOR_ONLY,
+    ("GET", "/v1/complaint-deadlines"): allow(*KEYED),  # published, as the rule sets are
 }
 
 # What each denial is, as problem+json `code`.
@@ -224,6 +237,7 @@ MISSING: dict[str, Any] = {
     "refund_id": 999_999_999_999, "product_id": "p_0000000000000000",
     "transaction_id": 999_999_999_999, "break_id": 999_999_999_999, "bank_id": "MX-NO-BANK",
     "job_id": 999_999_999_999, "ban_id": 999_999_999_999, "premises": "矩阵街999999号",
+    "complaint_id": 999_999_999_999,
     "end_to_end_id": "YFF999999999999"}
 # Ids an operation takes outside its path.
 IDS_OUTSIDE_THE_PATH = {("POST", "/v1/cards"): ("product_id",),
@@ -307,6 +321,10 @@ class World:
         return {"ban_id": self.ok("POST", "/v1/bans", self.keys[OPERATOR],
                                   ban_body(self), 201)["id"]}
 
+    def fresh_complaint(self) -> dict[str, Any]:
+        return {"complaint_id": self.ok("POST", "/v1/complaints", self.keys[OPERATOR],
+                                        complaint(self, self.ids), 201)["id"]}
+
     def statement(self) -> bytes:
         return unexpected_credit(self.a["custody_account"], f"MX-{self.n()}", 1)
 
@@ -323,6 +341,22 @@ def ban_body(w: World) -> dict[str, Any]:
     """A premises no merchant of the scene is at: banning it stops nobody's sales."""
     return {"kind": "premises", "address": f"矩阵街{w.n()}号", "reason": "matrix",
             "source": "matrix"}
+
+
+def complaint(w: World | None, ids: dict[str, Any], n: int = 0) -> dict[str, Any]:
+    """A work order about merchant A, with an order id of its own."""
+    number = w.n() if w is not None else n
+    return {"channel": "12345", "external_id": f"MX-{number}", "category": "matrix",
+            "received_at": f"{TODAY.isoformat()}T09:00:00", "merchant_id": ids["merchant_id"]}
+
+
+def work_orders(w: World, ids: dict[str, Any]) -> bytes:
+    """Orders about A and about B: a department key imports its own and is told the other
+    merchant does not exist (row by row), so every regulator's import records one."""
+    return ("channel,external_id,received_at,merchant_id,category\n"
+            f"12345,MX-FILE-{w.n()},{TODAY.isoformat()} 09:00,{ids['merchant_id']},matrix\n"
+            f"12345,MX-FILE-{w.n()},{TODAY.isoformat()} 09:00,{w.b['id']},matrix\n"
+            ).encode()
 
 
 def sell(custody: Driver, product_id: str, key: Headers | None, phone: str) -> dict[str, Any]:
@@ -394,6 +428,8 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     banned = custody.ok("POST", "/v1/bans", operator, {
         "kind": "premises", "address": "矩阵街0号", "reason": "matrix", "source": "matrix"}, 201)
     head = custody.ok("POST", "/v1/audit/tree-heads", operator)
+    filed = custody.ok("POST", "/v1/complaints", operator,
+                       complaint(None, {"merchant_id": a["id"]}, -1), 201)
 
     ids = {"account_id": a["accounts"]["custody_cash"], "merchant_id": a["id"],
            "bank_id": BANK_A, "product_id": pa["id"], "card_id": card_a["card_id"],
@@ -402,6 +438,7 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
            "break_id": opened["id"], "key_id": key_id_of(app_client, spare),
            "seq": card_a["journal_seq"], "tree_size": head["tree_size"],
            "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id,
+           "complaint_id": filed["id"],
            "ban_id": banned["id"], "premises": "矩阵街0号"}
     keys: dict[str, Headers | None] = {
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
@@ -477,6 +514,11 @@ BODIES: dict[tuple[str, str], Body] = {
     # a filter that picks nothing: the matrix's breaks stay as they are
     ("POST", "/v1/breaks/resolve"): lambda w, ids: {"resolution": "matrix",
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
+    ("POST", "/v1/complaints"): complaint,
+    ("POST", "/v1/complaints/{complaint_id}/steps"): lambda w, ids: {"step": "accept"},
+    ("POST", "/v1/complaint-deadlines"): lambda w, ids: {  # no merchant of the scene's
+        "jurisdiction": "matrix", "acceptance": {"working_days": 1},
+        "merchant_response": {"days": 3}, "closure": {"working_days": 15}},
 }
 QUERIES: dict[tuple[str, str], Body] = {
     ("GET", "/v1/public/merchants"): lambda w, ids: {"q": "矩阵"},
@@ -484,6 +526,8 @@ QUERIES: dict[tuple[str, str], Body] = {
                                                            "tree_size": ids["tree_size"]},
     ("GET", "/v1/audit/proofs/consistency"): lambda w, ids: {"first": 1,
                                                              "second": ids["tree_size"]},
+    ("GET", "/v1/complaints/stats"): lambda w, ids: {"from": TODAY.isoformat(),
+                                                     "to": TODAY.isoformat()},
 }
 # Allowed writes that change what they name get a fresh object of A's world.
 FRESH: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
@@ -504,6 +548,7 @@ FRESH: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         World.fresh_instruction,
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"):
         World.fresh_instruction,
+    ("POST", "/v1/complaints/{complaint_id}/steps"): World.fresh_complaint,
 }
 
 
@@ -515,6 +560,8 @@ def build(w: World, operation: tuple[str, str], ids: dict[str, Any]) -> Call:
     params = query(w, ids) if query else {}
     if template == "/v1/banks/{bank_id}/statements":
         return Call(path, content=w.statement(), headers={"Content-Type": "application/xml"})
+    if template == "/v1/complaints/import":
+        return Call(path, content=work_orders(w, ids), headers={"Content-Type": "text/csv"})
     return Call(path, json=body(w, ids) if body else None, params=params)
 
 

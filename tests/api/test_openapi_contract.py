@@ -83,6 +83,13 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /v1/breaks/{break_id}/resolve": "a resolution that is not blank",
     "POST /v1/breaks/resolve": "a resolution that is not blank; ids or a filter, one of the "
                                "two; ids named once",
+    "POST /v1/complaints": "the merchant by id or credit code, one of the two; a hotline's "
+                           "order names its id; received by today; a mainland mobile number; "
+                           "a card of the merchant",
+    "POST /v1/complaints/import": "a CSV or XLSX file of work orders, one row at least to "
+                                  "record",
+    "GET /v1/complaints/stats": "`to` not before `from`",
+    "POST /v1/complaint-deadlines": "each period in working days or in days, one of the two",
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 
