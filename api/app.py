@@ -26,7 +26,9 @@ from api.profiles import load_profiles
 from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
+from api.routes import bans as ban_routes
 from api.routes import custody as custody_routes
+from api.routes import dashboard as dashboard_routes
 from api.routes import departments as department_routes
 from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
@@ -70,6 +72,8 @@ _NO_TELEMETRY: dict[str, Any] = (
 DEVELOPMENT_PSEUDONYM_KEY = b"yufu-development-pseudonym-key"
 
 
+# Every route the app serves, by router; the dashboard's last: its page and files
+# (api/dashboard/), and the JSON routes only its panels needed.
 class AppOptions(TypedDict, total=False):
     """What create_app may be given beyond the engine, by keyword; each one left out takes
     the default named here."""
@@ -86,7 +90,8 @@ class AppOptions(TypedDict, total=False):
 # Every route of the service, by resource: a new resource adds its router here.
 ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_routes.router,
            custody_routes.router, department_routes.router, register_routes.router,
-           audit_routes.router, bank_routes.router, job_routes.router, public_routes.router)
+           audit_routes.router, bank_routes.router, job_routes.router, public_routes.router,
+           dashboard_routes.api_router, dashboard_routes.router, ban_routes.router)
 
 
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from api.ban_schemas import PremisesFlag
 from api.register_schemas import PersonOut
 from api.schemas import (
     BankStatus,
@@ -92,6 +93,8 @@ class FiledMerchant(Merchant):
     department_map_version: int = Field(description="the version of the jurisdiction's "
                                                     "department map its department follows")
     journal_seq: Seq
+    premises_flag: PremisesFlag | None = Field(
+        default=None, description="the premises' churn flag, if this filing raised it")
 
 
 class CrossVerificationResult(Out):
@@ -102,13 +105,18 @@ class CrossVerificationResult(Out):
     result: Literal["match", "difference"]
 
 
-class Exposure(Out):
+class MerchantSummary(Out):
+    """A merchant as the lists of merchants name it (exposure, tiers)."""
+
     merchant_id: str
     name: str
     industry: str
     department: str
     status: MerchantStatus
     tier: Tier
+
+
+class Exposure(MerchantSummary):
     complaint_count: int
     cards: int
     card_liability_fen: int

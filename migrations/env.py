@@ -10,6 +10,7 @@ from sqlalchemy import create_engine
 
 from ledger.db import (
     audit_tables,  # noqa: F401  (registers the audit tables)
+    ban_tables,  # noqa: F401  (registers bans, lifts, premises arrivals and flags)
     bank_tables,  # noqa: F401  (registers the bank tables)
     custody_tables,  # noqa: F401  (registers the custody tables)
     job_tables,  # noqa: F401  (registers the jobs table)

@@ -33,6 +33,7 @@ from ledger.custody.store import ClosureTotals
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db import department_store as departments
+from ledger.db.ban_store import prefetch_screens
 from ledger.db.batch import Batch
 from ledger.db.bulk import copy_text
 from ledger.db.rowcache import LATEST_RULES
@@ -492,3 +493,4 @@ def prefetch_products(batch: Batch, product_ids: list[str]) -> None:
     merchant_ids = sorted({row["merchant_id"] for row in products})
     load_rows(batch, c.Merchant, merchant_ids)
     batch.load_accounts([a for m in merchant_ids for a in merchant_accounts(batch, m).values()])
+    prefetch_screens(batch, merchant_ids)  # a sale screens its merchant's people, premises

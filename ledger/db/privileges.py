@@ -67,6 +67,11 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     "consumer_codes": Access.change,  # migration 0010: a code is used up in place
     "closures": Access.append,  # migration 0011: a closure's plan
     "closure_payouts": Access.append,  # migration 0011
+    # bans (migration 0018): each written once; a lift is a row of its own
+    "bans": Access.append,
+    "ban_lifts": Access.append,
+    "premises_arrivals": Access.append,
+    "premises_flags": Access.append,
     # audit
     "merkle_nodes": Access.append,
     "tree_heads": Access.append,

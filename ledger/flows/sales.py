@@ -15,7 +15,9 @@ from ledger.commands import Books, Command, NewAccount, Reads
 from ledger.custody import cards as card_rules
 from ledger.custody.lifecycle import Card, CardStatus
 from ledger.errors import NotFound
+from ledger.flows.bans import screen
 from ledger.flows.filing import new_id
+from ledger.supervision.bans import screened
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,10 @@ class SellCard(Command):
         m = books.custody.merchant(merchant_id)
         rule_set_id, rules = books.custody.latest_rule_set(m.jurisdiction, m.industry)
         card_rules.check_sale(m.state, product, rules, self.named)
+        # From the batch's memo (ledger/db/ban_store.py): no read once its subjects are known.
+        register = books.custody.register(m.id)
+        screen(books, screened(register.people, register.premises, (), "product_id",
+                               "product_id"), self.today, "sale refused")
         custody, direct = card_rules.custody_split(product.price_fen, rules.custody_ratio_bp)
         card_id = new_id("card")
         account = books.open_account(NewAccount(AccountKind.liability, f"card {card_id}", m.id))

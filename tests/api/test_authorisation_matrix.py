@@ -200,6 +200,18 @@ POLICY: dict[tuple[str, str], Rule] = {
                                           scoped=(B_OTHER, R_OTHER)),
     ("GET", "/v1/audit/totals"): AUDIT_READ,
     ("GET", "/v1/audit/journal/export"): DISTRICT_READ,
+    # the regulators' dashboard: merchants by tier, a merchant's tier history
+    ("GET", "/v1/tiers"): allow(OPERATOR, REGULATOR, R_OWN, scoped=(R_OTHER,)),
+    ("GET", "/v1/merchants/{merchant_id}/tier-changes"): allow(OPERATOR, REGULATOR, R_OWN,
+                                                              hidden=(R_OTHER,)),
+    # bans (黑名单): listed and lifted by the operator or a district regulator (the matrix's
+    # regulator key is one), read by the operator and every regulator
+    ("POST", "/v1/bans"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/bans/{ban_id}/lift"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/bans"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/bans.csv"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/bans/{ban_id}"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/premises/{premises}"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
 }
 
 # What each denial is, as problem+json `code`.
@@ -211,7 +223,7 @@ MISSING: dict[str, Any] = {
     "merchant_id": "m_0000000000000000", "release_id": 999_999_999_999,
     "refund_id": 999_999_999_999, "product_id": "p_0000000000000000",
     "transaction_id": 999_999_999_999, "break_id": 999_999_999_999, "bank_id": "MX-NO-BANK",
-    "job_id": 999_999_999_999,
+    "job_id": 999_999_999_999, "ban_id": 999_999_999_999, "premises": "矩阵街999999号",
     "end_to_end_id": "YFF999999999999"}
 # Ids an operation takes outside its path.
 IDS_OUTSIDE_THE_PATH = {("POST", "/v1/cards"): ("product_id",),
@@ -291,6 +303,10 @@ class World:
                     {"reason": "matrix"})
         return {"merchant_id": merchant}
 
+    def fresh_ban(self) -> dict[str, Any]:
+        return {"ban_id": self.ok("POST", "/v1/bans", self.keys[OPERATOR],
+                                  ban_body(self), 201)["id"]}
+
     def statement(self) -> bytes:
         return unexpected_credit(self.a["custody_account"], f"MX-{self.n()}", 1)
 
@@ -301,6 +317,12 @@ class World:
         code = re.search(r"[0-9]{6}", read_outbox(self.custody.outbox.path, phone)[-1]["text"])
         assert code is not None
         return {"phone": phone, "code": code.group(0)}
+
+
+def ban_body(w: World) -> dict[str, Any]:
+    """A premises no merchant of the scene is at: banning it stops nobody's sales."""
+    return {"kind": "premises", "address": f"矩阵街{w.n()}号", "reason": "matrix",
+            "source": "matrix"}
 
 
 def sell(custody: Driver, product_id: str, key: Headers | None, phone: str) -> dict[str, Any]:
@@ -369,6 +391,8 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     x, y = open_account(engine), open_account(engine)
     posted = custody.ok("POST", "/v1/transactions", operator, {"postings": [
         {"account_id": x, "amount_fen": 1}, {"account_id": y, "amount_fen": -1}]}, 201)
+    banned = custody.ok("POST", "/v1/bans", operator, {
+        "kind": "premises", "address": "矩阵街0号", "reason": "matrix", "source": "matrix"}, 201)
     head = custody.ok("POST", "/v1/audit/tree-heads", operator)
 
     ids = {"account_id": a["accounts"]["custody_cash"], "merchant_id": a["id"],
@@ -377,7 +401,8 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
            "refund_id": refund["refund_id"], "end_to_end_id": refund["end_to_end_id"],
            "break_id": opened["id"], "key_id": key_id_of(app_client, spare),
            "seq": card_a["journal_seq"], "tree_size": head["tree_size"],
-           "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id}
+           "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id,
+           "ban_id": banned["id"], "premises": "矩阵街0号"}
     keys: dict[str, Headers | None] = {
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
         EXPIRED: bearer(expired), OPERATOR: operator, M_OWN: ka, M_OTHER: kb,
@@ -447,6 +472,8 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"): lambda w, ids: {
         "reason": "matrix"},
     ("POST", "/v1/breaks/{break_id}/resolve"): lambda w, ids: {"resolution": "matrix"},
+    ("POST", "/v1/bans"): lambda w, ids: ban_body(w),
+    ("POST", "/v1/bans/{ban_id}/lift"): lambda w, ids: {"reason": "matrix"},
     # a filter that picks nothing: the matrix's breaks stay as they are
     ("POST", "/v1/breaks/resolve"): lambda w, ids: {"resolution": "matrix",
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
@@ -472,6 +499,7 @@ FRESH: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", "/v1/consumptions/{consumption_id}/reject"): World.fresh_consumption,
     ("POST", "/v1/releases/{release_id}/resolve"): World.fresh_release,
     ("POST", "/v1/refunds/{refund_id}/resolve"): World.fresh_refund,
+    ("POST", "/v1/bans/{ban_id}/lift"): World.fresh_ban,
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/accept"):
         World.fresh_instruction,
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"):

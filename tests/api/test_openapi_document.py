@@ -40,6 +40,7 @@ KEY_OR_RECEIPT = [*KEY, {"receiptCode": []}]
 PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 # Answers that are not JSON, by operation: their media types.
 FILES = {("GET", "/v1/merchants/{merchant_id}/payouts.csv"): {"text/csv"},
+         ("GET", "/v1/bans.csv"): {"text/csv"},
          ("GET", "/v1/audit/journal/export"): {"application/x-ndjson"},
          ("GET", "/v1/banks/{bank_id}/instructions"): {"application/xml", "text/csv",
                                                        "application/json"}}
@@ -84,8 +85,8 @@ def test_every_operation_that_takes_a_key_requires_one_and_no_other_does(
         document: dict[str, Any]) -> None:
     documented = {(method, path): operation.get("security")
                   for method, path, operation in operations(document)}
-    routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)
-              and r.include_in_schema]
+    routes = [r for router in ROUTERS for r in router.routes
+              if isinstance(r, APIRoute) and r.include_in_schema]
     assert len(routes) == len(documented)
     for route in routes:
         (method,) = route.methods
@@ -409,11 +410,23 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("GET", f"/v1/merchants/{merchant}/amendments", rkey)
     api.call("POST", f"/v1/merchants/{merchant}/tier", op,
              json={"tier": "yellow", "reasons": ["投诉"]})
+    api.call("GET", "/v1/tiers", rkey)
+    api.call("GET", f"/v1/merchants/{merchant}/tier-changes", rkey)
     api.call("POST", f"/v1/merchants/{merchant}/freeze", op, json={"reason": "调查"})
     api.call("POST", f"/v1/merchants/{merchant}/unfreeze", op, json={"reason": "查清"})
     api.call("POST", f"/v1/merchants/{merchant}/freeze", op, json={"reason": "关门跑路"})
     api.call("POST", f"/v1/merchants/{merchant}/close", op)
     api.call("GET", f"/v1/merchants/{merchant}/payouts.csv", bkey)
+
+    # Its people are blacklisted (黑名单); a premises too; a ban lifted; the export.
+    [listed] = api.json("GET", "/v1/bans", rkey, params={"merchant_id": merchant})["items"]
+    api.call("GET", f"/v1/bans/{listed['id']}", rkey)
+    api.call("POST", "/v1/bans", rkey, 201, json={
+        "kind": "premises", "address": "望京街 8 号", "reason": "反复更换经营者",
+        "source": "市场监管局"})
+    api.call("POST", f"/v1/bans/{listed['id']}/lift", rkey, json={"reason": "已清偿"})
+    api.call("GET", "/v1/bans.csv", rkey, params={"kind": "person"})
+    api.call("GET", "/v1/premises/望京街8号", rkey)
 
     # Who read what; a key revoked.
     api.call("GET", "/v1/access-records", op)
