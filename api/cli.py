@@ -19,10 +19,9 @@ from typing import Any, Final
 
 from sqlalchemy import Engine
 
-from api import audit_cli, backup_cli, banks_cli, breaks_cli
+from api import audit_cli, backup_cli, banks_cli, breaks_cli, runtime
 from api.checks import report, verify_books
 from api.context import china_today
-from api.department_maps import DepartmentMapFileError
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
 from api.profiles import ProfileFileError, load_profiles, profile_named
 from api.progress import Progress
@@ -32,7 +31,6 @@ from api.runtime import (
     check_audit_key,
     connect,
     database,
-    ensure_default_department_maps,
     ensure_default_rule_sets,
     migrate,
     pseudonym_key,
@@ -91,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except UnsafeRoles as unsafe:  # the service's role could rewrite history: do not serve
         print(f"yufu: {unsafe}", file=sys.stderr)
         return 2
-    except (ProfileFileError, DepartmentMapFileError) as broken:  # a data file that cannot
-        # be used (a bank profile, a department map): fix it first
+    except ProfileFileError as broken:  # a data file that cannot be used: fix it first
         print(f"yufu: {broken}", file=sys.stderr)
         return 2
 
@@ -197,7 +194,7 @@ def _serve(_: argparse.Namespace) -> int:
         # Everything from here on, the bootstrap's writes too, goes through the service role.
         engine = connect(db.service_url)
         ensure_default_rule_sets(engine)
-        ensure_default_department_maps(engine)
+        runtime.ensure_default_department_maps(engine)
         key = bootstrap_operator_key(engine, settings.home)
         audit_key = audit_signing_key(settings)
         check_audit_key(engine, audit_key, settings.audit_key_rotate)
@@ -370,9 +367,8 @@ def _keys(args: argparse.Namespace) -> int:
             command: object = RevokeKey(None, args.key_id, args.reason)
             print(json.dumps(_cli_command(engine, command, 200), ensure_ascii=False))
             return 0
-        body = _cli_command(engine, IssueKey(Role(args.role), args.merchant, args.bank,
-                                             args.label, args.expires_at, args.department,
-                                             args.street))
+        body = _cli_command(engine, IssueKey(Role(args.role), args.merchant, args.bank, args.label,
+                                             args.expires_at, args.department, args.street))
     print(body["key"])
     print(f"(key id {body['key_id']}, role {body['role']}; only its hash is stored)",
           file=sys.stderr)

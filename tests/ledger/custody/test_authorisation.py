@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.routes import custody as custody_routes
+from api.routes import departments as department_routes
 from api.routes import ledger as ledger_routes
+from api.routes import register as register_routes
 from api.routes import trust as trust_routes
 from ledger.auth import Role
 from tests.support.db import issue_key, nothing_written
@@ -217,6 +219,11 @@ def _regulator_writes(scene: dict[str, Any]) -> list[tuple[str, dict[str, Any] |
         (f"/v1/cards/{card}/consumer-refunds", {"reason": "balance"}),
         ("/v1/banks", {"id": "NEW-BANK", "name": "x", "code": "102100099996"}),
         ("/v1/keys/1/revoke", None),
+        (f"/v1/merchants/{a}/amendments", {"reason": "x", "street": "望京街道"}),
+        ("/v1/department-maps", {"jurisdiction": "beijing", "pending_department": "区市监局",
+                                 "departments": {"餐饮": "区商务局"}}),
+        ("/v1/industries/designations", {"jurisdiction": "beijing", "industry": "x",
+                                         "department": "区商务局", "reason": "区政府指定"}),
     ]
 
 
@@ -228,7 +235,8 @@ def test_a_regulator_key_cannot_write_at_all(app_client: TestClient, engine: Eng
                                              scene: dict[str, Any]) -> None:
     writes = _regulator_writes(scene)
     # The list covers every keyed POST of the ledger, custody and system routes.
-    posts = {route.path for module in (custody_routes, ledger_routes, trust_routes)
+    posts = {route.path for module in (custody_routes, ledger_routes, trust_routes,
+                                       department_routes, register_routes)
              for route in module.router.routes
              if isinstance(route, APIRoute) and "POST" in route.methods}
     templates = {_template(path) for path, _ in writes}
