@@ -16,6 +16,7 @@ from ledger.db import public_queries
 from ledger.supervision.lookup import (
     CoverageBand,
     lookup_query_chars_max,
+    lookup_query_chars_min,
     lookup_terms,
 )
 
@@ -60,7 +61,7 @@ class Lookup(BaseModel):
     more: bool = Field(description="more merchants matched than are shown: be more precise")
 
 
-Q = Annotated[str, Query(min_length=1, max_length=lookup_query_chars_max,
+Q = Annotated[str, Query(min_length=lookup_query_chars_min, max_length=lookup_query_chars_max,
                          description="a unified social credit code, or part of a name")]
 
 

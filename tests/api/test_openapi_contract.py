@@ -90,6 +90,11 @@ RULES_BEYOND_THE_SCHEMA = {
                                   "record",
     "GET /v1/complaints/stats": "`to` not before `from`",
     "POST /v1/complaint-deadlines": "each period in working days or in days, one of the two",
+    "POST /v1/merchants/{merchant_id}/amendments": "identity card numbers' check digits, one "
+                                                   "legal representative, a change to make",
+    # A credit code's check character is a rule of its own; a name part is 2 characters or
+    # more once its spacing is trimmed.
+    "GET /v1/public/merchants": "at least 2 characters once trimmed",
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 

@@ -229,10 +229,23 @@ def _regulator_writes(scene: dict[str, Any]) -> list[tuple[str, dict[str, Any] |
 
 # POSTs that take no API key: a consumer asks for a one-time code and trades it for a key.
 CONSUMER_POSTS = {"/v1/consumer/codes", "/v1/consumer/keys"}
+# Supervision's acts, the only writes a regulator key makes (issue 15: a regulator handles
+# complaints, lists bans, overrides tiers, acknowledges alerts, makes reports), each journaled
+# under its key; which regulator may make which is the authorisation matrix's
+# (tests/api/test_authorisation_matrix.py). By path prefix: every other POST is refused.
+SUPERVISION_WRITES = ("/v1/bans", "/v1/complaints", "/v1/complaint-deadlines", "/v1/alerts",
+                      "/v1/supervision", "/v1/reports", "/v1/webhooks", "/v1/signals",
+                      "/v1/operating-status", "/v1/sentiment")
 
 
-def test_a_regulator_key_cannot_write_at_all(app_client: TestClient, engine: Engine,
-                                             scene: dict[str, Any]) -> None:
+def _supervision_write(path: str) -> bool:
+    return path.startswith(SUPERVISION_WRITES) or path.endswith(
+        ("/tier-override", "/tier-overrides", "/releases-hold", "/hold/clear", "/sentiment",
+         "/revenue"))
+
+
+def test_a_regulator_key_writes_nothing_but_supervisions_acts(
+        app_client: TestClient, engine: Engine, scene: dict[str, Any]) -> None:
     writes = _regulator_writes(scene)
     # The list covers every keyed POST of the ledger, custody and system routes.
     posts = {route.path for module in (custody_routes, ledger_routes, trust_routes,
@@ -242,7 +255,8 @@ def test_a_regulator_key_cannot_write_at_all(app_client: TestClient, engine: Eng
     templates = {_template(path) for path, _ in writes}
     assert posts - CONSUMER_POSTS == templates
     # ... and any other POST the application has (the audit routes, say) is refused too.
-    others = {route.path for route in _all_routes(app_client) if "POST" in route.methods}
+    others = {route.path for route in _all_routes(app_client) if "POST" in route.methods
+              and not _supervision_write(route.path)}
     writes += [(path, None) for path in sorted(others - posts)]
     with nothing_written(app_client, engine):
         for path, body in writes:
