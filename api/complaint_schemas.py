@@ -208,12 +208,7 @@ class RegisterParts(Out):
     direct: RegisterPart = Field(description="received directly (自行接收)")
 
 
-class ComplaintStats(Out):
-    department: str | None
-    street: str | None
-    from_: Day = Field(alias="from")
-    to: Day
-    as_of: Day
+class Figures(Out):
     received: int
     acceptance_rate: Rate = Field(description="受理率: accepted by `as_of` / received")
     on_time_closure_rate: Rate = Field(description="按时办结率: closed by its deadline / "
@@ -226,6 +221,27 @@ class ComplaintStats(Out):
     returned: int = Field(description="退单: sent back by the department")
     rerouted_in: int = Field(description="re-routed to the department")
     rerouted_away: int = Field(description="错单: re-routed away from the department")
+
+
+class ComplaintStats(Figures):
+    department: str | None
+    street: str | None
+    from_: Day = Field(alias="from")
+    to: Day
+    as_of: Day
+
+
+class DepartmentFigures(Figures):
+    department: str
+
+
+class DepartmentStats(Out):
+    street: str | None = Field(description="a street key's street: its rows count that "
+                                           "street's complaints only")
+    from_: Day = Field(alias="from")
+    to: Day
+    as_of: Day
+    items: list[DepartmentFigures] = Field(description="one per department, by name")
 
 
 class PeriodIn(BaseModel):

@@ -46,6 +46,7 @@ PANELS: Final = (
     Panel("coverage", View.overview, ("/v1/audit/totals",)),
     Panel("verification", View.overview, ("/v1/cross-verifications", "/v1/breaks", "/v1/tiers"),
           wide=True),
+    Panel("complaints", View.overview, ("/v1/complaints/stats/departments",), wide=True),
     Panel("journal", View.overview, ("/v1/audit/tree-head", "/v1/audit/public-key")),
     Panel("merchant", View.merchant, ("/v1/merchants/{merchant_id}",
                                       "/v1/merchants/{merchant_id}/tier-changes")),

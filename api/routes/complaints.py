@@ -4,6 +4,7 @@ lives, the list, one complaint, and a department's figures."""
 from __future__ import annotations
 
 import hashlib
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -18,6 +19,7 @@ from api.complaint_schemas import (
     ComplaintStats,
     DeadlineSets,
     DeadlinesIn,
+    DepartmentStats,
     FiledComplaint,
     ImportedFile,
     IsoDay,
@@ -57,6 +59,8 @@ from ledger.supervision.work_orders import (
 )
 
 router = APIRouter(prefix="/v1")
+# The window every department's figures cover when none is asked for: the last 90 days.
+stats_window_days_default = 90
 # `{complaint_id:int}` in the paths: so /v1/complaints/stats and /import are never taken for
 # a complaint's id (a GET there would answer 422, and advertise GET in a 405's Allow).
 ComplaintId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -79,13 +83,37 @@ class ComplaintsQuery(PageQuery):
                                      self.status, self.overdue_as_of)
 
 
-class StatsQuery(BaseModel):
-    department: str | None = Field(default=None, max_length=department_chars_max)
-    street: str | None = Field(default=None, max_length=street_chars_max)
+class WindowQuery(BaseModel):
     from_: IsoDay = Field(alias="from", description="received on or after")
     to: IsoDay = Field(description="received on or before")
     as_of: IsoDay | None = Field(default=None, description="the day the figures stand at "
                                "(its end); `to` if not given")
+
+    def window(self) -> views.Window:
+        if self.to < self.from_:
+            raise InvalidInput("is before from", field="to")
+        return views.Window(self.from_, self.to, self.as_of or self.to)
+
+
+class DepartmentWindowQuery(BaseModel):
+    from_: IsoDay | None = Field(default=None, alias="from", description="received on or "
+                                 f"after; {stats_window_days_default - 1} days before `to` "
+                                 "if not given")
+    to: IsoDay | None = Field(default=None, description="received on or before; today if "
+                              "not given")
+    as_of: IsoDay | None = Field(default=None, description="the day the figures stand at "
+                               "(its end); `to` if not given")
+
+    def window(self, today: date) -> views.Window:
+        to = self.to or today
+        since = self.from_ or to - timedelta(days=stats_window_days_default - 1)
+        return WindowQuery.model_validate({"from": since, "to": to,
+                                           "as_of": self.as_of}).window()
+
+
+class StatsQuery(WindowQuery):
+    department: str | None = Field(default=None, max_length=department_chars_max)
+    street: str | None = Field(default=None, max_length=street_chars_max)
 
 
 class ImportQuery(BaseModel):
@@ -153,12 +181,24 @@ def complaint_stats(request: Request, who: Authed,
     """A department's (and street's) figures over the complaints received from `from` to
     `to`, as of `as_of`: 受理率 and 按时办结率 as exact fractions, open items by age, the
     register's two parts, 退单 and re-routes."""
-    if wanted.to < wanted.from_:
-        raise InvalidInput("is before from", field="to")
-    window = views.Window(wanted.from_, wanted.to, wanted.as_of or wanted.to)
+    window = wanted.window()
     which = views.ComplaintFilter(department=wanted.department, street=wanted.street)
     with context_of(request).engine.connect() as conn:
         return views.stats(conn, who, which, window)
+
+
+@router.get("/complaints/stats/departments", response_model=DepartmentStats, **keyed_read())
+def department_stats(request: Request, who: Authed,
+                     wanted: Annotated[DepartmentWindowQuery, Query()]) -> dict[str, Any]:
+    """Every department's figures in the key's scope, one row each, as /complaints/stats
+    gives them for that department (the dashboard's complaints panel): the departments
+    that received complaints from `from` to `to` or sent one back or re-routed one then; a
+    department key its own; a street key's rows count its street's complaints only. Without
+    `to`, the window ends today; without `from`, it is 90 days long."""
+    ctx = context_of(request)
+    window = wanted.window(ctx.clock())
+    with ctx.engine.connect() as conn:
+        return views.department_stats(conn, who, window)
 
 
 @router.get("/complaints/{complaint_id:int}", response_model=ComplaintDetail, **keyed_read(404))

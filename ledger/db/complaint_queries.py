@@ -141,6 +141,45 @@ def stats(conn: Connection, principal: Principal, wanted: ComplaintFilter, windo
     each rate an exact numerator and denominator, and its basis points."""
     principal.require_role(Role.operator, Role.regulator)
     department, street = _stats_scope(principal, wanted)
+    return {"department": department, "street": street, **_window_view(window),
+            **_figures(conn, department, street, window)}
+
+
+def department_stats(conn: Connection, principal: Principal, window: Window
+                     ) -> dict[str, Any]:
+    """The figures of every department in the key's scope, one row each, as `stats` gives
+    them for that department: those that received complaints in the window or sent back or
+    re-routed one then (a department key: its own, whatever it had). A street key's rows
+    count its street's complaints only."""
+    principal.require_role(Role.operator, Role.regulator)
+    department, street = _stats_scope(principal, ComplaintFilter())
+    if department is not None:
+        names = [department]
+    else:
+        since, until, as_of = window
+        received: Any = select(C.department).where(
+            C.received_on >= since, C.received_on <= min(until, as_of))
+        S = q.ComplaintStep
+        stepped: Any = select(S.department).join(C, C.id == S.complaint_id).where(
+            S.on >= since, S.on <= min(until, as_of), S.step.in_(("return", "reroute")))
+        away: Any = select(S.from_department).join(C, C.id == S.complaint_id).where(
+            S.on >= since, S.on <= min(until, as_of), S.from_department.is_not(None))
+        if street:
+            received, stepped, away = (part.where(C.street == street)
+                                       for part in (received, stepped, away))
+        names = sorted({str(name) for name in conn.execute(
+            received.union(stepped, away)).scalars()})
+    return {"street": street, **_window_view(window), "items": [
+        {"department": name, **_figures(conn, name, street, window)} for name in names]}
+
+
+def _window_view(window: Window) -> dict[str, str]:
+    return {"from": window.since.isoformat(), "to": window.until.isoformat(),
+            "as_of": window.as_of.isoformat()}
+
+
+def _figures(conn: Connection, department: str | None, street: str | None, window: Window
+             ) -> dict[str, Any]:
     since, until, as_of = window
     received = [C.received_on >= since, C.received_on <= until, C.received_on <= as_of]
     if department:
@@ -166,8 +205,7 @@ def stats(conn: Connection, principal: Principal, wanted: ComplaintFilter, windo
     buckets = dict.fromkeys(age_bucket_names(), 0)
     for received_on in opened:
         buckets[age_bucket(received_on, as_of)] += 1
-    return {"department": department, "street": street, "from": since.isoformat(),
-            "to": until.isoformat(), "as_of": as_of.isoformat(), "received": total,
+    return {"received": total,
             "acceptance_rate": _rate(accepted_n, total),
             "on_time_closure_rate": _rate(on_time_n, due_n),
             "open_by_age_days": [{"bucket": name, "open": n} for name, n in buckets.items()],

@@ -219,6 +219,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/complaints"): allow(OPERATOR, REGULATOR, R_OWN, M_OWN,
                                      scoped=(M_OTHER, R_OTHER)),
     ("GET", "/v1/complaints/stats"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),  # its own
+    ("GET", "/v1/complaints/stats/departments"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
     ("GET", "/v1/complaints/{complaint_id}"): allow(OPERATOR, REGULATOR, R_OWN, M_OWN,
                                                     hidden=(M_OTHER, R_OTHER)),
     ("POST", "/v1/complaints/{complaint_id}/steps"): allow(OPERATOR, REGULATOR, R_OWN,
@@ -528,6 +529,8 @@ QUERIES: dict[tuple[str, str], Body] = {
                                                              "second": ids["tree_size"]},
     ("GET", "/v1/complaints/stats"): lambda w, ids: {"from": TODAY.isoformat(),
                                                      "to": TODAY.isoformat()},
+    ("GET", "/v1/complaints/stats/departments"): lambda w, ids: {
+        "from": TODAY.isoformat(), "to": TODAY.isoformat()},
 }
 # Allowed writes that change what they name get a fresh object of A's world.
 FRESH: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {

@@ -89,6 +89,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /v1/complaints/import": "a CSV or XLSX file of work orders, one row at least to "
                                   "record",
     "GET /v1/complaints/stats": "`to` not before `from`",
+    "GET /v1/complaints/stats/departments": "`to` not before `from`",
     "POST /v1/complaint-deadlines": "each period in working days or in days, one of the two",
     "POST /v1/merchants/{merchant_id}/amendments": "identity card numbers' check digits, one "
                                                    "legal representative, a change to make",

@@ -424,6 +424,8 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("GET", "/v1/complaint-deadlines", rkey)
     api.call("GET", "/v1/complaints/stats", rkey, params={
         "from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()})
+    api.call("GET", "/v1/complaints/stats/departments", rkey, params={
+        "from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()})
 
     # The merchant runs away: first its legal representative changes (变更登记).
     api.call("POST", f"/v1/merchants/{merchant}/amendments", op, 201,

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,15 @@ from tests.support.serve import yufu_serve
 from tests.support.statements import Stmt, entry, statement_csv
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHINA = timezone(timedelta(hours=8))  # complaints are received on China's days
+# The blue merchant's department's figures (_complaints), computed by hand: 2 of 4 accepted;
+# of the 3 closed or past their closure deadline, 1 closed on time; the register: 3 routed
+# in (2 open), 1 received directly (open); open by age: 1 of today, 2 of 40 days.
+COMPLAINT_FIGURES = {"received": 4, "acceptance": "2/4", "acceptance_rate_bp": 5000,
+                     "on_time": "1/3", "on_time_rate_bp": 3333, "overdue": 2,
+                     "open_0-1": 1, "open_2-7": 0, "open_8-30": 0, "open_31+": 2,
+                     "routed_received": 3, "routed_open": 2, "direct_received": 1,
+                     "direct_open": 1, "returned": 0, "rerouted_away": 0}
 wait_ms = 15_000  # the longest a panel may take to show, on a loaded 2-core machine
 ZH, EN = dashboard.strings("zh"), dashboard.strings("en")
 
@@ -69,8 +78,8 @@ def _credit_code() -> str:
 def _seed(url: str, operator: str) -> World:
     """Three merchants at two banks: 体育健身 (blue, sold to, its bank's statement 777 fen over
     the ledger), 美容美发 (yellow) and 学科类培训 (red, with a hard block); a signed tree head."""
-    def post(path: str, body: Any = None, status: int = 201, key: str = operator) -> Any:
-        return _post(url, key, path, body, status)
+    def post(path: str, body: Any = None, status: int = 201, key: str | None = None) -> Any:
+        return _post(url, key or operator, path, body, status)
 
     for bank, code in (("DASH-A", "102100004567"), ("DASH-B", "103100000026")):
         post("/v1/banks", {"id": bank, "name": f"{bank} 支行", "code": code})
@@ -106,10 +115,31 @@ def _seed(url: str, operator: str) -> World:
     post(f"/v1/merchants/{filed['red'][0]}/tier", {
         "tier": "red", "reasons": ["法定代表人变更且预售激增"],
         "hard_blocks": ["court_listed_defaulter"]}, 200)
+    _complaints(post, blue, merchant_key)
     regulator = post("/v1/keys", {"role": "regulator"})["key"]
     post("/v1/audit/tree-heads", status=200)
     return World(url, operator, regulator, merchant_key, bank_key,
                  {tier: merchant for tier, (merchant, _) in filed.items()})
+
+
+def _complaints(post: Any, merchant: str, merchant_key: str) -> None:
+    """Four complaints about the blue merchant (区文旅体局), as COMPLAINT_FIGURES counts them:
+    one received now, accepted, answered and resolved (closed on time); one received 40 days
+    ago and accepted only now (past its closure deadline, open); one received directly 40
+    days ago and never accepted; one received now from 12315, untouched."""
+    now = datetime.now(CHINA) - timedelta(minutes=1)
+    long_ago = now - timedelta(days=40)
+    filed = [post("/v1/complaints", {
+        "channel": channel, "external_id": None if channel == "direct" else secrets.token_hex(6),
+        "received_at": when.isoformat(timespec="seconds"), "merchant_id": merchant,
+        "category": "退费纠纷", "amount_fen": 80_000})["id"]
+        for channel, when in (("12345", now), ("12345", long_ago), ("direct", long_ago),
+                              ("12315", now))]
+    for complaint, steps in ((filed[0], ("accept", "respond", "resolve")),
+                             (filed[1], ("accept",))):
+        for step in steps:
+            post(f"/v1/complaints/{complaint}/steps", {"step": step, "note": "已处理"}, 200,
+                 key=merchant_key if step == "respond" else None)
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +287,53 @@ def test_the_overview_shows_what_the_api_answers_and_saves_its_screenshot(
     SCREENSHOTS.mkdir(exist_ok=True)
     p.screenshot(path=SCREENSHOTS / "dashboard-overview-zh.jpg", full_page=True,
                  type="jpeg", quality=55)
+
+
+COMPLAINT_FIELDS = ("received", "acceptance", "acceptance_rate_bp", "on_time",
+                    "on_time_rate_bp", "overdue", "open_0-1", "open_2-7", "open_8-30",
+                    "open_31+", "routed_received", "routed_open", "direct_received",
+                    "direct_open", "returned", "rerouted_away")
+
+
+def complaint_row(row: dict[str, Any]) -> dict[str, str]:
+    """A department's row of GET /v1/complaints/stats/departments as the panel's cells keep it."""
+    accepted, on_time = row["acceptance_rate"], row["on_time_closure_rate"]
+    figures = {"received": row["received"],
+               "acceptance": f"{accepted['numerator']}/{accepted['denominator']}",
+               "acceptance_rate_bp": accepted["rate_bp"],
+               "on_time": f"{on_time['numerator']}/{on_time['denominator']}",
+               "on_time_rate_bp": on_time["rate_bp"], "overdue": row["overdue"],
+               **{f"open_{b['bucket']}": b["open"] for b in row["open_by_age_days"]},
+               "routed_received": row["register"]["routed"]["received"],
+               "routed_open": row["register"]["routed"]["open"],
+               "direct_received": row["register"]["direct"]["received"],
+               "direct_open": row["register"]["direct"]["open"],
+               "returned": row["returned"], "rerouted_away": row["rerouted_away"]}
+    return {name: "" if value is None else str(value) for name, value in figures.items()}
+
+
+def test_the_complaints_panel_shows_each_departments_exact_rates(
+        page: tuple[Page, Watched], world: World) -> None:
+    p, watched = page
+    log_in(p, world, world.regulator)
+    overview_ready(p)
+    window = p.locator("#panel-complaints [data-field=window]")
+    answer = world.get("/v1/complaints/stats/departments")
+    assert (window.get_attribute("data-from"), window.get_attribute("data-to"),
+            window.get_attribute("data-as-of")) == (answer["from"], answer["to"],
+                                                     answer["as_of"])
+    shown = {}
+    for row in p.locator("#panel-complaints tbody tr[data-department]").all():
+        cells = row.locator("td[data-field]").evaluate_all(
+            "nodes => nodes.map(n => [n.dataset.field, n.dataset.value])")
+        shown[row.get_attribute("data-department")] = dict(cells)
+    assert shown == {row["department"]: complaint_row(row) for row in answer["items"]}
+    assert list(shown["区文旅体局"]) == list(COMPLAINT_FIELDS)
+    assert shown["区文旅体局"] == {k: str(v) for k, v in COMPLAINT_FIGURES.items()}
+    rate = p.locator("#panel-complaints tr[data-department='区文旅体局'] "
+                     "[data-field=on_time_rate_bp]")
+    assert rate.inner_text() == "33.33%"
+    watched.assert_clean()
 
 
 def test_a_tampered_tree_head_shows_as_not_verified(page: tuple[Page, Watched],
