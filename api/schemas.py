@@ -337,9 +337,15 @@ class DepartmentSummary(Summary):
     department: str
 
 
+class StreetSummary(Summary):
+    street: str | None = Field(description="属地 (镇街); null: the merchants with no street "
+                                           "registered")
+
+
 class Totals(Out):
     by_industry: list[IndustrySummary]
     by_department: list[DepartmentSummary]
+    by_street: list[StreetSummary]
     all: Summary
 
 

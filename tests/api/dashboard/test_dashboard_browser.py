@@ -33,6 +33,11 @@ from tests.support.statements import Stmt, entry, statement_csv
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHINA = timezone(timedelta(hours=8))  # complaints are received on China's days
+STREET = "望京街道"  # the blue and red merchants' (属地); the yellow one has none registered
+# Valid identity card numbers (check character per GB 11643): the people filed, kept only as
+# pseudonyms; the director sits on both boards.
+ID_NUMBERS = {"blue": "110105198001011238", "red": "110105199003070017",
+              "director": "11010519751212001X"}
 # The blue merchant's department's figures (_complaints), computed by hand: 2 of 4 accepted;
 # of the 3 closed or past their closure deadline, 1 closed on time; the register: 3 routed
 # in (2 open), 1 received directly (open); open by age: 1 of today, 2 of 40 days.
@@ -84,13 +89,19 @@ def _seed(url: str, operator: str) -> World:
     for bank, code in (("DASH-A", "102100004567"), ("DASH-B", "103100000026")):
         post("/v1/banks", {"id": bank, "name": f"{bank} 支行", "code": code})
     filed = {}
-    for tier, (name, industry, bank) in {"blue": ("朝阳少儿游泳馆", "体育健身", "DASH-A"),
-                                         "yellow": ("丽人美发沙龙", "美容美发", "DASH-B"),
-                                         "red": ("状元学科辅导", "学科类培训", "DASH-A")}.items():
+    for tier, (name, industry, bank, street) in {
+            "blue": ("朝阳少儿游泳馆", "体育健身", "DASH-A", STREET),
+            "yellow": ("丽人美发沙龙", "美容美发", "DASH-B", None),
+            "red": ("状元学科辅导", "学科类培训", "DASH-A", STREET)}.items():
         account = f"0200{secrets.randbelow(10**9):09d}"
+        register: dict[str, Any] = {} if street is None else {
+            "street": street, "address": "望京街10号", "people": [
+                {"role": "legal_representative", "id_number": ID_NUMBERS[tier]},
+                {"role": "director", "id_number": ID_NUMBERS["director"]}]}
         filed[tier] = (post("/v1/merchants", {"name": name, "industry": industry,
                                               "credit_code": _credit_code(), "bank_id": bank,
-                                              "custody_account": account})["id"], account)
+                                              "custody_account": account, **register})["id"],
+                       account)
     blue, blue_account = filed["blue"]
     merchant_key = post("/v1/keys", {"role": "merchant", "merchant_id": blue})["key"]
     bank_key = post("/v1/keys", {"role": "bank", "bank_id": "DASH-A"})["key"]
@@ -251,12 +262,19 @@ def test_the_overview_shows_what_the_api_answers_and_saves_its_screenshot(
     assert values(p, "#panel-coverage .tiles.all .figure") == [
         str(totals["all"][f]) for f in ("merchants", "card_liability_fen",
                                         "custody_balance_fen", "coverage_ratio_bp")]
-    for group in totals["by_department"]:
-        row = f"#panel-coverage [data-group=department] tr[data-key='{group['department']}']"
-        assert values(p, f"{row} td[data-field]") == [
-            str(group[f]) if group[f] is not None else "" for f in (
-                "merchants", "cards", "card_liability_fen", "custody_balance_fen",
-                "coverage_ratio_bp")]
+    for grouping in ("department", "street"):
+        for group in totals[f"by_{grouping}"]:
+            row = (f"#panel-coverage [data-group={grouping}] "
+                   f"tr[data-key='{group[grouping] or ''}']")
+            assert values(p, f"{row} td[data-field]") == [
+                str(group[f]) if group[f] is not None else "" for f in (
+                    "merchants", "cards", "card_liability_fen", "custody_balance_fen",
+                    "coverage_ratio_bp")]
+    # Two merchants on the street, the third with none registered (shown as such).
+    assert [(g["street"], g["merchants"]) for g in totals["by_street"]] == [
+        (STREET, 2), (None, 1)]
+    assert p.locator("#panel-coverage [data-group=street] tr[data-key=''] td").first \
+        .inner_text() == ZH["coverage.unregistered"]
     assert p.locator("#panel-coverage [data-group=industry] tbody tr").count() == len(
         totals["by_industry"])
 

@@ -1,6 +1,7 @@
 // Coverage and exposure: the totals, a chart by department, and a table per grouping the
-// API gives (by_industry, by_department; by_street once merchants have one: any `by_*`
-// member of the answer becomes a table, titled by the string `coverage.<member>`).
+// API gives (by_industry, by_department, by_street: any `by_*` member of the answer becomes
+// a table, titled by the string `coverage.<member>`; a group whose key is null, the
+// merchants with no street registered, shows as `coverage.unregistered`).
 // Source: GET /v1/audit/totals.
 import { cell, chart, el, fill, percent, yuan } from "../common.js";
 
@@ -34,7 +35,8 @@ export async function load(section, { api, t }) {
       el("table", { class: "list" },
         el("thead", {}, el("tr", {}, el("th", {}, t("coverage.group")),
           ...["merchants", "cards", "liability", "custody", "ratio"].map((s) => el("th", {}, t(`coverage.${s}`))))),
-        el("tbody", {}, ...totals[name].map((g) => el("tr", { dataset: { key: g[key] } },
-          el("td", {}, g[key]), ...FIGURES.map((f) => cell(f, g[f], shown(f, g[f]))))))));
+        el("tbody", {}, ...totals[name].map((g) => el("tr", { dataset: { key: g[key] ?? "" } },
+          el("td", {}, g[key] ?? t("coverage.unregistered")),
+          ...FIGURES.map((f) => cell(f, g[f], shown(f, g[f]))))))));
   }));
 }
