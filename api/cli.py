@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
 
-from api import audit_cli, backup_cli, breaks_cli
+from api import audit_cli, backup_cli, breaks_cli, reports_cli
 from api.checks import report, verify_books
 from api.context import china_today
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                 "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
                 "reconcile": _reconcile, "banks": _banks, "outbox": _outbox,
                 "backup": backup_cli.run, "restore": backup_cli.run,
-                "statements": _statements, "breaks": breaks_cli.run}
+                "statements": _statements, "breaks": breaks_cli.run,
+                "reports": reports_cli.run}
     try:
         return handlers[args.command](args)
     except LedgerError as refusal:  # an expected refusal: say it, no traceback
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True)
     _add_daily_commands(sub)
     audit_cli.add_commands(sub)
+    reports_cli.add_commands(sub)
     backup_cli.add_commands(sub)
     breaks_cli.add_commands(sub)
     reconcile = sub.add_parser("reconcile", help="bank statements").add_subparsers(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the stores' own declarations, which use the types of this m
     from ledger.bank.store import BankStore
     from ledger.custody.store import CustodyStore
     from ledger.jobs import JobStore
+    from ledger.supervision.report_store import ReportStore
     from ledger.trust_store import TrustStore
 
 
@@ -105,6 +106,9 @@ class Books(Protocol):
 
     @property
     def jobs(self) -> JobStore: ...
+
+    @property
+    def reports(self) -> ReportStore: ...
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         """Journal an event that moves no money."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ledger.custody.store import CustodyStore
     from ledger.db.batch import Batch, Mark
     from ledger.jobs import JobStore
+    from ledger.supervision.report_store import ReportStore
     from ledger.trust_store import TrustStore
 
 # The table whose identity sequence numbers each kind of row.
@@ -39,7 +40,7 @@ ID_SEQUENCES: dict[IdKind, str] = {
 class Door:
     """`Books` over one batch."""
 
-    __slots__ = ("_audit", "_bank", "_custody", "_jobs", "_trust", "batch")
+    __slots__ = ("_audit", "_bank", "_custody", "_jobs", "_reports", "_trust", "batch")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
@@ -48,6 +49,7 @@ class Door:
         self._trust: TrustStore | None = None
         self._audit: AuditStore | None = None
         self._jobs: JobStore | None = None
+        self._reports: ReportStore | None = None
 
     # The stores build on ledger.db.batch, which builds on this module: imported when first
     # used, once per batch.
@@ -85,6 +87,13 @@ class Door:
             from ledger.db.job_store import JobRows
             self._jobs = JobRows(self.batch)
         return self._jobs
+
+    @property
+    def reports(self) -> ReportStore:
+        if self._reports is None:
+            from ledger.db.report_store import ReportRows
+            self._reports = ReportRows(self.batch)
+        return self._reports
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         return self.batch.append(kind, details)
