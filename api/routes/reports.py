@@ -37,8 +37,7 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XLSX: Responses = {200: {"description": "The report as a workbook: a sheet with what it is and "
                                         "the signed tree head it names, then a sheet per "
                                         "section.",
-                         "content": {XLSX_TYPE: {"schema": {"type": "string",
-                                                            "format": "binary"}}}}}
+                         "content": {XLSX_TYPE: {"schema": {"type": "string"}}}}}
 CSV: Responses = {200: {"description": "The report as CSV (UTF-8 with a byte-order mark): what "
                                        "it is and its head, then each section: title, header "
                                        "row, rows, a blank line.",
@@ -169,7 +168,8 @@ def _filename(report: dict[str, Any], suffix: str) -> str:
     return f"yufu-{report['kind']}-{report['period']['label']}-{report['id']}.{suffix}"
 
 
-@router.get("/reports/{report_id:int}.xlsx", response_class=Response,
+# The downloads before the JSON: "/reports/{report_id}" would match "7.xlsx" too.
+@router.get("/reports/{report_id}.xlsx", response_class=Response,
             **keyed_read(404, responses=XLSX))
 def report_xlsx(request: Request, report_id: ReportId, who: Authed, lang: LangQuery = Lang.zh
                 ) -> Response:
@@ -178,7 +178,7 @@ def report_xlsx(request: Request, report_id: ReportId, who: Authed, lang: LangQu
         "Content-Disposition": f'attachment; filename="{_filename(report, "xlsx")}"'})
 
 
-@router.get("/reports/{report_id:int}.csv", response_class=Response,
+@router.get("/reports/{report_id}.csv", response_class=Response,
             **keyed_read(404, responses=CSV))
 def report_csv(request: Request, report_id: ReportId, who: Authed, lang: LangQuery = Lang.zh
                ) -> Response:
@@ -188,7 +188,7 @@ def report_csv(request: Request, report_id: ReportId, who: Authed, lang: LangQue
                              f'attachment; filename="{_filename(report, "csv")}"'})
 
 
-@router.get("/reports/{report_id:int}", response_model=ReportOut, **keyed_read(404))
+@router.get("/reports/{report_id}", response_model=ReportOut, **keyed_read(404))
 def get_report(request: Request, report_id: ReportId, who: Authed) -> dict[str, Any]:
     """A stored report with its figures, and the signed tree head it names."""
     return _report(request, who, report_id)

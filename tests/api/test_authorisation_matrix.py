@@ -176,6 +176,13 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/audit/merchants"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
     ("GET", "/v1/audit/totals"): AUDIT_READ,
     ("GET", "/v1/audit/journal/export"): allow(OPERATOR, REGULATOR),
+    # the routines' reports: the operator and regulators (a scoped key: its scope's,
+    # tests/api/test_reports.py)
+    ("POST", "/v1/reports"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/reports"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/reports/{report_id}"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/reports/{report_id}.xlsx"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/reports/{report_id}.csv"): allow(OPERATOR, REGULATOR),
 }
 
 # What each denial is, as problem+json `code`.
@@ -187,7 +194,7 @@ MISSING: dict[str, Any] = {
     "merchant_id": "m_0000000000000000", "release_id": 999_999_999_999,
     "refund_id": 999_999_999_999, "product_id": "p_0000000000000000",
     "transaction_id": 999_999_999_999, "break_id": 999_999_999_999, "bank_id": "MX-NO-BANK",
-    "job_id": 999_999_999_999,
+    "job_id": 999_999_999_999, "report_id": 999_999_999_999,
     "end_to_end_id": "YFF999999999999"}
 # Ids an operation takes outside its path.
 IDS_OUTSIDE_THE_PATH = {("POST", "/v1/cards"): ("product_id",),
@@ -340,6 +347,7 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     posted = custody.ok("POST", "/v1/transactions", operator, {"postings": [
         {"account_id": x, "amount_fen": 1}, {"account_id": y, "amount_fen": -1}]}, 201)
     head = custody.ok("POST", "/v1/audit/tree-heads", operator)
+    report = custody.ok("POST", "/v1/reports", operator, {"kind": "daily"}, 201)
 
     ids = {"account_id": a["accounts"]["custody_cash"], "merchant_id": a["id"],
            "bank_id": BANK_A, "product_id": pa["id"], "card_id": card_a["card_id"],
@@ -347,7 +355,8 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
            "refund_id": refund["refund_id"], "end_to_end_id": refund["end_to_end_id"],
            "break_id": opened["id"], "key_id": key_id_of(app_client, spare),
            "seq": card_a["journal_seq"], "tree_size": head["tree_size"],
-           "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id}
+           "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id,
+           "report_id": report["id"]}
     keys: dict[str, Headers | None] = {
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
         EXPIRED: bearer(expired), OPERATOR: operator, M_OWN: ka, M_OTHER: kb,
@@ -411,6 +420,7 @@ BODIES: dict[tuple[str, str], Body] = {
     # a filter that picks nothing: the matrix's breaks stay as they are
     ("POST", "/v1/breaks/resolve"): lambda w, ids: {"resolution": "matrix",
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
+    ("POST", "/v1/reports"): lambda w, ids: {"kind": "daily"},
 }
 QUERIES: dict[tuple[str, str], Body] = {
     ("GET", "/v1/audit/proofs/inclusion"): lambda w, ids: {"seq": ids["seq"],

@@ -40,6 +40,9 @@ PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 # Answers that are not JSON, by operation: their media types.
 FILES = {("GET", "/v1/merchants/{merchant_id}/payouts.csv"): {"text/csv"},
          ("GET", "/v1/audit/journal/export"): {"application/x-ndjson"},
+         ("GET", "/v1/reports/{report_id}.xlsx"): {
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
+         ("GET", "/v1/reports/{report_id}.csv"): {"text/csv"},
          ("GET", "/v1/banks/{bank_id}/instructions"): {"application/xml", "text/csv",
                                                        "application/json"}}
 
@@ -390,6 +393,14 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("GET", "/v1/audit/journal/export", rkey)
     api.call("GET", f"/v1/cards/{card}/receipt", receipt)
     api.call("GET", "/v1/exposure", rkey)
+
+    # The routines: a daily control report (日管控), listed, read and downloaded.
+    report = api.json("POST", "/v1/reports", op, 201,
+                      json={"kind": "daily", "period": today.isoformat()})["id"]
+    api.call("GET", "/v1/reports", rkey)
+    api.call("GET", f"/v1/reports/{report}", rkey)
+    api.call("GET", f"/v1/reports/{report}.xlsx", rkey)
+    api.call("GET", f"/v1/reports/{report}.csv", rkey, params={"lang": "en"})
 
     # The merchant runs away: first its legal representative changes (变更登记).
     api.call("POST", f"/v1/merchants/{merchant}/amendments", op, 201,
