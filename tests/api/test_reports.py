@@ -8,9 +8,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import Engine, text
 
+from api.cli import main as yufu
 from api.reports import cell_text
 from ledger import audit
 from ledger.books import normal_sign
@@ -332,3 +335,26 @@ def test_the_scheduler_makes_each_closed_period_s_district_reports_once(
         ("quarterly", "2026-Q3", True, "district", None),
         ("weekly", "2026-W39", True, "district", None)]
     assert portal.call(scheduler.tick, engine, ctx.writer, signer, now) == []
+
+
+def test_yufu_reports_make_makes_one_from_the_command_line(
+        engine: Engine, database_url: str, tmp_path: Path, world: World,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Last in the module: the command signs with a key of its own (the app's is a
+    # throwaway), so it rotates, as an operator moving the service would.
+    monkeypatch.setenv("YUFU_DATABASE_URL", database_url)
+    monkeypatch.setenv("YUFU_HOME", str(tmp_path))
+    monkeypatch.setenv("YUFU_AUDIT_KEY_ROTATE", "1")
+    month = period_containing(ReportKind.monthly, world.today).label
+    assert yufu(["reports", "make", "monthly", "--period", month,
+                 "--department", CULTURE]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert (made["kind"], made["period"], made["scope"]) == (
+        "monthly", month, {"kind": "department", "name": CULTURE})
+    assert made["tree_size"] == made["journal_size"]
+    with engine.connect() as conn:
+        actor = conn.execute(text(
+            "SELECT convert_from(body, 'UTF8')::jsonb -> 'payload' -> 'actor' "
+            "FROM journal_entries WHERE seq = :s"), {"s": made["id"]}).scalar_one()
+    assert actor["via"] == "cli"
+    assert yufu(["reports", "make", "weekly", "--period", "2999-W01"]) == 2  # refused
