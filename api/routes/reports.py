@@ -44,6 +44,9 @@ CSV: Responses = {200: {"description": "The report as CSV (UTF-8 with a byte-ord
                         "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
+PERIOD_PATTERN = r"^[0-9]{4}-([0-9]{2}(-[0-9]{2})?|W[0-9]{2}|Q[1-4])$"
+
+
 class Lang(StrEnum):
     zh = "zh"
     en = "en"
@@ -60,8 +63,9 @@ class ReportIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: ReportKind
-    period: str | None = Field(default=None, min_length=1, max_length=16,
-                               description="YYYY-MM-DD, YYYY-Www, YYYY-MM or YYYY-Qn")
+    period: str | None = Field(default=None, pattern=PERIOD_PATTERN,
+                               description="YYYY-MM-DD, YYYY-Www, YYYY-MM or YYYY-Qn, as "
+                                           "the kind is; one that has begun")
     department: str | None = Field(default=None, min_length=1, max_length=scope_name_chars_max)
     street: str | None = Field(default=None, min_length=1, max_length=scope_name_chars_max)
 

@@ -35,6 +35,8 @@ report_snapshot_attempts_max: Final = 5
 # (in basis points of the week's opening figure), or from nothing to something.
 sweep_growth_bp_min: Final = 2_000
 scope_name_chars_max: Final = 100
+# No report of a period before this year (Yufu's journal has nothing older).
+report_year_min: Final = 2000
 figures_sha256_bytes: Final = 32
 
 
@@ -53,10 +55,10 @@ KIND_NAMES: Final[Mapping[ReportKind, tuple[str, str]]] = {
 }
 
 _PERIOD_RE: Final[Mapping[ReportKind, re.Pattern[str]]] = {
-    ReportKind.daily: re.compile(r"^(\d{4})-(\d{2})-(\d{2})\Z"),
-    ReportKind.weekly: re.compile(r"^(\d{4})-W(\d{2})\Z"),
-    ReportKind.monthly: re.compile(r"^(\d{4})-(\d{2})\Z"),
-    ReportKind.quarterly: re.compile(r"^(\d{4})-Q([1-4])\Z"),
+    ReportKind.daily: re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})\Z"),
+    ReportKind.weekly: re.compile(r"^([0-9]{4})-W([0-9]{2})\Z"),
+    ReportKind.monthly: re.compile(r"^([0-9]{4})-([0-9]{2})\Z"),
+    ReportKind.quarterly: re.compile(r"^([0-9]{4})-Q([1-4])\Z"),
 }
 _PERIOD_SHAPE: Final[Mapping[ReportKind, str]] = {
     ReportKind.daily: "YYYY-MM-DD", ReportKind.weekly: "YYYY-Www (ISO week)",
@@ -119,6 +121,8 @@ def parse_period(kind: ReportKind, label: str) -> Period:
         raise InvalidInput(f"a {kind.value} period is written {_PERIOD_SHAPE[kind]}",
                            field="period")
     numbers = [int(part) for part in match.groups()]
+    if numbers[0] < report_year_min:
+        raise InvalidInput(f"reports begin in {report_year_min}", field="period")
     try:
         if kind == ReportKind.daily:
             day = date(*numbers)
@@ -128,9 +132,9 @@ def parse_period(kind: ReportKind, label: str) -> Period:
             day = date(numbers[0], numbers[1], 1)
         else:
             day = date(numbers[0], (numbers[1] - 1) * 3 + 1, 1)
-    except ValueError as exc:
+        period = period_containing(kind, day)
+    except (ValueError, OverflowError) as exc:  # no such day, or its period ends past 9999
         raise InvalidInput(f"no such {kind.value} period: {exc}", field="period") from None
-    period = period_containing(kind, day)
     if period.label != label:  # e.g. a week 53 in a year of 52, taken as the next year's 1
         raise InvalidInput(f"no such {kind.value} period {label}", field="period")
     return period

@@ -301,6 +301,22 @@ def test_a_report_asked_wrongly_is_refused_naming_the_field(
                           params={"limit": 100}).json() == before
 
 
+def test_a_report_asked_again_with_its_idempotency_key_is_the_first_one(
+        app_client: TestClient, engine: Engine, operator: Headers, world: World) -> None:
+    key = {**operator, "Idempotency-Key": f"report-{world.a.id}"}
+    first = app_client.post("/v1/reports", headers=key, json={"kind": "monthly"})
+    assert first.status_code == 201, first.text
+    banking_moves = app_client.post(f"/v1/merchants/{world.b.id}/tier", headers=operator,
+                                    json={"tier": "red"})
+    assert banking_moves.status_code == 200, banking_moves.text
+    again = app_client.post("/v1/reports", headers=key, json={"kind": "monthly"})
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    made = [p for p in journal_payloads(engine, "report.made")
+            if p["figures_sha256"] == first.json()["figures_sha256"]]
+    assert len(made) == 1
+
+
 def problem_field(response: Any) -> str | None:
     return response.json().get("field")
 
