@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from api.cli import main as yufu
 from api.reports import cell_text
@@ -281,6 +282,30 @@ def test_a_department_key_makes_and_reads_its_department_s_reports_only(
                     department=COMMERCE)
     rows = section(fetch(app_client, operator, commerce["id"]), "merchants")
     assert {r["department"] for r in rows} == {COMMERCE}
+
+
+def test_a_street_key_s_report_holds_its_street_s_merchants_only(
+        app_client: TestClient, operator: Headers, banking: Banking, world: World) -> None:
+    on_the_street = banking.file("体育健身", bank_id=BANK, street="望京街道")["id"]
+    street = bearer(app_client.post("/v1/keys", headers=operator, json={
+        "role": "regulator", "street": "望京街道"}).json()["key"])
+    made = make(app_client, street, kind="daily", period=world.today.isoformat())
+    assert made["scope"] == {"kind": "street", "name": "望京街道"}
+    rows = section(fetch(app_client, street, made["id"]), "merchants")
+    assert [(r["merchant_id"], r["street"]) for r in rows] == [(on_the_street, "望京街道")]
+
+
+def test_a_stored_report_cannot_be_changed_even_by_the_schema_s_owner(
+        app_client: TestClient, engine: Engine, owner_engine: Engine, operator: Headers,
+        world: World) -> None:
+    report_id = make(app_client, operator, kind="daily")["id"]
+    for who in (engine, owner_engine):  # the service lacks the privilege; the owner, a trigger
+        with pytest.raises(DBAPIError), who.begin() as conn:
+            conn.execute(text("UPDATE reports SET figures = '{}' WHERE created_seq = :id"),
+                         {"id": report_id})
+        with pytest.raises(DBAPIError), who.begin() as conn:
+            conn.execute(text("DELETE FROM reports WHERE created_seq = :id"), {"id": report_id})
+    assert fetch(app_client, operator, report_id)["figures"]["sections"]
 
 
 @pytest.mark.parametrize(("body", "field"), [
