@@ -165,6 +165,15 @@ def render_csv(report: Mapping[str, Any], lang: str) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+def _append(sheet: Any, values: Sequence[Any]) -> None:
+    """A row of values as they are: openpyxl takes text that begins with "=" for a formula,
+    and a merchant named "=HYPERLINK(...)" must stay a name in a regulator's spreadsheet."""
+    sheet.append(list(values))
+    for cell in sheet[sheet.max_row]:
+        if isinstance(cell.value, str) and cell.value.startswith("="):
+            cell.data_type = "s"
+
+
 def render_xlsx(report: Mapping[str, Any], lang: str) -> bytes:
     """The report as a workbook: a first sheet with its heading, then a sheet per section
     (a header row, then the rows, numbers as numbers)."""
@@ -173,12 +182,12 @@ def render_xlsx(report: Mapping[str, Any], lang: str) -> bytes:
     assert first is not None
     first.title = "报告" if lang == "zh" else "Report"
     for label, value in heading(report, lang):
-        first.append([label, value])
+        _append(first, [label, value])
     for section in _sections(report):
         sheet = book.create_sheet(_pick(section["title"], lang)[:sheet_name_chars_max])
-        sheet.append([_pick(column, lang) for column in section["columns"]])
+        _append(sheet, [_pick(column, lang) for column in section["columns"]])
         for row in section["rows"]:
-            sheet.append(list(row))
+            _append(sheet, row)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
