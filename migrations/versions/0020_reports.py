@@ -6,12 +6,13 @@ Create Date: 2026-12-08 00:00:00
 
 One row per report, written once (append-only triggers, and the service role may only
 INSERT and SELECT): its kind and period, its scope (the district, one department or one
-street), the signed tree head it names (tree_size, a tree_heads row) and the snapshot's
-journal size (never below the head's size; equal to it unless writes kept landing while the
-report was made), the figures as JSON and the SHA-256 of their canonical bytes, which the
-`report.made` journal entry that creates the row (created_seq, also the report's id) names
-too, so a changed figure shows against the journal. A scheduled report is made at most once
-per kind and period (the district's), whatever the number of workers.
+street), the signed tree head it names (tree_size: a tree_heads row, checked by a trigger)
+and the snapshot's journal size (never below the head's size; equal to it unless writes
+kept landing while the report was made), the figures as JSON and the SHA-256 of their
+canonical bytes, which the `report.made` journal entry that creates the row (created_seq,
+also the report's id) names too, so a changed figure shows against the journal. A
+scheduled report is made at most once per kind and period (the district's), whatever the
+number of workers.
 """
 
 from collections.abc import Sequence
@@ -24,6 +25,22 @@ revision: str = "0020"
 down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# The head a report names is a signed one. A trigger, not a foreign key: tree_heads refuses
+# every TRUNCATE with its own append-only trigger, and a key referencing it would answer
+# such an attempt first, with another reason.
+NAMES_A_HEAD_SQL = """
+CREATE FUNCTION yufu_report_names_a_head() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM tree_heads WHERE tree_size = NEW.tree_size) THEN
+    RAISE EXCEPTION 'report % names tree size %, which no signed tree head has',
+      NEW.created_seq, NEW.tree_size USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER reports_name_a_head BEFORE INSERT ON reports
+  FOR EACH ROW EXECUTE FUNCTION yufu_report_names_a_head();
+"""
 
 APPEND_ONLY_SQL = """
 CREATE TRIGGER reports_append_only BEFORE UPDATE OR DELETE ON reports
@@ -72,17 +89,18 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["created_seq"], ["journal_entries.seq"],
                                 name=op.f("fk_reports_created_seq_journal_entries"),
                                 initially="DEFERRED", deferrable=True),
-        sa.ForeignKeyConstraint(["tree_size"], ["tree_heads.tree_size"],
-                                name=op.f("fk_reports_tree_size_tree_heads")),
         sa.PrimaryKeyConstraint("created_seq", name=op.f("pk_reports")),
     )
     op.create_index("ix_reports_kind_period", "reports", ["kind", "period"], unique=False)
     op.create_index("uq_reports_scheduled", "reports", ["kind", "period"], unique=True,
                     postgresql_where=sa.text("scheduled"))
+    op.execute(NAMES_A_HEAD_SQL)
     op.execute(APPEND_ONLY_SQL)
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER reports_name_a_head ON reports")
+    op.execute("DROP FUNCTION yufu_report_names_a_head()")
     op.execute("DROP TRIGGER reports_no_truncate ON reports")
     op.execute("DROP TRIGGER reports_append_only ON reports")
     op.drop_index("uq_reports_scheduled", table_name="reports",

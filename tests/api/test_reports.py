@@ -300,7 +300,7 @@ def test_a_street_key_s_report_holds_its_street_s_merchants_only(
     assert [(r["merchant_id"], r["street"]) for r in rows] == [(on_the_street, "望京街道")]
 
 
-def test_a_stored_report_cannot_be_changed_even_by_the_schema_s_owner(
+def test_a_stored_report_cannot_be_changed_even_by_the_schema_s_owner_nor_name_no_head(
         app_client: TestClient, engine: Engine, owner_engine: Engine, operator: Headers,
         world: World) -> None:
     report_id = make(app_client, operator, kind="daily")["id"]
@@ -311,6 +311,12 @@ def test_a_stored_report_cannot_be_changed_even_by_the_schema_s_owner(
         with pytest.raises(DBAPIError), who.begin() as conn:
             conn.execute(text("DELETE FROM reports WHERE created_seq = :id"), {"id": report_id})
     assert fetch(app_client, operator, report_id)["figures"]["sections"]
+    with pytest.raises(DBAPIError, match="no signed tree head"), owner_engine.begin() as conn:
+        conn.execute(text(  # a report naming a head never signed
+            "INSERT INTO reports SELECT :seq, kind, period, period_start, period_end, "
+            "scope_kind, scope_name, false, 10000000, 10000000, made_at, figures, "
+            "figures_sha256, created_key_id FROM reports WHERE created_seq = :id"),
+            {"id": report_id, "seq": 10**9})
 
 
 @pytest.mark.parametrize(("body", "field"), [
