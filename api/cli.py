@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from sqlalchemy import Engine
 
-from api import audit_cli, backup_cli, banks_cli, breaks_cli, runtime
+from api import audit_cli, backup_cli, banks_cli, breaks_cli, reports_cli, runtime
 from api.checks import report, verify_books
 from api.context import china_today
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
                 "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
                 "reconcile": _reconcile, "banks": banks_cli.run, "outbox": _outbox,
-                "backup": backup_cli.run, "restore": backup_cli.run,
+                "backup": backup_cli.run, "restore": backup_cli.run, "reports": reports_cli.run,
                 "statements": _statements, "breaks": breaks_cli.run}
     try:
         return handlers[args.command](args)
@@ -114,9 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write the journal as JSON Lines")
     export.add_argument("--out", type=Path, required=True)
     _add_daily_commands(sub)
-    audit_cli.add_commands(sub)
-    backup_cli.add_commands(sub)
-    breaks_cli.add_commands(sub)
+    for commands in (audit_cli, reports_cli, backup_cli, breaks_cli):  # each its own module
+        commands.add_commands(sub)
     reconcile = sub.add_parser("reconcile", help="bank statements").add_subparsers(
         dest="reconcile_command", required=True)
     imported = reconcile.add_parser("import", help="import and match a statement file")

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the stores' own declarations, which use the types of this m
     from ledger.jobs import JobStore
     from ledger.supervision.complaint_store import ComplaintStore
     from ledger.supervision.store import BanStore
+    from ledger.supervision.report_store import ReportStore
     from ledger.trust_store import TrustStore
 
 
@@ -115,6 +116,9 @@ class Books(Protocol):
 
     @property
     def bans(self) -> BanStore: ...
+
+    @property
+    def reports(self) -> ReportStore: ...
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         """Journal an event that moves no money."""

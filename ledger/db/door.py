@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ledger.jobs import JobStore
     from ledger.supervision.complaint_store import ComplaintStore
     from ledger.supervision.store import BanStore
+    from ledger.supervision.report_store import ReportStore
     from ledger.trust_store import TrustStore
 
 # The table whose identity sequence numbers each kind of row.
@@ -42,8 +43,8 @@ ID_SEQUENCES: dict[IdKind, str] = {
 class Door:
     """`Books` over one batch."""
 
-    __slots__ = ("_audit", "_bank", "_bans", "_complaints", "_custody", "_jobs", "_trust",
-                 "batch")
+    __slots__ = ("_audit", "_bank", "_bans", "_complaints", "_custody", "_jobs", "_reports",
+                 "_trust", "batch")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
@@ -54,6 +55,7 @@ class Door:
         self._jobs: JobStore | None = None
         self._bans: BanStore | None = None
         self._complaints: ComplaintStore | None = None
+        self._reports: ReportStore | None = None
 
     # The stores build on ledger.db.batch, which builds on this module: imported when first
     # used, once per batch.
@@ -105,6 +107,13 @@ class Door:
             from ledger.db.complaint_store import ComplaintRows
             self._complaints = ComplaintRows(self.batch)
         return self._complaints
+
+    @property
+    def reports(self) -> ReportStore:
+        if self._reports is None:
+            from ledger.db.report_store import ReportRows
+            self._reports = ReportRows(self.batch)
+        return self._reports
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         return self.batch.append(kind, details)

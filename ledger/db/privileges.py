@@ -79,6 +79,7 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     # audit
     "merkle_nodes": Access.append,
     "tree_heads": Access.append,
+    "reports": Access.append,  # migration 0020: the routines' reports, each written once
     "access_records": Access.append,  # migration 0010
     # banks
     "banks": Access.append,  # migration 0010

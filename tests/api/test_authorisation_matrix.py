@@ -225,6 +225,16 @@ POLICY: dict[tuple[str, str], Rule] = {
                                                            hidden=(R_OTHER,)),
     ("POST", "/v1/complaint-deadlines"): OPERATOR_ONLY,
     ("GET", "/v1/complaint-deadlines"): allow(*KEYED),  # published, as the rule sets are
+    # the routines' reports: the operator and regulators (a scoped key: its scope's,
+    # tests/api/test_reports.py)
+    ("POST", "/v1/reports"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/reports"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/reports/{report_id}"): allow(OPERATOR, REGULATOR,  # a district one
+                                                 hidden=(R_OWN, R_OTHER)),
+    ("GET", "/v1/reports/{report_id}.xlsx"): allow(OPERATOR, REGULATOR,  # a district one
+                                                 hidden=(R_OWN, R_OTHER)),
+    ("GET", "/v1/reports/{report_id}.csv"): allow(OPERATOR, REGULATOR,  # a district one
+                                                 hidden=(R_OWN, R_OTHER)),
 }
 
 # What each denial is, as problem+json `code`.
@@ -237,7 +247,7 @@ MISSING: dict[str, Any] = {
     "refund_id": 999_999_999_999, "product_id": "p_0000000000000000",
     "transaction_id": 999_999_999_999, "break_id": 999_999_999_999, "bank_id": "MX-NO-BANK",
     "job_id": 999_999_999_999, "ban_id": 999_999_999_999, "premises": "矩阵街999999号",
-    "complaint_id": 999_999_999_999,
+    "complaint_id": 999_999_999_999, "report_id": 999_999_999_999,
     "end_to_end_id": "YFF999999999999"}
 # Ids an operation takes outside its path.
 IDS_OUTSIDE_THE_PATH = {("POST", "/v1/cards"): ("product_id",),
@@ -430,6 +440,7 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     head = custody.ok("POST", "/v1/audit/tree-heads", operator)
     filed = custody.ok("POST", "/v1/complaints", operator,
                        complaint(None, {"merchant_id": a["id"]}, -1), 201)
+    report = custody.ok("POST", "/v1/reports", operator, {"kind": "daily"}, 201)
 
     ids = {"account_id": a["accounts"]["custody_cash"], "merchant_id": a["id"],
            "bank_id": BANK_A, "product_id": pa["id"], "card_id": card_a["card_id"],
@@ -438,7 +449,7 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
            "break_id": opened["id"], "key_id": key_id_of(app_client, spare),
            "seq": card_a["journal_seq"], "tree_size": head["tree_size"],
            "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id,
-           "complaint_id": filed["id"],
+           "complaint_id": filed["id"], "report_id": report["id"],
            "ban_id": banned["id"], "premises": "矩阵街0号"}
     keys: dict[str, Headers | None] = {
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
@@ -515,6 +526,7 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/breaks/resolve"): lambda w, ids: {"resolution": "matrix",
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
     ("POST", "/v1/complaints"): complaint,
+    ("POST", "/v1/reports"): lambda w, ids: {"kind": "daily"},
     ("POST", "/v1/complaints/{complaint_id}/steps"): lambda w, ids: {"step": "accept"},
     ("POST", "/v1/complaint-deadlines"): lambda w, ids: {  # no merchant of the scene's
         "jurisdiction": "matrix", "acceptance": {"working_days": 1},

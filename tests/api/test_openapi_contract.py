@@ -77,6 +77,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /v1/consumer/keys": "a mainland mobile number and a 6-digit code",
     "POST /v1/cards": "a mainland mobile number for the consumer",
     "POST /v1/releases/run": "a day from 2000-01-01 to a year after today",
+    "POST /v1/reports": "a period of the kind's own shape that exists and has begun",
     "POST /v1/consumptions/auto-confirm": "a day from 2000-01-01 to today",
     # The body is optional to FastAPI, so that roles answer before it is looked at: a null
     # body is a blank resolution.

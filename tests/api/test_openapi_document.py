@@ -42,6 +42,9 @@ PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 FILES = {("GET", "/v1/merchants/{merchant_id}/payouts.csv"): {"text/csv"},
          ("GET", "/v1/bans.csv"): {"text/csv"},
          ("GET", "/v1/audit/journal/export"): {"application/x-ndjson"},
+         ("GET", "/v1/reports/{report_id}.xlsx"): {
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
+         ("GET", "/v1/reports/{report_id}.csv"): {"text/csv"},
          ("GET", "/v1/banks/{bank_id}/instructions"): {"application/xml", "text/csv",
                                                        "application/json"}}
 
@@ -424,6 +427,14 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("GET", "/v1/complaint-deadlines", rkey)
     api.call("GET", "/v1/complaints/stats", rkey, params={
         "from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()})
+
+    # The routines: a daily control report (日管控), listed, read and downloaded.
+    report = api.json("POST", "/v1/reports", op, 201,
+                      json={"kind": "daily", "period": today.isoformat()})["id"]
+    api.call("GET", "/v1/reports", rkey)
+    api.call("GET", f"/v1/reports/{report}", rkey)
+    api.call("GET", f"/v1/reports/{report}.xlsx", rkey)
+    api.call("GET", f"/v1/reports/{report}.csv", rkey, params={"lang": "en"})
 
     # The merchant runs away: first its legal representative changes (变更登记).
     api.call("POST", f"/v1/merchants/{merchant}/amendments", op, 201,
