@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # the stores' own declarations, which use the types of this m
     from ledger.custody.store import CustodyStore
     from ledger.jobs import JobStore
     from ledger.supervision.complaint_store import ComplaintStore
-    from ledger.supervision.store import BanStore
     from ledger.supervision.report_store import ReportStore
+    from ledger.supervision.store import BanStore
     from ledger.trust_store import TrustStore
 
 

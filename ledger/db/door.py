@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from ledger.db.batch import Batch, Mark
     from ledger.jobs import JobStore
     from ledger.supervision.complaint_store import ComplaintStore
-    from ledger.supervision.store import BanStore
     from ledger.supervision.report_store import ReportStore
+    from ledger.supervision.store import BanStore
     from ledger.trust_store import TrustStore
 
 # The table whose identity sequence numbers each kind of row.
