@@ -30,6 +30,7 @@ from api.routes import custody as custody_routes
 from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
 from api.routes import register as register_routes
+from api.routes import supervision as supervision_routes
 from api.routes import system
 from api.routes import trust as trust_routes
 from api.settings import Settings
@@ -84,7 +85,7 @@ class AppOptions(TypedDict, total=False):
 # Every route of the service, by resource: a new resource adds its router here.
 ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_routes.router,
            custody_routes.router, register_routes.router, audit_routes.router,
-           bank_routes.router, job_routes.router)
+           bank_routes.router, job_routes.router, supervision_routes.router)
 
 
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the stores' own declarations, which use the types of this m
     from ledger.bank.store import BankStore
     from ledger.custody.store import CustodyStore
     from ledger.jobs import JobStore
+    from ledger.supervision.store import SupervisionStore
     from ledger.trust_store import TrustStore
 
 
@@ -67,6 +68,7 @@ class IdKind(Enum):
     reconciliation_break = "reconciliation_break"
     consumer_code = "consumer_code"
     job = "job"
+    supervision_rules = "supervision_rules"
 
 
 class Checkpoint(Protocol):
@@ -105,6 +107,9 @@ class Books(Protocol):
 
     @property
     def jobs(self) -> JobStore: ...
+
+    @property
+    def supervision(self) -> SupervisionStore: ...
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         """Journal an event that moves no money."""

@@ -13,6 +13,7 @@ from ledger.db import (
     bank_tables,  # noqa: F401  (registers the bank tables)
     custody_tables,  # noqa: F401  (registers the custody tables)
     job_tables,  # noqa: F401  (registers the jobs table)
+    supervision_tables,  # noqa: F401  (registers signals, alerts, webhooks: 0019)
     trust_tables,  # noqa: F401  (registers banks, revocations, codes, access records)
 )
 from ledger.db.engine import normalise_url

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ledger.custody.store import CustodyStore
     from ledger.db.batch import Batch, Mark
     from ledger.jobs import JobStore
+    from ledger.supervision.store import SupervisionStore
     from ledger.trust_store import TrustStore
 
 # The table whose identity sequence numbers each kind of row.
@@ -32,14 +33,15 @@ ID_SEQUENCES: dict[IdKind, str] = {
     IdKind.refund: "refund_instructions", IdKind.statement_file: "statement_files",
     IdKind.bank_statement: "bank_statements",
     IdKind.reconciliation_break: "reconciliation_breaks",
-    IdKind.consumer_code: "consumer_codes", IdKind.job: "jobs"}
+    IdKind.consumer_code: "consumer_codes", IdKind.job: "jobs",
+    IdKind.supervision_rules: "supervision_rules"}
 
 
 
 class Door:
     """`Books` over one batch."""
 
-    __slots__ = ("_audit", "_bank", "_custody", "_jobs", "_trust", "batch")
+    __slots__ = ("_audit", "_bank", "_custody", "_jobs", "_supervision", "_trust", "batch")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
@@ -48,6 +50,7 @@ class Door:
         self._trust: TrustStore | None = None
         self._audit: AuditStore | None = None
         self._jobs: JobStore | None = None
+        self._supervision: SupervisionStore | None = None
 
     # The stores build on ledger.db.batch, which builds on this module: imported when first
     # used, once per batch.
@@ -85,6 +88,13 @@ class Door:
             from ledger.db.job_store import JobRows
             self._jobs = JobRows(self.batch)
         return self._jobs
+
+    @property
+    def supervision(self) -> SupervisionStore:
+        if self._supervision is None:
+            from ledger.db.supervision_store import SupervisionRows
+            self._supervision = SupervisionRows(self.batch)
+        return self._supervision
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         return self.batch.append(kind, details)
