@@ -183,7 +183,8 @@ class CreateSupervisionRules(Command):
         require_operator(self.principal)
         version, previous = books.supervision.next_rules_version(self.jurisdiction,
                                                                  self.industry)
-        base = parse_supervision_rules(previous) if previous is not None else None
+        base = parse_supervision_rules(previous) if previous is not None else \
+            self._fallback(books)
         parsed = parse_supervision_rules(self.rules, base)
         view = {"id": books.draw_id(IdKind.supervision_rules),
                 "jurisdiction": self.jurisdiction, "industry": self.industry,
@@ -191,6 +192,13 @@ class CreateSupervisionRules(Command):
         entry = books.append("supervision_rules.created", view)
         books.supervision.add_rules({**view, "created_seq": entry.seq}, parsed)
         return {**view, "journal_seq": entry.seq}
+
+    def _fallback(self, books: Books) -> SupervisionRules | None:
+        """An industry's first version fills in from the jurisdiction's '*' rules."""
+        try:
+            return books.supervision.latest_rules(self.jurisdiction, self.industry)[1]
+        except NotFound:
+            return None
 
 
 @dataclass(frozen=True)
