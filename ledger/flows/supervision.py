@@ -78,11 +78,14 @@ def settle(books: Books, g: Gathered, as_of: date) -> dict[str, Any]:
     found = {s.kind: s for s in evaluate(g.facts, g.rules)}
     raised = [found[k] for k in sorted(set(found) - set(before.active))]
     cleared = [before.active[k] for k in sorted(set(before.active) - set(found))]
-    for signal, state in [*((s, SignalState.raised) for s in raised),
-                          *((s, SignalState.cleared) for s in cleared)]:
-        entry = books.append(f"signal.{state.value}", {
+    for signal in raised:
+        entry = books.append("signal.raised", {
             "merchant_id": m.id, "as_of": as_of.isoformat(), **signal.view()})
-        books.supervision.add_signal(m.id, signal, state, as_of, entry.seq)
+        books.supervision.add_signal(m.id, signal, SignalState.raised, as_of, entry.seq)
+    for signal in cleared:
+        entry = books.append("signal.cleared", {
+            "merchant_id": m.id, "as_of": as_of.isoformat(), **signal.view()})
+        books.supervision.add_signal(m.id, signal, SignalState.cleared, as_of, entry.seq)
     risk = Risk(found, before.computed_tier, before.releases_held, before.held_seq)
     answer = decide(books, m, g.rules, risk, as_of)
     return {"merchant_id": m.id, "raised": [s.kind.value for s in raised],
