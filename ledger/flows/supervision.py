@@ -148,6 +148,7 @@ class AssessMerchant(Command):
     as_of: date
 
     def run(self, books: Books) -> dict[str, Any]:
+        require_overseer(self.principal)  # the role first: a missing id answers alike
         require_supervisor(self.principal, books.custody.merchant(self.merchant_id),
                            missing_merchant(self.merchant_id))
         return settle(books, gather(books, self.merchant_id, self.as_of), self.as_of)
@@ -279,6 +280,7 @@ class RecordRevenue(Command):
     today: date
 
     def run(self, books: Books) -> dict[str, Any]:
+        require_overseer(self.principal)  # the role first: a missing id answers alike
         m = books.custody.merchant(self.merchant_id)
         require_supervisor(self.principal, m, missing_merchant(self.merchant_id))
         g = gather(books, m.id, self.today)
@@ -304,6 +306,7 @@ class OverrideTier(Command):
     expires_on: date | None = None
 
     def run(self, books: Books) -> dict[str, Any]:
+        require_overseer(self.principal)  # the role first: a missing id answers alike
         m = books.custody.merchant(self.merchant_id)
         require_supervisor(self.principal, m, missing_merchant(self.merchant_id))
         if self.expires_on is not None and self.expires_on <= self.today:
@@ -329,6 +332,7 @@ class ReviewOverride(Command):
     today: date
 
     def run(self, books: Books) -> dict[str, Any]:
+        require_overseer(self.principal)  # the role first: a missing id answers alike
         o = books.supervision.override(self.override_id)  # NotFound names the override
         m = books.custody.merchant(o.merchant_id)
         require_supervisor(self.principal, m, NotFound(
@@ -353,6 +357,7 @@ class ClearHold(Command):
     reason: str
 
     def run(self, books: Books) -> dict[str, Any]:
+        require_overseer(self.principal)  # the role first: a missing id answers alike
         m = books.custody.merchant(self.merchant_id)
         require_supervisor(self.principal, m, missing_merchant(self.merchant_id))
         risk = books.supervision.risk(m.id)
@@ -371,6 +376,7 @@ class AcknowledgeAlert(Command):
     alert_id: int
 
     def run(self, books: Books) -> dict[str, Any]:
+        require_overseer(self.principal)  # the role first: a missing id answers alike
         alert = books.supervision.alert(self.alert_id)  # NotFound names the alert
         require_supervisor(self.principal, books.custody.merchant(alert.merchant_id),
                            NotFound(f"alert {self.alert_id} does not exist", field="alert_id"))

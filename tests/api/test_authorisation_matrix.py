@@ -33,7 +33,7 @@ from sqlalchemy import Engine, text
 from api.messages import OutboxSender, read_outbox
 from ledger.auth import Role
 from ledger.custody.rules import BEIJING_TRAINING
-from tests.support.custody import credit_code
+from tests.support.custody import credit_code, id_number
 from tests.support.db import WRITTEN_TABLES, issue_key, nothing_written, open_account, row
 from tests.support.driver import Driver
 from tests.support.http import PROBLEM_JSON, Headers, bearer, key_id_of
@@ -176,6 +176,22 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/audit/merchants"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
     ("GET", "/v1/audit/totals"): AUDIT_READ,
     ("GET", "/v1/audit/journal/export"): allow(OPERATOR, REGULATOR),
+    # supervision: the regulators' writes (a district key here) and the operator's
+    ("POST", "/v1/supervision/sweep"): OPERATOR_ONLY,
+    ("POST", "/v1/supervision/rules"): OPERATOR_ONLY,
+    ("POST", "/v1/supervision/records"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/supervision/records/import"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/merchants/{merchant_id}/assessments"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/merchants/{merchant_id}/revenues"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/merchants/{merchant_id}/tier-overrides"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/tier-overrides/{override_id}/review"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/merchants/{merchant_id}/release-hold/clear"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/merchants/{merchant_id}/risk"): MERCHANT_BOOKS,
+    ("GET", "/v1/merchants/{merchant_id}/signals"): MERCHANT_BOOKS,
+    # the inbox: a merchant sees its own warnings
+    ("GET", "/v1/alerts"): allow(OPERATOR, REGULATOR, M_OWN, scoped=(M_OTHER,)),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/webhooks"): allow(OPERATOR, REGULATOR),
 }
 
 # What each denial is, as problem+json `code`.
@@ -187,7 +203,8 @@ MISSING: dict[str, Any] = {
     "merchant_id": "m_0000000000000000", "release_id": 999_999_999_999,
     "refund_id": 999_999_999_999, "product_id": "p_0000000000000000",
     "transaction_id": 999_999_999_999, "break_id": 999_999_999_999, "bank_id": "MX-NO-BANK",
-    "job_id": 999_999_999_999,
+    "job_id": 999_999_999_999, "alert_id": 999_999_999_999,
+    "override_id": 999_999_999_999,
     "end_to_end_id": "YFF999999999999"}
 # Ids an operation takes outside its path.
 IDS_OUTSIDE_THE_PATH = {("POST", "/v1/cards"): ("product_id",),
@@ -267,6 +284,33 @@ class World:
                     {"reason": "matrix"})
         return {"merchant_id": merchant}
 
+    def fresh_override(self) -> dict[str, Any]:
+        merchant = self.fresh_merchant()["merchant_id"]
+        made = self.ok("POST", f"/v1/merchants/{merchant}/tier-overrides", self.keys[OPERATOR],
+                       {"tier": "yellow", "reason": "matrix"}, 201)
+        return {"override_id": made["override_id"]}
+
+    def fresh_alert(self) -> dict[str, Any]:
+        return {"alert_id": alert_of(self.custody, self.fresh_merchant()["merchant_id"])}
+
+    def fresh_hold(self) -> dict[str, Any]:
+        """A merchant whose run-away pattern (a day's sales spike, a new legal
+        representative) holds its releases."""
+        person = [{"role": "legal_representative", "id_number": id_number(self.custody.rng)}]
+        m = self.custody.file("体育健身", bank_id=BANK_A, people=person)
+        key = self.custody.merchant_key(m["id"])
+        product = self.custody.product(m["id"], key, kind="stored_value", price_fen=150_000,
+                                       validity_months=3)
+        for _ in range(2):
+            self.custody.sell(product["id"], key)
+        self.ok("POST", f"/v1/merchants/{m['id']}/amendments", self.keys[OPERATOR], {
+            "reason": "matrix", "people": [
+                {"role": "legal_representative", "id_number": id_number(self.custody.rng)}]},
+            201)
+        held = self.ok("POST", f"/v1/merchants/{m['id']}/assessments", self.keys[OPERATOR])
+        assert held["releases_held"], held
+        return {"merchant_id": m["id"]}
+
     def statement(self) -> bytes:
         return unexpected_credit(self.a["custody_account"], f"MX-{self.n()}", 1)
 
@@ -277,6 +321,17 @@ class World:
         code = re.search(r"[0-9]{6}", read_outbox(self.custody.outbox.path, phone)[-1]["text"])
         assert code is not None
         return {"phone": phone, "code": code.group(0)}
+
+
+def alert_of(custody: Driver, merchant_id: str) -> int:
+    """An alert on the merchant: a tax-arrears record turns it yellow; lifted, it is blue
+    again, and the alert stays."""
+    credit = custody.ok("GET", f"/v1/merchants/{merchant_id}", custody.operator)["credit_code"]
+    record = {"credit_code": credit, "kind": "tax_arrears", "source": "matrix"}
+    listed = custody.ok("POST", "/v1/supervision/records", custody.operator, record, 201)
+    custody.ok("POST", "/v1/supervision/records", custody.operator, {**record, "listed": False},
+               201)
+    return int(listed["assessed"][0]["alerts"][0])
 
 
 def sell(custody: Driver, product_id: str, key: Headers | None, phone: str) -> dict[str, Any]:
@@ -308,6 +363,11 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     revoked = custody.ok("POST", "/v1/keys", operator, {"role": "operator"}, 201)
     custody.ok("POST", f"/v1/keys/{revoked['key_id']}/revoke", operator, {"reason": "matrix"})
 
+    # The scene's industry judged by rules of its own (data): only tax arrears move a tier,
+    # so that what the matrix asks of A (assessments, records) leaves A's tier as it is.
+    custody.ok("POST", "/v1/supervision/rules", operator, {
+        "jurisdiction": "beijing", "industry": "体育健身",
+        "rules": {"red_any": [], "yellow_any": ["tax_arrears"]}}, 201)
     a, b = custody.file("体育健身", bank_id=BANK_A), custody.file("餐饮", bank_id=BANK_B)
     ka, kb = custody.merchant_key(a["id"]), custody.merchant_key(b["id"])
     bank_a, bank_b = custody.bank_key(BANK_A), custody.bank_key(BANK_B)
@@ -339,6 +399,11 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     x, y = open_account(engine), open_account(engine)
     posted = custody.ok("POST", "/v1/transactions", operator, {"postings": [
         {"account_id": x, "amount_fen": 1}, {"account_id": y, "amount_fen": -1}]}, 201)
+    # A's alert (its inbox's), and an override on a merchant of its own to review.
+    alert_id = alert_of(custody, a["id"])
+    spare_merchant = custody.file("体育健身", bank_id=BANK_A)["id"]
+    override_id = custody.ok("POST", f"/v1/merchants/{spare_merchant}/tier-overrides", operator,
+                             {"tier": "yellow", "reason": "matrix"}, 201)["override_id"]
     head = custody.ok("POST", "/v1/audit/tree-heads", operator)
 
     ids = {"account_id": a["accounts"]["custody_cash"], "merchant_id": a["id"],
@@ -347,7 +412,8 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
            "refund_id": refund["refund_id"], "end_to_end_id": refund["end_to_end_id"],
            "break_id": opened["id"], "key_id": key_id_of(app_client, spare),
            "seq": card_a["journal_seq"], "tree_size": head["tree_size"],
-           "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id}
+           "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id,
+           "alert_id": alert_id, "override_id": override_id}
     keys: dict[str, Headers | None] = {
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
         EXPIRED: bearer(expired), OPERATOR: operator, M_OWN: ka, M_OTHER: kb,
@@ -411,6 +477,22 @@ BODIES: dict[tuple[str, str], Body] = {
     # a filter that picks nothing: the matrix's breaks stay as they are
     ("POST", "/v1/breaks/resolve"): lambda w, ids: {"resolution": "matrix",
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
+    ("POST", "/v1/supervision/sweep"): lambda w, ids: {"as_of": TODAY.isoformat()},
+    ("POST", "/v1/supervision/rules"): lambda w, ids: {  # 托育: no merchant of the scene
+        "jurisdiction": "beijing", "industry": "托育", "rules": {"complaints_max": 5}},
+    # a lifting of a record A never had: A's signals stay as they are
+    ("POST", "/v1/supervision/records"): lambda w, ids: {
+        "credit_code": w.a["credit_code"], "kind": "litigation", "source": "matrix",
+        "listed": False},
+    ("POST", "/v1/merchants/{merchant_id}/revenues"): lambda w, ids: {
+        "year": TODAY.year - 1, "revenue_fen": 10**12},
+    ("POST", "/v1/merchants/{merchant_id}/tier-overrides"): lambda w, ids: {
+        "tier": "yellow", "reason": "matrix"},
+    ("POST", "/v1/tier-overrides/{override_id}/review"): lambda w, ids: {"reason": "matrix"},
+    ("POST", "/v1/merchants/{merchant_id}/release-hold/clear"): lambda w, ids: {
+        "reason": "matrix"},
+    ("POST", "/v1/webhooks"): lambda w, ids: {
+        "department": "区文旅体局", "url": "http://127.0.0.1:9/matrix", "secret": "m" * 16},
 }
 QUERIES: dict[tuple[str, str], Body] = {
     ("GET", "/v1/audit/proofs/inclusion"): lambda w, ids: {"seq": ids["seq"],
@@ -436,6 +518,10 @@ FRESH: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         World.fresh_instruction,
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"):
         World.fresh_instruction,
+    ("POST", "/v1/merchants/{merchant_id}/tier-overrides"): lambda w: w.fresh_merchant(),
+    ("POST", "/v1/tier-overrides/{override_id}/review"): World.fresh_override,
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): World.fresh_alert,
+    ("POST", "/v1/merchants/{merchant_id}/release-hold/clear"): World.fresh_hold,
 }
 
 
@@ -447,6 +533,9 @@ def build(w: World, operation: tuple[str, str], ids: dict[str, Any]) -> Call:
     params = query(w, ids) if query else {}
     if template == "/v1/banks/{bank_id}/statements":
         return Call(path, content=w.statement(), headers={"Content-Type": "application/xml"})
+    if template == "/v1/supervision/records/import":  # a lifting A never had, as above
+        lifting = f"credit_code,kind,listed,source\n{w.a['credit_code']},欠税,移出,matrix\n"
+        return Call(path, content=lifting.encode(), headers={"Content-Type": "text/csv"})
     return Call(path, json=body(w, ids) if body else None, params=params)
 
 
