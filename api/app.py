@@ -35,6 +35,7 @@ from api.routes import system
 from api.routes import trust as trust_routes
 from api.settings import Settings
 from api.signer import TreeHeadSigner
+from api.webhooks import run_worker, webhook_poll_interval_s
 from ledger import limits
 from ledger.bank.profile import BankProfile
 from ledger.db.writer import Writer
@@ -80,6 +81,7 @@ class AppOptions(TypedDict, total=False):
     rate_limits: RateLimits  # RateLimits()
     sender: MessageSender | None  # None
     bank_profiles: Mapping[str, BankProfile]  # load_profiles(Settings().bank_profiles_dir)
+    webhook_interval_s: float | None  # None: no delivery worker (`yufu serve` runs one)
 
 
 # Every route of the service, by resource: a new resource adds its router here.
@@ -121,14 +123,17 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
         ctx.keys.start()
         access.start()
         task = asyncio.create_task(signer.run(writer)) if signer.interval_s else None
+        interval = options.get("webhook_interval_s")
+        worker = asyncio.create_task(run_worker(engine, interval)) if interval else None
         try:
             async with jobs.running(engine, writer, profiles):
                 yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for running in (task, worker):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
             access.stop()
             ctx.keys.stop()
             writer.stop()
@@ -170,6 +175,7 @@ def app_from_environment() -> FastAPI:
     app = create_app(connect(settings.database_url), pseudonym_key=pseudonym_key(settings.home),
                      audit_key=audit_signing_key(settings), rate_limits=settings.rate_limits,
                      sender=sender_from_environment(settings.home),
-                     bank_profiles=load_profiles(settings.bank_profiles_dir))
+                     bank_profiles=load_profiles(settings.bank_profiles_dir),
+                     webhook_interval_s=webhook_poll_interval_s)
     settle_heap()
     return app

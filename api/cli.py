@@ -40,6 +40,7 @@ from api.runtime import (
 )
 from api.settings import Settings
 from api.statement_view import parsed_view
+from api.webhooks import webhook_poll_interval_s
 from ledger import limits
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
 from ledger.bank.model import ParsedFile
@@ -229,7 +230,8 @@ def _serve(_: argparse.Namespace) -> int:
             return 0
         app = create_app(engine, pseudonym_key=pseudonym_key(settings.home),
                          audit_key=audit_key, rate_limits=settings.rate_limits,
-                         sender=sender_from_environment(settings.home), bank_profiles=profiles)
+                         sender=sender_from_environment(settings.home), bank_profiles=profiles,
+                         webhook_interval_s=webhook_poll_interval_s)
         settle_heap()
         with _stop_logged():
             uvicorn.run(app, **options)

@@ -223,6 +223,21 @@ class Subscribed(Out):
     journal_seq: Seq
 
 
+class DeliveryOut(Out):
+    id: int
+    subscription_id: int
+    alert_id: int
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None = Field(description="the receiver's last HTTP status")
+    last_error: str | None
+    delivered_at: Timestamp | None
+
+
+class Deliveries(Out):
+    items: list[DeliveryOut]
+
+
 class RulesOut(Out):
     id: int
     jurisdiction: str
@@ -422,6 +437,14 @@ async def subscribe(request: Request, body: SubscriptionIn, who: Authed) -> JSON
     body (`X-Yufu-Signature: sha256=<hex>`), retried with backoff."""
     command = Subscribe(who, str(body.url), body.secret, body.department, body.street)
     return await write(request, who, command)
+
+
+@router.get("/webhooks/deliveries", response_model=Deliveries, **keyed_read())
+def list_deliveries(request: Request, who: Authed) -> dict[str, Any]:
+    """Every delivery of the subscriptions of the key's scope, with its attempts: a delivery
+    that failed for good stays listed as `failed`."""
+    with context_of(request).engine.connect() as conn:
+        return {"items": views.deliveries(conn, who)}
 
 
 @router.post("/supervision/rules", status_code=201, response_model=RulesOut,

@@ -192,6 +192,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/alerts"): allow(OPERATOR, REGULATOR, M_OWN, scoped=(M_OTHER,)),
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): allow(OPERATOR, REGULATOR),
     ("POST", "/v1/webhooks"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/webhooks/deliveries"): allow(OPERATOR, REGULATOR),
 }
 
 # What each denial is, as problem+json `code`.

@@ -440,6 +440,7 @@ def supervision_day(api: Contract, op: dict[str, str], rkey: dict[str, str], mer
     api.call("POST", f"/v1/alerts/{alert}/acknowledge", rkey)
     api.call("POST", "/v1/webhooks", rkey, 201, json={
         "department": "区文旅体局", "url": "http://127.0.0.1:9/hook", "secret": "s" * 16})
+    api.call("GET", "/v1/webhooks/deliveries", rkey)
     # A run-away pattern: a day's sales spike and a new legal representative hold releases.
     people = [{"role": "legal_representative", "id_number": "110105198001011238"}]
     runner = api.json("POST", "/v1/merchants", op, 201, json={
