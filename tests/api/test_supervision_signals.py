@@ -11,9 +11,12 @@ from importlib import resources
 from typing import Any
 
 import openpyxl
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from api.cli import main as yufu
+from api.context import china_today
 from ledger.custody.merchants import Tier
 from ledger.supervision.signals import SignalKind
 from ledger.supervision.thresholds import SupervisionRules, parse_shipped
@@ -328,3 +331,21 @@ def test_an_alert_is_acknowledged_once_by_a_regulator_in_scope(
         assert_problem(app_client.post(path, headers=culture), 409, field="alert_id")
     unseen = custody.ok("GET", "/v1/alerts?unacknowledged=true", culture)["items"]
     assert alert["id"] not in [a["id"] for a in unseen]
+
+
+def test_yufu_supervision_sweep_assesses_from_the_shell(
+        custody: Driver, app_client: TestClient, engine: Engine, database_env: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, value in database_env.items():
+        monkeypatch.setenv(name, value)
+    custody.set_today(china_today())
+    m = custody.file(SPORTS)
+    key = custody.merchant_key(m["id"])
+    product = custody.product(m["id"], key, kind="stored_value", price_fen=150_000,
+                              validity_months=3)
+    for _ in range(2):
+        custody.sell(product["id"], key)  # 3,000 yuan in a day: a spike
+    assert yufu(["supervision", "sweep"]) == 0
+    assert m["id"] in capsys.readouterr().out
+    assert custody.ok("GET", f"/v1/merchants/{m['id']}/risk", custody.operator)["tier"] == \
+        "yellow"
