@@ -20,6 +20,7 @@ from ledger.errors import NotFound
 from ledger.supervision.checks import (
     Facts,
     consumption_window_days,
+    people_changes,
     sales_day_window_days,
     sales_week_window_days,
     week_days,
@@ -207,11 +208,9 @@ class SupervisionRows:
         legal = officers = 0
         for changes in rows:
             people = changes.get("people")
-            if people is None:
-                continue
-            before, after = _holders(people["before"]), _holders(people["after"])
-            legal += before["legal_representative"] != after["legal_representative"]
-            officers += before["officers"] != after["officers"]
+            if people is not None:
+                one, other = people_changes(people["before"], people["after"])
+                legal, officers = legal + one, officers + other
         return legal, officers
 
     def _records(self, merchant_id: str) -> dict[SignalKind, list[str]]:
@@ -316,9 +315,3 @@ class _Sales:
     def days_to(self, days: int, until: date) -> int:
         return self.between(until - timedelta(days=days - 1), until)
 
-
-def _holders(people: Sequence[Mapping[str, str]]) -> dict[str, frozenset[Any]]:
-    legal = frozenset(p["person_id"] for p in people if p["role"] == "legal_representative")
-    officers = frozenset((p["role"], p["person_id"]) for p in people
-                         if p["role"] != "legal_representative")
-    return {"legal_representative": legal, "officers": officers}

@@ -23,7 +23,7 @@ from ledger.commands import Books, Command, IdKind
 from ledger.custody.lifecycle import Merchant
 from ledger.custody.merchants import HARD_BLOCKS, Tier
 from ledger.errors import Conflict, InvalidInput, NotFound
-from ledger.supervision.checks import Facts, evaluate
+from ledger.supervision.checks import Facts, evaluate, people_changes
 from ledger.supervision.records import StatusEntry
 from ledger.supervision.signals import HARD_BLOCK_KINDS, SignalKind, SignalState
 from ledger.supervision.store import Risk
@@ -266,6 +266,18 @@ def _with_record(g: Gathered, e: StatusEntry) -> Gathered:
     if not sources:
         del records[e.kind]
     return dataclasses.replace(g, facts=dataclasses.replace(g.facts, records=records))
+
+
+def with_amendment(g: Gathered, changes: Mapping[str, Any]) -> Gathered:
+    """The figures with an amendment just made counted (its row is written after they
+    were read): a change of legal representative, or of officers."""
+    people = changes.get("people")
+    if people is None:
+        return g
+    legal, officers = people_changes(people["before"], people["after"])
+    return dataclasses.replace(g, facts=dataclasses.replace(
+        g.facts, legal_representative_changes=g.facts.legal_representative_changes + legal,
+        officer_changes=g.facts.officer_changes + officers))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ an event and a test all judge alike."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -42,6 +43,22 @@ class Facts:
     # their sources.
     records: dict[SignalKind, list[str]] = field(default_factory=dict)
     complaints_source: str = "complaints"
+
+
+def people_changes(before: Sequence[Mapping[str, str]], after: Sequence[Mapping[str, str]]
+                   ) -> tuple[int, int]:
+    """(1 if the legal representative changed, 1 if the officers did) between two lists of
+    a register's people ({"role", "person_id"})."""
+    def holders(people: Sequence[Mapping[str, str]]) -> tuple[frozenset[str],
+                                                              frozenset[tuple[str, str]]]:
+        legal = frozenset(p["person_id"] for p in people
+                          if p["role"] == "legal_representative")
+        officers = frozenset((p["role"], p["person_id"]) for p in people
+                             if p["role"] != "legal_representative")
+        return legal, officers
+    (legal_before, officers_before), (legal_after, officers_after) = \
+        holders(before), holders(after)
+    return int(legal_before != legal_after), int(officers_before != officers_after)
 
 
 def _over(value: int, threshold: int) -> bool:
