@@ -52,7 +52,7 @@ revenue_fen_max = 10**15  # a year's revenue, in fen: ten trillion yuan
 secret_chars_min, secret_chars_max, url_chars_max = 16, 200, 2000
 STATUS_FILE = {"requestBody": {"required": True, "content": {
     media: {"schema": {"type": "string"}} for media in (
-        "text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")}}}
+        "text/csv", "text/plain")}}}
 
 
 class Strict(BaseModel):
