@@ -27,8 +27,11 @@ from api.ratelimit import RateLimits, limiter_or_none
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
 from api.routes import custody as custody_routes
+from api.routes import dashboard as dashboard_routes
+from api.routes import departments as department_routes
 from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
+from api.routes import public as public_routes
 from api.routes import register as register_routes
 from api.routes import supervision as supervision_routes
 from api.routes import system
@@ -70,6 +73,8 @@ _NO_TELEMETRY: dict[str, Any] = (
 DEVELOPMENT_PSEUDONYM_KEY = b"yufu-development-pseudonym-key"
 
 
+# Every route the app serves, by router; the dashboard's last: its page and files
+# (api/dashboard/), and the JSON routes only its panels needed.
 class AppOptions(TypedDict, total=False):
     """What create_app may be given beyond the engine, by keyword; each one left out takes
     the default named here."""
@@ -86,8 +91,10 @@ class AppOptions(TypedDict, total=False):
 
 # Every route of the service, by resource: a new resource adds its router here.
 ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_routes.router,
-           custody_routes.router, register_routes.router, audit_routes.router,
-           bank_routes.router, job_routes.router, supervision_routes.router)
+           custody_routes.router, department_routes.router, register_routes.router,
+           audit_routes.router, bank_routes.router, job_routes.router, public_routes.router,
+           dashboard_routes.api_router, dashboard_routes.router,
+           supervision_routes.router)
 
 
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
@@ -113,7 +120,9 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     ctx = Context(engine, writer, options.get("pseudonym_key", DEVELOPMENT_PSEUDONYM_KEY),
                   sender=options.get("sender"), bank_profiles=profiles,
                   code_attempts=limiter_or_none(rate_limits.code_rate_per_s,
-                                                rate_limits.code_burst))
+                                                rate_limits.code_burst),
+                  lookups=limiter_or_none(rate_limits.lookup_rate_per_s,
+                                          rate_limits.lookup_burst))
     access = AccessRecorder(engine)
     jobs = JobRunner()
 

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine
 from api import audit_cli, backup_cli, breaks_cli
 from api.checks import report, verify_books
 from api.context import china_today
+from api.department_maps import DepartmentMapFileError
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
 from api.profiles import ProfileFileError, load_profiles, profile_named
 from api.progress import Progress
@@ -31,6 +32,7 @@ from api.runtime import (
     check_audit_key,
     connect,
     database,
+    ensure_default_department_maps,
     ensure_default_rule_sets,
     migrate,
     pseudonym_key,
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except UnsafeRoles as unsafe:  # the service's role could rewrite history: do not serve
         print(f"yufu: {unsafe}", file=sys.stderr)
         return 2
-    except ProfileFileError as broken:  # a bank profile that cannot be used: fix it first
+    except (ProfileFileError, DepartmentMapFileError) as broken:  # a data file that cannot
+        # be used (a bank profile, a department map): fix it first
         print(f"yufu: {broken}", file=sys.stderr)
         return 2
 
@@ -212,6 +215,7 @@ def _serve(_: argparse.Namespace) -> int:
         # Everything from here on, the bootstrap's writes too, goes through the service role.
         engine = connect(db.service_url)
         ensure_default_rule_sets(engine)
+        ensure_default_department_maps(engine)
         key = bootstrap_operator_key(engine, settings.home)
         audit_key = audit_signing_key(settings)
         check_audit_key(engine, audit_key, settings.audit_key_rotate)

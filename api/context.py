@@ -45,6 +45,8 @@ class Context:
     sender: MessageSender | None = None
     # One-time-code requests and attempts per client address (None: no limit).
     code_attempts: Limiter | None = None
+    # Public merchant lookups per client address (None: no limit).
+    lookups: Limiter | None = None
     # Statement lines an import's slice applies, the least and the most (ledger/flows/
     # imports.py, `SliceSizes`): tests make them small.
     import_slice_lines_min: int = import_slice_lines_min
@@ -146,11 +148,19 @@ ReceiptCode = Annotated[str | None, Depends(receipt_code_of)]
 
 def limit_code_attempts(request: Request) -> None:
     """One-time-code requests and attempts per client address (api/ratelimit.py)."""
-    limiter = context_of(request).code_attempts
+    _per_address(request, context_of(request).code_attempts, "one-time-code requests")
+
+
+def limit_lookups(request: Request) -> None:
+    """Public merchant lookups per client address (api/ratelimit.py)."""
+    _per_address(request, context_of(request).lookups, "merchant lookups")
+
+
+def _per_address(request: Request, limiter: Limiter | None, what: str) -> None:
     address = request.client.host if request.client is not None else ""
     wait_s = limiter.hit(address) if limiter is not None else None
     if wait_s is not None:
-        raise RateLimited("too many one-time-code requests from this address",
+        raise RateLimited(f"too many {what} from this address",
                           retry_after_s=retry_after_header_s(wait_s))
 
 

@@ -89,6 +89,8 @@ class Merchant(Out):
 
 class FiledMerchant(Merchant):
     accounts: dict[str, int] = Field(description="the merchant's account ids by purpose")
+    department_map_version: int = Field(description="the version of the jurisdiction's "
+                                                    "department map its department follows")
     journal_seq: Seq
 
 
@@ -100,13 +102,18 @@ class CrossVerificationResult(Out):
     result: Literal["match", "difference"]
 
 
-class Exposure(Out):
+class MerchantSummary(Out):
+    """A merchant as the lists of merchants name it (exposure, tiers)."""
+
     merchant_id: str
     name: str
     industry: str
     department: str
     status: MerchantStatus
     tier: Tier
+
+
+class Exposure(MerchantSummary):
     complaint_count: int
     cards: int
     card_liability_fen: int

@@ -30,6 +30,11 @@ failed_auth_burst = 20
 # address gets a code's worth every minute. (Per phone, the database limits them too.)
 code_rate_per_s = 1 / 30
 code_burst = 10
+# Public merchant lookups (GET /v1/public/merchants, no key) per client address: 30 at once,
+# then one a second. A consumer checks a merchant or two; a scraper walking names gets one a
+# second.
+lookup_rate_per_s = 1.0
+lookup_burst = 30
 # Buckets kept per limiter; past this the one touched longest ago is forgotten. About 100 bytes
 # a bucket: 100,000 keys are ~10 MB per limiter at most.
 tracked_keys_max = 100_000
@@ -45,11 +50,14 @@ class RateLimits:
     failed_auth_burst: int = failed_auth_burst
     code_rate_per_s: float = code_rate_per_s
     code_burst: int = code_burst
+    lookup_rate_per_s: float = lookup_rate_per_s
+    lookup_burst: int = lookup_burst
 
     def __post_init__(self) -> None:
         # Refused when the settings are read (yufu serve's start), not at the first request.
         for rate_per_s, burst in ((self.key_rate_per_s, self.key_burst),
-                                  (self.failed_auth_rate_per_s, self.failed_auth_burst)):
+                                  (self.failed_auth_rate_per_s, self.failed_auth_burst),
+                                  (self.lookup_rate_per_s, self.lookup_burst)):
             if not rate_per_s >= 0 or (rate_per_s > 0 and burst < 1):
                 raise ValueError(f"a rate limit needs a rate >= 0 (0: off) and a burst >= 1, "
                                  f"not {rate_per_s}/s with a burst of {burst}")

@@ -23,15 +23,17 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from api.department_maps import shipped_department_maps
 from api.settings import Settings, embedded_settings
 from ledger import audit
 from ledger.auth import LOCAL_OPERATOR, SYSTEM_ACTOR, Role
 from ledger.custody.rules import default_rule_sets
-from ledger.db import privileges, queries, supervision_queries
+from ledger.db import department_queries, privileges, queries, supervision_queries
 from ledger.db.audit_queries import latest_head
 from ledger.db.embedded import EmbeddedPostgres
 from ledger.db.engine import make_engine, normalise_url
 from ledger.db.writer import WriteRequest, execute_resilient
+from ledger.flows.departments import PublishDepartmentMap
 from ledger.flows.filing import CreateRuleSet
 from ledger.flows.supervision import CreateSupervisionRules
 from ledger.service import IssueKey
@@ -267,6 +269,18 @@ def ensure_supervision_rules(engine: Engine) -> int:
     for jurisdiction, industry, rules in shipped:
         run_command(engine, CreateSupervisionRules(LOCAL_OPERATOR, jurisdiction, industry,
                                                    rules.as_dict()))
+    return len(shipped)
+
+
+def ensure_default_department_maps(engine: Engine) -> int:
+    """Ship each jurisdiction's industry -> department map (journaled, as version 1) where
+    that jurisdiction has none yet; how many were written."""
+    with engine.connect() as conn:
+        mapped = department_queries.mapped_jurisdictions(conn)
+    shipped = [(m, source) for m, source in shipped_department_maps()
+               if m.jurisdiction not in mapped]
+    for department_map, source in shipped:
+        run_command(engine, PublishDepartmentMap(LOCAL_OPERATOR, department_map, source))
     return len(shipped)
 
 

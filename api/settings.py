@@ -49,7 +49,9 @@ def rate_limits_from(env: Mapping[str, str]) -> RateLimits:
         float(env.get("YUFU_FAILED_AUTH_RATE_PER_S", default.failed_auth_rate_per_s)),
         int(env.get("YUFU_FAILED_AUTH_BURST", default.failed_auth_burst)),
         float(env.get("YUFU_CODE_RATE_PER_S", default.code_rate_per_s)),
-        int(env.get("YUFU_CODE_BURST", default.code_burst)))
+        int(env.get("YUFU_CODE_BURST", default.code_burst)),
+        float(env.get("YUFU_LOOKUP_RATE_PER_S", default.lookup_rate_per_s)),
+        int(env.get("YUFU_LOOKUP_BURST", default.lookup_burst)))
 
 
 def _path_or_none(value: str | None) -> Path | None:

@@ -21,7 +21,13 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.messages import OUTBOX_FILE_NAME, OutboxSender
-from api.runtime import Database, ensure_default_rule_sets, grant_service, migrate
+from api.runtime import (
+    Database,
+    ensure_default_department_maps,
+    ensure_default_rule_sets,
+    grant_service,
+    migrate,
+)
 from ledger.auth import Role
 from ledger.db.engine import make_engine
 from tests.support import testdb
@@ -60,6 +66,7 @@ def template_name(server: testdb.Server) -> Iterator[str]:
     migrate(db)
     engine = make_engine(db.service_url)
     ensure_default_rule_sets(engine)
+    ensure_default_department_maps(engine)
     engine.dispose()
     yield name
     drop_database(server.owner_url, name)

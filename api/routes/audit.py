@@ -32,7 +32,12 @@ from api.schemas import (
 )
 from api.signer import TreeHeadSigner
 from ledger import limits
-from ledger.access import require_district, require_journal_reader, require_operator
+from ledger.access import (
+    is_scoped,
+    require_district,
+    require_journal_reader,
+    require_operator,
+)
 from ledger.auth import Role
 from ledger.db import audit_queries, queries
 
@@ -92,7 +97,8 @@ def inclusion_proof(request: Request, who: Authed, seq: Seq, tree_size: Size
     # JSONResponse, not a dict: FastAPI would validate and re-encode it (proofs are hot).
     require_journal_reader(who)
     with reading(request) as conn:
-        if who.role == Role.bank:  # a bank proves its own entries only
+        if who.role == Role.bank or is_scoped(who):  # a bank, a department or street key:
+            # its own entries only
             queries.journal_entry(conn, seq, who)
         return as_json(audit_queries.inclusion(conn, seq, tree_size))
 

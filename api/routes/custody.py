@@ -58,6 +58,7 @@ from ledger.custody import cards as card_rules
 from ledger.custody.merchants import HARD_BLOCKS, Tier, parse_filing
 from ledger.custody.rules import DEFAULT_JURISDICTION
 from ledger.custody.settlement import check_as_of, release_run_ahead_days_max
+from ledger.db import audit_queries
 from ledger.db import custody_queries as views
 from ledger.db.queries import Page
 from ledger.errors import InvalidInput, Unauthorized
@@ -305,10 +306,11 @@ async def create_product(request: Request, merchant_id: Id, body: ProductIn, who
 def get_exposure(request: Request, who: Authed, after: AfterName = "",
                  limit: ExposureLimit = limits.exposure_page_merchants_default
                  ) -> dict[str, Any]:
-    """Every merchant's exposure, a page by merchant id."""
+    """Every merchant's exposure, a page by merchant id: a department or street regulator
+    key, its own merchants'."""
     require_overseer(who)
     with context_of(request).engine.connect() as conn:
-        return views.all_exposure(conn, Page(after, limit))
+        return audit_queries.merchants_exposure(conn, who, Page(after, limit))
 
 
 # -- cards and consumption -----------------------------------------------------------------

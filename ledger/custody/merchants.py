@@ -12,7 +12,6 @@ from stdnum.exceptions import ValidationError
 
 from ledger import limits
 from ledger.bank.accounts import account_candidates, custody_currency
-from ledger.custody.departments import department_for
 from ledger.errors import InvalidInput
 from ledger.supervision.register import (
     Person,
@@ -59,9 +58,7 @@ def check_credit_code(code: object) -> str:
 class Filing:
     name: str
     credit_code: str
-    industry: str
-    department: str
-    department_pending: bool
+    industry: str  # its department follows from the jurisdiction's map, at filing
     bank_id: str
     custody_account: str
     jurisdiction: str
@@ -102,14 +99,13 @@ def parse_filing(raw: Mapping[str, Any], default_jurisdiction: str,
                  people: Sequence[Person] = ()) -> Filing:
     """A filing as sent; its people already pseudonymised at the edge."""
     industry = _text(raw, "industry", industry_chars_max)
-    department, pending = department_for(industry)
     jurisdiction = raw.get("jurisdiction") or default_jurisdiction
     if not isinstance(jurisdiction, str) or len(jurisdiction) > industry_chars_max:
         raise InvalidInput("must be a short text", field="jurisdiction")
     return Filing(
         name=_text(raw, "name", limits.name_chars_max),
         credit_code=check_credit_code(raw.get("credit_code")),
-        industry=industry, department=department, department_pending=pending,
+        industry=industry,
         bank_id=_text(raw, "bank_id", limits.owner_chars_max),
         custody_account=_custody_account(raw),
         jurisdiction=jurisdiction,

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from ledger.custody.cards import CardMoney, Product
+from ledger.custody.departments import DepartmentMap
 from ledger.custody.lifecycle import (
     BankAnswer,
     Card,
@@ -74,6 +75,13 @@ class CustodyStore(Protocol):
     def active_merchant_ids(self, after: str = "", limit: int | None = None) -> list[str]:
         """A query: the active merchants by id, after `after`, at most `limit`."""
         ...
+    def latest_department_map(self, jurisdiction: str) -> tuple[int, DepartmentMap] | None:
+        """A query: the jurisdiction's latest department map and its version, if any."""
+        ...
+    def pending_merchants(self, jurisdiction: str, industry: str, limit: int) -> list[str]:
+        """A query: the merchants of this jurisdiction and industry still filed to the
+        pending department, by id, at most `limit`."""
+        ...
     def due_consumptions(self, as_of: date, limit: int) -> list[int]: ...
     def active_merchant_count(self) -> int: ...  # a query: a release run's total
     def due_consumption_count(self, as_of: date) -> int: ...  # a query: a sweep's total
@@ -95,6 +103,11 @@ class CustodyStore(Protocol):
 
     # -- writes --------------------------------------------------------------------------
     def add_rule_set(self, view: Mapping[str, Any], rules: RuleSet) -> None: ...
+    def add_department_map(self, version: int, department_map: DepartmentMap, reason: str,
+                           created_seq: int, created_key_id: int | None) -> None: ...
+    def set_department(self, merchant_id: str, department: str) -> None:
+        """The merchant's department, designated (no longer pending)."""
+        ...
     def add_merchant(self, view: Mapping[str, Any], accounts: Mapping[str, int]) -> None: ...
     def set_merchant_status(self, merchant_id: str, status: MerchantStatus) -> None: ...
     def set_tier(self, merchant_id: str, tier: Tier, hard_blocks: Sequence[str]) -> None: ...

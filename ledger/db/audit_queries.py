@@ -21,6 +21,7 @@ from ledger.db import custody_queries, queries
 from ledger.db import custody_tables as c
 from ledger.db.audit_tables import TreeHead as TreeHeadRow
 from ledger.db.custody_queries import CARD_MERCHANT_COLUMNS, readable_card
+from ledger.db.scope import supervised
 from ledger.errors import InvalidInput, NotFound, require
 
 # Small enough that a chunk fits in the socket buffers: the next one is read from the
@@ -167,9 +168,10 @@ def card_receipt(conn: Connection, card_id: str, reader: Principal | str) -> dic
 
 def merchants_exposure(conn: Connection, principal: Principal, page: queries.Page
                        ) -> dict[str, Any]:
-    """A page of merchants' exposure; a bank sees the merchants whose custody it holds."""
+    """A page of merchants' exposure; a bank sees the merchants whose custody it holds, a
+    department or street regulator key those of its scope."""
     bank_id = principal.bank_id if principal.role == Role.bank else None
-    return custody_queries.all_exposure(conn, page, bank_id)
+    return custody_queries.all_exposure(conn, page, bank_id, supervised(principal))
 
 
 _SUMMED = ("cards", "card_liability_fen", "custody_balance_fen")

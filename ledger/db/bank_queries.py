@@ -23,6 +23,7 @@ from ledger.custody.lifecycle import InstructionStatus
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db.queries import Page, next_after
+from ledger.db.scope import supervised_ids, within_scope
 
 # The bank maps these to the merchant's registered settlement account and, for refunds, to
 # the account the consumer paid from: the ledger keeps neither (no personal data).
@@ -47,6 +48,7 @@ def payment_instructions(conn: Connection, principal: Principal, bank_id: str,
                         table.bank_status != "rejected", table.amount_fen > 0))
         if not is_release:
             query = query.join(c.Card, c.Card.id == c.RefundInstruction.card_id)
+        query = within_scope(query, principal, table.merchant_id)
         if page is None:
             query = query.order_by(table.id)
         else:
@@ -96,6 +98,9 @@ def breaks(conn: Connection, principal: Principal, wanted: BreakFilter,
         conditions.append(brk.merchant_id == merchant_id)
     if status:
         conditions.append(brk.status == status)
+    scoped = supervised_ids(principal)
+    if scoped is not None:  # a department or street key: its merchants' breaks (none unnamed)
+        conditions.append(brk.merchant_id.in_(scoped))
     rows = conn.execute(select(brk.__table__).where(*conditions, brk.id > page.after)
                         .order_by(brk.id).limit(page.limit)).all()
     items = [{**_plain(r._mapping), "age_days": (today - r.opened_on).days} for r in rows]
@@ -133,6 +138,7 @@ def cross_verifications(conn: Connection, principal: Principal, merchant_id: str
         query = query.where(b.CrossVerification.bank_id == bank_id)
     if own:
         query = query.where(b.CrossVerification.merchant_id == own)
+    query = within_scope(query, principal, b.CrossVerification.merchant_id)
     rows = conn.execute(query.order_by(b.CrossVerification.id).limit(page.limit)).all()
     return {"items": [{**_plain(r._mapping),
                        "result": "match" if r.difference_fen == 0 else "difference"}

@@ -6,7 +6,7 @@ import hmac
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from ledger.access import MerchantBooks, may_read_card, may_read_merchant, require_book_reader
 from ledger.auth import Principal, Role
@@ -20,6 +20,7 @@ from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
 from ledger.db import tables as t
 from ledger.db.queries import Page, next_after
+from ledger.db.scope import within_scope
 from ledger.errors import NotFound
 
 
@@ -37,7 +38,7 @@ def readable_merchant(conn: Connection, principal: Principal, merchant_id: str) 
     require_book_reader(principal)
     merchant = _merchant_row(conn, merchant_id)
     if not may_read_merchant(principal, MerchantBooks(merchant.id, merchant.bank_id,
-                                              merchant.department, merchant_street(merchant))):
+                                              merchant.department, merchant.street)):
         raise NotFound(f"merchant {merchant.id} does not exist", field="merchant_id")
     return merchant
 
@@ -179,12 +180,8 @@ def merchant_cards(conn: Connection, principal: Principal, merchant_id: str, aft
 
 # What a card's reader is decided on, of its merchant: selected beside the card.
 CARD_MERCHANT_COLUMNS = (c.Merchant.bank_id.label("merchant_bank_id"),
-                         c.Merchant.department.label("merchant_department"))
-
-
-def merchant_street(_row: Any) -> str | None:
-    # Merchants have no street (属地) until migration 0015_register; a street key sees none.
-    return None
+                         c.Merchant.department.label("merchant_department"),
+                         c.Merchant.street.label("merchant_street"))
 
 
 def readable_card(reader: Principal | str, card: Any) -> bool:
@@ -193,7 +190,7 @@ def readable_card(reader: Principal | str, card: Any) -> bool:
     if isinstance(reader, str):  # the sale's receipt code
         return hmac.compare_digest(token_hash(reader), bytes(card.token_hash))
     return may_read_card(reader, card.consumer_id, MerchantBooks(
-        card.merchant_id, card.merchant_bank_id, card.merchant_department, merchant_street(card)))
+        card.merchant_id, card.merchant_bank_id, card.merchant_department, card.merchant_street))
 
 
 def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
@@ -223,11 +220,15 @@ def consumer_card_status(conn: Connection, card_id: str, reader: Principal | str
                          "amount_fen": r.amount_fen, "status": r.status} for r in refunds]}
 
 
-def all_exposure(conn: Connection, page: Page, bank_id: str | None = None) -> dict[str, Any]:
-    """A page of merchants' exposure, by merchant id; of one bank's merchants if named."""
+def all_exposure(conn: Connection, page: Page, bank_id: str | None = None,
+                 scope: ColumnElement[bool] | None = None) -> dict[str, Any]:
+    """A page of merchants' exposure, by merchant id; of one bank's merchants if named, of a
+    regulator's scope if given (ledger/db/scope.py)."""
     query = select(c.Merchant.__table__).where(c.Merchant.id > page.after)
     if bank_id is not None:
         query = query.where(c.Merchant.bank_id == bank_id)
+    if scope is not None:
+        query = query.where(scope)
     merchants = conn.execute(query.order_by(c.Merchant.id).limit(page.limit)).all()
     items = [exposure(conn, m) for m in merchants]
     return {"items": items, "next_after": next_after([m.id for m in merchants], page.limit)}
@@ -261,6 +262,7 @@ def instructions(conn: Connection, principal: Principal, kind: str, wanted: Inst
         query = query.where(c.Merchant.bank_id == principal.bank_id)
     if principal.role == Role.merchant:
         query = query.where(table.merchant_id == principal.merchant_id)
+    query = within_scope(query, principal, table.merchant_id)
     rows = conn.execute(query.order_by(table.id).limit(page.limit)).all()
     return {"items": [_jsonable(dict(r._mapping)) for r in rows],
             "next_after": next_after([r.id for r in rows], page.limit)}

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from ledger.bank.reconciliation import DepositStatus
 from ledger.custody.cards import CardKind, CardMoney, Product, Use
 from ledger.custody.chart import batch_reference, deposit_expected_days, deposit_reference
+from ledger.custody.departments import DepartmentMap
 from ledger.custody.lifecycle import (
     BankAnswer,
     Card,
@@ -103,6 +104,24 @@ class CustodyRows:
                    c.RuleSetVersion.industry == industry)
             .order_by(c.RuleSetVersion.version.desc()).limit(1)).first()
         return (1, None) if row is None else (row.version + 1, row.rules)
+
+    def latest_department_map(self, jurisdiction: str) -> tuple[int, DepartmentMap] | None:
+        row = self.batch.query(
+            select(c.DepartmentMap.version, c.DepartmentMap.departments,
+                   c.DepartmentMap.pending_department)
+            .where(c.DepartmentMap.jurisdiction == jurisdiction)
+            .order_by(c.DepartmentMap.version.desc()).limit(1)).first()
+        if row is None:
+            return None
+        return row.version, DepartmentMap(jurisdiction, dict(row.departments),
+                                          row.pending_department)
+
+    def pending_merchants(self, jurisdiction: str, industry: str, limit: int) -> list[str]:
+        return list(self.batch.query(
+            select(c.Merchant.id)
+            .where(c.Merchant.jurisdiction == jurisdiction, c.Merchant.industry == industry,
+                   c.Merchant.department_pending.is_(True))
+            .order_by(c.Merchant.id).limit(limit)).scalars())
 
     def credit_code_taken(self, credit_code: str) -> str | None:
         return self._merchant_where(c.Merchant.credit_code == credit_code)
@@ -222,6 +241,19 @@ class CustodyRows:
             batch.rows.remember(LATEST_RULES, key, {"id": view["id"], "rules": rules})
         else:
             batch.rows.update(LATEST_RULES, key, id=view["id"], rules=rules)
+
+    def add_department_map(self, version: int, department_map: DepartmentMap, reason: str,
+                           created_seq: int, created_key_id: int | None) -> None:
+        key = (department_map.jurisdiction, version)
+        self.batch.rows.insert(c.DepartmentMap, key, {
+            "jurisdiction": department_map.jurisdiction, "version": version,
+            "departments": dict(department_map.departments),
+            "pending_department": department_map.pending_department, "reason": reason,
+            "created_seq": created_seq, "created_key_id": created_key_id})
+
+    def set_department(self, merchant_id: str, department: str) -> None:
+        _update(self.batch, c.Merchant, merchant_id, department=department,
+                department_pending=False)
 
     def add_merchant(self, view: Mapping[str, Any], accounts: Mapping[str, int]) -> None:
         batch, merchant_id = self.batch, view["id"]

@@ -12,11 +12,13 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, func, insert, select
 
 from ledger import journal
+from ledger.access import is_scoped
 from ledger.auth import Principal, Role
 from ledger.books import normal_sign
 from ledger.db import custody_tables as c
 from ledger.db import tables as t
 from ledger.db import trust_tables as tt
+from ledger.db.scope import supervised_ids, within_scope
 from ledger.errors import Forbidden, NotFound
 
 verify_chunk_entries = 5000
@@ -43,7 +45,8 @@ def account_view(conn: Connection, principal: Principal, account_id: int,
     row = conn.execute(select(t.Account.__table__).where(t.Account.id == account_id)).first()
     # Decided before existence: an account this key may not read answers as a missing one.
     if row is None or (as_of is not None and row.opened_seq > as_of) or \
-            not principal.may_read_account(row.merchant_id, row.bank_id):
+            not principal.may_read_account(row.merchant_id, row.bank_id) or \
+            not _supervised_account(conn, principal, row.merchant_id):
         raise NotFound(f"account {account_id} does not exist", field="id")
     balance = row.balance_fen
     if as_of is not None:
@@ -56,6 +59,16 @@ def account_view(conn: Connection, principal: Principal, account_id: int,
             "non_negative": row.non_negative, "opened_seq": row.opened_seq,
             "as_of": as_of, "balance_fen": int(balance),
             "normal_balance_fen": int(balance) * normal_sign(row.kind)}
+
+
+def _supervised_account(conn: Connection, principal: Principal, merchant_id: str | None
+                        ) -> bool:
+    """A department or street regulator key reads the accounts of its merchants only."""
+    ids = supervised_ids(principal)
+    if ids is None:
+        return True
+    return merchant_id is not None and \
+        conn.execute(ids.where(c.Merchant.id == merchant_id)).first() is not None
 
 
 def postings_page(conn: Connection, principal: Principal, account_id: int, after: int,
@@ -100,6 +113,9 @@ def _bank_scope(bank_id: str) -> Any:
 
 
 def _scoped(query: Any, principal: Principal | None) -> Any:
+    if principal is not None and is_scoped(principal):
+        # A department or street key: the entries of its merchants (ledger/db/scope.py).
+        return within_scope(query, principal, t.JournalEntry.merchant_id)
     if principal is None or principal.role in (Role.operator, Role.regulator):
         return query
     if principal.role == Role.bank and principal.bank_id is not None:
@@ -109,14 +125,14 @@ def _scoped(query: Any, principal: Principal | None) -> Any:
 
 def journal_page(conn: Connection, after: int, limit: int,
                  principal: Principal | None = None) -> dict[str, Any]:
-    """A page of the journal; a bank's pages hold only its own entries (next_after then
-    skips the others)."""
+    """A page of the journal; a bank's pages hold only its own entries, a department or street
+    regulator key's those of its merchants (next_after then skips the others)."""
     query = select(*_ENTRY_COLUMNS).where(t.JournalEntry.seq > after)
     rows = conn.execute(_scoped(query, principal).order_by(t.JournalEntry.seq)
                         .limit(limit)).all()
     items = [entry_view(*r) for r in rows]
     head = conn.execute(select(t.ChainHead.seq).where(t.ChainHead.id == 1)).scalar_one()
-    if principal is not None and principal.role == Role.bank:
+    if principal is not None and (principal.role == Role.bank or is_scoped(principal)):
         next_after = rows[-1].seq if len(rows) == limit else None
     else:
         next_after = rows[-1].seq if rows and rows[-1].seq < head else None
@@ -125,7 +141,8 @@ def journal_page(conn: Connection, after: int, limit: int,
 
 def journal_entry(conn: Connection, seq: int, principal: Principal | None = None
                   ) -> dict[str, Any]:
-    """One entry; to a bank an entry of another bank's merchant answers as missing."""
+    """One entry; to a bank an entry of another bank's merchant answers as missing, to a
+    department or street regulator key one of a merchant outside its scope."""
     query = select(*_ENTRY_COLUMNS).where(t.JournalEntry.seq == seq)
     row = conn.execute(_scoped(query, principal)).first()
     if row is None:

@@ -14,7 +14,7 @@ from ledger.custody.chart import BANK_HELD, CHART
 from ledger.custody.lifecycle import check_not_ending
 from ledger.custody.merchants import Filing, MerchantStatus, Tier
 from ledger.custody.rules import parse_rule_set
-from ledger.errors import Conflict, InvalidInput
+from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.flows.releases import fail_release
 
 
@@ -52,6 +52,12 @@ class FileMerchant(Command):
         if not books.trust.bank_registered(f.bank_id):
             raise InvalidInput(f"bank {f.bank_id} is not registered (POST /v1/banks)",
                                field="bank_id")
+        department_map = books.custody.latest_department_map(f.jurisdiction)
+        if department_map is None:  # as for a jurisdiction with no rule set
+            raise NotFound(f"jurisdiction {f.jurisdiction} has no department map "
+                           "(POST /v1/department-maps)", field="jurisdiction")
+        map_version, departments = department_map
+        department, pending = departments.department_for(f.industry)
         taken = books.custody.credit_code_taken(f.credit_code)
         if taken is not None:
             raise Conflict(f"credit code already filed as merchant {taken}", field="credit_code")
@@ -66,15 +72,16 @@ class FileMerchant(Command):
             kind, f"{f.name} {purpose}", merchant_id, f.bank_id if purpose in BANK_HELD else None))
             for purpose, kind in CHART.items()}
         view = {"id": merchant_id, "name": f.name, "credit_code": f.credit_code,
-                "industry": f.industry, "department": f.department,
-                "department_pending": f.department_pending, "jurisdiction": f.jurisdiction,
+                "industry": f.industry, "department": department,
+                "department_pending": pending, "department_map_version": map_version,
+                "jurisdiction": f.jurisdiction,
                 "bank_id": f.bank_id, "custody_account": f.custody_account,
                 "rule_set_id": rule_set_id, "status": MerchantStatus.active.value,
                 "tier": Tier.blue.value, "street": f.street, "address": f.address,
                 "premises": f.premises, "people": [p.view() for p in f.people],
                 "accounts": accounts}
         entry = books.append("merchant.filed", view)
-        row = {k: v for k, v in view.items() if k != "accounts"}
+        row = {k: v for k, v in view.items() if k not in ("accounts", "department_map_version")}
         books.custody.add_merchant({**row, "hard_blocks": {"blocks": []}, "complaint_count": 0,
                                     "filed_seq": entry.seq}, accounts)
         return {**view, "journal_seq": entry.seq}

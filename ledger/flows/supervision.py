@@ -22,7 +22,7 @@ from ledger.auth import Principal
 from ledger.commands import Books, Command, IdKind
 from ledger.custody.lifecycle import Merchant
 from ledger.custody.merchants import HARD_BLOCKS, Tier
-from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ledger.supervision.checks import Facts, evaluate, people_changes
 from ledger.supervision.records import StatusEntry
 from ledger.supervision.signals import HARD_BLOCK_KINDS, SignalKind, SignalState
@@ -418,8 +418,8 @@ class Subscribe(Command):
             raise InvalidInput("name a department or a street, not both", field="department")
         if self.principal.role.value == "regulator" and not _scope_covers(
                 self.principal, self.department, self.street):
-            raise InvalidInput("outside your key's scope", field="department"
-                               if self.department is not None else "street")
+            raise Forbidden("a department or street key subscribes to its own scope's "
+                            "alerts only")
         view = {"department": self.department, "street": self.street, "url": self.url}
         entry = books.append("webhook.subscribed", view)
         subscription_id = books.supervision.add_subscription({

@@ -31,8 +31,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.messages import OutboxSender, read_outbox
+from api.runtime import run_command
 from ledger.auth import Role
 from ledger.custody.rules import BEIJING_TRAINING
+from ledger.service import IssueKey
 from tests.support.custody import credit_code, id_number
 from tests.support.db import WRITTEN_TABLES, issue_key, nothing_written, open_account, row
 from tests.support.driver import Driver
@@ -48,11 +50,14 @@ PHONE_A, PHONE_B = "13700000001", "13700000002"
 # -- the callers -------------------------------------------------------------------------------
 NO_KEY, BAD_KEY, REVOKED, EXPIRED = "no key", "bad key", "revoked key", "expired key"
 OPERATOR, REGULATOR = "operator", "regulator"
+# Regulator keys scoped to a department (docs/supervision.md): A's (区文旅体局, A is a gym) and
+# B's (区商务局, B a restaurant). REGULATOR is a district key: it sees both.
+R_OWN, R_OTHER = "regulator of A's department", "regulator of B's department"
 M_OWN, M_OTHER = "merchant own", "merchant other"
 B_OWN, B_OTHER = "bank own", "bank other"
 C_OWN, C_OTHER = "consumer own", "consumer other"
 UNAUTHENTICATED = (NO_KEY, BAD_KEY, REVOKED, EXPIRED)
-KEYED = (OPERATOR, M_OWN, M_OTHER, B_OWN, B_OTHER, REGULATOR, C_OWN, C_OTHER)
+KEYED = (OPERATOR, M_OWN, M_OTHER, B_OWN, B_OTHER, REGULATOR, R_OWN, R_OTHER, C_OWN, C_OTHER)
 CALLERS = UNAUTHENTICATED + KEYED
 
 
@@ -82,14 +87,23 @@ def allow(*callers: str, hidden: tuple[str, ...] = (), scoped: tuple[str, ...] =
 
 OPEN = Rule(frozenset(CALLERS))  # no key needed: whatever key comes along is ignored
 OPERATOR_ONLY = allow(OPERATOR)
-MERCHANT_BOOKS = allow(OPERATOR, REGULATOR, M_OWN, B_OWN, hidden=(M_OTHER, B_OTHER))
-CARD_READ = allow(OPERATOR, REGULATOR, M_OWN, B_OWN, C_OWN, hidden=(M_OTHER, B_OTHER, C_OTHER))
-AUDIT_READ = allow(OPERATOR, REGULATOR, B_OWN, B_OTHER)  # a bank: its own merchants' figures
-INSTRUCTION_LIST = allow(OPERATOR, REGULATOR, M_OWN, B_OWN, scoped=(M_OTHER, B_OTHER))
+MERCHANT_BOOKS = allow(OPERATOR, REGULATOR, R_OWN, M_OWN, B_OWN,
+                       hidden=(M_OTHER, B_OTHER, R_OTHER))
+CARD_READ = allow(OPERATOR, REGULATOR, R_OWN, M_OWN, B_OWN, C_OWN,
+                  hidden=(M_OTHER, B_OTHER, C_OTHER, R_OTHER))
+# a bank: its own merchants' figures; a department key: its department's
+AUDIT_READ = allow(OPERATOR, REGULATOR, R_OWN, R_OTHER, B_OWN, B_OTHER)
+INSTRUCTION_LIST = allow(OPERATOR, REGULATOR, R_OWN, M_OWN, B_OWN,
+                         scoped=(M_OTHER, B_OTHER, R_OTHER))
+# Reads of every merchant at once (every key, every read, the whole journal): the operator
+# and a district key; a department key is refused for its scope.
+DISTRICT_READ = allow(OPERATOR, REGULATOR)
 BANK_WRITE = allow(OPERATOR, B_OWN)  # the path names bank A: a bank id is no secret (GET
 # /v1/banks lists them), so another bank is refused for its role's scope: 403
 CUSTODIAN_WRITE = allow(OPERATOR, B_OWN, hidden=(B_OTHER,))  # A's release, refund, merchant
 CONSUMER_ACT = allow(C_OWN, hidden=(C_OTHER,))
+# A regulator's write on a merchant of A's department (ledger/access.py require_supervisor)
+SUPERVISOR_WRITE = allow(OPERATOR, REGULATOR, R_OWN, hidden=(R_OTHER,))
 
 POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/health"): OPEN,
@@ -98,15 +112,17 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/keys"): OPERATOR_ONLY,
     # Not for regulators, although they "read everything" (docs/api.md): the README's table
     # names keys and access records as the operator's. api/routes/trust.py decides it.
-    ("GET", "/v1/keys"): allow(OPERATOR, REGULATOR),  # a regulator reads everything
+    ("GET", "/v1/keys"): DISTRICT_READ,  # a district regulator reads everything
     # the key in the path is a spare key of merchant A: a holder revokes its own key only
     ("POST", "/v1/keys/{key_id}/revoke"): allow(
         OPERATOR, hidden=(M_OWN, M_OTHER, B_OWN, B_OTHER, C_OWN, C_OTHER)),
-    ("GET", "/v1/access-records"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/access-records"): DISTRICT_READ,
     ("POST", "/v1/banks"): OPERATOR_ONLY,
-    ("GET", "/v1/banks"): allow(OPERATOR, REGULATOR, M_OWN, M_OTHER, B_OWN, B_OTHER),
+    ("GET", "/v1/banks"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER, M_OWN, M_OTHER, B_OWN,
+                                B_OTHER),
     ("POST", "/v1/consumer/codes"): OPEN,
     ("POST", "/v1/consumer/keys"): OPEN,
+    ("GET", "/v1/public/merchants"): OPEN,  # the public lookup: no key at all
     # the ledger core
     ("POST", "/v1/accounts"): OPERATOR_ONLY,
     ("GET", "/v1/accounts/{account_id}"): MERCHANT_BOOKS,
@@ -114,13 +130,18 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/transactions"): OPERATOR_ONLY,
     ("POST", "/v1/transactions/batch"): OPERATOR_ONLY,
     ("POST", "/v1/transactions/{transaction_id}/reverse"): OPERATOR_ONLY,
-    ("GET", "/v1/journal"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
-    ("GET", "/v1/journal/{seq}"): allow(OPERATOR, REGULATOR, B_OWN, hidden=(B_OTHER,)),
+    ("GET", "/v1/journal"): allow(OPERATOR, REGULATOR, R_OWN, B_OWN, scoped=(B_OTHER, R_OTHER)),
+    ("GET", "/v1/journal/{seq}"): allow(OPERATOR, REGULATOR, R_OWN, B_OWN,
+                                        hidden=(B_OTHER, R_OTHER)),
     # custody: rules, merchants, products, cards
     ("GET", "/v1/rule-sets"): allow(*KEYED),  # the published rules: any key reads them,
     # a cardholder too (its cooling-off days are there)
     ("POST", "/v1/rule-sets"): OPERATOR_ONLY,
     ("POST", "/v1/merchants"): OPERATOR_ONLY,
+    # the industry -> department maps: the operator writes them, regulators read them too
+    ("GET", "/v1/department-maps"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("POST", "/v1/department-maps"): OPERATOR_ONLY,
+    ("POST", "/v1/industries/designations"): OPERATOR_ONLY,
     ("GET", "/v1/merchants/{merchant_id}"): MERCHANT_BOOKS,
     ("GET", "/v1/merchants/{merchant_id}/cards"): MERCHANT_BOOKS,
     ("GET", "/v1/merchants/{merchant_id}/payouts.csv"): MERCHANT_BOOKS,
@@ -132,7 +153,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/merchants/{merchant_id}/close"): OPERATOR_ONLY,
     ("POST", "/v1/merchants/{merchant_id}/deposits"): CUSTODIAN_WRITE,
     ("POST", "/v1/merchants/{merchant_id}/products"): allow(OPERATOR, M_OWN, hidden=(M_OTHER,)),
-    ("GET", "/v1/exposure"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/exposure"): allow(OPERATOR, REGULATOR, R_OWN, scoped=(R_OTHER,)),
     ("POST", "/v1/cards"): allow(OPERATOR, M_OWN, hidden=(M_OTHER,)),  # A's product
     ("GET", "/v1/cards/{card_id}"): CARD_READ,
     ("GET", "/v1/cards/{card_id}/receipt"): CARD_READ,
@@ -155,44 +176,56 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/refunds/{refund_id}/resolve"): CUSTODIAN_WRITE,
     # partner banks
     ("POST", "/v1/banks/{bank_id}/statements"): BANK_WRITE,
-    ("GET", "/v1/banks/{bank_id}/instructions"): allow(OPERATOR, REGULATOR, B_OWN),
+    # a department key: the payment file of its merchants' instructions only (no merchant
+    # id in it: tests/api/test_department_scope.py shows B's department gets none of A's)
+    ("GET", "/v1/banks/{bank_id}/instructions"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER,
+                                                       B_OWN),
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/accept"): BANK_WRITE,
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"): BANK_WRITE,
-    ("GET", "/v1/breaks"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
+    ("GET", "/v1/breaks"): allow(OPERATOR, REGULATOR, R_OWN, B_OWN, scoped=(B_OTHER, R_OTHER)),
     ("POST", "/v1/breaks/{break_id}/resolve"): OPERATOR_ONLY,
     ("POST", "/v1/breaks/resolve"): OPERATOR_ONLY,
     # long jobs: who may do what the job does (A's statement import: the operator, bank A)
     ("GET", "/v1/jobs/{job_id}"): allow(OPERATOR, B_OWN, hidden=(B_OTHER,)),
     ("GET", "/v1/bank-profiles"): allow(*KEYED),  # how banks' own exports are read: any key
-    ("GET", "/v1/cross-verifications"): allow(OPERATOR, REGULATOR, M_OWN, B_OWN,
-                                              scoped=(M_OTHER, B_OTHER)),
+    ("GET", "/v1/cross-verifications"): allow(OPERATOR, REGULATOR, R_OWN, M_OWN, B_OWN,
+                                              scoped=(M_OTHER, B_OTHER, R_OTHER)),
     # audit: the key and the heads are public; the export is not for banks
     ("GET", "/v1/audit/public-key"): OPEN,
     ("GET", "/v1/audit/tree-head"): OPEN,
     ("GET", "/v1/audit/tree-heads"): OPEN,
     ("POST", "/v1/audit/tree-heads"): OPERATOR_ONLY,
-    ("GET", "/v1/audit/proofs/inclusion"): allow(OPERATOR, REGULATOR, B_OWN, hidden=(B_OTHER,)),
+    ("GET", "/v1/audit/proofs/inclusion"): allow(OPERATOR, REGULATOR, R_OWN, B_OWN,
+                                                 hidden=(B_OTHER, R_OTHER)),
     ("GET", "/v1/audit/proofs/consistency"): AUDIT_READ,
-    ("GET", "/v1/audit/merchants"): allow(OPERATOR, REGULATOR, B_OWN, scoped=(B_OTHER,)),
+    ("GET", "/v1/audit/merchants"): allow(OPERATOR, REGULATOR, R_OWN, B_OWN,
+                                          scoped=(B_OTHER, R_OTHER)),
     ("GET", "/v1/audit/totals"): AUDIT_READ,
-    ("GET", "/v1/audit/journal/export"): allow(OPERATOR, REGULATOR),
-    # supervision: the regulators' writes (a district key here) and the operator's
+    ("GET", "/v1/audit/journal/export"): DISTRICT_READ,
+    # the regulators' dashboard: merchants by tier, a merchant's tier history
+    ("GET", "/v1/tiers"): allow(OPERATOR, REGULATOR, R_OWN, scoped=(R_OTHER,)),
+    ("GET", "/v1/merchants/{merchant_id}/tier-changes"): allow(OPERATOR, REGULATOR, R_OWN,
+                                                              hidden=(R_OTHER,)),
+    # supervision: the regulators' writes on a merchant of their scope, the operator's sweep
     ("POST", "/v1/supervision/sweep"): OPERATOR_ONLY,
     ("POST", "/v1/supervision/rules"): OPERATOR_ONLY,
-    ("POST", "/v1/supervision/records"): allow(OPERATOR, REGULATOR),
-    ("POST", "/v1/supervision/records/import"): allow(OPERATOR, REGULATOR),
-    ("POST", "/v1/merchants/{merchant_id}/assessments"): allow(OPERATOR, REGULATOR),
-    ("POST", "/v1/merchants/{merchant_id}/revenues"): allow(OPERATOR, REGULATOR),
-    ("POST", "/v1/merchants/{merchant_id}/tier-overrides"): allow(OPERATOR, REGULATOR),
-    ("POST", "/v1/tier-overrides/{override_id}/review"): allow(OPERATOR, REGULATOR),
-    ("POST", "/v1/merchants/{merchant_id}/release-hold/clear"): allow(OPERATOR, REGULATOR),
+    # a record names its merchant by credit code: one outside the key's scope is a row
+    # refused by name, as for a credit code nobody filed (201 all the same)
+    ("POST", "/v1/supervision/records"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("POST", "/v1/supervision/records/import"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("POST", "/v1/merchants/{merchant_id}/assessments"): SUPERVISOR_WRITE,
+    ("POST", "/v1/merchants/{merchant_id}/revenues"): SUPERVISOR_WRITE,
+    ("POST", "/v1/merchants/{merchant_id}/tier-overrides"): SUPERVISOR_WRITE,
+    ("POST", "/v1/tier-overrides/{override_id}/review"): SUPERVISOR_WRITE,
+    ("POST", "/v1/merchants/{merchant_id}/release-hold/clear"): SUPERVISOR_WRITE,
     ("GET", "/v1/merchants/{merchant_id}/risk"): MERCHANT_BOOKS,
     ("GET", "/v1/merchants/{merchant_id}/signals"): MERCHANT_BOOKS,
-    # the inbox: a merchant sees its own warnings
-    ("GET", "/v1/alerts"): allow(OPERATOR, REGULATOR, M_OWN, scoped=(M_OTHER,)),
-    ("POST", "/v1/alerts/{alert_id}/acknowledge"): allow(OPERATOR, REGULATOR),
-    ("POST", "/v1/webhooks"): allow(OPERATOR, REGULATOR),
-    ("GET", "/v1/webhooks/deliveries"): allow(OPERATOR, REGULATOR),
+    # the inbox: a merchant sees its own warnings, a department key its department's
+    ("GET", "/v1/alerts"): allow(OPERATOR, REGULATOR, R_OWN, M_OWN, scoped=(M_OTHER, R_OTHER)),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): SUPERVISOR_WRITE,
+    # the body subscribes A's department: another department's key is refused for its scope
+    ("POST", "/v1/webhooks"): allow(OPERATOR, REGULATOR, R_OWN),
+    ("GET", "/v1/webhooks/deliveries"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
 }
 
 # What each denial is, as problem+json `code`.
@@ -347,6 +380,12 @@ def unexpected_credit(account: str, name: str, amount_fen: int) -> bytes:
         entry("CRDT", amount_fen, TODAY, cref=f"{name}-UNEXPECTED"),))], message_id=name)
 
 
+def regulator_of(engine: Engine, department: str) -> Headers:
+    """A regulator key scoped to a department."""
+    return bearer(str(run_command(engine, IssueKey(Role.regulator,
+                                                   department=department))["key"]))
+
+
 def bad_key() -> str:
     """Well formed (yufu_<16 hex>_<secret>), but no such key exists."""
     return f"yufu_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
@@ -419,6 +458,8 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
         EXPIRED: bearer(expired), OPERATOR: operator, M_OWN: ka, M_OTHER: kb,
         B_OWN: bank_a, B_OTHER: bank_b, REGULATOR: bearer(issue_key(engine, Role.regulator)),
+        R_OWN: regulator_of(engine, a["department"]),
+        R_OTHER: regulator_of(engine, b["department"]),
         C_OWN: ca, C_OTHER: cb}
     time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 0.05)
     return World(custody, keys, a, b, ids)
@@ -448,6 +489,13 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/merchants"): lambda w, ids: {
         "name": "矩阵商户", "industry": "餐饮", "credit_code": credit_code(w.custody.rng),
         "bank_id": BANK_A, "custody_account": f"03{w.n():011d}"},
+    ("POST", "/v1/department-maps"): lambda w, ids: {
+        "jurisdiction": "matrix", "pending_department": "区市监局",
+        "departments": {"餐饮": "区商务局"}},
+    # an industry of its own each time: designating one twice is a conflict
+    ("POST", "/v1/industries/designations"): lambda w, ids: {
+        "jurisdiction": "beijing", "industry": f"矩阵行业{w.n()}", "department": "区文旅体局",
+        "reason": "区政府指定"},
     ("POST", "/v1/merchants/{merchant_id}/freeze"): lambda w, ids: {"reason": "matrix"},
     ("POST", "/v1/merchants/{merchant_id}/unfreeze"): lambda w, ids: {"reason": "matrix"},
     ("POST", "/v1/merchants/{merchant_id}/tier"): lambda w, ids: {"tier": "yellow"},
@@ -496,6 +544,7 @@ BODIES: dict[tuple[str, str], Body] = {
         "department": "区文旅体局", "url": "http://127.0.0.1:9/matrix", "secret": "m" * 16},
 }
 QUERIES: dict[tuple[str, str], Body] = {
+    ("GET", "/v1/public/merchants"): lambda w, ids: {"q": "矩阵"},
     ("GET", "/v1/audit/proofs/inclusion"): lambda w, ids: {"seq": ids["seq"],
                                                            "tree_size": ids["tree_size"]},
     ("GET", "/v1/audit/proofs/consistency"): lambda w, ids: {"first": 1,

@@ -32,7 +32,8 @@ from tests.support.statements import Stmt, entry, statement_csv
 
 KEYLESS = {("GET", "/v1/health"), ("GET", "/v1/ready"), ("GET", "/v1/audit/public-key"),
            ("GET", "/v1/audit/tree-head"), ("GET", "/v1/audit/tree-heads"),
-           ("POST", "/v1/consumer/codes"), ("POST", "/v1/consumer/keys")}
+           ("POST", "/v1/consumer/codes"), ("POST", "/v1/consumer/keys"),
+           ("GET", "/v1/public/merchants")}
 CARD_READS = {("GET", "/v1/cards/{card_id}"), ("GET", "/v1/cards/{card_id}/receipt")}
 KEY = [{"bearer": []}, {"apiKey": []}]
 KEY_OR_RECEIPT = [*KEY, {"receiptCode": []}]
@@ -83,8 +84,8 @@ def test_every_operation_that_takes_a_key_requires_one_and_no_other_does(
         document: dict[str, Any]) -> None:
     documented = {(method, path): operation.get("security")
                   for method, path, operation in operations(document)}
-    routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)
-              and r.include_in_schema]
+    routes = [r for router in ROUTERS for r in router.routes
+              if isinstance(r, APIRoute) and r.include_in_schema]
     assert len(routes) == len(documented)
     for route in routes:
         (method,) = route.methods
@@ -137,7 +138,8 @@ def test_every_error_an_operation_can_answer_is_a_documented_problem(
         statuses = set(errors)
         assert 422 in statuses, path  # the edge refuses NUL or bad UTF-8 in any query
         keyed = (method, path) not in KEYLESS
-        assert (429 in statuses) == (keyed or "consumer" in path), path
+        limited = keyed or "consumer" in path or path == "/v1/public/merchants"
+        assert (429 in statuses) == limited, path
         assert (401 in statuses) == (keyed or path == "/v1/consumer/keys"), path
         assert (403 in statuses) == (keyed and (method, path) not in CARD_READS), path
         if "requestBody" in operation:
@@ -262,6 +264,13 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("POST", "/v1/rule-sets", op, 201,
              json={"industry": "体育健身", "rules": {"cooling_off_days": 7}})
     api.call("GET", "/v1/rule-sets", op)
+    api.call("GET", "/v1/department-maps", op)
+    api.call("POST", "/v1/department-maps", op, 201, json={
+        "jurisdiction": "doc", "pending_department": "区市监局",
+        "departments": {"体育健身": "区文旅体局"}, "reason": "文档"})
+    api.call("POST", "/v1/industries/designations", op, 201, json={
+        "jurisdiction": "doc", "industry": "游泳", "department": "区文旅体局",
+        "reason": "区政府指定"})
     custody_account = "6200000000001234"
     merchant = api.json("POST", "/v1/merchants", op, 201, json={
         "name": "文档游泳馆", "industry": "体育健身", "credit_code": credit_code(random.Random(7)),
@@ -390,6 +399,7 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("GET", "/v1/audit/journal/export", rkey)
     api.call("GET", f"/v1/cards/{card}/receipt", receipt)
     api.call("GET", "/v1/exposure", rkey)
+    api.call("GET", "/v1/public/merchants", params={"q": "健身"})
 
     # The merchant runs away: first its legal representative changes (变更登记).
     api.call("POST", f"/v1/merchants/{merchant}/amendments", op, 201,
@@ -400,6 +410,8 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     supervision_day(api, op, rkey, merchant)
     api.call("POST", f"/v1/merchants/{merchant}/tier", op,
              json={"tier": "yellow", "reasons": ["投诉"]})
+    api.call("GET", "/v1/tiers", rkey)
+    api.call("GET", f"/v1/merchants/{merchant}/tier-changes", rkey)
     api.call("POST", f"/v1/merchants/{merchant}/freeze", op, json={"reason": "调查"})
     api.call("POST", f"/v1/merchants/{merchant}/unfreeze", op, json={"reason": "查清"})
     api.call("POST", f"/v1/merchants/{merchant}/freeze", op, json={"reason": "关门跑路"})

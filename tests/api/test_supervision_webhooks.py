@@ -80,7 +80,7 @@ def test_a_department_s_alert_is_delivered_signed_and_retried_with_backoff(
     assert "secret" not in subscribed
     response = app_client.post("/v1/webhooks", headers=commerce, json={
         "department": "区文旅体局", "url": receiver.url, "secret": SECRET})
-    assert response.status_code == 422 and response.json()["field"] == "department"
+    assert response.status_code == 403 and response.json()["code"] == "forbidden"
     ours, theirs = custody.file("体育健身"), custody.file("美容美发")
     for m, key in ((ours, culture), (theirs, commerce)):
         custody.ok("POST", "/v1/supervision/records", key, {

@@ -42,7 +42,8 @@ WRITTEN_TABLES = ("journal_entries", "transactions", "postings", "accounts", "ap
 IMPORT_TABLES = ("journal_entries", "statement_files", "bank_statements", "statement_lines",
                  "reconciliation_breaks", "cross_verifications", "postings")
 ORDER = {"journal_entries": "seq", "transactions": "id", "postings": "transaction_id, idx",
-         "merchant_accounts": "merchant_id, purpose", "idempotency_records": "api_key_id, key"}
+         "merchant_accounts": "merchant_id, purpose", "idempotency_records": "api_key_id, key",
+         "department_maps": "jurisdiction, version"}
 
 
 def drop_database(server_url: str, name: str) -> None:

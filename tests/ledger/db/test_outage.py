@@ -25,7 +25,12 @@ from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
 from api.jobs import JobAt, run_job
-from api.runtime import Database, ensure_default_rule_sets, migrate
+from api.runtime import (
+    Database,
+    ensure_default_department_maps,
+    ensure_default_rule_sets,
+    migrate,
+)
 from ledger import limits
 from ledger.auth import Principal, Role
 from ledger.db import job_queries
@@ -64,6 +69,7 @@ def own_cluster() -> Iterator[tuple[Path, Engine]]:
         migrate(Database(service_url=server.service("outage"), owner_url=server.owner("outage")))
         engine = make_engine(server.service("outage"))
         ensure_default_rule_sets(engine)
+        ensure_default_department_maps(engine)
         yield home, engine
     finally:
         if engine is not None:
