@@ -434,7 +434,7 @@ def supervision_day(api: Contract, op: dict[str, str], rkey: dict[str, str], mer
     api.call("POST", "/v1/supervision/rules", op, 201, json={
         "jurisdiction": "beijing", "industry": "体育健身", "rules": {"complaints_max": 5}})
     credit = api.json("GET", f"/v1/merchants/{merchant}", rkey)["credit_code"]
-    flagged = api.json("POST", "/v1/supervision/records", rkey, 201, json={
+    api.call("POST", "/v1/supervision/records", rkey, 201, json={
         "credit_code": credit, "kind": "舆情", "source": "微博"})
     api.call("POST", "/v1/supervision/records/import", {**rkey, "content-type": "text/csv"},
              201, content=f"统一社会信用代码,类型,来源\n{credit},涉诉,法院\n,欠税,x\n".encode())
@@ -447,8 +447,8 @@ def supervision_day(api: Contract, op: dict[str, str], rkey: dict[str, str], mer
     override = api.json("POST", f"/v1/merchants/{merchant}/tier-overrides", rkey, 201,
                         json={"tier": "red", "reason": "联合约谈"})["override_id"]
     api.call("POST", f"/v1/tier-overrides/{override}/review", rkey, json={"reason": "复查"})
-    api.call("GET", "/v1/alerts", rkey, params={"unacknowledged": "true"})
-    alert = flagged["assessed"][0]["alerts"][0]
+    inbox = api.json("GET", "/v1/alerts", rkey, params={"unacknowledged": "true"})["items"]
+    alert = next(a["id"] for a in inbox if a["merchant_id"] == merchant)
     api.call("POST", f"/v1/alerts/{alert}/acknowledge", rkey)
     api.call("POST", "/v1/webhooks", rkey, 201, json={
         "department": "区文旅体局", "url": "http://127.0.0.1:9/hook", "secret": "s" * 16})
