@@ -352,3 +352,25 @@ def test_yufu_supervision_sweep_assesses_from_the_shell(
     assert m["id"] in capsys.readouterr().out
     assert custody.ok("GET", f"/v1/merchants/{m['id']}/risk", custody.operator)["tier"] == \
         "yellow"
+
+
+def test_a_yellow_merchant_s_releases_keep_the_higher_reserve_share(
+        custody: Driver, app_client: TestClient) -> None:
+    custody.set_today(D0)
+    commerce = regulator(app_client, custody.operator, department=COMMERCE)
+    calm, watched = custody.file(BEAUTY), custody.file(BEAUTY)
+    for m in (calm, watched):
+        key = custody.merchant_key(m["id"])
+        product = custody.product(m["id"], key, kind="sessions", price_fen=100_000,
+                                  sessions=10)
+        card = custody.sell(product["id"], key)
+        custody.consume(card["card_id"], key, sessions=5)  # 20,000 of custody earned
+    custody.ok("POST", f"/v1/merchants/{watched['id']}/tier-overrides", commerce,
+               {"tier": "yellow", "reason": "中风险: 警示"}, 201)
+    week = D0 + timedelta(days=7)
+    custody.set_today(week)
+    held_back = {m["id"]: [(r["amount_fen"], r["holdback_fen"])
+                           for r in custody.run_releases(week, m["id"])]
+                 for m in (calm, watched)}
+    # The rule set's 10% for a blue merchant; the supervision rules' 30% for a yellow one.
+    assert held_back == {calm["id"]: [(18_000, 2_000)], watched["id"]: [(14_000, 6_000)]}
