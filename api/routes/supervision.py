@@ -153,7 +153,8 @@ class RevenueRecorded(Out):
     year: int
     revenue_fen: int
     journal_seq: Seq
-    assessed: Assessment
+    assessed: Assessment | None = Field(description="none where the jurisdiction has no "
+                                        "supervision rules")
 
 
 class Decided(Out):

@@ -42,12 +42,12 @@ class SupervisionRows:
         self.batch = batch
 
     # -- lookups -------------------------------------------------------------------------
-    def latest_rules(self, jurisdiction: str, industry: str
-                     ) -> tuple[int, SupervisionRules]:
+    def rules_of(self, jurisdiction: str, industry: str) -> SupervisionRules | None:
         for wanted in (industry, "*"):
             memo = self.batch.rows.get(LATEST_SUPERVISION_RULES, (jurisdiction, wanted))
             if memo is not None:
-                return memo["id"], memo["rules"]
+                rules: SupervisionRules = memo["rules"]
+                return rules
             row = self.batch.lookup(
                 select(s.SupervisionRuleVersion.id, s.SupervisionRuleVersion.rules)
                 .where(s.SupervisionRuleVersion.jurisdiction == jurisdiction,
@@ -57,9 +57,8 @@ class SupervisionRows:
                 rules = parse_supervision_rules(row.rules)
                 self.batch.rows.remember(LATEST_SUPERVISION_RULES, (jurisdiction, wanted),
                                          {"id": row.id, "rules": rules})
-                return row.id, rules
-        raise NotFound(f"no supervision rules for {jurisdiction}/{industry} (nor '*')",
-                       field="jurisdiction")
+                return rules
+        return None
 
     def risk(self, merchant_id: str) -> Risk:
         row = self._risk_row(merchant_id)

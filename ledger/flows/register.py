@@ -61,7 +61,8 @@ class AmendFiling(Command):
         books.custody.amend(m.id, after, account, {
             "amended_seq": entry.seq, "merchant_id": m.id, "changes": changed,
             "reason": self.reason, "amended_on": self.today})
-        supervision.settle(books, supervision.with_amendment(gathered, changed), self.today)
+        supervision.settle_all(books, [supervision.with_amendment(gathered, changed)],
+                               self.today)
         return {**view, "registered": after.view(), "custody_account": account,
                 "journal_seq": entry.seq}
 

@@ -80,8 +80,9 @@ def _due(books: Books, m: Merchant, as_of: date) -> Due | None:
     reserve = rules.reserve_share_bp
     if m.tier == Tier.yellow:
         # A yellow merchant's releases keep a higher share back (the supervision rules).
-        _, supervision = books.supervision.latest_rules(m.jurisdiction, m.industry)
-        reserve = max(reserve, supervision.yellow_reserve_share_bp)
+        supervision = books.supervision.rules_of(m.jurisdiction, m.industry)
+        if supervision is not None:
+            reserve = max(reserve, supervision.yellow_reserve_share_bp)
     return Due(m, start, end, earned, consumption_ids, reserve)
 
 

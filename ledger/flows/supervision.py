@@ -11,13 +11,19 @@ same command, with the new record taken into the figures it read before writing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from ledger.access import covers, require_operator, require_overseer, require_supervisor
+from ledger.access import (
+    covers,
+    require_operator,
+    require_overseer,
+    require_supervisor,
+    supervises,
+)
 from ledger.auth import Principal
 from ledger.commands import Books, Command, IdKind
 from ledger.custody.lifecycle import Merchant
@@ -60,15 +66,31 @@ class Gathered:
     facts: Facts
 
 
-def gather(books: Books, merchant_id: str, as_of: date) -> Gathered:
-    """Every query an assessment needs: before the command writes anything."""
+def gather(books: Books, merchant_id: str, as_of: date) -> Gathered | None:
+    """Every query an assessment needs: before the command writes anything. None for a
+    merchant of a jurisdiction without supervision rules: it is not assessed."""
     m = books.custody.merchant(merchant_id)
-    _, rules = books.supervision.latest_rules(m.jurisdiction, m.industry)
+    rules = books.supervision.rules_of(m.jurisdiction, m.industry)
+    if rules is None:
+        return None
     _, custody_rules = books.custody.latest_rule_set(m.jurisdiction, m.industry)
     custody = books.balance(m.accounts["custody_cash"]) + \
         books.balance(m.accounts["custody_in_transit"])
     facts = books.supervision.facts(m.id, as_of, rules, custody, custody_rules.custody_ratio_bp)
     return Gathered(m, rules, facts)
+
+
+def settle_all(books: Books, gathered: Iterable[Gathered | None], as_of: date
+               ) -> list[dict[str, Any]]:
+    return [settle(books, g, as_of) for g in gathered if g is not None]
+
+
+def rules_for(books: Books, m: Merchant) -> SupervisionRules:
+    rules = books.supervision.rules_of(m.jurisdiction, m.industry)
+    if rules is None:
+        raise Conflict(f"jurisdiction {m.jurisdiction} has no supervision rules "
+                       "(POST /v1/supervision/rules)", field="merchant_id")
+    return rules
 
 
 def settle(books: Books, g: Gathered, as_of: date) -> dict[str, Any]:
@@ -149,9 +171,12 @@ class AssessMerchant(Command):
 
     def run(self, books: Books) -> dict[str, Any]:
         require_overseer(self.principal)  # the role first: a missing id answers alike
-        require_supervisor(self.principal, books.custody.merchant(self.merchant_id),
-                           missing_merchant(self.merchant_id))
-        return settle(books, gather(books, self.merchant_id, self.as_of), self.as_of)
+        m = books.custody.merchant(self.merchant_id)
+        require_supervisor(self.principal, m, missing_merchant(self.merchant_id))
+        rules_for(books, m)  # a jurisdiction without rules: said, not skipped
+        gathered = gather(books, m.id, self.as_of)
+        assert gathered is not None
+        return settle(books, gathered, self.as_of)
 
 
 @dataclass(frozen=True)
@@ -168,7 +193,7 @@ class SuperviseMerchants(Command):
         require_operator(self.principal)
         ids = books.custody.active_merchant_ids(self.after, self.merchants_max)
         gathered = [gather(books, i, self.as_of) for i in ids]
-        assessed = [settle(books, g, self.as_of) for g in gathered]
+        assessed = settle_all(books, gathered, self.as_of)
         changed = [a for a in assessed
                    if a["raised"] or a["cleared"] or a["tier"] != a["previous_tier"]]
         full = self.merchants_max is not None and len(ids) == self.merchants_max
@@ -199,10 +224,7 @@ class CreateSupervisionRules(Command):
 
     def _fallback(self, books: Books) -> SupervisionRules | None:
         """An industry's first version fills in from the jurisdiction's '*' rules."""
-        try:
-            return books.supervision.latest_rules(self.jurisdiction, self.industry)[1]
-        except NotFound:
-            return None
+        return books.supervision.rules_of(self.jurisdiction, self.industry)
 
 
 @dataclass(frozen=True)
@@ -224,7 +246,7 @@ class RecordStatus(Command):
         for e in self.entries:
             merchant_id = books.supervision.merchant_of_credit_code(e.credit_code)
             m = None if merchant_id is None else books.custody.merchant(merchant_id)
-            if m is None or not _supervised(self.principal, m):
+            if m is None or not supervises(self.principal, m):
                 refused.append({"row": e.row, "field": "credit_code",
                                 "reason": f"no merchant in your scope is filed with credit "
                                           f"code {e.credit_code}"})
@@ -247,17 +269,14 @@ class RecordStatus(Command):
         refused.sort(key=lambda r: r["row"])
         if refused:
             books.append("status_record.refused", {"file": self.file_name, "refused": refused})
-        assessed = [settle(books, g, self.today) for g in gathered.values()]
+        assessed = settle_all(books, gathered.values(), self.today)
         return {"recorded": recorded, "refused": refused, "assessed": assessed}
 
 
-def _supervised(principal: Principal, m: Merchant) -> bool:
-    return covers(principal, m.department, m.street) if principal.role.value == "regulator" \
-        else True
-
-
-def _with_record(g: Gathered, e: StatusEntry) -> Gathered:
+def _with_record(g: Gathered | None, e: StatusEntry) -> Gathered | None:
     """The figures as the new record leaves them (the query ran before it was written)."""
+    if g is None:
+        return None
     records = {k: list(v) for k, v in g.facts.records.items()}
     sources = [s for s in records.get(e.kind, []) if s != e.source]
     if e.listed:
@@ -268,11 +287,11 @@ def _with_record(g: Gathered, e: StatusEntry) -> Gathered:
     return dataclasses.replace(g, facts=dataclasses.replace(g.facts, records=records))
 
 
-def with_amendment(g: Gathered, changes: Mapping[str, Any]) -> Gathered:
+def with_amendment(g: Gathered | None, changes: Mapping[str, Any]) -> Gathered | None:
     """The figures with an amendment just made counted (its row is written after they
     were read): a change of legal representative, or of officers."""
     people = changes.get("people")
-    if people is None:
+    if g is None or people is None:
         return g
     legal, officers = people_changes(people["before"], people["after"])
     return dataclasses.replace(g, facts=dataclasses.replace(
@@ -299,10 +318,11 @@ class RecordRevenue(Command):
         view = {"merchant_id": m.id, "year": self.year, "revenue_fen": self.revenue_fen}
         entry = books.append("merchant.revenue_recorded", view)
         books.supervision.add_revenue({**view, "recorded_seq": entry.seq})
-        if self.year == self.today.year - 1:
+        if g is not None and self.year == self.today.year - 1:
             g = dataclasses.replace(g, facts=dataclasses.replace(
                 g.facts, prior_year_revenue_fen=self.revenue_fen))
-        return {**view, "journal_seq": entry.seq, "assessed": settle(books, g, self.today)}
+        assessed = settle_all(books, [g], self.today)
+        return {**view, "journal_seq": entry.seq, "assessed": assessed[0] if assessed else None}
 
 
 @dataclass(frozen=True)
@@ -329,8 +349,8 @@ class OverrideTier(Command):
         override_id = books.supervision.add_override({
             "merchant_id": m.id, "tier": self.tier.value, "reason": self.reason,
             "expires_on": self.expires_on, "created_seq": entry.seq})
-        _, rules = books.supervision.latest_rules(m.jurisdiction, m.industry)
-        decided = decide(books, m, rules, books.supervision.risk(m.id), self.today)
+        decided = decide(books, m, rules_for(books, m), books.supervision.risk(m.id),
+                         self.today)
         return {**view, "override_id": override_id, "journal_seq": entry.seq, **decided}
 
 
@@ -355,8 +375,8 @@ class ReviewOverride(Command):
                 "reviewed_on": self.today.isoformat()}
         entry = books.append("tier.override_reviewed", view)
         books.supervision.end_override(o.id, entry.seq)
-        _, rules = books.supervision.latest_rules(m.jurisdiction, m.industry)
-        decided = decide(books, m, rules, books.supervision.risk(m.id), self.today)
+        decided = decide(books, m, rules_for(books, m), books.supervision.risk(m.id),
+                         self.today)
         return {**view, "journal_seq": entry.seq, **decided}
 
 
@@ -416,8 +436,8 @@ class Subscribe(Command):
         require_overseer(self.principal)
         if (self.department is None) == (self.street is None):
             raise InvalidInput("name a department or a street, not both", field="department")
-        if self.principal.role.value == "regulator" and not _scope_covers(
-                self.principal, self.department, self.street):
+        # A department key covers its department's name, a street key its street's.
+        if not covers(self.principal, self.department or "", self.street):
             raise Forbidden("a department or street key subscribes to its own scope's "
                             "alerts only")
         view = {"department": self.department, "street": self.street, "url": self.url}
@@ -426,10 +446,3 @@ class Subscribe(Command):
             **view, "secret": self.secret, "created_seq": entry.seq})
         return {**view, "subscription_id": subscription_id, "journal_seq": entry.seq}
 
-
-def _scope_covers(principal: Principal, department: str | None, street: str | None) -> bool:
-    if principal.department is not None:
-        return department == principal.department
-    if principal.street is not None:
-        return street == principal.street
-    return True

@@ -59,8 +59,10 @@ class Window:
 
 class SupervisionStore(Protocol):
     # -- lookups -------------------------------------------------------------------------
-    def latest_rules(self, jurisdiction: str, industry: str
-                     ) -> tuple[int, SupervisionRules]: ...
+    def rules_of(self, jurisdiction: str, industry: str) -> SupervisionRules | None:
+        """The latest version of the jurisdiction's and industry's rules, else of its '*';
+        None for a jurisdiction with none (its merchants are not assessed)."""
+        ...
     def risk(self, merchant_id: str) -> Risk: ...  # NO_RISK if never assessed
     def overrides(self, merchant_id: str) -> list[StandingOverride]: ...  # ended ones too
     def override(self, override_id: int) -> StandingOverride: ...
