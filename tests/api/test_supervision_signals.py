@@ -374,3 +374,20 @@ def test_a_yellow_merchant_s_releases_keep_the_higher_reserve_share(
                  for m in (calm, watched)}
     # The rule set's 10% for a blue merchant; the supervision rules' 30% for a yellow one.
     assert held_back == {calm["id"]: [(18_000, 2_000)], watched["id"]: [(14_000, 6_000)]}
+
+
+def test_a_jurisdiction_without_supervision_rules_is_not_assessed_and_says_so(
+        custody: Driver, app_client: TestClient, engine: Engine) -> None:
+    custody.set_today(D0)
+    rules = custody.ok("GET", "/v1/rule-sets?limit=1", custody.operator)["items"][0]["rules"]
+    custody.ok("POST", "/v1/rule-sets", custody.operator,
+               {"jurisdiction": "tianjin", "industry": "*", "rules": rules}, 201)
+    m = custody.file(SPORTS, jurisdiction="tianjin", people=legal_representative())
+    custody.ok("POST", f"/v1/merchants/{m['id']}/amendments", custody.operator,
+               {"reason": "法定代表人变更", "people": legal_representative()}, 201)
+    assert m["id"] not in sweep(custody, D0)
+    assert custody.ok("GET", f"/v1/merchants/{m['id']}/risk", custody.operator)["tier"] == "blue"
+    with nothing_written(app_client, engine):
+        refused = app_client.post(f"/v1/merchants/{m['id']}/assessments",
+                                  headers=custody.operator, json={})
+    assert_problem(refused, 409, field="merchant_id", detail_has="no supervision rules")
