@@ -37,10 +37,12 @@ from api.routes import ledger as ledger_routes
 from api.routes import public as public_routes
 from api.routes import register as register_routes
 from api.routes import reports as report_routes
+from api.routes import supervision as supervision_routes
 from api.routes import system
 from api.routes import trust as trust_routes
 from api.settings import Settings
 from api.signer import TreeHeadSigner
+from api.webhooks import run_worker, webhook_poll_interval_s
 from ledger import limits
 from ledger.bank.profile import BankProfile
 from ledger.db.writer import Writer
@@ -91,6 +93,7 @@ class AppOptions(TypedDict, total=False):
     rate_limits: RateLimits  # RateLimits()
     sender: MessageSender | None  # None
     bank_profiles: Mapping[str, BankProfile]  # load_profiles(Settings().bank_profiles_dir)
+    webhook_interval_s: float | None  # None: no delivery worker (`yufu serve` runs one)
 
 
 @asynccontextmanager
@@ -112,7 +115,7 @@ ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_rou
            custody_routes.router, department_routes.router, register_routes.router,
            audit_routes.router, bank_routes.router, job_routes.router, public_routes.router,
            dashboard_routes.api_router, dashboard_routes.router, ban_routes.router,
-           complaint_routes.router, report_routes.router)
+           complaint_routes.router, report_routes.router, supervision_routes.router)
 
 
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
@@ -156,11 +159,19 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
         access.start()
         signing = signer.run(writer) if signer.interval_s else None
         reporting = scheduler.run(engine, writer, signer) if scheduler.interval_s else None
+        task = asyncio.create_task(signer.run(writer)) if signer.interval_s else None
+        interval = options.get("webhook_interval_s")
+        worker = asyncio.create_task(run_worker(engine, interval)) if interval else None
         try:
             async with in_background(signing), in_background(reporting), \
                     jobs.running(engine, writer, profiles):
                 yield
         finally:
+            for running in (task, worker):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
             access.stop()
             ctx.keys.stop()
             writer.stop()
@@ -203,6 +214,7 @@ def app_from_environment() -> FastAPI:
     app = create_app(connect(settings.database_url), pseudonym_key=pseudonym_key(settings.home),
                      audit_key=audit_signing_key(settings), rate_limits=settings.rate_limits,
                      sender=sender_from_environment(settings.home),
-                     bank_profiles=load_profiles(settings.bank_profiles_dir))
+                     bank_profiles=load_profiles(settings.bank_profiles_dir),
+                     webhook_interval_s=webhook_poll_interval_s)
     settle_heap()
     return app

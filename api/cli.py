@@ -40,6 +40,7 @@ from api.runtime import (
 )
 from api.settings import Settings
 from api.statement_view import parsed_view
+from api.webhooks import webhook_poll_interval_s
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
 from ledger.bank.model import ParsedFile
 from ledger.bank.statements import read_file, read_statement
@@ -49,7 +50,7 @@ from ledger.db.embedded import EmbeddedUnavailable
 from ledger.db.privileges import UnsafeRoles
 from ledger.errors import InvalidInput, LedgerError
 from ledger.flows.imports import StageImport, import_steps
-from ledger.flows.sweeps import auto_confirm_steps, release_steps
+from ledger.flows.sweeps import auto_confirm_steps, release_steps, supervision_steps
 from ledger.jobs import Step, run_steps
 from ledger.journal import (
     PREV_RE,
@@ -73,7 +74,8 @@ keep_alive_s = 75
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
-                "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
+                "releases": _releases, "consumptions": _auto_confirm,
+                "supervision": _supervision_sweep, "audit": audit_cli.run,
                 "reconcile": _reconcile, "banks": banks_cli.run, "outbox": _outbox,
                 "backup": backup_cli.run, "restore": backup_cli.run, "reports": reports_cli.run,
                 "statements": _statements, "breaks": breaks_cli.run}
@@ -164,6 +166,11 @@ def _add_daily_commands(sub: Any) -> None:
         dest="consumptions_command", required=True)
     auto = consumptions.add_parser("auto-confirm", help="silence past the period confirms")
     auto.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
+    supervision = sub.add_parser("supervision", help="the four checks (四查)").add_subparsers(
+        dest="supervision_command", required=True)
+    swept = supervision.add_parser("sweep", help="assess every active merchant: signals, "
+                                                 "tiers, alerts")
+    swept.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
 
 
 def _exit_on_sigterm() -> None:
@@ -218,7 +225,8 @@ def _serve(_: argparse.Namespace) -> int:
             return 0
         app = create_app(engine, pseudonym_key=pseudonym_key(settings.home),
                          audit_key=audit_key, rate_limits=settings.rate_limits,
-                         sender=sender_from_environment(settings.home), bank_profiles=profiles)
+                         sender=sender_from_environment(settings.home), bank_profiles=profiles,
+                         webhook_interval_s=webhook_poll_interval_s)
         settle_heap()
         with _stop_logged():
             uvicorn.run(app, **options)
@@ -285,6 +293,11 @@ def _releases(args: argparse.Namespace) -> int:
     today = china_today()
     as_of = check_as_of(args.as_of or today, today, release_run_ahead_days_max)
     return _slices(release_steps(LOCAL_OPERATOR, as_of))
+
+
+def _supervision_sweep(args: argparse.Namespace) -> int:
+    today = china_today()
+    return _slices(supervision_steps(LOCAL_OPERATOR, check_as_of(args.as_of or today, today, 0)))
 
 
 def _reconcile(args: argparse.Namespace) -> int:

@@ -96,6 +96,15 @@ RULES_BEYOND_THE_SCHEMA = {
     # A credit code's check character is a rule of its own; a name part is 2 characters or
     # more once its spacing is trimmed.
     "GET /v1/public/merchants": "at least 2 characters once trimmed",
+    # supervision
+    "POST /v1/supervision/sweep": "a day from 2000-01-01 to today",
+    "POST /v1/merchants/{merchant_id}/assessments": "a day from 2000-01-01 to today",
+    "POST /v1/supervision/records": "a valid credit code, a known kind, a source not blank",
+    "POST /v1/supervision/records/import": "a CSV or XLSX file with its header row",
+    "POST /v1/merchants/{merchant_id}/tier-overrides": "expires_on after today",
+    "POST /v1/webhooks": "a department or a street, one of the two, in the key's scope",
+    "POST /v1/supervision/rules": "every rule within its bounds; an industry's first version "
+                                  "fills in from '*' of a jurisdiction that has one",
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 
