@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from sqlalchemy import Engine
 
-from api import audit_cli, backup_cli, banks_cli, breaks_cli, runtime
+from api import audit_cli, backup_cli, banks_cli, breaks_cli, reports_cli, runtime
 from api.checks import report, verify_books
 from api.context import china_today
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
@@ -40,6 +40,7 @@ from api.runtime import (
 )
 from api.settings import Settings
 from api.statement_view import parsed_view
+from api.webhooks import webhook_poll_interval_s
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
 from ledger.bank.model import ParsedFile
 from ledger.bank.statements import read_file, read_statement
@@ -49,7 +50,7 @@ from ledger.db.embedded import EmbeddedUnavailable
 from ledger.db.privileges import UnsafeRoles
 from ledger.errors import InvalidInput, LedgerError
 from ledger.flows.imports import StageImport, import_steps
-from ledger.flows.sweeps import auto_confirm_steps, release_steps
+from ledger.flows.sweeps import auto_confirm_steps, release_steps, supervision_steps
 from ledger.jobs import Step, run_steps
 from ledger.journal import (
     PREV_RE,
@@ -73,9 +74,10 @@ keep_alive_s = 75
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
-                "releases": _releases, "consumptions": _auto_confirm, "audit": audit_cli.run,
+                "releases": _releases, "consumptions": _auto_confirm,
+                "supervision": _supervision_sweep, "audit": audit_cli.run,
                 "reconcile": _reconcile, "banks": banks_cli.run, "outbox": _outbox,
-                "backup": backup_cli.run, "restore": backup_cli.run,
+                "backup": backup_cli.run, "restore": backup_cli.run, "reports": reports_cli.run,
                 "statements": _statements, "breaks": breaks_cli.run}
     try:
         return handlers[args.command](args)
@@ -114,9 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write the journal as JSON Lines")
     export.add_argument("--out", type=Path, required=True)
     _add_daily_commands(sub)
-    audit_cli.add_commands(sub)
-    backup_cli.add_commands(sub)
-    breaks_cli.add_commands(sub)
+    for commands in (audit_cli, reports_cli, backup_cli, breaks_cli):  # each its own module
+        commands.add_commands(sub)
     reconcile = sub.add_parser("reconcile", help="bank statements").add_subparsers(
         dest="reconcile_command", required=True)
     imported = reconcile.add_parser("import", help="import and match a statement file")
@@ -165,6 +166,11 @@ def _add_daily_commands(sub: Any) -> None:
         dest="consumptions_command", required=True)
     auto = consumptions.add_parser("auto-confirm", help="silence past the period confirms")
     auto.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
+    supervision = sub.add_parser("supervision", help="the four checks (四查)").add_subparsers(
+        dest="supervision_command", required=True)
+    swept = supervision.add_parser("sweep", help="assess every active merchant: signals, "
+                                                 "tiers, alerts")
+    swept.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
 
 
 def _exit_on_sigterm() -> None:
@@ -219,7 +225,8 @@ def _serve(_: argparse.Namespace) -> int:
             return 0
         app = create_app(engine, pseudonym_key=pseudonym_key(settings.home),
                          audit_key=audit_key, rate_limits=settings.rate_limits,
-                         sender=sender_from_environment(settings.home), bank_profiles=profiles)
+                         sender=sender_from_environment(settings.home), bank_profiles=profiles,
+                         webhook_interval_s=webhook_poll_interval_s)
         settle_heap()
         with _stop_logged():
             uvicorn.run(app, **options)
@@ -286,6 +293,11 @@ def _releases(args: argparse.Namespace) -> int:
     today = china_today()
     as_of = check_as_of(args.as_of or today, today, release_run_ahead_days_max)
     return _slices(release_steps(LOCAL_OPERATOR, as_of))
+
+
+def _supervision_sweep(args: argparse.Namespace) -> int:
+    today = china_today()
+    return _slices(supervision_steps(LOCAL_OPERATOR, check_as_of(args.as_of or today, today, 0)))
 
 
 def _reconcile(args: argparse.Namespace) -> int:

@@ -333,6 +333,8 @@ class Release(Out):
 class ReleaseRun(Out):
     as_of: Day
     releases: list[Release]
+    held: list[str] = Field(default_factory=list, description="merchants skipped: a run-away "
+                            "pattern holds their releases until a regulator clears it")
 
 
 class ReleaseInstruction(Out):

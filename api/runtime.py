@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import secrets
@@ -11,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +28,16 @@ from api.settings import Settings, embedded_settings
 from ledger import audit
 from ledger.auth import LOCAL_OPERATOR, SYSTEM_ACTOR, Role
 from ledger.custody.rules import default_rule_sets
-from ledger.db import department_queries, privileges, queries
+from ledger.db import department_queries, privileges, queries, supervision_queries
 from ledger.db.audit_queries import latest_head
 from ledger.db.embedded import EmbeddedPostgres
 from ledger.db.engine import make_engine, normalise_url
 from ledger.db.writer import WriteRequest, execute_resilient
 from ledger.flows.departments import PublishDepartmentMap
 from ledger.flows.filing import CreateRuleSet
+from ledger.flows.supervision import CreateSupervisionRules
 from ledger.service import IssueKey
+from ledger.supervision.thresholds import SupervisionRules, parse_shipped
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("yufu")
@@ -234,7 +238,9 @@ def check_audit_key(engine: Engine, key: Ed25519PrivateKey, allow_rotation: bool
 
 
 def ensure_default_rule_sets(engine: Engine) -> int:
-    """Ship the Beijing rule sets (journaled like any change) when there are none."""
+    """Ship the Beijing rule sets (journaled like any change) when there are none; and the
+    supervision rules (ledger/supervision/shipped/*.json) likewise."""
+    ensure_supervision_rules(engine)
     with engine.connect() as conn:
         count = queries.rule_set_count(conn)
     if count:
@@ -243,6 +249,27 @@ def ensure_default_rule_sets(engine: Engine) -> int:
         run_command(engine, CreateRuleSet(LOCAL_OPERATOR, jurisdiction, industry,
                                           rules.as_dict()))
     return len(default_rule_sets())
+
+
+def shipped_supervision_rules() -> list[tuple[str, str, SupervisionRules]]:
+    """The supervision rules shipped in the package, every file of them."""
+    shipped = []
+    for item in sorted(resources.files("ledger.supervision.shipped").iterdir(),
+                       key=lambda i: i.name):
+        if item.name.endswith(".json"):
+            shipped += parse_shipped(json.loads(item.read_text(encoding="utf-8")))
+    return shipped
+
+
+def ensure_supervision_rules(engine: Engine) -> int:
+    with engine.connect() as conn:
+        if supervision_queries.rule_count(conn):
+            return 0
+    shipped = shipped_supervision_rules()
+    for jurisdiction, industry, rules in shipped:
+        run_command(engine, CreateSupervisionRules(LOCAL_OPERATOR, jurisdiction, industry,
+                                                   rules.as_dict()))
+    return len(shipped)
 
 
 def ensure_default_department_maps(engine: Engine) -> int:

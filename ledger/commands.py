@@ -29,8 +29,10 @@ if TYPE_CHECKING:  # the stores' own declarations, which use the types of this m
     from ledger.bank.store import BankStore
     from ledger.custody.store import CustodyStore
     from ledger.jobs import JobStore
+    from ledger.supervision.ban_store import BanStore
     from ledger.supervision.complaint_store import ComplaintStore
-    from ledger.supervision.store import BanStore
+    from ledger.supervision.report_store import ReportStore
+    from ledger.supervision.store import SupervisionStore
     from ledger.trust_store import TrustStore
 
 
@@ -71,6 +73,7 @@ class IdKind(Enum):
     job = "job"
     complaint = "complaint"
     complaint_deadlines = "complaint_deadlines"
+    supervision_rules = "supervision_rules"
 
 
 class Checkpoint(Protocol):
@@ -115,6 +118,12 @@ class Books(Protocol):
 
     @property
     def bans(self) -> BanStore: ...
+
+    @property
+    def reports(self) -> ReportStore: ...
+
+    @property
+    def supervision(self) -> SupervisionStore: ...
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         """Journal an event that moves no money."""

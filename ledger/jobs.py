@@ -29,6 +29,7 @@ class JobKind(StrEnum):
     release_run = "release_run"
     auto_confirm = "auto_confirm"
     closure = "closure"
+    supervision_sweep = "supervision_sweep"  # the four checks over every merchant
 
 
 class JobStatus(StrEnum):

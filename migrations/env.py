@@ -15,6 +15,8 @@ from ledger.db import (
     complaint_tables,  # noqa: F401  (registers complaints, their steps and deadlines)
     custody_tables,  # noqa: F401  (registers the custody tables)
     job_tables,  # noqa: F401  (registers the jobs table)
+    report_tables,  # noqa: F401  (registers the routines' reports)
+    supervision_tables,  # noqa: F401  (registers signals, alerts, webhooks: 0019)
     trust_tables,  # noqa: F401  (registers banks, revocations, codes, access records)
 )
 from ledger.db.engine import normalise_url

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from ledger.custody.store import CustodyStore
     from ledger.db.batch import Batch, Mark
     from ledger.jobs import JobStore
+    from ledger.supervision.ban_store import BanStore
     from ledger.supervision.complaint_store import ComplaintStore
-    from ledger.supervision.store import BanStore
+    from ledger.supervision.report_store import ReportStore
+    from ledger.supervision.store import SupervisionStore
     from ledger.trust_store import TrustStore
 
 # The table whose identity sequence numbers each kind of row.
@@ -35,15 +37,16 @@ ID_SEQUENCES: dict[IdKind, str] = {
     IdKind.bank_statement: "bank_statements",
     IdKind.reconciliation_break: "reconciliation_breaks",
     IdKind.consumer_code: "consumer_codes", IdKind.job: "jobs",
-    IdKind.complaint: "complaints", IdKind.complaint_deadlines: "complaint_deadlines"}
+    IdKind.complaint: "complaints", IdKind.complaint_deadlines: "complaint_deadlines",
+    IdKind.supervision_rules: "supervision_rules"}
 
 
 
 class Door:
     """`Books` over one batch."""
 
-    __slots__ = ("_audit", "_bank", "_bans", "_complaints", "_custody", "_jobs", "_trust",
-                 "batch")
+    __slots__ = ("_audit", "_bank", "_bans", "_complaints", "_custody", "_jobs", "_reports",
+                 "_supervision", "_trust", "batch")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
@@ -54,6 +57,8 @@ class Door:
         self._jobs: JobStore | None = None
         self._bans: BanStore | None = None
         self._complaints: ComplaintStore | None = None
+        self._reports: ReportStore | None = None
+        self._supervision: SupervisionStore | None = None
 
     # The stores build on ledger.db.batch, which builds on this module: imported when first
     # used, once per batch.
@@ -105,6 +110,20 @@ class Door:
             from ledger.db.complaint_store import ComplaintRows
             self._complaints = ComplaintRows(self.batch)
         return self._complaints
+
+    @property
+    def reports(self) -> ReportStore:
+        if self._reports is None:
+            from ledger.db.report_store import ReportRows
+            self._reports = ReportRows(self.batch)
+        return self._reports
+
+    @property
+    def supervision(self) -> SupervisionStore:
+        if self._supervision is None:
+            from ledger.db.supervision_store import SupervisionRows
+            self._supervision = SupervisionRows(self.batch)
+        return self._supervision
 
     def append(self, kind: str, details: Mapping[str, Any]) -> EntryRef:
         return self.batch.append(kind, details)

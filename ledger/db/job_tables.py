@@ -27,7 +27,8 @@ class Job(Base):
     state: Mapped[dict[str, Any]]  # what the next slice needs to go on
     result: Mapped[dict[str, Any] | None]
     __table_args__ = (
-        CheckConstraint("kind IN ('statement_import','release_run','auto_confirm','closure')",
+        CheckConstraint("kind IN ('statement_import','release_run','auto_confirm','closure',"
+                        "'supervision_sweep')",
                         name="kind_known"),
         CheckConstraint("status IN ('running','done','failed')", name="status_known"),
         CheckConstraint("done >= 0 AND total >= 0 AND slices >= 0", name="progress_valid"),

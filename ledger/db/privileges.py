@@ -79,6 +79,7 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     # audit
     "merkle_nodes": Access.append,
     "tree_heads": Access.append,
+    "reports": Access.append,  # migration 0020: the routines' reports, each written once
     "access_records": Access.append,  # migration 0010
     # banks
     "banks": Access.append,  # migration 0010
@@ -88,6 +89,16 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     "cross_verifications": Access.append,
     "expected_deposits": Access.change,  # cleared by statements and confirmations
     "reconciliation_breaks": Access.change,  # resolved
+    # supervision (migration 0019)
+    "supervision_rules": Access.append,  # each version a row
+    "signals": Access.append,  # raised and cleared, as journaled
+    "merchant_risk": Access.change,  # standing signals, computed tier, release hold
+    "status_records": Access.append,  # 经营异常名录 ... 舆情: a lifting is a row of its own
+    "merchant_revenues": Access.append,  # prior-year revenue, per recording
+    "tier_overrides": Access.change,  # ended by a review, in place (journaled)
+    "alerts": Access.change,  # acknowledged in place (journaled)
+    "webhook_subscriptions": Access.append,
+    "webhook_deliveries": Access.change,  # attempts: operational, like a job's progress
     # long jobs
     "jobs": Access.change,  # migration 0012: a job's progress, updated in place
     # Alembic's revision: written by the migrations only.

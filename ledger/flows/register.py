@@ -18,6 +18,7 @@ from ledger.auth import Principal
 from ledger.commands import Books, Command
 from ledger.custody.lifecycle import check_not_ending
 from ledger.errors import Conflict, InvalidInput
+from ledger.flows import supervision
 from ledger.flows.bans import arrive, screen, watch
 from ledger.supervision.bans import screened
 from ledger.supervision.register import (
@@ -52,6 +53,9 @@ class AmendFiling(Command):
         check_not_ending(m)
         before = books.custody.register(m.id)
         account = self._account(books, m.id, m.bank_id)
+        # The four checks read amendments (频繁变更法人): their figures before any write, this
+        # amendment added below, and the merchant assessed in this same command.
+        gathered = supervision.gather(books, m.id, self.today)
         after = Register(self.street if self.street is not None else before.street,
                          self.address if self.address is not None else before.address,
                          check_people(self.people) if self.people is not None
@@ -79,6 +83,8 @@ class AmendFiling(Command):
             "reason": self.reason, "amended_on": self.today})
         flag = None if watched is None else arrive(books, watched, m.id, after.people,
                                                    entry.seq)
+        supervision.settle_all(books, [supervision.with_amendment(gathered, changed)],
+                               self.today)
         return {**view, "registered": after.view(), "custody_account": account,
                 "journal_seq": entry.seq, "premises_flag": flag}
 

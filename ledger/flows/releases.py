@@ -21,7 +21,7 @@ from ledger.custody.lifecycle import (
     SettledBy,
     check_pending,
 )
-from ledger.custody.merchants import MerchantStatus
+from ledger.custody.merchants import MerchantStatus, Tier
 from ledger.custody.settlement import period_of, release_split
 from ledger.errors import InsufficientFunds, NotFound, Refused
 
@@ -43,12 +43,15 @@ class RunReleases(Command):
         require_operator(self.principal)
         ids = [self.merchant_id] if self.merchant_id else \
             books.custody.active_merchant_ids(self.after, self.merchants_max)
+        # A merchant whose releases a run-away pattern holds is skipped, and named, until a
+        # regulator clears the hold (ledger/flows/supervision.py ClearHold).
+        held = [i for i in ids if books.supervision.risk(i).releases_held]
         # Every query first, then every write: a query after a write could not see it.
-        due = [d for d in (_due(books, books.custody.merchant(i), self.as_of) for i in ids)
-               if d is not None]
+        due = [d for d in (_due(books, books.custody.merchant(i), self.as_of) for i in ids
+                           if i not in held) if d is not None]
         full = self.merchants_max is not None and len(ids) == self.merchants_max
         return {"as_of": self.as_of.isoformat(),
-                "releases": [instruct_release(books, d) for d in due],
+                "releases": [instruct_release(books, d) for d in due], "held": held,
                 "merchants": len(ids), "next_after": ids[-1] if full else None}
 
 
@@ -74,7 +77,13 @@ def _due(books: Books, m: Merchant, as_of: date) -> Due | None:
     earned, consumption_ids = books.custody.releasable(m.id, end)
     if earned == 0:
         return None
-    return Due(m, start, end, earned, consumption_ids, rules.reserve_share_bp)
+    reserve = rules.reserve_share_bp
+    if m.tier == Tier.yellow:
+        # A yellow merchant's releases keep a higher share back (the supervision rules).
+        supervision = books.supervision.rules_of(m.jurisdiction, m.industry)
+        if supervision is not None:
+            reserve = max(reserve, supervision.yellow_reserve_share_bp)
+    return Due(m, start, end, earned, consumption_ids, reserve)
 
 
 def instruct_release(books: Books, due: Due) -> dict[str, Any]:

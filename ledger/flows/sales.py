@@ -13,8 +13,9 @@ from ledger.auth import Principal
 from ledger.books import AccountKind
 from ledger.commands import Books, Command, NewAccount, Reads
 from ledger.custody import cards as card_rules
-from ledger.custody.lifecycle import Card, CardStatus
-from ledger.errors import NotFound
+from ledger.custody.lifecycle import Card, CardStatus, Merchant
+from ledger.custody.merchants import Tier
+from ledger.errors import NotFound, Refused
 from ledger.flows.bans import screen
 from ledger.flows.filing import new_id
 from ledger.supervision.bans import screened
@@ -63,6 +64,8 @@ class SellCard(Command):
         register = books.custody.register(m.id)
         screen(books, screened(register.people, register.premises, (), "product_id",
                                "product_id"), self.today, "sale refused")
+        if m.tier == Tier.yellow:
+            check_daily_cap(books, m, product.price_fen, self.today)
         custody, direct = card_rules.custody_split(product.price_fen, rules.custody_ratio_bp)
         card_id = new_id("card")
         account = books.open_account(NewAccount(AccountKind.liability, f"card {card_id}", m.id))
@@ -87,6 +90,20 @@ class SellCard(Command):
             books.custody.expect_deposit(entry.seq, m.id, card_id, custody, self.today)
         return {**details, "receipt_code": self.receipt_code, "journal_seq": entry.seq,
                 "entry_hash": entry.entry_hash.hex()}
+
+
+def check_daily_cap(books: Books, m: Merchant, price_fen: int, today: date) -> None:
+    """A yellow merchant's new sales are capped per day (控增量, seed 001), by the supervision
+    rules of its jurisdiction and industry: the sale past the cap is refused."""
+    rules = books.supervision.rules_of(m.jurisdiction, m.industry)
+    if rules is None:  # a jurisdiction without supervision rules caps nothing
+        return
+    cap = rules.yellow_daily_sales_fen_max
+    sold = books.supervision.sales_on(m.id, today)
+    if sold + price_fen > cap:
+        raise Refused(f"the merchant is yellow-tier: its new sales are capped at {cap} fen a "
+                      f"day (控增量); {sold} fen sold today, and this card is {price_fen} fen",
+                      field="product_id")
 
 
 def add_months(day: date, months: int) -> date:

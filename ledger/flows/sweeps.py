@@ -28,11 +28,14 @@ from ledger.auth import Principal
 from ledger.commands import Books, Command
 from ledger.flows.consumption import AutoConfirm
 from ledger.flows.releases import RunReleases
+from ledger.flows.supervision import SuperviseMerchants
 from ledger.jobs import Job, JobKind, JobStatus, Step, is_next
 
 release_slice_merchants_max = 50  # merchants a slice of the release run instructs
 auto_confirm_slice_consumptions_max = 200  # consumptions a slice of the sweep confirms
-FOUND = {JobKind.release_run: "releases", JobKind.auto_confirm: "confirmed"}
+supervision_slice_merchants_max = 50  # merchants a slice of the supervision sweep assesses
+FOUND = {JobKind.release_run: "releases", JobKind.auto_confirm: "confirmed",
+         JobKind.supervision_sweep: "assessed"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class StartSweep(Command):
             books.custody.merchant(self.merchant_id)  # a merchant not found: no job
         total = self._total(books)  # the last query
         state: dict[str, Any] = {"as_of": self.as_of.isoformat(), "cursor": 0, "after": "",
-                                 "merchant_id": self.merchant_id, "found": []}
+                                 "merchant_id": self.merchant_id, "found": [], "held": []}
         if job is None:
             job = books.jobs.start(self.kind, key, total, self.principal.key_id, state)
         else:
@@ -81,21 +84,31 @@ class SweepSlice(Command):
             return where(job)  # applied already: the job says where it stands
         state = job.state
         as_of = date.fromisoformat(state["as_of"])
+        held: list[str] = []
         if job.kind is JobKind.release_run:
             ran = RunReleases(self.principal, as_of, state["merchant_id"], state["after"],
                               self.units_max).run(books)
             found, units, after = ran["releases"], ran["merchants"], ran["next_after"]
+            held = ran["held"]
             over = bool(state["merchant_id"]) or after is None
+        elif job.kind is JobKind.supervision_sweep:
+            ran = SuperviseMerchants(self.principal, as_of, state["after"],
+                                     self.units_max).run(books)
+            found, units, after = ran["assessed"], ran["merchants"], ran["next_after"]
+            over = after is None
         else:
             found = AutoConfirm(self.principal, as_of, self.units_max).run(books)["confirmed"]
             units, after = len(found), ""
             over = units < self.units_max  # none due is left
         state = {**state, "cursor": self.cursor + 1, "after": after,
-                 "found": [*state["found"], *found]}
+                 "found": [*state["found"], *found],
+                 "held": [*state.get("held", []), *held]}
         books.jobs.advance(job.id, job.done + units, state)
         if over:
-            books.jobs.finish(job.id, JobStatus.done, {"as_of": state["as_of"],
-                                                       FOUND[job.kind]: state["found"]})
+            result = {"as_of": state["as_of"], FOUND[job.kind]: state["found"]}
+            if job.kind is JobKind.release_run:
+                result["held"] = state["held"]  # skipped: a run-away pattern holds them
+            books.jobs.finish(job.id, JobStatus.done, result)
         return where(books.jobs.job(job.id))
 
 
@@ -117,6 +130,12 @@ def release_steps(principal: Principal, as_of: date, merchant_id: str | None = N
                   merchants_max: int = release_slice_merchants_max) -> Step:
     return sweep_steps(StartSweep(principal, JobKind.release_run, as_of, merchant_id),
                        merchants_max)
+
+
+def supervision_steps(principal: Principal, as_of: date,
+                      merchants_max: int = supervision_slice_merchants_max) -> Step:
+    """The four checks over every active merchant (`POST /v1/supervision/sweep`)."""
+    return sweep_steps(StartSweep(principal, JobKind.supervision_sweep, as_of), merchants_max)
 
 
 def auto_confirm_steps(principal: Principal, as_of: date,

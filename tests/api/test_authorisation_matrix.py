@@ -35,7 +35,7 @@ from api.runtime import run_command
 from ledger.auth import Role
 from ledger.custody.rules import BEIJING_TRAINING
 from ledger.service import IssueKey
-from tests.support.custody import credit_code
+from tests.support.custody import credit_code, id_number
 from tests.support.db import WRITTEN_TABLES, issue_key, nothing_written, open_account, row
 from tests.support.driver import Driver
 from tests.support.http import PROBLEM_JSON, Headers, bearer, key_id_of
@@ -102,6 +102,8 @@ BANK_WRITE = allow(OPERATOR, B_OWN)  # the path names bank A: a bank id is no se
 # /v1/banks lists them), so another bank is refused for its role's scope: 403
 CUSTODIAN_WRITE = allow(OPERATOR, B_OWN, hidden=(B_OTHER,))  # A's release, refund, merchant
 CONSUMER_ACT = allow(C_OWN, hidden=(C_OTHER,))
+# A regulator's write on a merchant of A's department (ledger/access.py require_supervisor)
+SUPERVISOR_WRITE = allow(OPERATOR, REGULATOR, R_OWN, hidden=(R_OTHER,))
 
 POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/health"): OPEN,
@@ -226,6 +228,36 @@ POLICY: dict[tuple[str, str], Rule] = {
                                                            hidden=(R_OTHER,)),
     ("POST", "/v1/complaint-deadlines"): OPERATOR_ONLY,
     ("GET", "/v1/complaint-deadlines"): allow(*KEYED),  # published, as the rule sets are
+    # the routines' reports: the operator and regulators (a scoped key: its scope's,
+    # tests/api/test_reports.py)
+    ("POST", "/v1/reports"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/reports"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/reports/{report_id}"): allow(OPERATOR, REGULATOR,  # a district one
+                                                 hidden=(R_OWN, R_OTHER)),
+    ("GET", "/v1/reports/{report_id}.xlsx"): allow(OPERATOR, REGULATOR,  # a district one
+                                                 hidden=(R_OWN, R_OTHER)),
+    ("GET", "/v1/reports/{report_id}.csv"): allow(OPERATOR, REGULATOR,  # a district one
+                                                 hidden=(R_OWN, R_OTHER)),
+    # supervision: the regulators' writes on a merchant of their scope, the operator's sweep
+    ("POST", "/v1/supervision/sweep"): OPERATOR_ONLY,
+    ("POST", "/v1/supervision/rules"): OPERATOR_ONLY,
+    # a record names its merchant by credit code: one outside the key's scope is a row
+    # refused by name, as for a credit code nobody filed (201 all the same)
+    ("POST", "/v1/supervision/records"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("POST", "/v1/supervision/records/import"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("POST", "/v1/merchants/{merchant_id}/assessments"): SUPERVISOR_WRITE,
+    ("POST", "/v1/merchants/{merchant_id}/revenues"): SUPERVISOR_WRITE,
+    ("POST", "/v1/merchants/{merchant_id}/tier-overrides"): SUPERVISOR_WRITE,
+    ("POST", "/v1/tier-overrides/{override_id}/review"): SUPERVISOR_WRITE,
+    ("POST", "/v1/merchants/{merchant_id}/release-hold/clear"): SUPERVISOR_WRITE,
+    ("GET", "/v1/merchants/{merchant_id}/risk"): MERCHANT_BOOKS,
+    ("GET", "/v1/merchants/{merchant_id}/signals"): MERCHANT_BOOKS,
+    # the inbox: a merchant sees its own warnings, a department key its department's
+    ("GET", "/v1/alerts"): allow(OPERATOR, REGULATOR, R_OWN, M_OWN, scoped=(M_OTHER, R_OTHER)),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): SUPERVISOR_WRITE,
+    # the body subscribes A's department: another department's key is refused for its scope
+    ("POST", "/v1/webhooks"): allow(OPERATOR, REGULATOR, R_OWN),
+    ("GET", "/v1/webhooks/deliveries"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
 }
 
 # What each denial is, as problem+json `code`.
@@ -238,7 +270,8 @@ MISSING: dict[str, Any] = {
     "refund_id": 999_999_999_999, "product_id": "p_0000000000000000",
     "transaction_id": 999_999_999_999, "break_id": 999_999_999_999, "bank_id": "MX-NO-BANK",
     "job_id": 999_999_999_999, "ban_id": 999_999_999_999, "premises": "矩阵街999999号",
-    "complaint_id": 999_999_999_999,
+    "complaint_id": 999_999_999_999, "report_id": 999_999_999_999,
+    "alert_id": 999_999_999_999, "override_id": 999_999_999_999,
     "end_to_end_id": "YFF999999999999"}
 # Ids an operation takes outside its path.
 IDS_OUTSIDE_THE_PATH = {("POST", "/v1/cards"): ("product_id",),
@@ -325,6 +358,32 @@ class World:
     def fresh_complaint(self) -> dict[str, Any]:
         return {"complaint_id": self.ok("POST", "/v1/complaints", self.keys[OPERATOR],
                                         complaint(self, self.ids), 201)["id"]}
+    def fresh_override(self) -> dict[str, Any]:
+        merchant = self.fresh_merchant()["merchant_id"]
+        made = self.ok("POST", f"/v1/merchants/{merchant}/tier-overrides", self.keys[OPERATOR],
+                       {"tier": "yellow", "reason": "matrix"}, 201)
+        return {"override_id": made["override_id"]}
+
+    def fresh_alert(self) -> dict[str, Any]:
+        return {"alert_id": alert_of(self.custody, self.fresh_merchant()["merchant_id"])}
+
+    def fresh_hold(self) -> dict[str, Any]:
+        """A merchant whose run-away pattern (a day's sales spike, a new legal
+        representative) holds its releases."""
+        person = [{"role": "legal_representative", "id_number": id_number(self.custody.rng)}]
+        m = self.custody.file("体育健身", bank_id=BANK_A, people=person)
+        key = self.custody.merchant_key(m["id"])
+        product = self.custody.product(m["id"], key, kind="stored_value", price_fen=150_000,
+                                       validity_months=3)
+        for _ in range(2):
+            self.custody.sell(product["id"], key)
+        self.ok("POST", f"/v1/merchants/{m['id']}/amendments", self.keys[OPERATOR], {
+            "reason": "matrix", "people": [
+                {"role": "legal_representative", "id_number": id_number(self.custody.rng)}]},
+            201)
+        held = self.ok("POST", f"/v1/merchants/{m['id']}/assessments", self.keys[OPERATOR])
+        assert held["releases_held"], held
+        return {"merchant_id": m["id"]}
 
     def statement(self) -> bytes:
         return unexpected_credit(self.a["custody_account"], f"MX-{self.n()}", 1)
@@ -358,6 +417,15 @@ def work_orders(w: World, ids: dict[str, Any]) -> bytes:
             f"12345,MX-FILE-{w.n()},{TODAY.isoformat()} 09:00,{ids['merchant_id']},matrix\n"
             f"12345,MX-FILE-{w.n()},{TODAY.isoformat()} 09:00,{w.b['id']},matrix\n"
             ).encode()
+def alert_of(custody: Driver, merchant_id: str) -> int:
+    """An alert on the merchant: a tax-arrears record turns it yellow; lifted, it is blue
+    again, and the alert stays."""
+    credit = custody.ok("GET", f"/v1/merchants/{merchant_id}", custody.operator)["credit_code"]
+    record = {"credit_code": credit, "kind": "tax_arrears", "source": "matrix"}
+    listed = custody.ok("POST", "/v1/supervision/records", custody.operator, record, 201)
+    custody.ok("POST", "/v1/supervision/records", custody.operator, {**record, "listed": False},
+               201)
+    return int(listed["assessed"][0]["alerts"][0])
 
 
 def sell(custody: Driver, product_id: str, key: Headers | None, phone: str) -> dict[str, Any]:
@@ -395,6 +463,11 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     revoked = custody.ok("POST", "/v1/keys", operator, {"role": "operator"}, 201)
     custody.ok("POST", f"/v1/keys/{revoked['key_id']}/revoke", operator, {"reason": "matrix"})
 
+    # The scene's industry judged by rules of its own (data): only tax arrears move a tier,
+    # so that what the matrix asks of A (assessments, records) leaves A's tier as it is.
+    custody.ok("POST", "/v1/supervision/rules", operator, {
+        "jurisdiction": "beijing", "industry": "体育健身",
+        "rules": {"red_any": [], "yellow_any": ["tax_arrears"]}}, 201)
     a, b = custody.file("体育健身", bank_id=BANK_A), custody.file("餐饮", bank_id=BANK_B)
     ka, kb = custody.merchant_key(a["id"]), custody.merchant_key(b["id"])
     bank_a, bank_b = custody.bank_key(BANK_A), custody.bank_key(BANK_B)
@@ -428,9 +501,15 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
         {"account_id": x, "amount_fen": 1}, {"account_id": y, "amount_fen": -1}]}, 201)
     banned = custody.ok("POST", "/v1/bans", operator, {
         "kind": "premises", "address": "矩阵街0号", "reason": "matrix", "source": "matrix"}, 201)
+    # A's alert (its inbox's), and an override on a merchant of its own to review.
+    alert_id = alert_of(custody, a["id"])
+    spare_merchant = custody.file("体育健身", bank_id=BANK_A)["id"]
+    override_id = custody.ok("POST", f"/v1/merchants/{spare_merchant}/tier-overrides", operator,
+                             {"tier": "yellow", "reason": "matrix"}, 201)["override_id"]
     head = custody.ok("POST", "/v1/audit/tree-heads", operator)
     filed = custody.ok("POST", "/v1/complaints", operator,
                        complaint(None, {"merchant_id": a["id"]}, -1), 201)
+    report = custody.ok("POST", "/v1/reports", operator, {"kind": "daily"}, 201)
 
     ids = {"account_id": a["accounts"]["custody_cash"], "merchant_id": a["id"],
            "bank_id": BANK_A, "product_id": pa["id"], "card_id": card_a["card_id"],
@@ -439,8 +518,9 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
            "break_id": opened["id"], "key_id": key_id_of(app_client, spare),
            "seq": card_a["journal_seq"], "tree_size": head["tree_size"],
            "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id,
-           "complaint_id": filed["id"],
-           "ban_id": banned["id"], "premises": "矩阵街0号"}
+           "complaint_id": filed["id"], "report_id": report["id"],
+           "ban_id": banned["id"], "premises": "矩阵街0号",
+           "alert_id": alert_id, "override_id": override_id}
     keys: dict[str, Headers | None] = {
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
         EXPIRED: bearer(expired), OPERATOR: operator, M_OWN: ka, M_OTHER: kb,
@@ -516,10 +596,27 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/breaks/resolve"): lambda w, ids: {"resolution": "matrix",
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
     ("POST", "/v1/complaints"): complaint,
+    ("POST", "/v1/reports"): lambda w, ids: {"kind": "daily"},
     ("POST", "/v1/complaints/{complaint_id}/steps"): lambda w, ids: {"step": "accept"},
     ("POST", "/v1/complaint-deadlines"): lambda w, ids: {  # no merchant of the scene's
         "jurisdiction": "matrix", "acceptance": {"working_days": 1},
         "merchant_response": {"days": 3}, "closure": {"working_days": 15}},
+    ("POST", "/v1/supervision/sweep"): lambda w, ids: {"as_of": TODAY.isoformat()},
+    ("POST", "/v1/supervision/rules"): lambda w, ids: {  # 托育: no merchant of the scene
+        "jurisdiction": "beijing", "industry": "托育", "rules": {"complaints_max": 5}},
+    # a lifting of a record A never had: A's signals stay as they are
+    ("POST", "/v1/supervision/records"): lambda w, ids: {
+        "credit_code": w.a["credit_code"], "kind": "litigation", "source": "matrix",
+        "listed": False},
+    ("POST", "/v1/merchants/{merchant_id}/revenues"): lambda w, ids: {
+        "year": TODAY.year - 1, "revenue_fen": 10**12},
+    ("POST", "/v1/merchants/{merchant_id}/tier-overrides"): lambda w, ids: {
+        "tier": "yellow", "reason": "matrix"},
+    ("POST", "/v1/tier-overrides/{override_id}/review"): lambda w, ids: {"reason": "matrix"},
+    ("POST", "/v1/merchants/{merchant_id}/release-hold/clear"): lambda w, ids: {
+        "reason": "matrix"},
+    ("POST", "/v1/webhooks"): lambda w, ids: {
+        "department": "区文旅体局", "url": "http://127.0.0.1:9/matrix", "secret": "m" * 16},
 }
 QUERIES: dict[tuple[str, str], Body] = {
     ("GET", "/v1/public/merchants"): lambda w, ids: {"q": "矩阵"},
@@ -552,6 +649,10 @@ FRESH: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"):
         World.fresh_instruction,
     ("POST", "/v1/complaints/{complaint_id}/steps"): World.fresh_complaint,
+    ("POST", "/v1/merchants/{merchant_id}/tier-overrides"): lambda w: w.fresh_merchant(),
+    ("POST", "/v1/tier-overrides/{override_id}/review"): World.fresh_override,
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): World.fresh_alert,
+    ("POST", "/v1/merchants/{merchant_id}/release-hold/clear"): World.fresh_hold,
 }
 
 
@@ -565,6 +666,9 @@ def build(w: World, operation: tuple[str, str], ids: dict[str, Any]) -> Call:
         return Call(path, content=w.statement(), headers={"Content-Type": "application/xml"})
     if template == "/v1/complaints/import":
         return Call(path, content=work_orders(w, ids), headers={"Content-Type": "text/csv"})
+    if template == "/v1/supervision/records/import":  # a lifting A never had, as above
+        lifting = f"credit_code,kind,listed,source\n{w.a['credit_code']},欠税,移出,matrix\n"
+        return Call(path, content=lifting.encode(), headers={"Content-Type": "text/csv"})
     return Call(path, json=body(w, ids) if body else None, params=params)
 
 

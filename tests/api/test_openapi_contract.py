@@ -77,6 +77,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /v1/consumer/keys": "a mainland mobile number and a 6-digit code",
     "POST /v1/cards": "a mainland mobile number for the consumer",
     "POST /v1/releases/run": "a day from 2000-01-01 to a year after today",
+    "POST /v1/reports": "a period of the kind's own shape that exists and has begun",
     "POST /v1/consumptions/auto-confirm": "a day from 2000-01-01 to today",
     # The body is optional to FastAPI, so that roles answer before it is looked at: a null
     # body is a blank resolution.
@@ -96,6 +97,15 @@ RULES_BEYOND_THE_SCHEMA = {
     # A credit code's check character is a rule of its own; a name part is 2 characters or
     # more once its spacing is trimmed.
     "GET /v1/public/merchants": "at least 2 characters once trimmed",
+    # supervision
+    "POST /v1/supervision/sweep": "a day from 2000-01-01 to today",
+    "POST /v1/merchants/{merchant_id}/assessments": "a day from 2000-01-01 to today",
+    "POST /v1/supervision/records": "a valid credit code, a known kind, a source not blank",
+    "POST /v1/supervision/records/import": "a CSV or XLSX file with its header row",
+    "POST /v1/merchants/{merchant_id}/tier-overrides": "expires_on after today",
+    "POST /v1/webhooks": "a department or a street, one of the two, in the key's scope",
+    "POST /v1/supervision/rules": "every rule within its bounds; an industry's first version "
+                                  "fills in from '*' of a jurisdiction that has one",
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 

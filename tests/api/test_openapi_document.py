@@ -42,6 +42,9 @@ PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 FILES = {("GET", "/v1/merchants/{merchant_id}/payouts.csv"): {"text/csv"},
          ("GET", "/v1/bans.csv"): {"text/csv"},
          ("GET", "/v1/audit/journal/export"): {"application/x-ndjson"},
+         ("GET", "/v1/reports/{report_id}.xlsx"): {
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
+         ("GET", "/v1/reports/{report_id}.csv"): {"text/csv"},
          ("GET", "/v1/banks/{bank_id}/instructions"): {"application/xml", "text/csv",
                                                        "application/json"}}
 
@@ -427,12 +430,21 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("GET", "/v1/complaints/stats/departments", rkey, params={
         "from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()})
 
+    # The routines: a daily control report (日管控), listed, read and downloaded.
+    report = api.json("POST", "/v1/reports", op, 201,
+                      json={"kind": "daily", "period": today.isoformat()})["id"]
+    api.call("GET", "/v1/reports", rkey)
+    api.call("GET", f"/v1/reports/{report}", rkey)
+    api.call("GET", f"/v1/reports/{report}.xlsx", rkey)
+    api.call("GET", f"/v1/reports/{report}.csv", rkey, params={"lang": "en"})
+
     # The merchant runs away: first its legal representative changes (变更登记).
     api.call("POST", f"/v1/merchants/{merchant}/amendments", op, 201,
              json={"reason": "法定代表人变更", "street": "望京街道", "address": "望京街 8 号",
                    "people": [{"role": "legal_representative",
                                "id_number": "110105198001011238"}]})
     api.call("GET", f"/v1/merchants/{merchant}/amendments", rkey)
+    supervision_day(api, op, rkey, merchant)
     api.call("POST", f"/v1/merchants/{merchant}/tier", op,
              json={"tier": "yellow", "reasons": ["投诉"]})
     api.call("GET", "/v1/tiers", rkey)
@@ -460,6 +472,52 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
 
     documented = {(method, path) for method, path, _ in operations(document)}
     assert documented - api.succeeded == set()
+
+
+def supervision_day(api: Contract, op: dict[str, str], rkey: dict[str, str], merchant: str
+                    ) -> None:
+    """The regulators' half: rules, records, a file, revenue, assessments, the sweep, the
+    risk and signals read, an override reviewed, the inbox, a webhook, a hold cleared."""
+    api.call("POST", "/v1/supervision/rules", op, 201, json={
+        "jurisdiction": "beijing", "industry": "体育健身", "rules": {"complaints_max": 5}})
+    credit = api.json("GET", f"/v1/merchants/{merchant}", rkey)["credit_code"]
+    api.call("POST", "/v1/supervision/records", rkey, 201, json={
+        "credit_code": credit, "kind": "舆情", "source": "微博"})
+    api.call("POST", "/v1/supervision/records/import", {**rkey, "content-type": "text/csv"},
+             201, content=f"统一社会信用代码,类型,来源\n{credit},涉诉,法院\n,欠税,x\n".encode())
+    api.call("POST", f"/v1/merchants/{merchant}/revenues", rkey, 201,
+             json={"year": 2025, "revenue_fen": 10_000_000})
+    api.call("POST", f"/v1/merchants/{merchant}/assessments", rkey, json={})
+    api.call("POST", "/v1/supervision/sweep", op, json={})
+    api.call("GET", f"/v1/merchants/{merchant}/risk", rkey)
+    api.call("GET", f"/v1/merchants/{merchant}/signals", rkey)
+    override = api.json("POST", f"/v1/merchants/{merchant}/tier-overrides", rkey, 201,
+                        json={"tier": "red", "reason": "联合约谈"})["override_id"]
+    api.call("POST", f"/v1/tier-overrides/{override}/review", rkey, json={"reason": "复查"})
+    inbox = api.json("GET", "/v1/alerts", rkey, params={"unacknowledged": "true"})["items"]
+    alert = next(a["id"] for a in inbox if a["merchant_id"] == merchant)
+    api.call("POST", f"/v1/alerts/{alert}/acknowledge", rkey)
+    api.call("POST", "/v1/webhooks", rkey, 201, json={
+        "department": "区文旅体局", "url": "http://127.0.0.1:9/hook", "secret": "s" * 16})
+    api.call("GET", "/v1/webhooks/deliveries", rkey)
+    # A run-away pattern: a day's sales spike and a new legal representative hold releases.
+    people = [{"role": "legal_representative", "id_number": "110105198001011238"}]
+    runner = api.json("POST", "/v1/merchants", op, 201, json={
+        "name": "文档健身房", "industry": "体育健身", "credit_code": credit_code(random.Random(8)),
+        "bank_id": "DOC-BANK", "custody_account": "6200000000005678", "people": people})["id"]
+    key = bearer(api.json("POST", "/v1/keys", op, 201, json={
+        "role": "merchant", "merchant_id": runner})["key"])
+    product = api.json("POST", f"/v1/merchants/{runner}/products", key, 201, json={
+        "kind": "stored_value", "name": "年卡", "price_fen": 150_000, "validity_months": 3})
+    for phone in ("13900000701", "13900000702"):
+        api.call("POST", "/v1/cards", key, 201, json={"product_id": product["id"],
+                                                      "consumer": {"phone": phone}})
+    api.call("POST", f"/v1/merchants/{runner}/amendments", op, 201, json={
+        "reason": "法定代表人变更",
+        "people": [{"role": "legal_representative", "id_number": "11010519491231002X"}]})
+    api.call("POST", f"/v1/merchants/{runner}/assessments", rkey)
+    api.call("POST", f"/v1/merchants/{runner}/release-hold/clear", rkey,
+             json={"reason": "现场检查"})
 
 
 def test_the_rules_model_has_the_fields_of_a_rule_set() -> None:

@@ -1,0 +1,1 @@
+"""The supervision rules shipped with Yufu (ledger/supervision/thresholds.py): data."""
