@@ -50,6 +50,12 @@ PANELS: Final = (
     Panel("journal", View.overview, ("/v1/audit/tree-head", "/v1/audit/public-key")),
     Panel("merchant", View.merchant, ("/v1/merchants/{merchant_id}",
                                       "/v1/merchants/{merchant_id}/tier-changes")),
+    Panel("signals", View.merchant, ("/v1/merchants/{merchant_id}/risk",
+                                     "/v1/merchants/{merchant_id}/signals")),
+    Panel("register", View.merchant, ("/v1/merchants/{merchant_id}",
+                                      "/v1/merchants/{merchant_id}/amendments",
+                                      "/v1/bans?active=true")),
+    Panel("merchant_complaints", View.merchant, ("/v1/complaints?merchant_id={merchant_id}",)),
 )
 
 LANGUAGES: Final = ("zh", "en")  # the first is the default

@@ -81,6 +81,13 @@ export function percent(bp) {
   return `${(bp / 100).toFixed(2)}%`;
 }
 
+// A signal's (四查) name in the page's language; its kind as the API names it when the table
+// has no name for it (a kind added since).
+export function signalName(t, kind) {
+  const name = t(`signal.${kind}`);
+  return name === `signal.${kind}` ? kind : name;
+}
+
 export function tierBadge(t, tier) {
   return el("span", { class: `badge tier-${tier}`, dataset: { tier } }, t(`tier.${tier}`));
 }

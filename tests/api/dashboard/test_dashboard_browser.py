@@ -120,13 +120,20 @@ def _seed(url: str, operator: str) -> World:
         _post(url, key, f"/v1/banks/{bank}/statements", None, 201,
               content=statement_csv([Stmt(account, f"S-{bank}", 0, day, entries)]),
               params={"filename": f"{bank}.csv"})
-    post(f"/v1/merchants/{filed['yellow'][0]}/tier", {
-        "tier": "yellow", "reasons": ["投诉三十日内增至5件", "预售额较前30日均值增长3倍"]}, 200)
+    # Yellow by a regulator's override (the risk rules' route): it raises an alert.
+    post(f"/v1/merchants/{filed['yellow'][0]}/tier-overrides", {
+        "tier": "yellow", "reason": "投诉三十日内增至5件，预售额较前30日均值增长3倍"})
     post(f"/v1/merchants/{filed['red'][0]}/tier", {"tier": "yellow", "reasons": ["投诉增长"]}, 200)
     post(f"/v1/merchants/{filed['red'][0]}/tier", {
         "tier": "red", "reasons": ["法定代表人变更且预售激增"],
         "hard_blocks": ["court_listed_defaulter"]}, 200)
     _complaints(post, blue, merchant_key)
+    # The director of the blue and red merchants is banned (after the sales: a sale screens
+    # its merchant's people); the yellow merchant moves (变更登记), its street still none.
+    post("/v1/bans", {"kind": "person", "id_number": ID_NUMBERS["director"],
+                      "reason": "曾任跑路商户董事", "source": "区市场监管局"})
+    post(f"/v1/merchants/{filed['yellow'][0]}/amendments", {
+        "reason": "经营场所迁址", "address": "望京街12号"})
     regulator = post("/v1/keys", {"role": "regulator"})["key"]
     post("/v1/audit/tree-heads", status=200)
     return World(url, operator, regulator, merchant_key, bank_key,
@@ -377,12 +384,7 @@ def test_a_tampered_tree_head_shows_as_not_verified(page: tuple[Page, Watched],
 def test_a_merchant_is_followed_from_the_tier_list_to_its_detail_then_read_in_english(
         page: tuple[Page, Watched], world: World) -> None:
     p, watched = page
-    log_in(p, world, world.regulator)
-    overview_ready(p)
-    red = world.merchants["red"]
-    p.click(f"#panel-tiers a[data-merchant-id='{red}']")
-    p.wait_for_selector("#view-merchant[data-ready=true]", state="attached")
-    assert p.url.endswith(f"#merchant/{red}")
+    red = follow(p, world, "red")
     merchant = world.get(f"/v1/merchants/{red}")
     changes = world.get(f"/v1/merchants/{red}/tier-changes")["items"]
     panel = p.locator("#panel-merchant")
@@ -394,9 +396,6 @@ def test_a_merchant_is_followed_from_the_tier_list_to_its_detail_then_read_in_en
     assert panel.locator(".history [data-field=reasons]").all_inner_texts() == [
         "；".join(c["reasons"] + [ZH[f"block.{b}"] for b in c["hard_blocks"]])
         for c in changes]
-    SCREENSHOTS.mkdir(exist_ok=True)
-    p.screenshot(path=SCREENSHOTS / "dashboard-merchant-zh.jpg", full_page=True,
-                 type="jpeg", quality=55)
 
     p.click("#lang-toggle")  # the same view, in English, still logged in (sessionStorage)
     p.wait_for_url(f"**/dashboard?lang=en#merchant/{red}")
@@ -440,6 +439,79 @@ def test_a_key_revoked_while_the_page_is_open_sends_it_back_to_the_log_in(
     assert p.evaluate("sessionStorage.length") == 0
     assert p.is_hidden("#view-merchant") and p.is_hidden("#view-overview")
     watched.assert_clean()
+
+
+def test_a_merchant_is_followed_to_its_complaints_register_ban_and_signals(
+        page: tuple[Page, Watched], world: World) -> None:
+    p, watched = page
+    blue = follow(p, world, "blue")
+    # Its complaints, newest first, as the API lists them.
+    complaints = world.get("/v1/complaints", merchant_id=blue)["items"]
+    panel = "#panel-merchant_complaints"
+    assert [int(i) for i in p.locator(f"{panel} tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.complaintId)")] == sorted(
+        (c["id"] for c in complaints), reverse=True)
+    assert values(p, f"{panel} td[data-field=status]") == [
+        c["status"] for c in sorted(complaints, key=lambda c: -c["id"])]
+    assert p.locator(f"{panel} [data-field=count]").get_attribute("data-value") == "4"
+    # Its register: street, premises, people counted (no pseudonym on the page), the ban.
+    merchant = world.get(f"/v1/merchants/{blue}")
+    register = p.locator("#panel-register")
+    assert register.locator("[data-field=street]").inner_text() == STREET == merchant["street"]
+    assert register.locator("[data-field=premises]").inner_text() == merchant["premises"]
+    assert register.locator("[data-field=people]").inner_text() == "法定代表人 1；董事 1"
+    banned = register.locator("[data-field=banned]")
+    assert banned.get_attribute("data-value") == "true"
+    assert banned.inner_text().startswith("董事: 曾任跑路商户董事")
+    text = p.inner_text("#view-merchant")
+    assert all(person["person_id"] not in text for person in merchant["people"])
+    # Its signals (四查), as the risk route answers.
+    risk = world.get(f"/v1/merchants/{blue}/risk")
+    signals = p.locator("#panel-signals")
+    assert signals.locator("[data-field=tier]").get_attribute("data-value") == risk["tier"]
+    assert signals.locator("[data-field=computed_tier]").get_attribute("data-value") == \
+        risk["computed_tier"]
+    assert values(p, "#panel-signals .standing td[data-field=kind]") == [
+        s["kind"] for s in risk["signals"]]
+    history = world.get(f"/v1/merchants/{blue}/signals")["items"]
+    assert p.locator("#panel-signals .history tbody tr[data-seq]").count() == len(history)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    p.screenshot(path=SCREENSHOTS / "dashboard-merchant-zh.jpg", full_page=True,
+                 type="jpeg", quality=50)
+
+    yellow = world.merchants["yellow"]  # moved: its amendment, and no ban, no street
+    p.goto(f"{world.url}/dashboard#merchant/{yellow}")
+    merchant_ready(p)
+    amendments = world.get(f"/v1/merchants/{yellow}/amendments")["items"]
+    assert [a["reason"] for a in amendments] == ["经营场所迁址"]
+    rows = p.locator("#panel-register .amendments tbody tr[data-seq]")
+    assert [int(s) for s in rows.evaluate_all("rows => rows.map(r => r.dataset.seq)")] == [
+        a["journal_seq"] for a in amendments]
+    assert values(p, "#panel-register .amendments [data-field=changes]") == [
+        ",".join(sorted(a["changes"])) for a in amendments]
+    assert "地址: – → 望京街12号" in rows.first.inner_text()
+    assert p.locator("#panel-register [data-field=banned]").get_attribute("data-value") \
+        == "false"
+    assert p.inner_text("#panel-register [data-field=street]") == ZH["register.none"]
+    assert p.inner_text("#panel-merchant_complaints tbody") == ZH["merchant_complaints.none"]
+    watched.assert_clean()
+
+
+def follow(page: Page, world: World, tier: str) -> str:
+    """Logged in, the merchant of this tier followed from the tier list to its detail."""
+    log_in(page, world, world.regulator)
+    overview_ready(page)
+    merchant = world.merchants[tier]
+    page.click(f"#panel-tiers a[data-merchant-id='{merchant}']")
+    merchant_ready(page)
+    assert page.url.endswith(f"#merchant/{merchant}")
+    return merchant
+
+
+def merchant_ready(page: Page) -> None:
+    page.wait_for_selector("#view-merchant[data-ready=true]", state="attached")
+    failed = page.locator("#view-merchant [data-panel][data-state=failed]")
+    assert failed.count() == 0, failed.all_inner_texts()
 
 
 Tampering = tuple[str, int] | None  # what is changed in a signed head, and where
