@@ -42,6 +42,7 @@ class Panel:
 
 
 PANELS: Final = (
+    Panel("alerts", View.overview, ("/v1/alerts",), wide=True),
     Panel("tiers", View.overview, ("/v1/tiers",)),
     Panel("coverage", View.overview, ("/v1/audit/totals",)),
     Panel("verification", View.overview, ("/v1/cross-verifications", "/v1/breaks", "/v1/tiers"),

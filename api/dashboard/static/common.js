@@ -29,6 +29,23 @@ export function makeApi(key, onUnauthorized) {
     return body;
   }
 
+  // A write (a regulator's act, e.g. acknowledging an alert): JSON in and out, with an
+  // Idempotency-Key of its own, so a request retried by the network is done once.
+  async function post(path, body = null) {
+    const response = await fetch(new URL(path, window.location.origin), {
+      method: "POST", cache: "no-store", credentials: "omit",
+      headers: { Authorization: `Bearer ${key}`, Accept: "application/json",
+        "Content-Type": "application/json", "Idempotency-Key": crypto.randomUUID() },
+      body: body === null ? undefined : JSON.stringify(body),
+    });
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) {
+      if (response.status === 401 && onUnauthorized) onUnauthorized();
+      throw new ApiError(response.status, answer);
+    }
+    return answer;
+  }
+
   // Every page of a list, at most `pagesMax` of them: {items, complete, last}.
   async function all(path, params = {}, pagesMax = 10) {
     const items = [];
@@ -42,7 +59,7 @@ export function makeApi(key, onUnauthorized) {
     }
     return { items, complete: false, last };
   }
-  return { get, all };
+  return { get, all, post };
 }
 
 // An element with attributes and children (strings become text nodes).

@@ -497,6 +497,41 @@ def test_a_merchant_is_followed_to_its_complaints_register_ban_and_signals(
     watched.assert_clean()
 
 
+def test_the_alerts_inbox_holds_the_alert_and_a_regulator_acknowledges_it(
+        page: tuple[Page, Watched], world: World) -> None:
+    p, watched = page
+    log_in(p, world, world.regulator)
+    overview_ready(p)
+    [alert] = world.get("/v1/alerts")["items"]
+    assert (alert["merchant_id"], alert["kind"], alert["acknowledged_at"]) == (
+        world.merchants["yellow"], "tier_yellow", None)
+    row = p.locator(f"#panel-alerts tr[data-alert-id='{alert['id']}']")
+    assert row.get_attribute("data-kind") == "tier_yellow"
+    assert row.locator("[data-field=merchant]").inner_text() == alert["merchant_name"]
+    assert row.locator("[data-field=signals]").get_attribute("data-value") == ",".join(
+        s["kind"] for s in alert["signals"])
+    assert values(p, "#panel-alerts .tiles .figure") == ["1", "1"]
+    row.locator("button[data-acknowledge]").click()
+    p.wait_for_selector(f"#panel-alerts tr[data-alert-id='{alert['id']}']"
+                        "[data-acknowledged=true]")
+    [acknowledged] = world.get("/v1/alerts")["items"]
+    assert acknowledged["acknowledged_at"] is not None
+    assert acknowledged["acknowledged_by"] == key_id(world, world.regulator)
+    assert values(p, "#panel-alerts .tiles .figure") == ["0", "1"]
+    # Acknowledged: no button to press again.
+    assert p.locator("#panel-alerts button[data-acknowledge]").count() == 0
+    watched.assert_clean()
+
+
+def key_id(world: World, key: str) -> int:
+    """The id of a key, as the operator's list of keys names it by its prefix."""
+    keys = httpx.get(f"{world.url}/v1/keys", timeout=10,
+                     headers={"Authorization": f"Bearer {world.operator}"}).json()["items"]
+    [found] = [k["key_id"] for k in keys if key.startswith(f"{k['prefix']}_")
+               or key.startswith(f"yufu_{k['prefix']}_")]
+    return int(found)
+
+
 def follow(page: Page, world: World, tier: str) -> str:
     """Logged in, the merchant of this tier followed from the tier list to its detail."""
     log_in(page, world, world.regulator)
