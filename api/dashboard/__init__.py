@@ -48,6 +48,7 @@ PANELS: Final = (
     Panel("verification", View.overview, ("/v1/cross-verifications", "/v1/breaks", "/v1/tiers"),
           wide=True),
     Panel("complaints", View.overview, ("/v1/complaints/stats/departments",), wide=True),
+    Panel("reports", View.overview, ("/v1/reports",)),
     Panel("journal", View.overview, ("/v1/audit/tree-head", "/v1/audit/public-key")),
     Panel("merchant", View.merchant, ("/v1/merchants/{merchant_id}",
                                       "/v1/merchants/{merchant_id}/tier-changes")),

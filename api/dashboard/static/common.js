@@ -46,6 +46,23 @@ export function makeApi(key, onUnauthorized) {
     return answer;
   }
 
+  // A file the API serves (a report's XLSX or CSV), read with the key and saved by the
+  // browser under `filename`: a plain link would carry no key.
+  async function download(path, filename) {
+    const response = await fetch(new URL(path, window.location.origin), {
+      headers: { Authorization: `Bearer ${key}` }, cache: "no-store", credentials: "omit" });
+    if (!response.ok) {
+      if (response.status === 401 && onUnauthorized) onUnauthorized();
+      throw new ApiError(response.status, await response.json().catch(() => null));
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: url, download: filename, hidden: "" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  }
+
   // Every page of a list, at most `pagesMax` of them: {items, complete, last}.
   async function all(path, params = {}, pagesMax = 10) {
     const items = [];
@@ -59,7 +76,7 @@ export function makeApi(key, onUnauthorized) {
     }
     return { items, complete: false, last };
   }
-  return { get, all, post };
+  return { get, all, post, download };
 }
 
 // An element with attributes and children (strings become text nodes).

@@ -32,6 +32,7 @@ from tests.support.serve import yufu_serve
 from tests.support.statements import Stmt, entry, statement_csv
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOT_QUALITY = 40  # JPEG: small files in the repository, the text still legible
 CHINA = timezone(timedelta(hours=8))  # complaints are received on China's days
 STREET = "望京街道"  # the blue and red merchants' (属地); the yellow one has none registered
 # Valid identity card numbers (check character per GB 11643): the people filed, kept only as
@@ -134,6 +135,7 @@ def _seed(url: str, operator: str) -> World:
                       "reason": "曾任跑路商户董事", "source": "区市场监管局"})
     post(f"/v1/merchants/{filed['yellow'][0]}/amendments", {
         "reason": "经营场所迁址", "address": "望京街12号"})
+    post("/v1/reports", {"kind": "daily"})
     regulator = post("/v1/keys", {"role": "regulator"})["key"]
     post("/v1/audit/tree-heads", status=200)
     return World(url, operator, regulator, merchant_key, bank_key,
@@ -311,7 +313,7 @@ def test_the_overview_shows_what_the_api_answers_and_saves_its_screenshot(
     watched.assert_clean()
     SCREENSHOTS.mkdir(exist_ok=True)
     p.screenshot(path=SCREENSHOTS / "dashboard-overview-zh.jpg", full_page=True,
-                 type="jpeg", quality=55)
+                 type="jpeg", quality=SCREENSHOT_QUALITY)
 
 
 COMPLAINT_FIELDS = ("received", "acceptance", "acceptance_rate_bp", "on_time",
@@ -409,8 +411,8 @@ def test_a_merchant_is_followed_from_the_tier_list_to_its_detail_then_read_in_en
     overview_ready(p)
     assert p.inner_text("#panel-tiers h2") == EN["tiers.title"]
     SCREENSHOTS.mkdir(exist_ok=True)
-    p.screenshot(path=SCREENSHOTS / "dashboard-overview-en.jpg", full_page=True,
-                 type="jpeg", quality=55)
+    p.screenshot(path=SCREENSHOTS / "dashboard-overview-en.jpg", full_page=False,
+                 type="jpeg", quality=SCREENSHOT_QUALITY)
     p.click("#logout")
     p.wait_for_selector("#login:not([hidden])")
     assert p.evaluate("sessionStorage.length") == 0
@@ -477,7 +479,7 @@ def test_a_merchant_is_followed_to_its_complaints_register_ban_and_signals(
     assert p.locator("#panel-signals .history tbody tr[data-seq]").count() == len(history)
     SCREENSHOTS.mkdir(exist_ok=True)
     p.screenshot(path=SCREENSHOTS / "dashboard-merchant-zh.jpg", full_page=True,
-                 type="jpeg", quality=50)
+                 type="jpeg", quality=SCREENSHOT_QUALITY)
 
     yellow = world.merchants["yellow"]  # moved: its amendment, and no ban, no street
     p.goto(f"{world.url}/dashboard#merchant/{yellow}")
@@ -494,6 +496,32 @@ def test_a_merchant_is_followed_to_its_complaints_register_ban_and_signals(
         == "false"
     assert p.inner_text("#panel-register [data-field=street]") == ZH["register.none"]
     assert p.inner_text("#panel-merchant_complaints tbody") == ZH["merchant_complaints.none"]
+    watched.assert_clean()
+
+
+def test_the_reports_are_listed_and_downloaded_as_the_api_serves_them(
+        page: tuple[Page, Watched], world: World) -> None:
+    p, watched = page
+    log_in(p, world, world.regulator)
+    overview_ready(p)
+    reports = world.get("/v1/reports")["items"]
+    assert [r["kind"] for r in reports] == ["daily"]
+    rows = p.locator("#panel-reports tbody tr[data-report-id]")
+    assert [int(i) for i in rows.evaluate_all("rows => rows.map(r => r.dataset.reportId)")] \
+        == [r["id"] for r in sorted(reports, key=lambda r: -r["id"])]
+    report = reports[0]
+    assert values(p, "#panel-reports td[data-field]") == [
+        report["kind"], report["period"]["label"], "", str(report["tree_head"]["tree_size"])]
+    for suffix in ("csv", "xlsx"):
+        with p.expect_download() as download:
+            p.click(f"#panel-reports tr[data-report-id='{report['id']}'] "
+                    f"button[data-download={suffix}]")
+        served = httpx.get(f"{world.url}/v1/reports/{report['id']}.{suffix}",
+                           params={"lang": "zh"}, timeout=10,
+                           headers={"Authorization": f"Bearer {world.regulator}"})
+        assert served.status_code == 200
+        assert Path(download.value.path()).read_bytes() == served.content
+        assert download.value.suggested_filename.endswith(f"-{report['id']}.{suffix}")
     watched.assert_clean()
 
 
