@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict, Unpack
 
@@ -24,8 +24,11 @@ from api.messages import MessageSender
 from api.metrics import WriterMetrics
 from api.profiles import load_profiles
 from api.ratelimit import RateLimits, limiter_or_none
+from api.reports import ReportScheduler
 from api.routes import audit as audit_routes
 from api.routes import banks as bank_routes
+from api.routes import bans as ban_routes
+from api.routes import complaints as complaint_routes
 from api.routes import custody as custody_routes
 from api.routes import dashboard as dashboard_routes
 from api.routes import departments as department_routes
@@ -33,6 +36,7 @@ from api.routes import jobs as job_routes
 from api.routes import ledger as ledger_routes
 from api.routes import public as public_routes
 from api.routes import register as register_routes
+from api.routes import reports as report_routes
 from api.routes import supervision as supervision_routes
 from api.routes import system
 from api.routes import trust as trust_routes
@@ -42,6 +46,7 @@ from api.webhooks import run_worker, webhook_poll_interval_s
 from ledger import limits
 from ledger.bank.profile import BankProfile
 from ledger.db.writer import Writer
+from ledger.supervision.routines import report_schedule_interval_s
 
 
 class YufuApp(FastAPI):
@@ -82,6 +87,8 @@ class AppOptions(TypedDict, total=False):
     pseudonym_key: bytes  # DEVELOPMENT_PSEUDONYM_KEY
     audit_key: Ed25519PrivateKey | None  # None: a throwaway key, tree heads on demand only
     tree_head_interval_s: float | None  # limits.tree_head_interval_s (with an audit key)
+    # routines.report_schedule_interval_s with an audit key; None: reports on demand only
+    report_schedule_interval_s: float | None
     lane: bool  # True
     rate_limits: RateLimits  # RateLimits()
     sender: MessageSender | None  # None
@@ -89,11 +96,26 @@ class AppOptions(TypedDict, total=False):
     webhook_interval_s: float | None  # None: no delivery worker (`yufu serve` runs one)
 
 
+@asynccontextmanager
+async def in_background(work: Coroutine[Any, Any, None] | None) -> AsyncIterator[None]:
+    """`work` (the signer's loop, the reports' scheduler) as a task for as long as the block,
+    cancelled at its end; nothing when there is no work."""
+    task = asyncio.create_task(work) if work is not None else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 # Every route of the service, by resource: a new resource adds its router here.
 ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_routes.router,
            custody_routes.router, department_routes.router, register_routes.router,
            audit_routes.router, bank_routes.router, job_routes.router, public_routes.router,
-           dashboard_routes.api_router, dashboard_routes.router,
+           dashboard_routes.api_router, dashboard_routes.router, ban_routes.router,
+           complaint_routes.router, report_routes.router,
            supervision_routes.router)
 
 
@@ -112,6 +134,11 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     signer = TreeHeadSigner(audit_key, options.get("tree_head_interval_s",
                                                    limits.tree_head_interval_s)) \
         if audit_key is not None else TreeHeadSigner(Ed25519PrivateKey.generate(), None)
+    # The routines' reports on schedule (日管控 daily, 周排查 Mondays, 月调度 the 1st, 季度报告
+    # each quarter) where heads are signed on schedule too: `yufu serve`.
+    scheduler = ReportScheduler(options.get("report_schedule_interval_s",
+                                            report_schedule_interval_s)
+                                if audit_key is not None else None)
 
     # Read before anything starts: a broken profile file stops the start, naming itself.
     profiles = options.get("bank_profiles")
@@ -131,18 +158,15 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
         writer.start()
         ctx.keys.start()
         access.start()
-        task = asyncio.create_task(signer.run(writer)) if signer.interval_s else None
+        signing = signer.run(writer) if signer.interval_s else None
+        reporting = scheduler.run(engine, writer, signer) if scheduler.interval_s else None
         interval = options.get("webhook_interval_s")
-        worker = asyncio.create_task(run_worker(engine, interval)) if interval else None
+        delivering = run_worker(engine, interval) if interval else None
         try:
-            async with jobs.running(engine, writer, profiles):
+            async with in_background(signing), in_background(reporting), \
+                    in_background(delivering), jobs.running(engine, writer, profiles):
                 yield
         finally:
-            for running in (task, worker):
-                if running is not None:
-                    running.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await running
             access.stop()
             ctx.keys.stop()
             writer.stop()
@@ -158,6 +182,7 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
     app.state.ctx = ctx
     app.state.jobs = jobs
     app.state.signer = signer
+    app.state.reports = scheduler
     app.state.access = access
     app.state.on_request = access.note  # reads by banks and regulators are kept
     problems.install(app)

@@ -17,12 +17,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
-from api import audit_cli, backup_cli, breaks_cli
+from api import audit_cli, backup_cli, banks_cli, breaks_cli, reports_cli, runtime
 from api.checks import report, verify_books
 from api.context import china_today
-from api.department_maps import DepartmentMapFileError
 from api.messages import OUTBOX_FILE_NAME, read_outbox, sender_from_environment
 from api.profiles import ProfileFileError, load_profiles, profile_named
 from api.progress import Progress
@@ -32,7 +31,6 @@ from api.runtime import (
     check_audit_key,
     connect,
     database,
-    ensure_default_department_maps,
     ensure_default_rule_sets,
     migrate,
     pseudonym_key,
@@ -43,7 +41,6 @@ from api.runtime import (
 from api.settings import Settings
 from api.statement_view import parsed_view
 from api.webhooks import webhook_poll_interval_s
-from ledger import limits
 from ledger.auth import ISSUED_ROLES, LOCAL_OPERATOR, Role, cli_actor
 from ledger.bank.model import ParsedFile
 from ledger.bank.statements import read_file, read_statement
@@ -63,7 +60,7 @@ from ledger.journal import (
     decode_entry,
 )
 from ledger.service import IssueKey
-from ledger.trust_service import RegisterBank, RevokeKey
+from ledger.trust_service import RevokeKey
 
 log = logging.getLogger("yufu")
 
@@ -79,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"serve": _serve, "db": _db, "keys": _keys, "verify": _verify, "export": _export,
                 "releases": _releases, "consumptions": _auto_confirm,
                 "supervision": _supervision_sweep, "audit": audit_cli.run,
-                "reconcile": _reconcile, "banks": _banks, "outbox": _outbox,
-                "backup": backup_cli.run, "restore": backup_cli.run,
+                "reconcile": _reconcile, "banks": banks_cli.run, "outbox": _outbox,
+                "backup": backup_cli.run, "restore": backup_cli.run, "reports": reports_cli.run,
                 "statements": _statements, "breaks": breaks_cli.run}
     try:
         return handlers[args.command](args)
@@ -94,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except UnsafeRoles as unsafe:  # the service's role could rewrite history: do not serve
         print(f"yufu: {unsafe}", file=sys.stderr)
         return 2
-    except (ProfileFileError, DepartmentMapFileError) as broken:  # a data file that cannot
-        # be used (a bank profile, a department map): fix it first
+    except ProfileFileError as broken:  # a data file that cannot be used: fix it first
         print(f"yufu: {broken}", file=sys.stderr)
         return 2
 
@@ -109,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
                                                                       required=True)
     db.add_parser("upgrade", help="apply migrations")
     _add_keys_commands(sub)
-    _add_banks_commands(sub)
+    banks_cli.add_commands(sub)
     outbox = sub.add_parser("outbox", help="messages the development sender wrote "
                                            "(one-time codes)")
     outbox.add_argument("--to", help="only messages to this phone or external id")
@@ -120,9 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write the journal as JSON Lines")
     export.add_argument("--out", type=Path, required=True)
     _add_daily_commands(sub)
-    audit_cli.add_commands(sub)
-    backup_cli.add_commands(sub)
-    breaks_cli.add_commands(sub)
+    for commands in (audit_cli, reports_cli, backup_cli, breaks_cli):  # each its own module
+        commands.add_commands(sub)
     reconcile = sub.add_parser("reconcile", help="bank statements").add_subparsers(
         dest="reconcile_command", required=True)
     imported = reconcile.add_parser("import", help="import and match a statement file")
@@ -159,16 +154,6 @@ def _add_keys_commands(sub: Any) -> None:
     revoke = keys.add_parser("revoke", help="revoke a key; effective on the next request")
     revoke.add_argument("key_id", type=int)
     revoke.add_argument("--reason", default="")
-
-
-def _add_banks_commands(sub: Any) -> None:
-    banks = sub.add_parser("banks", help="custodian banks").add_subparsers(
-        dest="banks_command", required=True)
-    register = banks.add_parser("register", help="register a custodian bank")
-    register.add_argument("bank_id")
-    register.add_argument("--name", required=True)
-    register.add_argument("--code", required=True, help="CNAPS code (12 digits) or BIC")
-    banks.add_parser("list", help="the registered banks")
 
 
 def _add_daily_commands(sub: Any) -> None:
@@ -215,7 +200,7 @@ def _serve(_: argparse.Namespace) -> int:
         # Everything from here on, the bootstrap's writes too, goes through the service role.
         engine = connect(db.service_url)
         ensure_default_rule_sets(engine)
-        ensure_default_department_maps(engine)
+        runtime.ensure_default_department_maps(engine)
         key = bootstrap_operator_key(engine, settings.home)
         audit_key = audit_signing_key(settings)
         check_audit_key(engine, audit_key, settings.audit_key_rotate)
@@ -394,9 +379,8 @@ def _keys(args: argparse.Namespace) -> int:
             command: object = RevokeKey(None, args.key_id, args.reason)
             print(json.dumps(_cli_command(engine, command, 200), ensure_ascii=False))
             return 0
-        body = _cli_command(engine, IssueKey(Role(args.role), args.merchant, args.bank,
-                                             args.label, args.expires_at, args.department,
-                                             args.street))
+        body = _cli_command(engine, IssueKey(Role(args.role), args.merchant, args.bank, args.label,
+                                             args.expires_at, args.department, args.street))
     print(body["key"])
     print(f"(key id {body['key_id']}, role {body['role']}; only its hash is stored)",
           file=sys.stderr)
@@ -415,28 +399,6 @@ def _aware_datetime(text: str) -> datetime:
     if moment <= datetime.now(UTC):
         raise argparse.ArgumentTypeError("must be in the future")
     return moment
-
-
-def _every_bank(conn: Connection) -> list[dict[str, Any]]:
-    """Every bank, read a page at a time (as /v1/banks answers them)."""
-    items: list[dict[str, Any]] = []
-    page = queries.Page("", limits.list_page_items_max)
-    while page.after is not None:
-        answer = queries.banks(conn, page)
-        items += answer["items"]
-        page = page._replace(after=answer["next_after"])
-    return items
-
-
-def _banks(args: argparse.Namespace) -> int:
-    with service_engine(Settings()) as engine:
-        if args.banks_command == "list":
-            with engine.connect() as conn:
-                body = {"items": _every_bank(conn)}
-        else:
-            body = _cli_command(engine, RegisterBank(args.bank_id, args.name, args.code))
-    print(json.dumps(body, ensure_ascii=False, indent=2))
-    return 0
 
 
 def _outbox(args: argparse.Namespace) -> int:

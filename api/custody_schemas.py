@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from api.ban_schemas import PremisesFlag
 from api.register_schemas import PersonOut
 from api.schemas import (
     BankStatus,
@@ -92,6 +93,8 @@ class FiledMerchant(Merchant):
     department_map_version: int = Field(description="the version of the jurisdiction's "
                                                     "department map its department follows")
     journal_seq: Seq
+    premises_flag: PremisesFlag | None = Field(
+        default=None, description="the premises' churn flag, if this filing raised it")
 
 
 class CrossVerificationResult(Out):

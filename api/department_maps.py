@@ -8,14 +8,16 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+from api.profiles import ProfileFileError
 from ledger.custody.departments import DepartmentMap, parse_shipped_map
 from ledger.errors import InvalidInput
 
 SHIPPED = "ledger.custody.department_maps"
 
 
-class DepartmentMapFileError(RuntimeError):
-    """A shipped map that stops the start: its file and what is wrong with it."""
+class DepartmentMapFileError(ProfileFileError):
+    """A shipped map that stops the start: its file and what is wrong with it (a data file,
+    as a bank profile is: `yufu serve` reports either and stops)."""
 
 
 def shipped_department_maps() -> list[tuple[DepartmentMap, str]]:

@@ -13,6 +13,7 @@ from ledger.auth import Principal, Role
 from ledger.custody.lifecycle import Card, Merchant
 from ledger.errors import Forbidden, NotFound
 from ledger.jobs import JobKind
+from ledger.supervision.routines import DISTRICT, Scope, ScopeKind
 
 
 def require_merchant_or_operator(principal: Principal, merchant_id: str,
@@ -132,6 +133,23 @@ def require_supervisor(principal: Principal, merchant: Merchant, missing: NotFou
         raise missing
 
 
+def handles_complaint(principal: Principal, department: str, street: str | None) -> bool:
+    """The operator handles every complaint; a regulator key those routed into its scope (a
+    complaint re-routed to another department is that department's now)."""
+    if principal.role == Role.operator:
+        return True
+    return principal.role == Role.regulator and covers(principal, department, street)
+
+
+def require_complaint_handler(principal: Principal, department: str, street: str | None,
+                              missing: NotFound) -> None:
+    """The operator, or a regulator whose scope the complaint is routed into; to a regulator
+    outside it the complaint answers as missing, any other role is refused for its role."""
+    principal.require_role(Role.operator, Role.regulator)
+    if not handles_complaint(principal, department, street):
+        raise missing
+
+
 def require_till(principal: Principal) -> None:
     """A sale is made at the till: the merchant's key, or the operator's."""
     principal.require_role(Role.merchant, Role.operator)
@@ -226,3 +244,33 @@ def require_job_reader(principal: Principal, kind: JobKind, bank_id: str | None,
             raise missing
         return
     require_operator(principal)
+
+
+def report_scope(principal: Principal, asked: Scope) -> Scope:
+    """The scope of a report this key may make (日管控/周排查/月调度/季度报告): the operator
+    and a district key any; a department or street key its own only, which is also what it
+    gets when it names none (the district)."""
+    require_overseer(principal)
+    own = own_scope(principal)
+    if own.kind == ScopeKind.district or asked == own:
+        return asked
+    if asked.kind == ScopeKind.district:
+        return own
+    raise Forbidden(f"this key's reports are of its own {own.kind.value} ({own.name}) only")
+
+
+def own_scope(principal: Principal) -> Scope:
+    if principal.department is not None:
+        return Scope(ScopeKind.department, principal.department)
+    if principal.street is not None:
+        return Scope(ScopeKind.street, principal.street)
+    return DISTRICT
+
+
+def reads_report(principal: Principal, scope: Scope) -> bool:
+    """Whether a stored report is this key's to read: the operator's and a district key's
+    all; a scoped key's those of its own scope."""
+    if principal.role not in (Role.operator, Role.regulator):
+        return False
+    own = own_scope(principal)
+    return own.kind == ScopeKind.district or own == scope

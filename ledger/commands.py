@@ -29,7 +29,10 @@ if TYPE_CHECKING:  # the stores' own declarations, which use the types of this m
     from ledger.bank.store import BankStore
     from ledger.custody.store import CustodyStore
     from ledger.jobs import JobStore
-    from ledger.supervision.store import SupervisionStore
+    from ledger.supervision.complaint_store import ComplaintStore
+    from ledger.supervision.report_store import ReportStore
+    from ledger.supervision.signal_store import SupervisionStore
+    from ledger.supervision.store import BanStore
     from ledger.trust_store import TrustStore
 
 
@@ -68,6 +71,8 @@ class IdKind(Enum):
     reconciliation_break = "reconciliation_break"
     consumer_code = "consumer_code"
     job = "job"
+    complaint = "complaint"
+    complaint_deadlines = "complaint_deadlines"
     supervision_rules = "supervision_rules"
 
 
@@ -107,6 +112,15 @@ class Books(Protocol):
 
     @property
     def jobs(self) -> JobStore: ...
+
+    @property
+    def complaints(self) -> ComplaintStore: ...
+
+    @property
+    def bans(self) -> BanStore: ...
+
+    @property
+    def reports(self) -> ReportStore: ...
 
     @property
     def supervision(self) -> SupervisionStore: ...

@@ -10,9 +10,12 @@ from sqlalchemy import create_engine
 
 from ledger.db import (
     audit_tables,  # noqa: F401  (registers the audit tables)
+    ban_tables,  # noqa: F401  (registers bans, lifts, premises arrivals and flags)
     bank_tables,  # noqa: F401  (registers the bank tables)
+    complaint_tables,  # noqa: F401  (registers complaints, their steps and deadlines)
     custody_tables,  # noqa: F401  (registers the custody tables)
     job_tables,  # noqa: F401  (registers the jobs table)
+    report_tables,  # noqa: F401  (registers the routines' reports)
     supervision_tables,  # noqa: F401  (registers signals, alerts, webhooks: 0019)
     trust_tables,  # noqa: F401  (registers banks, revocations, codes, access records)
 )

@@ -246,7 +246,7 @@ def instruction_file(request: Request, bank_id: BankId, who: Authed,
 
 
 @router.post("/banks/{bank_id}/instructions/{end_to_end_id}/accept",
-             response_model=InstructionAnswer, **keyed_write())
+             response_model=InstructionAnswer, **keyed_write(404))
 async def accept_instruction(request: Request, bank_id: BankId, end_to_end_id: str,
                              who: Authed, body: AnswerIn | None = None) -> JSONResponse:
     command = AcceptInstruction(who, bank_id, end_to_end_id, body.reason if body else "")
@@ -254,7 +254,7 @@ async def accept_instruction(request: Request, bank_id: BankId, end_to_end_id: s
 
 
 @router.post("/banks/{bank_id}/instructions/{end_to_end_id}/reject",
-             response_model=InstructionAnswer, **keyed_write())
+             response_model=InstructionAnswer, **keyed_write(404))
 async def reject_instruction(request: Request, bank_id: BankId, end_to_end_id: str,
                              who: Authed, body: AnswerIn | None = None) -> JSONResponse:
     command = RejectInstruction(who, bank_id, end_to_end_id, body.reason if body else "")

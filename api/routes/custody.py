@@ -220,9 +220,11 @@ async def create_rule_set(request: Request, body: RuleSetIn, who: Authed) -> JSO
 @router.post("/merchants", status_code=201, response_model=FiledMerchant, **keyed_write(404))
 async def file_merchant(request: Request, body: FilingIn, who: Authed) -> JSONResponse:
     require_operator(who)  # before the filing is parsed: others learn nothing
-    filing = parse_filing(body.model_dump(exclude={"people"}), DEFAULT_JURISDICTION,
-                          people_of(request, body.people))
-    return await write(request, who, FileMerchant(who, filing))
+    people = people_of(request, body.people)
+    filing = parse_filing(body.model_dump(exclude={"people"}), DEFAULT_JURISDICTION, people)
+    command = FileMerchant(who, filing, context_of(request).clock(),
+                           tuple(p.person_id for p in people))
+    return await write(request, who, command)
 
 
 @router.get("/merchants/{merchant_id}", response_model=MerchantView, **keyed_read(404))
@@ -272,7 +274,8 @@ async def close(request: Request, merchant_id: Id, who: Authed) -> JSONResponse:
     # In slices, each its own group commit (ledger/flows/closure.py): tills write between
     # two. The answer is kept under the request's Idempotency-Key (api/jobs.py).
     slice_cards_max = closure.closure_slice_cards_max
-    return await answer_job(request, who, closure_steps(who, merchant_id, slice_cards_max),
+    return await answer_job(request, who, closure_steps(
+        who, merchant_id, slice_cards_max, context_of(request).clock()),
                             slice_cards_max, 200)
 
 

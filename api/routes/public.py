@@ -16,6 +16,7 @@ from ledger.db import public_queries
 from ledger.supervision.lookup import (
     CoverageBand,
     lookup_query_chars_max,
+    lookup_query_chars_min,
     lookup_terms,
 )
 
@@ -52,6 +53,10 @@ class Match(BaseModel):
     custody: Custody
     tier_published: bool = Field(description="whether its jurisdiction publishes tiers")
     tier: Tier | None = Field(description="红黄蓝, where published")
+    complaints_90_days: int = Field(description="complaints (12345/12315 and direct) received "
+                                                "about it in the last 90 days, today included")
+    banned: bool = Field(description="a ban in force today on its people or its premises "
+                                     "(黑名单)")
 
 
 class Lookup(BaseModel):
@@ -60,7 +65,7 @@ class Lookup(BaseModel):
     more: bool = Field(description="more merchants matched than are shown: be more precise")
 
 
-Q = Annotated[str, Query(min_length=1, max_length=lookup_query_chars_max,
+Q = Annotated[str, Query(min_length=lookup_query_chars_min, max_length=lookup_query_chars_max,
                          description="a unified social credit code, or part of a name")]
 
 
@@ -71,4 +76,5 @@ def lookup_merchants(request: Request, q: Q) -> dict[str, Any]:
     limit_lookups(request)
     code, name_part = lookup_terms(q)
     with context_of(request).engine.connect() as conn:
-        return public_queries.lookup(conn, code, name_part, PUBLICATION)
+        return public_queries.lookup(conn, code, name_part, PUBLICATION,
+                                     context_of(request).clock())

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.ban_schemas import PremisesFlag
 from api.context import Authed, context_of, write
 from api.openapi import keyed_read, keyed_write
 from api.paging import After, Limit
@@ -64,6 +65,8 @@ class Amendment(Out):
 class Amended(Amendment):
     registered: Register = Field(description="the register as the amendment leaves it")
     custody_account: str
+    premises_flag: PremisesFlag | None = Field(
+        default=None, description="the premises' churn flag, if this amendment raised it")
 
 
 class Amendments(Out):
@@ -80,7 +83,8 @@ async def amend(request: Request, merchant_id: Id, body: AmendmentIn, who: Authe
     people = None if body.people is None else people_of(request, body.people)
     account = None if body.custody_account is None else barest_account(body.custody_account)
     command = AmendFiling(who, merchant_id, body.reason, context_of(request).clock(),
-                          body.street, body.address, people, account)
+                          body.street, body.address, people, account,
+                          tuple(p.person_id for p in people or ()))
     return await write(request, who, command)
 
 

@@ -32,6 +32,7 @@ from ledger.custody.settlement import Payout
 from ledger.custody.store import ClosureTotals
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
+from ledger.db import department_store as departments
 from ledger.db.batch import Batch
 from ledger.db.bulk import copy_text
 from ledger.db.rowcache import LATEST_RULES
@@ -106,22 +107,10 @@ class CustodyRows:
         return (1, None) if row is None else (row.version + 1, row.rules)
 
     def latest_department_map(self, jurisdiction: str) -> tuple[int, DepartmentMap] | None:
-        row = self.batch.query(
-            select(c.DepartmentMap.version, c.DepartmentMap.departments,
-                   c.DepartmentMap.pending_department)
-            .where(c.DepartmentMap.jurisdiction == jurisdiction)
-            .order_by(c.DepartmentMap.version.desc()).limit(1)).first()
-        if row is None:
-            return None
-        return row.version, DepartmentMap(jurisdiction, dict(row.departments),
-                                          row.pending_department)
+        return departments.latest_department_map(self.batch, jurisdiction)
 
     def pending_merchants(self, jurisdiction: str, industry: str, limit: int) -> list[str]:
-        return list(self.batch.query(
-            select(c.Merchant.id)
-            .where(c.Merchant.jurisdiction == jurisdiction, c.Merchant.industry == industry,
-                   c.Merchant.department_pending.is_(True))
-            .order_by(c.Merchant.id).limit(limit)).scalars())
+        return departments.pending_merchants(self.batch, jurisdiction, industry, limit)
 
     def credit_code_taken(self, credit_code: str) -> str | None:
         return self._merchant_where(c.Merchant.credit_code == credit_code)
@@ -244,12 +233,8 @@ class CustodyRows:
 
     def add_department_map(self, version: int, department_map: DepartmentMap, reason: str,
                            created_seq: int, created_key_id: int | None) -> None:
-        key = (department_map.jurisdiction, version)
-        self.batch.rows.insert(c.DepartmentMap, key, {
-            "jurisdiction": department_map.jurisdiction, "version": version,
-            "departments": dict(department_map.departments),
-            "pending_department": department_map.pending_department, "reason": reason,
-            "created_seq": created_seq, "created_key_id": created_key_id})
+        departments.add_department_map(self.batch, version, department_map, reason=reason,
+                                       created_seq=created_seq, created_key_id=created_key_id)
 
     def set_department(self, merchant_id: str, department: str) -> None:
         _update(self.batch, c.Merchant, merchant_id, department=department,
@@ -488,22 +473,3 @@ def load_rows(batch: Batch, table: Any, row_ids: list[Any], lock: bool = True) -
     query = select(table.__table__).where(table.id.in_(missing)).order_by(table.id)
     for row in batch.lookup(query.with_for_update() if lock else query):
         batch.rows.remember(table, row.id, dict(row._mapping))
-
-
-def prefetch_cards(batch: Batch, card_ids: list[str]) -> None:
-    """Cards, their merchants and their accounts, three queries for a whole batch."""
-    load_rows(batch, c.Card, card_ids)
-    cards = [row for i in card_ids if (row := batch.rows.get(c.Card, i)) is not None]
-    merchant_ids = sorted({row["merchant_id"] for row in cards})
-    load_rows(batch, c.Merchant, merchant_ids)
-    charts = [merchant_accounts(batch, m) for m in merchant_ids]
-    batch.load_accounts([row["account_id"] for row in cards]
-                        + [a for chart in charts for a in chart.values()])
-
-
-def prefetch_products(batch: Batch, product_ids: list[str]) -> None:
-    load_rows(batch, c.Product, product_ids, lock=False)  # products never change
-    products = [row for i in product_ids if (row := batch.rows.get(c.Product, i)) is not None]
-    merchant_ids = sorted({row["merchant_id"] for row in products})
-    load_rows(batch, c.Merchant, merchant_ids)
-    batch.load_accounts([a for m in merchant_ids for a in merchant_accounts(batch, m).values()])

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from ledger.custody.store import CustodyStore
     from ledger.db.batch import Batch, Mark
     from ledger.jobs import JobStore
-    from ledger.supervision.store import SupervisionStore
+    from ledger.supervision.complaint_store import ComplaintStore
+    from ledger.supervision.report_store import ReportStore
+    from ledger.supervision.signal_store import SupervisionStore
+    from ledger.supervision.store import BanStore
     from ledger.trust_store import TrustStore
 
 # The table whose identity sequence numbers each kind of row.
@@ -34,6 +37,7 @@ ID_SEQUENCES: dict[IdKind, str] = {
     IdKind.bank_statement: "bank_statements",
     IdKind.reconciliation_break: "reconciliation_breaks",
     IdKind.consumer_code: "consumer_codes", IdKind.job: "jobs",
+    IdKind.complaint: "complaints", IdKind.complaint_deadlines: "complaint_deadlines",
     IdKind.supervision_rules: "supervision_rules"}
 
 
@@ -41,7 +45,8 @@ ID_SEQUENCES: dict[IdKind, str] = {
 class Door:
     """`Books` over one batch."""
 
-    __slots__ = ("_audit", "_bank", "_custody", "_jobs", "_supervision", "_trust", "batch")
+    __slots__ = ("_audit", "_bank", "_bans", "_complaints", "_custody", "_jobs", "_reports",
+                 "_supervision", "_trust", "batch")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
@@ -50,6 +55,9 @@ class Door:
         self._trust: TrustStore | None = None
         self._audit: AuditStore | None = None
         self._jobs: JobStore | None = None
+        self._bans: BanStore | None = None
+        self._complaints: ComplaintStore | None = None
+        self._reports: ReportStore | None = None
         self._supervision: SupervisionStore | None = None
 
     # The stores build on ledger.db.batch, which builds on this module: imported when first
@@ -88,6 +96,27 @@ class Door:
             from ledger.db.job_store import JobRows
             self._jobs = JobRows(self.batch)
         return self._jobs
+
+    @property
+    def bans(self) -> BanStore:
+        if self._bans is None:
+            from ledger.db.ban_store import BanRows
+            self._bans = BanRows(self.batch)
+        return self._bans
+
+    @property
+    def complaints(self) -> ComplaintStore:
+        if self._complaints is None:
+            from ledger.db.complaint_store import ComplaintRows
+            self._complaints = ComplaintRows(self.batch)
+        return self._complaints
+
+    @property
+    def reports(self) -> ReportStore:
+        if self._reports is None:
+            from ledger.db.report_store import ReportRows
+            self._reports = ReportRows(self.batch)
+        return self._reports
 
     @property
     def supervision(self) -> SupervisionStore:

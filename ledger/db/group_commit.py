@@ -26,8 +26,8 @@ from ledger.auth import SYSTEM_ACTOR, without_secrets
 from ledger.commands import NOTHING, Command
 from ledger.db import tables as t
 from ledger.db.batch import Batch
-from ledger.db.custody_store import prefetch_cards, prefetch_products
 from ledger.db.outage import connection_lost, refuse, unavailable
+from ledger.db.prefetch import prefetch_cards, prefetch_products
 from ledger.db.script import Script
 from ledger.db.writer_state import WriterState, default_state
 from ledger.errors import (

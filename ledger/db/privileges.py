@@ -67,9 +67,19 @@ TABLES: Mapping[str, Access] = MappingProxyType({
     "consumer_codes": Access.change,  # migration 0010: a code is used up in place
     "closures": Access.append,  # migration 0011: a closure's plan
     "closure_payouts": Access.append,  # migration 0011
+    # bans (migration 0018): each written once; a lift is a row of its own
+    "bans": Access.append,
+    "ban_lifts": Access.append,
+    "premises_arrivals": Access.append,
+    "premises_flags": Access.append,
+    # supervision
+    "complaints": Access.change,  # migration 0017: status, routing, dates, every step journaled
+    "complaint_steps": Access.append,  # migration 0017: one row per journal entry
+    "complaint_deadlines": Access.append,  # migration 0017: each version a row
     # audit
     "merkle_nodes": Access.append,
     "tree_heads": Access.append,
+    "reports": Access.append,  # migration 0020: the routines' reports, each written once
     "access_records": Access.append,  # migration 0010
     # banks
     "banks": Access.append,  # migration 0010

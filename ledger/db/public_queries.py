@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from ledger.custody.merchants import MerchantStatus
 from ledger.db import custody_tables as c
+from ledger.db.ban_queries import merchant_ban_hits
+from ledger.db.complaint_queries import complaint_counts
 from ledger.db.custody_queries import exposure
-from ledger.supervision.lookup import coverage_band, lookup_matches_max, publishes_tier
+from ledger.supervision.lookup import (
+    complaints_window_days,
+    coverage_band,
+    lookup_matches_max,
+    publishes_tier,
+)
 
 
 def lookup(conn: Connection, code: str | None, name_part: str,
-           publication: Mapping[str, Mapping[str, bool]]) -> dict[str, Any]:
+           publication: Mapping[str, Mapping[str, bool]], today: date) -> dict[str, Any]:
     """Merchants by credit code (exactly) or by a part of their name, at most a page."""
     query = select(c.Merchant.__table__)
     if code is not None:
@@ -25,7 +33,13 @@ def lookup(conn: Connection, code: str | None, name_part: str,
         query = query.where(c.Merchant.name.ilike(pattern, escape="\\"))
     rows = conn.execute(query.order_by(c.Merchant.name, c.Merchant.id)
                         .limit(lookup_matches_max)).all()
-    return {"filed": bool(rows), "matches": [_shown(conn, row, publication) for row in rows],
+    since = today - timedelta(days=complaints_window_days - 1)
+    complained = complaint_counts(conn, since, today, [r.id for r in rows])
+    return {"filed": bool(rows),
+            "matches": [{**_shown(conn, row, publication),
+                         "complaints_90_days": complained.get(row.id, 0),
+                         "banned": bool(merchant_ban_hits(conn, row.id, today))}
+                        for row in rows],
             "more": len(rows) == lookup_matches_max}
 
 

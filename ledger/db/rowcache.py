@@ -27,10 +27,17 @@ RowKey = tuple[Any, Any]  # (table model, primary key)
 
 # A batch's memo of the newest rule set per (jurisdiction, industry): a key, not a table.
 LATEST_RULES = "latest rule set"
+# A batch's memo of the bans not lifted per subject (ledger/db/ban_store.py): derived from
+# `bans` and `ban_lifts`, whose writes bump the generation too (migration 0018).
+BANS_OF = "bans of a subject"
 # What a batch may pass on to the next one: tables whose every write bumps the chain head's
 # generation (migration 0005), and memos derived only from them. Accounts go separately.
 CARRIED_TABLES = frozenset({"cards", "merchants", "merchant_accounts", "products", "rule_sets",
-                            LATEST_RULES})
+                            LATEST_RULES, BANS_OF})
+
+
+# Each memo, and the tables it is derived from (each of which must bump the generation).
+CARRIED_MEMOS = {LATEST_RULES: ("rule_sets",), BANS_OF: ("bans", "ban_lifts")}
 
 
 def carried(table: Any) -> bool:

@@ -25,8 +25,8 @@ from ledger.supervision.checks import (
     sales_week_window_days,
     week_days,
 )
+from ledger.supervision.signal_store import NO_RISK, AlertRow, Risk, StandingOverride, Window
 from ledger.supervision.signals import RECORDED_KINDS, Signal, SignalKind, SignalState
-from ledger.supervision.store import NO_RISK, AlertRow, Risk, StandingOverride, Window
 from ledger.supervision.thresholds import SupervisionRules, parse_supervision_rules
 from ledger.supervision.tiers import Override
 

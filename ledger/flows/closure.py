@@ -15,7 +15,8 @@ job (ledger/jobs.py), keyed by its merchant: its progress is the cards refunded 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from ledger.access import require_operator
@@ -26,6 +27,7 @@ from ledger.custody.merchants import MerchantStatus
 from ledger.custody.settlement import prorate_payouts
 from ledger.custody.store import ClosureTotals
 from ledger.errors import Refused
+from ledger.flows.bans import list_run_away
 from ledger.flows.refunds import instruct_refund
 from ledger.jobs import Job, JobKind, JobStatus, Step, run_steps
 
@@ -38,6 +40,7 @@ class CloseMerchant(Command):
 
     principal: Principal
     merchant_id: str
+    today: date = field(default_factory=date.today)  # the day its people's bans start
 
     def run(self, books: Books) -> dict[str, Any]:
         require_operator(self.principal)
@@ -58,9 +61,13 @@ class CloseMerchant(Command):
         entry = books.append("merchant.closing", plan)
         books.custody.set_merchant_status(m.id, MerchantStatus.closing)
         job = books.jobs.start(JobKind.closure, m.id, len(payouts), self.principal.key_id, {})
+        # Its people are blacklisted as the closure is decided (planned once, never undone):
+        # before the plan, which is written at once and leaves nothing to undo after it.
+        banned = list_run_away(books, self.principal, m.id, self.today)
         books.custody.plan_closure(m.id, available, payouts, entry.seq)  # last: written now
         return {**plan, "status": MerchantStatus.closing.value, "planned": True,
-                "journal_seq": entry.seq, **_progress(books.jobs.job(job.id))}
+                "journal_seq": entry.seq, "bans": banned,
+                **_progress(books.jobs.job(job.id))}
 
 
 @dataclass(frozen=True)
@@ -133,10 +140,11 @@ def _summary(m: Merchant, totals: ClosureTotals) -> dict[str, Any]:
 
 
 def closure_steps(principal: Principal, merchant_id: str,
-                  slice_cards_max: int = closure_slice_cards_max) -> Step:
+                  slice_cards_max: int = closure_slice_cards_max,
+                  today: date | None = None) -> Step:
     """A whole closure, slice after slice (`ledger.jobs.run_steps` runs them, each its own
     group commit); resumes a closure a crash interrupted. Returns `FinishClosure`'s answer."""
-    yield CloseMerchant(principal, merchant_id)
+    yield CloseMerchant(principal, merchant_id, today or date.today())
     while not (yield ContinueClosure(principal, merchant_id, slice_cards_max))["done"]:
         pass
     return (yield FinishClosure(principal, merchant_id))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from ledger.access import require_operator
@@ -15,7 +16,9 @@ from ledger.custody.lifecycle import check_not_ending
 from ledger.custody.merchants import Filing, MerchantStatus, Tier
 from ledger.custody.rules import parse_rule_set
 from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.flows.bans import arrive, screen, watch
 from ledger.flows.releases import fail_release
+from ledger.supervision.bans import screened
 
 
 def new_id(prefix: str) -> str:
@@ -45,10 +48,17 @@ class CreateRuleSet(Command):
 class FileMerchant(Command):
     principal: Principal
     filing: Filing
+    # The day bans are screened on and the premises is arrived at.
+    today: date = field(default_factory=date.today)
+    # The people's pseudonyms as the request sent them: a ban's hit names its field.
+    people_order: tuple[str, ...] = ()
 
     def run(self, books: Books) -> dict[str, Any]:
         require_operator(self.principal)
         f = self.filing
+        screen(books, screened(f.people, f.premises, self.people_order), self.today,
+               "filing refused")
+        watched = watch(books, f.premises, f.jurisdiction, self.today)  # queries: first
         if not books.trust.bank_registered(f.bank_id):
             raise InvalidInput(f"bank {f.bank_id} is not registered (POST /v1/banks)",
                                field="bank_id")
@@ -84,7 +94,9 @@ class FileMerchant(Command):
         row = {k: v for k, v in view.items() if k not in ("accounts", "department_map_version")}
         books.custody.add_merchant({**row, "hard_blocks": {"blocks": []}, "complaint_count": 0,
                                     "filed_seq": entry.seq}, accounts)
-        return {**view, "journal_seq": entry.seq}
+        flag = None if watched is None else arrive(books, watched, merchant_id, f.people,
+                                                   entry.seq)
+        return {**view, "journal_seq": entry.seq, "premises_flag": flag}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ledger.access import require_card
 from ledger.auth import Principal, Role
-from ledger.commands import Books, Command, IdKind, Reads
+from ledger.commands import Books, Command, EntryRef, IdKind, Reads
 from ledger.custody import cards as card_rules
 from ledger.custody.chart import end_to_end_id
 from ledger.custody.lifecycle import (
@@ -159,12 +159,29 @@ class OpenDispute(Command):
     def run(self, books: Books) -> dict[str, Any]:
         self.principal.require_role(Role.operator, Role.consumer)
         card = card_for(books, self.principal, self.card_id)
-        check_dispute_change(card, opening=True)
-        entry = books.append("card.disputed", {"card_id": card.id,
-                                               "merchant_id": card.merchant_id,
-                                               "outcome": None})
-        books.custody.set_disputed(card.id, True)
+        entry = hold_releases(books, card)
         return {"card_id": card.id, "disputed": True, "journal_seq": entry.seq}
+
+
+def hold_releases(books: Books, card: Card, **about: Any) -> EntryRef:
+    """Open a dispute on the card: its earned money is held back from release until it ends.
+    `about`: what else the entry names (the complaint that holds it)."""
+    check_dispute_change(card, opening=True)
+    entry = books.append("card.disputed", {"card_id": card.id, "merchant_id": card.merchant_id,
+                                           "outcome": None, **about})
+    books.custody.set_disputed(card.id, True)
+    return entry
+
+
+def end_hold(books: Books, card: Card, outcome: DisputeOutcome, **about: Any) -> EntryRef:
+    """End the card's dispute: its releases go on (what the outcome asks besides is the
+    caller's)."""
+    check_dispute_change(card, opening=False)
+    entry = books.append("card.dispute_resolved", {"card_id": card.id,
+                                                   "merchant_id": card.merchant_id,
+                                                   "outcome": outcome.value, **about})
+    books.custody.set_disputed(card.id, False)
+    return entry
 
 
 @dataclass(frozen=True)
@@ -180,10 +197,7 @@ class ResolveDispute(Command):
         card = card_for(books, self.principal, self.card_id)
         check_dispute_change(card, opening=False)
         outcome = parse_dispute_outcome(self.outcome)
-        entry = books.append("card.dispute_resolved", {"card_id": card.id,
-                                                       "merchant_id": card.merchant_id,
-                                                       "outcome": outcome.value})
-        books.custody.set_disputed(card.id, False)
+        entry = end_hold(books, card, outcome)
         result = {"card_id": card.id, "disputed": False, "journal_seq": entry.seq}
         if outcome == DisputeOutcome.consumer and card.status == CardStatus.active and \
                 card.money.remaining_paid_fen > 0:

@@ -19,7 +19,15 @@ from ledger.commands import Books, Command
 from ledger.custody.lifecycle import check_not_ending
 from ledger.errors import Conflict, InvalidInput
 from ledger.flows import supervision
-from ledger.supervision.register import Person, Register, changes, check_people
+from ledger.flows.bans import arrive, screen, watch
+from ledger.supervision.bans import screened
+from ledger.supervision.register import (
+    Person,
+    Register,
+    changes,
+    check_people,
+    legal_representative,
+)
 
 reason_chars_max = 500
 
@@ -36,6 +44,8 @@ class AmendFiling(Command):
     address: str | None = None
     people: Sequence[Person] | None = None
     custody_account: str | None = None
+    # The people's pseudonyms as the request sent them: a ban's hit names its field.
+    people_order: tuple[str, ...] = ()
 
     def run(self, books: Books) -> dict[str, Any]:
         require_operator(self.principal)
@@ -55,16 +65,28 @@ class AmendFiling(Command):
         if not changed:
             raise InvalidInput("changes nothing: give a field with a new value",
                                field="amendment")
+        # What the amendment brings in is screened: a person added, a move to a premises. (One
+        # already there is not: an amendment that removes a banned person must go through.)
+        kept = {p.person_id for p in before.people}
+        moved = after.premises if after.premises != before.premises else None
+        screen(books, screened([p for p in after.people if p.person_id not in kept], moved,
+                               self.people_order), self.today, "amendment refused")
+        # An arrival at the premises: a move there, or a new legal representative there.
+        arriving = moved or (after.premises if legal_representative(after.people)
+                             != legal_representative(before.people) else None)
+        watched = watch(books, arriving, m.jurisdiction, self.today)  # queries: first
         view = {"merchant_id": m.id, "changes": changed, "reason": self.reason,
                 "amended_on": self.today.isoformat()}
         entry = books.append("merchant.amended", view)
         books.custody.amend(m.id, after, account, {
             "amended_seq": entry.seq, "merchant_id": m.id, "changes": changed,
             "reason": self.reason, "amended_on": self.today})
+        flag = None if watched is None else arrive(books, watched, m.id, after.people,
+                                                   entry.seq)
         supervision.settle_all(books, [supervision.with_amendment(gathered, changed)],
                                self.today)
         return {**view, "registered": after.view(), "custody_account": account,
-                "journal_seq": entry.seq}
+                "journal_seq": entry.seq, "premises_flag": flag}
 
     def _account(self, books: Books, merchant_id: str, bank_id: str) -> str:
         current = books.custody.custody_account_of(merchant_id)

@@ -16,7 +16,9 @@ from ledger.custody import cards as card_rules
 from ledger.custody.lifecycle import Card, CardStatus, Merchant
 from ledger.custody.merchants import Tier
 from ledger.errors import NotFound, Refused
+from ledger.flows.bans import screen
 from ledger.flows.filing import new_id
+from ledger.supervision.bans import screened
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class SellCard(Command):
         m = books.custody.merchant(merchant_id)
         rule_set_id, rules = books.custody.latest_rule_set(m.jurisdiction, m.industry)
         card_rules.check_sale(m.state, product, rules, self.named)
+        # From the batch's memo (ledger/db/ban_store.py): no read once its subjects are known.
+        register = books.custody.register(m.id)
+        screen(books, screened(register.people, register.premises, (), "product_id",
+                               "product_id"), self.today, "sale refused")
         if m.tier == Tier.yellow:
             check_daily_cap(books, m, product.price_fen, self.today)
         custody, direct = card_rules.custody_split(product.price_fen, rules.custody_ratio_bp)

@@ -29,6 +29,9 @@ person_id_chars: Final = 64  # a hex SHA-256
 
 # Dropped from an address before comparing: spacing and punctuation, which people write
 # freely (北京市朝阳区 望京街 8 号, 北京市朝阳区望京街8号).
+# Passes of `premises_of` at most: an address is stable after two (the property test in
+# tests/ledger/supervision/test_premises.py looks for one that is not).
+_NORMALISE_PASSES_MAX: Final = 4
 _ADDRESS_NOISE: Final = frozenset("-_,.;:·、，。；：（）()[]【】#/\\'\"")
 
 
@@ -76,9 +79,17 @@ def check_people(people: Sequence[Person]) -> tuple[Person, ...]:
 
 def premises_of(address: str) -> str:
     """The normalised form of an address: full-width to half-width (NFKC), case folded,
-    spacing and punctuation dropped."""
-    folded = unicodedata.normalize("NFKC", address).casefold()
-    return "".join(ch for ch in folded if not ch.isspace() and ch not in _ADDRESS_NOISE)
+    spacing and punctuation dropped; normalising it again changes nothing."""
+    premises = address
+    # One pass may leave work for the next: NFKC turns a spacing mark into a space and a
+    # combining one (R¸ -> "r ̧"), and once the space is dropped the two compose (ŗ).
+    for _ in range(_NORMALISE_PASSES_MAX):
+        folded = unicodedata.normalize("NFKC", premises).casefold()
+        again = "".join(ch for ch in folded if not ch.isspace() and ch not in _ADDRESS_NOISE)
+        if again == premises:
+            break
+        premises = again
+    return premises
 
 
 def optional_text(raw: Mapping[str, Any], name: str, chars_max: int) -> str | None:

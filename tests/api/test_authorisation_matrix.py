@@ -206,6 +206,37 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/tiers"): allow(OPERATOR, REGULATOR, R_OWN, scoped=(R_OTHER,)),
     ("GET", "/v1/merchants/{merchant_id}/tier-changes"): allow(OPERATOR, REGULATOR, R_OWN,
                                                               hidden=(R_OTHER,)),
+    # bans (黑名单): listed and lifted by the operator or a district regulator (the matrix's
+    # regulator key is one), read by the operator and every regulator
+    ("POST", "/v1/bans"): allow(OPERATOR, REGULATOR),
+    ("POST", "/v1/bans/{ban_id}/lift"): allow(OPERATOR, REGULATOR),
+    ("GET", "/v1/bans"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/bans.csv"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/bans/{ban_id}"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/premises/{premises}"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    # complaints (12345 / 12315): a regulator handles those routed into its scope (a district
+    # key: all); a merchant reads its own and answers through the steps' `respond`
+    ("POST", "/v1/complaints"): allow(OPERATOR, REGULATOR, R_OWN, hidden=(R_OTHER,)),
+    ("POST", "/v1/complaints/import"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/complaints"): allow(OPERATOR, REGULATOR, R_OWN, M_OWN,
+                                     scoped=(M_OTHER, R_OTHER)),
+    ("GET", "/v1/complaints/stats"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),  # its own
+    ("GET", "/v1/complaints/{complaint_id}"): allow(OPERATOR, REGULATOR, R_OWN, M_OWN,
+                                                    hidden=(M_OTHER, R_OTHER)),
+    ("POST", "/v1/complaints/{complaint_id}/steps"): allow(OPERATOR, REGULATOR, R_OWN,
+                                                           hidden=(R_OTHER,)),
+    ("POST", "/v1/complaint-deadlines"): OPERATOR_ONLY,
+    ("GET", "/v1/complaint-deadlines"): allow(*KEYED),  # published, as the rule sets are
+    # the routines' reports: the operator and regulators (a scoped key: its scope's,
+    # tests/api/test_reports.py)
+    ("POST", "/v1/reports"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/reports"): allow(OPERATOR, REGULATOR, R_OWN, R_OTHER),
+    ("GET", "/v1/reports/{report_id}"): allow(OPERATOR, REGULATOR,  # a district one
+                                                 hidden=(R_OWN, R_OTHER)),
+    ("GET", "/v1/reports/{report_id}.xlsx"): allow(OPERATOR, REGULATOR,  # a district one
+                                                 hidden=(R_OWN, R_OTHER)),
+    ("GET", "/v1/reports/{report_id}.csv"): allow(OPERATOR, REGULATOR,  # a district one
+                                                 hidden=(R_OWN, R_OTHER)),
     # supervision: the regulators' writes on a merchant of their scope, the operator's sweep
     ("POST", "/v1/supervision/sweep"): OPERATOR_ONLY,
     ("POST", "/v1/supervision/rules"): OPERATOR_ONLY,
@@ -237,7 +268,9 @@ MISSING: dict[str, Any] = {
     "merchant_id": "m_0000000000000000", "release_id": 999_999_999_999,
     "refund_id": 999_999_999_999, "product_id": "p_0000000000000000",
     "transaction_id": 999_999_999_999, "break_id": 999_999_999_999, "bank_id": "MX-NO-BANK",
-    "job_id": 999_999_999_999, "alert_id": 999_999_999_999,
+    "job_id": 999_999_999_999, "ban_id": 999_999_999_999, "premises": "矩阵街999999号",
+    "complaint_id": 999_999_999_999, "report_id": 999_999_999_999,
+    "alert_id": 999_999_999_999,
     "override_id": 999_999_999_999,
     "end_to_end_id": "YFF999999999999"}
 # Ids an operation takes outside its path.
@@ -318,6 +351,13 @@ class World:
                     {"reason": "matrix"})
         return {"merchant_id": merchant}
 
+    def fresh_ban(self) -> dict[str, Any]:
+        return {"ban_id": self.ok("POST", "/v1/bans", self.keys[OPERATOR],
+                                  ban_body(self), 201)["id"]}
+
+    def fresh_complaint(self) -> dict[str, Any]:
+        return {"complaint_id": self.ok("POST", "/v1/complaints", self.keys[OPERATOR],
+                                        complaint(self, self.ids), 201)["id"]}
     def fresh_override(self) -> dict[str, Any]:
         merchant = self.fresh_merchant()["merchant_id"]
         made = self.ok("POST", f"/v1/merchants/{merchant}/tier-overrides", self.keys[OPERATOR],
@@ -357,6 +397,26 @@ class World:
         return {"phone": phone, "code": code.group(0)}
 
 
+def ban_body(w: World) -> dict[str, Any]:
+    """A premises no merchant of the scene is at: banning it stops nobody's sales."""
+    return {"kind": "premises", "address": f"矩阵街{w.n()}号", "reason": "matrix",
+            "source": "matrix"}
+
+
+def complaint(w: World | None, ids: dict[str, Any], n: int = 0) -> dict[str, Any]:
+    """A work order about merchant A, with an order id of its own."""
+    number = w.n() if w is not None else n
+    return {"channel": "12345", "external_id": f"MX-{number}", "category": "matrix",
+            "received_at": f"{TODAY.isoformat()}T09:00:00", "merchant_id": ids["merchant_id"]}
+
+
+def work_orders(w: World, ids: dict[str, Any]) -> bytes:
+    """Orders about A and about B: a department key imports its own and is told the other
+    merchant does not exist (row by row), so every regulator's import records one."""
+    return ("channel,external_id,received_at,merchant_id,category\n"
+            f"12345,MX-FILE-{w.n()},{TODAY.isoformat()} 09:00,{ids['merchant_id']},matrix\n"
+            f"12345,MX-FILE-{w.n()},{TODAY.isoformat()} 09:00,{w.b['id']},matrix\n"
+            ).encode()
 def alert_of(custody: Driver, merchant_id: str) -> int:
     """An alert on the merchant: a tax-arrears record turns it yellow; lifted, it is blue
     again, and the alert stays."""
@@ -439,12 +499,17 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     x, y = open_account(engine), open_account(engine)
     posted = custody.ok("POST", "/v1/transactions", operator, {"postings": [
         {"account_id": x, "amount_fen": 1}, {"account_id": y, "amount_fen": -1}]}, 201)
+    banned = custody.ok("POST", "/v1/bans", operator, {
+        "kind": "premises", "address": "矩阵街0号", "reason": "matrix", "source": "matrix"}, 201)
     # A's alert (its inbox's), and an override on a merchant of its own to review.
     alert_id = alert_of(custody, a["id"])
     spare_merchant = custody.file("体育健身", bank_id=BANK_A)["id"]
     override_id = custody.ok("POST", f"/v1/merchants/{spare_merchant}/tier-overrides", operator,
                              {"tier": "yellow", "reason": "matrix"}, 201)["override_id"]
     head = custody.ok("POST", "/v1/audit/tree-heads", operator)
+    filed = custody.ok("POST", "/v1/complaints", operator,
+                       complaint(None, {"merchant_id": a["id"]}, -1), 201)
+    report = custody.ok("POST", "/v1/reports", operator, {"kind": "daily"}, 201)
 
     ids = {"account_id": a["accounts"]["custody_cash"], "merchant_id": a["id"],
            "bank_id": BANK_A, "product_id": pa["id"], "card_id": card_a["card_id"],
@@ -453,6 +518,8 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
            "break_id": opened["id"], "key_id": key_id_of(app_client, spare),
            "seq": card_a["journal_seq"], "tree_size": head["tree_size"],
            "transaction_id": posted["id"], "postings": [x, y], "job_id": job_id,
+           "complaint_id": filed["id"], "report_id": report["id"],
+           "ban_id": banned["id"], "premises": "矩阵街0号",
            "alert_id": alert_id, "override_id": override_id}
     keys: dict[str, Headers | None] = {
         NO_KEY: None, BAD_KEY: bearer(bad_key()), REVOKED: bearer(revoked["key"]),
@@ -523,9 +590,17 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"): lambda w, ids: {
         "reason": "matrix"},
     ("POST", "/v1/breaks/{break_id}/resolve"): lambda w, ids: {"resolution": "matrix"},
+    ("POST", "/v1/bans"): lambda w, ids: ban_body(w),
+    ("POST", "/v1/bans/{ban_id}/lift"): lambda w, ids: {"reason": "matrix"},
     # a filter that picks nothing: the matrix's breaks stay as they are
     ("POST", "/v1/breaks/resolve"): lambda w, ids: {"resolution": "matrix",
                                                     "filter": {"bank_id": "NO-SUCH-BANK"}},
+    ("POST", "/v1/complaints"): complaint,
+    ("POST", "/v1/reports"): lambda w, ids: {"kind": "daily"},
+    ("POST", "/v1/complaints/{complaint_id}/steps"): lambda w, ids: {"step": "accept"},
+    ("POST", "/v1/complaint-deadlines"): lambda w, ids: {  # no merchant of the scene's
+        "jurisdiction": "matrix", "acceptance": {"working_days": 1},
+        "merchant_response": {"days": 3}, "closure": {"working_days": 15}},
     ("POST", "/v1/supervision/sweep"): lambda w, ids: {"as_of": TODAY.isoformat()},
     ("POST", "/v1/supervision/rules"): lambda w, ids: {  # 托育: no merchant of the scene
         "jurisdiction": "beijing", "industry": "托育", "rules": {"complaints_max": 5}},
@@ -549,6 +624,8 @@ QUERIES: dict[tuple[str, str], Body] = {
                                                            "tree_size": ids["tree_size"]},
     ("GET", "/v1/audit/proofs/consistency"): lambda w, ids: {"first": 1,
                                                              "second": ids["tree_size"]},
+    ("GET", "/v1/complaints/stats"): lambda w, ids: {"from": TODAY.isoformat(),
+                                                     "to": TODAY.isoformat()},
 }
 # Allowed writes that change what they name get a fresh object of A's world.
 FRESH: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
@@ -564,10 +641,12 @@ FRESH: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", "/v1/consumptions/{consumption_id}/reject"): World.fresh_consumption,
     ("POST", "/v1/releases/{release_id}/resolve"): World.fresh_release,
     ("POST", "/v1/refunds/{refund_id}/resolve"): World.fresh_refund,
+    ("POST", "/v1/bans/{ban_id}/lift"): World.fresh_ban,
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/accept"):
         World.fresh_instruction,
     ("POST", "/v1/banks/{bank_id}/instructions/{end_to_end_id}/reject"):
         World.fresh_instruction,
+    ("POST", "/v1/complaints/{complaint_id}/steps"): World.fresh_complaint,
     ("POST", "/v1/merchants/{merchant_id}/tier-overrides"): lambda w: w.fresh_merchant(),
     ("POST", "/v1/tier-overrides/{override_id}/review"): World.fresh_override,
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): World.fresh_alert,
@@ -583,6 +662,8 @@ def build(w: World, operation: tuple[str, str], ids: dict[str, Any]) -> Call:
     params = query(w, ids) if query else {}
     if template == "/v1/banks/{bank_id}/statements":
         return Call(path, content=w.statement(), headers={"Content-Type": "application/xml"})
+    if template == "/v1/complaints/import":
+        return Call(path, content=work_orders(w, ids), headers={"Content-Type": "text/csv"})
     if template == "/v1/supervision/records/import":  # a lifting A never had, as above
         lifting = f"credit_code,kind,listed,source\n{w.a['credit_code']},欠税,移出,matrix\n"
         return Call(path, content=lifting.encode(), headers={"Content-Type": "text/csv"})

@@ -77,12 +77,25 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /v1/consumer/keys": "a mainland mobile number and a 6-digit code",
     "POST /v1/cards": "a mainland mobile number for the consumer",
     "POST /v1/releases/run": "a day from 2000-01-01 to a year after today",
+    "POST /v1/reports": "a period of the kind's own shape that exists and has begun",
     "POST /v1/consumptions/auto-confirm": "a day from 2000-01-01 to today",
     # The body is optional to FastAPI, so that roles answer before it is looked at: a null
     # body is a blank resolution.
     "POST /v1/breaks/{break_id}/resolve": "a resolution that is not blank",
     "POST /v1/breaks/resolve": "a resolution that is not blank; ids or a filter, one of the "
                                "two; ids named once",
+    "POST /v1/complaints": "the merchant by id or credit code, one of the two; a hotline's "
+                           "order names its id; received by today; a mainland mobile number; "
+                           "a card of the merchant",
+    "POST /v1/complaints/import": "a CSV or XLSX file of work orders, one row at least to "
+                                  "record",
+    "GET /v1/complaints/stats": "`to` not before `from`",
+    "POST /v1/complaint-deadlines": "each period in working days or in days, one of the two",
+    "POST /v1/merchants/{merchant_id}/amendments": "identity card numbers' check digits, one "
+                                                   "legal representative, a change to make",
+    # A credit code's check character is a rule of its own; a name part is 2 characters or
+    # more once its spacing is trimmed.
+    "GET /v1/public/merchants": "at least 2 characters once trimmed",
     # supervision
     "POST /v1/supervision/sweep": "a day from 2000-01-01 to today",
     "POST /v1/merchants/{merchant_id}/assessments": "a day from 2000-01-01 to today",

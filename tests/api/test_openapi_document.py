@@ -40,7 +40,11 @@ KEY_OR_RECEIPT = [*KEY, {"receiptCode": []}]
 PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 # Answers that are not JSON, by operation: their media types.
 FILES = {("GET", "/v1/merchants/{merchant_id}/payouts.csv"): {"text/csv"},
+         ("GET", "/v1/bans.csv"): {"text/csv"},
          ("GET", "/v1/audit/journal/export"): {"application/x-ndjson"},
+         ("GET", "/v1/reports/{report_id}.xlsx"): {
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
+         ("GET", "/v1/reports/{report_id}.csv"): {"text/csv"},
          ("GET", "/v1/banks/{bank_id}/instructions"): {"application/xml", "text/csv",
                                                        "application/json"}}
 
@@ -94,11 +98,11 @@ def test_every_operation_that_takes_a_key_requires_one_and_no_other_does(
             expected = KEY
         elif context.maybe_keyed in calls:
             expected = KEY_OR_RECEIPT
-            assert (method, route.path) in CARD_READS
+            assert (method, route.path_format) in CARD_READS
         else:
             expected = None
-            assert (method, route.path) in KEYLESS
-        assert documented[method, route.path] == expected, (method, route.path)
+            assert (method, route.path_format) in KEYLESS
+        assert documented[method, route.path_format] == expected, (method, route.path)
     assert {op for op, security in documented.items() if security is None} == KEYLESS
 
 
@@ -401,6 +405,37 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("GET", "/v1/exposure", rkey)
     api.call("GET", "/v1/public/merchants", params={"q": "健身"})
 
+    # A complaint (12345) about the merchant, holding its card's releases, handled to its end
+    # by a district regulator; the merchant answers; a file of work orders; the figures.
+    received = f"{(today - timedelta(days=1)).isoformat()}T09:00:00"
+    complaint = api.json("POST", "/v1/complaints", rkey, 201, json={
+        "channel": "12345", "external_id": "DOC-1", "received_at": received,
+        "merchant_id": merchant, "category": "退费纠纷", "amount_fen": 50000,
+        "card_id": card, "phone": phone, "hold_releases": True})["id"]
+    for who, name in ((rkey, "accept"), (mkey, "respond"), (rkey, "mediate"),
+                      (rkey, "resolve")):
+        api.call("POST", f"/v1/complaints/{complaint}/steps", who, json={"step": name})
+    orders = ("channel,external_id,received_at,merchant_id,category\n"
+              f"12315,DOC-2,{received},{merchant},虚假宣传\n").encode()
+    api.call("POST", "/v1/complaints/import", {**op, "Content-Type": "text/csv"}, 201,
+             content=orders, params={"filename": "工单.csv"})
+    api.call("GET", "/v1/complaints", mkey)
+    api.call("GET", f"/v1/complaints/{complaint}", rkey)
+    api.call("POST", "/v1/complaint-deadlines", op, 201, json={
+        "jurisdiction": "文档", "acceptance": {"working_days": 7},
+        "merchant_response": {"days": 10}, "closure": {"working_days": 45}, "source": "文档"})
+    api.call("GET", "/v1/complaint-deadlines", rkey)
+    api.call("GET", "/v1/complaints/stats", rkey, params={
+        "from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()})
+
+    # The routines: a daily control report (日管控), listed, read and downloaded.
+    report = api.json("POST", "/v1/reports", op, 201,
+                      json={"kind": "daily", "period": today.isoformat()})["id"]
+    api.call("GET", "/v1/reports", rkey)
+    api.call("GET", f"/v1/reports/{report}", rkey)
+    api.call("GET", f"/v1/reports/{report}.xlsx", rkey)
+    api.call("GET", f"/v1/reports/{report}.csv", rkey, params={"lang": "en"})
+
     # The merchant runs away: first its legal representative changes (变更登记).
     api.call("POST", f"/v1/merchants/{merchant}/amendments", op, 201,
              json={"reason": "法定代表人变更", "street": "望京街道", "address": "望京街 8 号",
@@ -417,6 +452,16 @@ def test_every_answer_of_a_working_day_is_the_documented_one(
     api.call("POST", f"/v1/merchants/{merchant}/freeze", op, json={"reason": "关门跑路"})
     api.call("POST", f"/v1/merchants/{merchant}/close", op)
     api.call("GET", f"/v1/merchants/{merchant}/payouts.csv", bkey)
+
+    # Its people are blacklisted (黑名单); a premises too; a ban lifted; the export.
+    [listed] = api.json("GET", "/v1/bans", rkey, params={"merchant_id": merchant})["items"]
+    api.call("GET", f"/v1/bans/{listed['id']}", rkey)
+    api.call("POST", "/v1/bans", rkey, 201, json={
+        "kind": "premises", "address": "望京街 8 号", "reason": "反复更换经营者",
+        "source": "市场监管局"})
+    api.call("POST", f"/v1/bans/{listed['id']}/lift", rkey, json={"reason": "已清偿"})
+    api.call("GET", "/v1/bans.csv", rkey, params={"kind": "person"})
+    api.call("GET", "/v1/premises/望京街8号", rkey)
 
     # Who read what; a key revoked.
     api.call("GET", "/v1/access-records", op)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.context import china_today
 from api.ratelimit import RateLimits
 from tests.support.custody import credit_code, id_number
 from tests.support.driver import Driver
@@ -32,6 +34,7 @@ def test_anyone_finds_a_filed_merchant_by_credit_code_or_name_without_a_key(
     assert shown["custody"] == {"bank_id": m["bank_id"], "in_place": True,
                                 "bank_confirmed_on": None, "coverage_band": "no_prepaid"}
     assert shown["tier_published"] is True and shown["tier"] == "blue"  # beijing publishes
+    assert shown["complaints_90_days"] == 0 and shown["banned"] is False
     by_name = app_client.get("/v1/public/merchants", params={"q": "查询健身"}).json()
     assert m["credit_code"] in {x["credit_code"] for x in by_name["matches"]}
     # Nothing personal, nothing of its books: no people, address, premises, account, id.
@@ -72,3 +75,22 @@ def test_lookups_are_rate_limited_per_address(strict_client: TestClient) -> None
                for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert int(answers[-1].headers["Retry-After"]) >= 1
+
+
+def test_a_merchants_recent_complaints_and_a_ban_on_its_people_show(
+        custody: Driver, app_client: TestClient) -> None:
+    person = id_number(rng)
+    m = custody.file("美容美发", name="投诉美发店",
+                     people=[{"role": "legal_representative", "id_number": person}])
+    today = china_today()
+    for number, days_ago in ((1, 0), (2, 89), (3, 90)):  # the last is out of the window
+        received = (today - timedelta(days=days_ago)).isoformat() + "T09:00:00"
+        custody.ok("POST", "/v1/complaints", custody.operator, {
+            "channel": "12345", "external_id": f"LOOKUP-{number}", "category": "退费纠纷",
+            "received_at": received, "merchant_id": m["id"]}, 201)
+    custody.ok("POST", "/v1/bans", custody.operator, {
+        "kind": "person", "id_number": person, "reason": "跑路", "source": "市场监管局"}, 201)
+    shown = app_client.get("/v1/public/merchants", params={"q": m["credit_code"]}).json()
+    assert shown["matches"][0]["complaints_90_days"] == 2
+    assert shown["matches"][0]["banned"] is True
+    assert person not in str(shown)
