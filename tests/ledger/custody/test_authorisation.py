@@ -241,7 +241,7 @@ SUPERVISION_WRITES = ("/v1/bans", "/v1/complaints", "/v1/complaint-deadlines", "
 def _supervision_write(path: str) -> bool:
     return path.startswith(SUPERVISION_WRITES) or path.endswith(
         ("/tier-override", "/tier-overrides", "/releases-hold", "/hold/clear", "/sentiment",
-         "/revenue", "/revenues", "/assessments"))
+         "/revenue", "/revenues", "/assessments", "/release-hold/clear"))
 
 
 def test_a_regulator_key_writes_nothing_but_supervisions_acts(
