@@ -106,7 +106,7 @@ class SweepSlice(Command):
         books.jobs.advance(job.id, job.done + units, state)
         if over:
             result = {"as_of": state["as_of"], FOUND[job.kind]: state["found"]}
-            if job.kind is JobKind.release_run and state["held"]:
+            if job.kind is JobKind.release_run:
                 result["held"] = state["held"]  # skipped: a run-away pattern holds them
             books.jobs.finish(job.id, JobStatus.done, result)
         return where(books.jobs.job(job.id))

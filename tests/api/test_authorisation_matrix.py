@@ -358,6 +358,7 @@ class World:
     def fresh_complaint(self) -> dict[str, Any]:
         return {"complaint_id": self.ok("POST", "/v1/complaints", self.keys[OPERATOR],
                                         complaint(self, self.ids), 201)["id"]}
+
     def fresh_override(self) -> dict[str, Any]:
         merchant = self.fresh_merchant()["merchant_id"]
         made = self.ok("POST", f"/v1/merchants/{merchant}/tier-overrides", self.keys[OPERATOR],
