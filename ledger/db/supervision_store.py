@@ -1,4 +1,4 @@
-"""The supervision store (ledger/supervision/store.py) on a batch: rows through the batch's
+"""The supervision store (ledger/supervision/signal_store.py) on a batch: rows through the batch's
 row cache, queries through `Batch.query`."""
 
 from __future__ import annotations
