@@ -115,8 +115,7 @@ ROUTERS = (system.router, system.metrics_router, trust_routes.router, ledger_rou
            custody_routes.router, department_routes.router, register_routes.router,
            audit_routes.router, bank_routes.router, job_routes.router, public_routes.router,
            dashboard_routes.api_router, dashboard_routes.router, ban_routes.router,
-           complaint_routes.router, report_routes.router,
-           supervision_routes.router)
+           complaint_routes.router, report_routes.router, supervision_routes.router)
 
 
 def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
@@ -160,13 +159,19 @@ def create_app(engine: Engine, **options: Unpack[AppOptions]) -> FastAPI:
         access.start()
         signing = signer.run(writer) if signer.interval_s else None
         reporting = scheduler.run(engine, writer, signer) if scheduler.interval_s else None
+        task = asyncio.create_task(signer.run(writer)) if signer.interval_s else None
         interval = options.get("webhook_interval_s")
-        delivering = run_worker(engine, interval) if interval else None
+        worker = asyncio.create_task(run_worker(engine, interval)) if interval else None
         try:
             async with in_background(signing), in_background(reporting), \
-                    in_background(delivering), jobs.running(engine, writer, profiles):
+                    jobs.running(engine, writer, profiles):
                 yield
         finally:
+            for running in (task, worker):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
             access.stop()
             ctx.keys.stop()
             writer.stop()

@@ -29,10 +29,10 @@ if TYPE_CHECKING:  # the stores' own declarations, which use the types of this m
     from ledger.bank.store import BankStore
     from ledger.custody.store import CustodyStore
     from ledger.jobs import JobStore
+    from ledger.supervision.ban_store import BanStore
     from ledger.supervision.complaint_store import ComplaintStore
     from ledger.supervision.report_store import ReportStore
-    from ledger.supervision.signal_store import SupervisionStore
-    from ledger.supervision.store import BanStore
+    from ledger.supervision.store import SupervisionStore
     from ledger.trust_store import TrustStore
 
 

@@ -23,10 +23,10 @@ if TYPE_CHECKING:
     from ledger.custody.store import CustodyStore
     from ledger.db.batch import Batch, Mark
     from ledger.jobs import JobStore
+    from ledger.supervision.ban_store import BanStore
     from ledger.supervision.complaint_store import ComplaintStore
     from ledger.supervision.report_store import ReportStore
-    from ledger.supervision.signal_store import SupervisionStore
-    from ledger.supervision.store import BanStore
+    from ledger.supervision.store import SupervisionStore
     from ledger.trust_store import TrustStore
 
 # The table whose identity sequence numbers each kind of row.

@@ -1,4 +1,4 @@
-"""The supervision store (ledger/supervision/signal_store.py) on a batch: rows through the batch's
+"""The supervision store (ledger/supervision/store.py) on a batch: rows through the batch's
 row cache, queries through `Batch.query`."""
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from ledger.supervision.checks import (
     sales_week_window_days,
     week_days,
 )
-from ledger.supervision.signal_store import NO_RISK, AlertRow, Risk, StandingOverride, Window
 from ledger.supervision.signals import RECORDED_KINDS, Signal, SignalKind, SignalState
+from ledger.supervision.store import NO_RISK, AlertRow, Risk, StandingOverride, Window
 from ledger.supervision.thresholds import SupervisionRules, parse_supervision_rules
 from ledger.supervision.tiers import Override
 
@@ -149,18 +149,18 @@ class SupervisionRows:
                 merchant_id, 0),
             legal_representative_changes=legal, officer_changes=officers,
             records=self._records(merchant_id),
-            complaints_source="complaints received (12345 / 12315 and direct)")
+            complaints_source="complaints (12345/12315 work orders and direct, by day received)")
 
     def complaint_counts(self, merchant_ids: Sequence[str], window: Window
                          ) -> dict[str, int]:
-        # Every complaint received (12345 / 12315 work orders and direct ones), by the day it
-        # was received: whatever became of it, it was a consumer's complaint.
+        """Complaints received per merchant in the window (both ends), as recorded."""
         rows = self.batch.query(
             select(k.Complaint.merchant_id, func.count())
             .where(k.Complaint.merchant_id.in_(list(merchant_ids)),
-                   k.Complaint.received_on.between(window.since, window.until))
-            .group_by(k.Complaint.merchant_id)).all()
-        return {str(merchant_id): int(count) for merchant_id, count in rows}
+                   k.Complaint.received_on >= window.since,
+                   k.Complaint.received_on <= window.until)
+            .group_by(k.Complaint.merchant_id))
+        return {str(merchant): int(count) for merchant, count in rows}
 
     def sales_on(self, merchant_id: str, day: date) -> int:
         return _Sales(self, merchant_id, day).between(day, day)

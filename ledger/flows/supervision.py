@@ -31,8 +31,8 @@ from ledger.custody.merchants import HARD_BLOCKS, Tier
 from ledger.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ledger.supervision.checks import Facts, evaluate, people_changes
 from ledger.supervision.records import StatusEntry
-from ledger.supervision.signal_store import Risk
 from ledger.supervision.signals import HARD_BLOCK_KINDS, SignalKind, SignalState
+from ledger.supervision.store import Risk
 from ledger.supervision.thresholds import SupervisionRules, parse_supervision_rules
 from ledger.supervision.tiers import judge
 

@@ -16,7 +16,7 @@ alerts and webhooks
 - jobs may be a supervision sweep.
 
 Revision ID: 0019
-Revises: 0020 (re-chained after main's 0017, 0018 and 0020)
+Revises: 0018
 Create Date: 2026-12-07 23:50:00
 """
 
@@ -27,7 +27,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0019"
-down_revision: str | None = "0020"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """reports: the routines' reports (日管控、周排查、月调度, 季度报告), each at a signed tree head
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-08 00:00:00
 
 One row per report, written once (append-only triggers, and the service role may only
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0020"
-down_revision: str | None = "0018"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

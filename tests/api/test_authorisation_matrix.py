@@ -270,8 +270,7 @@ MISSING: dict[str, Any] = {
     "transaction_id": 999_999_999_999, "break_id": 999_999_999_999, "bank_id": "MX-NO-BANK",
     "job_id": 999_999_999_999, "ban_id": 999_999_999_999, "premises": "矩阵街999999号",
     "complaint_id": 999_999_999_999, "report_id": 999_999_999_999,
-    "alert_id": 999_999_999_999,
-    "override_id": 999_999_999_999,
+    "alert_id": 999_999_999_999, "override_id": 999_999_999_999,
     "end_to_end_id": "YFF999999999999"}
 # Ids an operation takes outside its path.
 IDS_OUTSIDE_THE_PATH = {("POST", "/v1/cards"): ("product_id",),

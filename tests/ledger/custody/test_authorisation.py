@@ -233,15 +233,17 @@ CONSUMER_POSTS = {"/v1/consumer/codes", "/v1/consumer/keys"}
 # complaints, lists bans, overrides tiers, acknowledges alerts, makes reports), each journaled
 # under its key; which regulator may make which is the authorisation matrix's
 # (tests/api/test_authorisation_matrix.py). By path prefix: every other POST is refused.
+# (/v1/complaint-deadlines and /v1/supervision/rules|sweep are the operator's alone: the
+# matrix sends them a body, which FastAPI reads before the route can refuse the role.)
 SUPERVISION_WRITES = ("/v1/bans", "/v1/complaints", "/v1/complaint-deadlines", "/v1/alerts",
-                      "/v1/supervision", "/v1/reports", "/v1/webhooks", "/v1/signals",
-                      "/v1/operating-status", "/v1/sentiment", "/v1/tier-overrides")
+                      "/v1/supervision", "/v1/reports", "/v1/webhooks", "/v1/tier-overrides")
+MERCHANT_SUPERVISION_WRITES = ("/assessments", "/revenues", "/tier-overrides",
+                               "/release-hold/clear")
 
 
 def _supervision_write(path: str) -> bool:
-    return path.startswith(SUPERVISION_WRITES) or path.endswith(
-        ("/tier-override", "/tier-overrides", "/releases-hold", "/hold/clear", "/sentiment",
-         "/revenue", "/revenues", "/assessments", "/release-hold/clear"))
+    return path.startswith(SUPERVISION_WRITES) or (
+        path.startswith("/v1/merchants/") and path.endswith(MERCHANT_SUPERVISION_WRITES))
 
 
 def test_a_regulator_key_writes_nothing_but_supervisions_acts(
