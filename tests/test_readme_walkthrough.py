@@ -20,13 +20,14 @@ from tests.support import ROOT
 from tests.support.serve import stop_timeout_s, yufu_serve
 
 START, END = "<!-- walkthrough:start -->", "<!-- walkthrough:end -->"
+REGULATOR_START, REGULATOR_END = "<!-- regulator:start -->", "<!-- regulator:end -->"
 
 
-def walkthrough() -> str:
+def walkthrough(start: str = START, end: str = END) -> str:
     """The bash block between the README's walk-through markers, byte for byte."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert text.count(START) == 1 and text.count(END) == 1
-    block = text[text.index(START) + len(START):text.index(END)]
+    assert text.count(start) == 1 and text.count(end) == 1
+    block = text[text.index(start) + len(start):text.index(end)]
     opening, closing = "```bash\n", "\n```"
     assert block.strip().startswith(opening.strip()) and block.rstrip().endswith("```")
     return block[block.index(opening) + len(opening):block.rindex(closing) + 1]
@@ -81,6 +82,22 @@ def test_the_readme_walkthrough_runs_as_written_twice_in_a_row(live: Live,
     assert sum(a["route"] == "/v1/cards" and a["status"] == 201 and a["role"] == "merchant"
                for a in access) == 4
     assert all(re.fullmatch(r"[0-9a-f]{32}", a["request_id"]) for a in access)
+
+
+def test_the_regulators_five_minutes_run_as_written_twice_in_a_row(live: Live,
+                                                                    tmp_path: Path) -> None:
+    script = tmp_path / "regulator.sh"
+    script.write_text("set -euo pipefail\n" + walkthrough(REGULATOR_START, REGULATOR_END),
+                      encoding="utf-8")
+    env = {**os.environ, "YUFU": live.url, "KEY": live.key, "YUFU_HOME": str(live.home)}
+    env.pop("YUFU_DATABASE_URL", None)
+    for run in (1, 2):
+        done = subprocess.run(["bash", "-euo", "pipefail", str(script)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+        assert done.stdout.splitlines() == [
+            f"dashboard: {live.url}/dashboard", "tier_yellow", "legal_representative_changed",
+            "法定代表人变更", "True", "resolved", "10000", "1"], (run, done.stdout)
 
 
 def check_walkthrough_output(stdout: str) -> str:

@@ -13,6 +13,7 @@ from ledger.bank.reconciliation import BreakStatus
 from ledger.custody.lifecycle import CardStatus, ConsumptionStatus
 from ledger.custody.merchants import Tier
 from ledger.db import bank_tables as b
+from ledger.db import complaint_tables as k
 from ledger.db import custody_tables as c
 from ledger.db import supervision_tables as s
 from ledger.db.batch import Batch
@@ -148,14 +149,18 @@ class SupervisionRows:
                 merchant_id, 0),
             legal_representative_changes=legal, officer_changes=officers,
             records=self._records(merchant_id),
-            complaints_source="complaints (none recorded yet: the complaints part reads 0)")
+            complaints_source="complaints (12345/12315 work orders and direct, by day received)")
 
     def complaint_counts(self, merchant_ids: Sequence[str], window: Window
                          ) -> dict[str, int]:
-        # Complaints (12345 / 12315 intake) are another part of issue 15, built beside this
-        # one: until its `complaints` table is in, no merchant has any. The lead wires this
-        # query to that table at merge (docs/supervision.md, "The four checks").
-        return {}
+        """Complaints received per merchant in the window (both ends), as recorded."""
+        rows = self.batch.query(
+            select(k.Complaint.merchant_id, func.count())
+            .where(k.Complaint.merchant_id.in_(list(merchant_ids)),
+                   k.Complaint.received_on >= window.since,
+                   k.Complaint.received_on <= window.until)
+            .group_by(k.Complaint.merchant_id))
+        return {str(merchant): int(count) for merchant, count in rows}
 
     def sales_on(self, merchant_id: str, day: date) -> int:
         return _Sales(self, merchant_id, day).between(day, day)

@@ -358,6 +358,7 @@ class World:
     def fresh_complaint(self) -> dict[str, Any]:
         return {"complaint_id": self.ok("POST", "/v1/complaints", self.keys[OPERATOR],
                                         complaint(self, self.ids), 201)["id"]}
+
     def fresh_override(self) -> dict[str, Any]:
         merchant = self.fresh_merchant()["merchant_id"]
         made = self.ok("POST", f"/v1/merchants/{merchant}/tier-overrides", self.keys[OPERATOR],
@@ -371,7 +372,8 @@ class World:
         """A merchant whose run-away pattern (a day's sales spike, a new legal
         representative) holds its releases."""
         person = [{"role": "legal_representative", "id_number": id_number(self.custody.rng)}]
-        m = self.custody.file("体育健身", bank_id=BANK_A, people=person)
+        # 娱乐场所: A's department (区文旅体局), judged by the shipped rules, which hold
+        m = self.custody.file("娱乐场所", bank_id=BANK_A, people=person)
         key = self.custody.merchant_key(m["id"])
         product = self.custody.product(m["id"], key, kind="stored_value", price_fen=150_000,
                                        validity_months=3)
@@ -464,10 +466,12 @@ def world(app_client: TestClient, engine: Engine, operator: Headers,
     custody.ok("POST", f"/v1/keys/{revoked['key_id']}/revoke", operator, {"reason": "matrix"})
 
     # The scene's industry judged by rules of its own (data): only tax arrears move a tier,
-    # so that what the matrix asks of A (assessments, records) leaves A's tier as it is.
+    # and nothing holds releases, so that what the matrix asks of A (assessments, records,
+    # complaints) leaves A's tier and releases as they are.
     custody.ok("POST", "/v1/supervision/rules", operator, {
         "jurisdiction": "beijing", "industry": "体育健身",
-        "rules": {"red_any": [], "yellow_any": ["tax_arrears"]}}, 201)
+        "rules": {"red_any": [], "yellow_any": ["tax_arrears"],
+                  "hold_releases_on_run_away": False}}, 201)
     a, b = custody.file("体育健身", bank_id=BANK_A), custody.file("餐饮", bank_id=BANK_B)
     ka, kb = custody.merchant_key(a["id"]), custody.merchant_key(b["id"])
     bank_a, bank_b = custody.bank_key(BANK_A), custody.bank_key(BANK_B)

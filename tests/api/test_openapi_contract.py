@@ -97,6 +97,8 @@ RULES_BEYOND_THE_SCHEMA = {
     # A credit code's check character is a rule of its own; a name part is 2 characters or
     # more once its spacing is trimmed.
     "GET /v1/public/merchants": "at least 2 characters once trimmed",
+    "POST /v1/bans": "a person by a valid identity card number or a pseudonym, a premises by "
+                     "its address, one of them as the kind says; an end after the start",
     # supervision
     "POST /v1/supervision/sweep": "a day from 2000-01-01 to today",
     "POST /v1/merchants/{merchant_id}/assessments": "a day from 2000-01-01 to today",

@@ -101,13 +101,18 @@ def test_a_discount_drive_then_a_new_legal_representative_turns_a_merchant_yello
     assert {s["kind"] for s in risk["signals"]} == {
         "sales_spike_day", "sales_spike_week", "legal_representative_changed",
         "run_away_pattern"}
-    # 舆情: the complaints part is not in yet (it reads 0), so the public's voice comes in
-    # as a sentiment flag a regulator records with its source, assessed at once too.
+    # The complaints come (12345 work orders), and the public's voice (舆情): a sentiment flag
+    # a regulator records with its source, an event that assesses the merchant at once.
+    for n in range(3):
+        custody.ok("POST", "/v1/complaints", culture, {
+            "channel": "12345", "external_id": f"GD-{drive['id']}-{n}", "category": "退费",
+            "received_at": f"{D0.isoformat()}T09:00:00", "merchant_id": drive["id"]}, 201)
     flagged = custody.ok("POST", "/v1/supervision/records", culture, {
         "credit_code": drive["credit_code"], "kind": "舆情", "source": "微博 @望京生活",
         "note": "会员反映门店将关闭"}, 201)
     assessed = flagged["assessed"][0]
-    assert (assessed["raised"], assessed["tier"]) == (["public_sentiment"], "red")
+    assert (assessed["raised"], assessed["tier"]) == (["complaint_surge", "public_sentiment"],
+                                                      "red")
     assert drive["id"] not in sweep(custody, D0)  # the sweep finds nothing new
 
     # Red: no new cards and no renewals.
@@ -135,7 +140,7 @@ def test_a_discount_drive_then_a_new_legal_representative_turns_a_merchant_yello
               if p["merchant_id"] == drive["id"]]
     assert {p["kind"] for p in raised} == {
         "sales_spike_day", "sales_spike_week", "legal_representative_changed",
-        "public_sentiment", "run_away_pattern"}
+        "complaint_surge", "public_sentiment", "run_away_pattern"}
     assert all({"value", "threshold", "source", "check"} <= set(p) for p in raised)
     changes = [p for p in journal_payloads(engine, "merchant.tier_changed")
                if p["merchant_id"] == drive["id"]]
@@ -391,3 +396,26 @@ def test_a_jurisdiction_without_supervision_rules_is_not_assessed_and_says_so(
         refused = app_client.post(f"/v1/merchants/{m['id']}/assessments",
                                   headers=custody.operator, json={})
     assert_problem(refused, 409, field="merchant_id", detail_has="no supervision rules")
+
+
+def test_a_sales_spike_with_a_complaint_surge_is_the_run_away_pattern_too(
+        custody: Driver, app_client: TestClient) -> None:
+    custody.set_today(D0)
+    culture = regulator(app_client, custody.operator, department=CULTURE)
+    m = custody.file(SPORTS)
+    key = custody.merchant_key(m["id"])
+    product = custody.product(m["id"], key, kind="stored_value", price_fen=150_000,
+                              validity_months=3)
+    for _ in range(2):
+        custody.sell(product["id"], key)
+    for n in range(3):  # 12345 work orders, counted through the complaints' own table
+        custody.ok("POST", "/v1/complaints", culture, {
+            "channel": "12345", "external_id": f"SURGE-{m['id']}-{n}", "category": "退费",
+            "received_at": f"{D0.isoformat()}T10:00:00", "merchant_id": m["id"]}, 201)
+    assessed = custody.ok("POST", f"/v1/merchants/{m['id']}/assessments", culture)
+    assert {"complaint_surge", "run_away_pattern"} <= set(assessed["raised"])
+    assert (assessed["tier"], assessed["releases_held"]) == ("red", True)
+    signals = {s["kind"]: s for s in custody.ok("GET", f"/v1/merchants/{m['id']}/risk",
+                                                culture)["signals"]}
+    assert (signals["complaint_surge"]["value"], signals["complaint_surge"]["threshold"]) == (3, 3)
+    assert "complaint_surge" in signals["run_away_pattern"]["source"]

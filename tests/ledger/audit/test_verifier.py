@@ -167,6 +167,9 @@ def _as_insider(owner_engine: Engine, action: Any) -> None:
 ALTER = ("UPDATE journal_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
          ":old, :new), 'UTF8') WHERE seq = :seq")
 AMOUNT_X10 = {"old": '"amount_fen":', "new": '"amount_fen":1'}
+# The positive legs only (100 + n fen: they start with 1), so the body stays canonical JSON
+# whichever entries the verifier's sample reads in full: only the link can catch it.
+POSITIVE_AMOUNT_X10 = {"old": '"amount_fen":1', "new": '"amount_fen":11'}
 
 
 def test_an_altered_entry_is_caught_and_named(service: Service, owner_engine: Engine) -> None:
@@ -183,7 +186,8 @@ def test_an_altered_entry_with_its_hash_rewritten_breaks_the_next_link(
         service: Service, owner_engine: Engine) -> None:
     seq = service.heads[0] - 5
     sql = ALTER + "; UPDATE journal_entries SET entry_hash = sha256(body) WHERE seq = :seq"
-    with tampered(owner_engine, "journal_entries", "seq", [seq], sql, {"seq": seq, **AMOUNT_X10}):
+    changed = {"seq": seq, **POSITIVE_AMOUNT_X10}
+    with tampered(owner_engine, "journal_entries", "seq", [seq], sql, changed):
         code, out = run_verifier(*service.args())
     assert code == 1, out
     assert _fails(out)[0].startswith(f"FAIL [journal] entry {seq + 1} does not link to entry "

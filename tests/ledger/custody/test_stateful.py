@@ -69,6 +69,9 @@ BANK = "ICBC-BJ"
 OPERATOR = Principal(0, Role.operator)
 BANK_KEY = Principal(0, Role.bank, bank_id=BANK)
 PSEUDONYM_KEY = b"stateful-test"
+# The shipped supervision rules' controls of a yellow merchant (ledger/supervision/shipped).
+YELLOW_DAILY_SALES_FEN_MAX = 2_000_000
+YELLOW_RESERVE_SHARE_BP = 3_000
 EPOCH_MONDAY = date(2024, 1, 1)
 
 
@@ -340,9 +343,13 @@ class CustodyMachine(RuleBasedStateMachine):
         self.phones += 1
         consumer = consumer_pseudonym(PSEUDONYM_KEY, f"phone:1380000{self.phones:04d}")
         command = SellCard(self.merchant_principal(m.id), p.id, consumer, named, self.today)
+        sold_today = sum(c.paid for c in self.cards.values()
+                         if c.merchant_id == m.id and c.sold_on == self.today)
         if (m.status != "active" or m.tier == "red" or m.hard_blocks
                 or p.price > (r.named_max if named else r.anonymous_max)
-                or p.sessions > r.sessions_max or p.months > r.months_max):
+                or p.sessions > r.sessions_max or p.months > r.months_max
+                # 控增量: a yellow merchant's sales per day (the shipped supervision rules)
+                or (m.tier == "yellow" and sold_today + p.price > YELLOW_DAILY_SALES_FEN_MAX)):
             self.refused(command, Refused)
             return
         body = self.run(command)
@@ -529,7 +536,10 @@ class CustodyMachine(RuleBasedStateMachine):
         earned = sum(u.custody for u in uses)
         if earned == 0:
             return []
-        holdback = holdback_of(earned, m.rules.reserve_bp)
+        # A yellow merchant's releases keep the supervision rules' higher share back.
+        reserve_bp = max(m.rules.reserve_bp, YELLOW_RESERVE_SHARE_BP) if m.tier == "yellow" \
+            else m.rules.reserve_bp
+        holdback = holdback_of(earned, reserve_bp)
         with self.engine.connect() as conn:
             release_id = int(conn.execute(text(
                 "SELECT max(id) FROM release_instructions WHERE merchant_id = :m"),

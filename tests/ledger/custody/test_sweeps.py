@@ -78,7 +78,7 @@ def test_a_release_run_in_slices_releases_each_merchant_once_and_resumes(
     assert job is not None and job.status is JobStatus.done and job.result == answer
     assert job.done == job.total
     again = run_steps(release_steps(OPERATOR, DAY, merchants_max=2), run_one(engine))
-    assert again == {"as_of": DAY.isoformat(), "releases": []}  # the job begun again
+    assert again == {"as_of": DAY.isoformat(), "releases": [], "held": []}  # begun again
 
 
 def test_the_auto_confirmation_sweep_in_slices_confirms_each_consumption_once(
@@ -135,7 +135,7 @@ def test_a_run_that_fits_in_a_slice_answers_200_at_once_with_a_job_behind_it(
     body = banking.ok("POST", "/v1/releases/run", banking.operator,
                       {"as_of": DAY.isoformat(), "merchant_id": m.id})
     assert [r["merchant_id"] for r in body["releases"]] == [m.id]
-    assert set(body) == {"as_of", "releases"}
+    assert set(body) == {"as_of", "releases", "held"}
     with engine.connect() as conn:
         job = [j for j in job_queries.running(conn) if j.key.endswith(m.id)]
     assert job == []  # over: done, with this answer
