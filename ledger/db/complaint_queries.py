@@ -141,6 +141,13 @@ def stats(conn: Connection, principal: Principal, wanted: ComplaintFilter, windo
     each rate an exact numerator and denominator, and its basis points."""
     principal.require_role(Role.operator, Role.regulator)
     department, street = _stats_scope(principal, wanted)
+    return figures(conn, department, street, window)
+
+
+def figures(conn: Connection, department: str | None, street: str | None, window: Window
+            ) -> dict[str, Any]:
+    """The figures `stats` answers, for a department and street already allowed (None: all);
+    the routines' reports read them too (ledger/db/report_sections.py)."""
     since, until, as_of = window
     received = [C.received_on >= since, C.received_on <= until, C.received_on <= as_of]
     if department:
@@ -156,12 +163,12 @@ def stats(conn: Connection, principal: Principal, wanted: ComplaintFilter, windo
     def count(*conditions: Any) -> Any:
         return func.count().filter(*conditions) if conditions else func.count()
 
-    figures = conn.execute(select(
+    counted = conn.execute(select(
         count(), count(accepted), count(due), count(on_time), count(overdue(as_of)),
         count(routed), count(routed, not_(closed)), count(not_(routed)),
         count(not_(routed), not_(closed))).where(*received)).one()
     (total, accepted_n, due_n, on_time_n, overdue_n, routed_n, routed_open, direct_n,
-     direct_open) = (int(v) for v in figures)
+     direct_open) = (int(v) for v in counted)
     opened = conn.execute(select(C.received_on).where(*received, not_(closed))).scalars()
     buckets = dict.fromkeys(age_bucket_names(), 0)
     for received_on in opened:

@@ -15,14 +15,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, and_, func, select
+from sqlalchemy import Connection, Select, and_, func, or_, select, union
 
 from ledger.custody.rules import basis_points_whole
 from ledger.db import bank_tables as b
+from ledger.db import complaint_tables as q
 from ledger.db import custody_tables as c
+from ledger.db import supervision_tables as s
 from ledger.db import tables as t
+from ledger.db.complaint_queries import Window
+from ledger.db.complaint_queries import figures as complaint_figures
 from ledger.db.custody_queries import exposure
 from ledger.supervision.routines import (
     CHINA_TIME,
@@ -31,8 +36,10 @@ from ledger.supervision.routines import (
     ScopeKind,
     SweepCandidate,
     SweepReason,
+    china_date,
     rank_sweep,
 )
+from ledger.supervision.signals import CHECK_OF, Check, SignalKind
 
 Rows = list[list[Any]]  # each row a list, in the order of its section's columns
 
@@ -188,7 +195,9 @@ REASON_NAMES: Mapping[SweepReason, tuple[str, str]] = {
     SweepReason.yellow_tier: ("黄色标签", "yellow tier"),
     SweepReason.coverage_shortfall: ("存管资金不足", "custody below the required ratio"),
     SweepReason.cross_verification_difference: ("对账差异", "cross-verification difference"),
+    SweepReason.open_alerts: ("未处理预警", "alerts not yet acknowledged"),
     SweepReason.open_breaks: ("未结差错", "open reconciliation breaks"),
+    SweepReason.active_signals: ("存在风险信号", "四查 signals standing"),
     SweepReason.prepaid_growth: ("预收款快速增长", "outstanding prepaid growing fast"),
 }
 
@@ -205,6 +214,8 @@ SWEEP_COLUMNS = (
            "Outstanding prepaid, week start (fen)"),
     Column("liability_end_fen", "期末未消费预付余额(分)", "Outstanding prepaid, now (fen)"),
     Column("growth_fen", "增长(分)", "Growth (fen)"),
+    Column("open_alerts", "未处理预警数", "Alerts not acknowledged"),
+    Column("signals", "风险信号", "Signals standing"),
 )
 
 
@@ -227,10 +238,41 @@ def card_liability_at(conn: Connection, seq: int, ids: Iterable[str]) -> dict[st
     return {r[0]: int(r[1]) for r in rows}
 
 
+def open_alerts(conn: Connection, params: ReportParams, ids: list[str]) -> dict[str, int]:
+    """Each merchant's alerts no regulator had acknowledged at the snapshot."""
+    a = s.Alert
+    rows = conn.execute(
+        select(a.merchant_id, func.count())
+        .where(a.merchant_id.in_(ids), a.created_seq <= params.journal_size,
+               or_(a.acknowledged_seq.is_(None), a.acknowledged_seq > params.journal_size))
+        .group_by(a.merchant_id)).all()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def standing_signals(conn: Connection, params: ReportParams, ids: list[str]
+                     ) -> dict[str, tuple[str, ...]]:
+    """Each merchant's signals standing at the snapshot (each kind's latest record is a
+    raise), their kinds in order: what `merchant_risk` caches, read from the history."""
+    r = s.SignalRecord
+    latest = (select(r.merchant_id, r.kind, func.max(r.seq).label("seq"))
+              .where(r.merchant_id.in_(ids), r.seq <= params.journal_size)
+              .group_by(r.merchant_id, r.kind)).subquery()
+    rows = conn.execute(select(r.merchant_id, r.kind)
+                        .join(latest, and_(latest.c.merchant_id == r.merchant_id,
+                                           latest.c.kind == r.kind, latest.c.seq == r.seq))
+                        .where(r.state == "raised").order_by(r.merchant_id, r.kind)).all()
+    found: dict[str, tuple[str, ...]] = {}
+    for merchant_id, kind in rows:
+        found[merchant_id] = (*found.get(merchant_id, ()), kind)
+    return found
+
+
 def weekly_sweep(conn: Connection, params: ReportParams) -> Rows:
     merchants = [m for m in _merchants(conn, params) if m.status != "closed"]
     ids = [m.id for m in merchants]
     breaks = _open_breaks(conn, ids)
+    alerts = open_alerts(conn, params, ids)
+    signals = standing_signals(conn, params, ids)
     verified = _verifications(conn, params, ids)
     opening = card_liability_at(conn, seq_before(conn, params), ids)
     by_id = {m.id: m for m in merchants}
@@ -245,7 +287,8 @@ def weekly_sweep(conn: Connection, params: ReportParams) -> Rows:
             difference_fen=max(differences, default=0),
             open_breaks=breaks.get(m.id, (0, 0))[0],
             liability_start_fen=opening.get(m.id, 0),
-            liability_end_fen=x["card_liability_fen"]))
+            liability_end_fen=x["card_liability_fen"],
+            open_alerts=alerts.get(m.id, 0), signals=signals.get(m.id, ())))
     rows: Rows = []
     for rank, (cand, reasons) in enumerate(rank_sweep(candidates), start=1):
         m = by_id[cand.merchant_id]
@@ -253,7 +296,8 @@ def weekly_sweep(conn: Connection, params: ReportParams) -> Rows:
             rank, m.id, m.name, m.industry, m.department, m.street, m.tier,
             ",".join(r.value for r in reasons), "、".join(REASON_NAMES[r][0] for r in reasons),
             cand.shortfall_fen, cand.difference_fen, cand.open_breaks,
-            cand.liability_start_fen, cand.liability_end_fen, cand.growth_fen])
+            cand.liability_start_fen, cand.liability_end_fen, cand.growth_fen,
+            cand.open_alerts, ",".join(cand.signals) or None])
     return rows
 
 
@@ -405,6 +449,213 @@ def actions(conn: Connection, params: ReportParams) -> Rows:
                      _detail(r.kind, payload)])
     return rows
 
+
+# --- 日管控: the day's new signals and alerts ------------------------------------------------
+
+CHECK_NAMES: Mapping[Check, str] = {
+    Check.fund_flows: "查资金流水", Check.complaints: "查投诉记录",
+    Check.operating_status: "查经营状态", Check.public_sentiment: "查舆情信息"}
+
+SIGNAL_COLUMNS = (
+    Column("journal_seq", "日志序号", "Journal seq"),
+    Column("time", "时间(北京时间)", "Time (China)"),
+    *_MERCHANT,
+    Column("check", "四查", "Check"),
+    Column("check_zh", "四查(中文)", "Check (Chinese)"),
+    Column("kind", "风险信号", "Signal"),
+    Column("state", "状态(发出/解除)", "State (raised or cleared)"),
+    Column("value", "数值", "Value"),
+    Column("threshold", "阈值", "Threshold"),
+    Column("source", "来源", "Source"),
+    Column("day", "观察日", "Day observed"),
+)
+
+
+def _when(moment: Any) -> str:
+    return str(moment.astimezone(CHINA_TIME).isoformat(timespec="seconds"))
+
+
+def new_signals(conn: Connection, params: ReportParams) -> Rows:
+    """The signals raised or cleared in the period (journaled in it), in journal order."""
+    e, r = t.JournalEntry, s.SignalRecord
+    query = (select(r.seq, e.ts, c.Merchant.id, c.Merchant.name, c.Merchant.industry,
+                    c.Merchant.department, c.Merchant.street, r.kind, r.state, r.value,
+                    r.threshold, r.source, r.observed_on)
+             .join(e, e.seq == r.seq).join(c.Merchant, c.Merchant.id == r.merchant_id)
+             .where(_period_entries(params)))
+    rows: Rows = []
+    for row in conn.execute(in_scope(query, params).order_by(r.seq)).all():
+        check = CHECK_OF[SignalKind(row.kind)]
+        rows.append([row.seq, _when(row.ts), row.id, row.name, row.industry, row.department,
+                     row.street, check.value, CHECK_NAMES[check], row.kind, row.state,
+                     row.value, row.threshold, row.source, row.observed_on.isoformat()])
+    return rows
+
+
+ALERT_COLUMNS = (
+    Column("alert_id", "预警编号", "Alert id"),
+    Column("time", "时间(北京时间)", "Time (China)"),
+    *_MERCHANT,
+    Column("kind", "预警类型", "Kind"),
+    Column("severity", "级别", "Severity"),
+    Column("signals", "风险信号", "Signals"),
+    Column("acknowledged", "是否已处理", "Acknowledged"),
+    Column("journal_seq", "日志序号", "Journal seq"),
+)
+
+
+def new_alerts(conn: Connection, params: ReportParams) -> Rows:
+    """The alerts raised in the period, and whether a regulator had acknowledged each by
+    the snapshot."""
+    e, a = t.JournalEntry, s.Alert
+    query = (select(a.id, e.ts, c.Merchant.id.label("merchant_id"), c.Merchant.name,
+                    c.Merchant.industry, c.Merchant.department, c.Merchant.street, a.kind,
+                    a.severity, a.signals, a.acknowledged_seq, a.created_seq)
+             .join(e, e.seq == a.created_seq).join(c.Merchant, c.Merchant.id == a.merchant_id)
+             .where(_period_entries(params)))
+    rows: Rows = []
+    for row in conn.execute(in_scope(query, params).order_by(a.created_seq)).all():
+        seen = row.acknowledged_seq is not None and row.acknowledged_seq <= params.journal_size
+        rows.append([row.id, _when(row.ts), row.merchant_id, row.name, row.industry,
+                     row.department, row.street, row.kind, row.severity,
+                     ",".join(sig["kind"] for sig in row.signals["signals"]), seen,
+                     row.created_seq])
+    return rows
+
+
+# --- 月调度 and 季度报告: complaints per department (seed 004) -------------------------------
+
+def _rate_columns(name: str, zh: str, en: str) -> tuple[Column, ...]:
+    return (Column(f"{name}_numerator", f"{zh}分子", f"{en}: numerator"),
+            Column(f"{name}_denominator", f"{zh}分母", f"{en}: denominator"),
+            Column(f"{name}_bp", f"{zh}(基点)", f"{en} (bp)"))
+
+
+COMPLAINT_COLUMNS = (
+    Column("department", "主管部门", "Department"),
+    Column("received", "收到投诉", "Received"),
+    Column("accepted", "已受理", "Accepted"),
+    *_rate_columns("acceptance_rate", "受理率", "Acceptance rate"),
+    *_rate_columns("on_time_closure_rate", "按时办结率", "On-time closure rate"),
+    Column("overdue", "超期未办", "Overdue"),
+    Column("routed", "12345/12315转办", "Routed in (12345/12315)"),
+    Column("routed_open", "转办未办结", "Routed in, open"),
+    Column("direct", "直接受理", "Received directly"),
+    Column("direct_open", "直接受理未办结", "Received directly, open"),
+    Column("returned", "退单", "Sent back (退单)"),
+    Column("rerouted_in", "改派转入", "Re-routed in"),
+    Column("rerouted_away", "改派转出(错单)", "Re-routed away (错单)"),
+    Column("as_of", "统计截至", "As of"),
+)
+
+
+def complaint_window(conn: Connection, params: ReportParams) -> Window:
+    """The complaints received in the period, as they stood at its last day; a period not
+    over yet as they stood on the day of the snapshot's newest journal entry, so a deadline
+    still ahead is not counted as crossed. Both come from the snapshot: the figures are a
+    function of it."""
+    last = params.period.end - timedelta(days=1)
+    e = t.JournalEntry
+    newest = conn.execute(select(e.ts).where(e.seq == params.journal_size)).scalar()
+    as_of = last if newest is None else min(last, china_date(newest))
+    return Window(params.period.start, last, as_of)
+
+
+def _complaint_departments(conn: Connection, params: ReportParams, window: Window
+                           ) -> list[str]:
+    """The departments in scope that have merchants, complaints received in the window, or
+    complaints sent back or re-routed to or from them in it."""
+    scope = params.scope
+    if scope.kind == ScopeKind.department:
+        assert scope.name is not None
+        return [scope.name]
+    C, S = q.Complaint, q.ComplaintStep
+    received = select(C.department).where(C.received_on >= window.since,
+                                          C.received_on <= min(window.until, window.as_of))
+    stepped = [select(column).join(C, C.id == S.complaint_id)
+               .where(S.on >= window.since, S.on <= min(window.until, window.as_of),
+                      column.is_not(None))
+               for column in (S.department, S.from_department)]
+    if scope.kind == ScopeKind.street:
+        received = received.where(C.street == scope.name)
+        stepped = [query.where(C.street == scope.name) for query in stepped]
+    merchants = in_scope(select(c.Merchant.department), params)
+    found = conn.execute(union(merchants, received, *stepped)).scalars()
+    return sorted(str(name) for name in found)
+
+
+def _complaint_row(label: str, f: Mapping[str, Any]) -> list[Any]:
+    accepted, on_time = f["acceptance_rate"], f["on_time_closure_rate"]
+    register = f["register"]
+    return [label, f["received"], accepted["numerator"], accepted["numerator"],
+            accepted["denominator"], accepted["rate_bp"], on_time["numerator"],
+            on_time["denominator"], on_time["rate_bp"], f["overdue"],
+            register["routed"]["received"], register["routed"]["open"],
+            register["direct"]["received"], register["direct"]["open"], f["returned"],
+            f["rerouted_in"], f["rerouted_away"], f["as_of"]]
+
+
+def complaints_by_department(conn: Connection, params: ReportParams) -> Rows:
+    """Each department's complaint figures over the period, as GET /v1/complaints/stats
+    gives them (ledger/db/complaint_queries.py `figures`), within a street scope that
+    street's; then, unless the scope is one department, the scope's total."""
+    window = complaint_window(conn, params)
+    street = params.scope.name if params.scope.kind == ScopeKind.street else None
+    rows = [_complaint_row(name, complaint_figures(conn, name, street, window))
+            for name in _complaint_departments(conn, params, window)]
+    if params.scope.kind != ScopeKind.department:
+        rows.append(_complaint_row("合计 total", complaint_figures(conn, None, street, window)))
+    return rows
+
+
+# --- 季度报告: tiers per department -----------------------------------------------------------
+
+TIER_COLUMNS = (
+    Column("department", "主管部门", "Department"),
+    Column("merchants", "商户数", "Merchants"),
+    Column("blue", "蓝色", "Blue"),
+    Column("yellow", "黄色", "Yellow"),
+    Column("red", "红色", "Red"),
+    Column("set_by_hand", "人工调整等级", "Tier not the computed one (override or set by hand)"),
+    Column("releases_held", "暂停释放", "Releases held"),
+    Column("to_red", "本期转红", "Turned red in the period"),
+    Column("to_yellow", "本期转黄", "Turned yellow in the period"),
+    Column("to_blue", "本期转蓝", "Turned blue in the period"),
+)
+
+
+def tiers_by_department(conn: Connection, params: ReportParams) -> Rows:
+    """Merchants per tier (红黄蓝) per department as the snapshot has them (`merchants.tier`),
+    those whose tier is not the one the signals compute, those whose releases are held, and
+    the tier changes the period journaled, by the tier changed to."""
+    risk = s.MerchantRisk
+    query = in_scope(select(c.Merchant.id, c.Merchant.department, c.Merchant.tier,
+                            risk.computed_tier, risk.releases_held)
+                     .outerjoin(risk, risk.id == c.Merchant.id), params)
+    e = t.JournalEntry
+    changes = in_scope(select(c.Merchant.department, e.body)
+                       .join(c.Merchant, c.Merchant.id == e.merchant_id)
+                       .where(_period_entries(params), e.kind == "merchant.tier_changed"),
+                       params)
+    counts: dict[str, dict[str, int]] = {}
+
+    def of(department: str) -> dict[str, int]:
+        return counts.setdefault(department, dict.fromkeys(
+            (col.name for col in TIER_COLUMNS[1:]), 0))
+
+    for m in conn.execute(query).all():
+        row = of(m.department)
+        row["merchants"] += 1
+        row[m.tier] += 1
+        row["set_by_hand"] += m.tier != (m.computed_tier or "blue")
+        row["releases_held"] += bool(m.releases_held)
+    for department, body in conn.execute(changes).all():
+        payload = json.loads(bytes(body)).get("payload", {})
+        if payload.get("tier") != payload.get("previous_tier"):
+            of(department)[f"to_{payload['tier']}"] += 1
+    return [[name, *counts[name].values()] for name in sorted(counts)]
+
+
 DEPARTMENTS = Section("departments", "分部门情况", "By department",
                       (Column("department", "主管部门", "Department"), *_GROUP_FIGURES),
                       by_department)
@@ -416,12 +667,17 @@ ACTIONS = Section("actions", "采取的措施", "Actions taken", ACTION_COLUMNS,
 MERCHANTS = Section("merchants", "商户日管控", "Every merchant", DAILY_MERCHANT_COLUMNS,
                     daily_merchants)
 SWEEP = Section("sweep", "周排查名单", "Merchants to inspect", SWEEP_COLUMNS, weekly_sweep)
+SIGNALS = Section("signals", "新增风险信号", "New signals", SIGNAL_COLUMNS, new_signals)
+ALERTS = Section("alerts", "新增预警", "New alerts", ALERT_COLUMNS, new_alerts)
+COMPLAINTS = Section("complaints", "分部门投诉情况", "Complaints by department",
+                     COMPLAINT_COLUMNS, complaints_by_department)
+TIERS = Section("tiers", "分部门风险等级", "Tiers by department", TIER_COLUMNS,
+                tiers_by_department)
 
-# Each kind's sections, in the order the report shows them. The lead adds complaints,
-# signals and alerts here at merge (see the module's docstring).
+# Each kind's sections, in the order the report shows them.
 SECTIONS: Mapping[ReportKind, tuple[Section, ...]] = {
-    ReportKind.daily: (MERCHANTS,),
+    ReportKind.daily: (MERCHANTS, SIGNALS, ALERTS),
     ReportKind.weekly: (SWEEP,),
-    ReportKind.monthly: (DEPARTMENTS, ACTIONS),
-    ReportKind.quarterly: (DEPARTMENTS, INDUSTRIES, TOTALS, ACTIONS),
+    ReportKind.monthly: (DEPARTMENTS, COMPLAINTS, ACTIONS),
+    ReportKind.quarterly: (DEPARTMENTS, INDUSTRIES, TOTALS, TIERS, COMPLAINTS, ACTIONS),
 }
