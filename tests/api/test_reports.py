@@ -245,6 +245,15 @@ def test_a_daily_report_lists_the_day_s_new_signals_and_alerts_and_not_another_d
              r["journal_seq"]) for r in raised] == [
         (alert["id"], alert["kind"], alert["severity"], "tax_arrears", False,
          alert["created_seq"])]
+    # A department key's report holds its department's only: commerce's has them.
+    for department, holds in ((COMMERCE, True), (CULTURE, False)):
+        key = regulator_key(app_client, operator, department=department)
+        own = fetch(app_client, key, make(app_client, key, kind="daily",
+                                          period=day.isoformat())["id"])
+        for name in ("signals", "alerts"):
+            rows = section(own, name)
+            assert {r["department"] for r in rows} <= {department}
+            assert (m["id"] in {r["merchant_id"] for r in rows}) is holds
     # The day before holds none of them.
     before = fetch(app_client, operator, make(app_client, operator, kind="daily", period=(
         day - timedelta(days=1)).isoformat())["id"])
