@@ -142,7 +142,7 @@ def stats(conn: Connection, principal: Principal, wanted: ComplaintFilter, windo
     principal.require_role(Role.operator, Role.regulator)
     department, street = _stats_scope(principal, wanted)
     return {"department": department, "street": street, **_window_view(window),
-            **_figures(conn, department, street, window)}
+            **figures(conn, department, street, window)}
 
 
 def department_stats(conn: Connection, principal: Principal, window: Window
@@ -170,7 +170,7 @@ def department_stats(conn: Connection, principal: Principal, window: Window
         names = sorted({str(name) for name in conn.execute(
             received.union(stepped, away)).scalars()})
     return {"street": street, **_window_view(window), "items": [
-        {"department": name, **_figures(conn, name, street, window)} for name in names]}
+        {"department": name, **figures(conn, name, street, window)} for name in names]}
 
 
 def _window_view(window: Window) -> dict[str, str]:
@@ -178,8 +178,10 @@ def _window_view(window: Window) -> dict[str, str]:
             "as_of": window.as_of.isoformat()}
 
 
-def _figures(conn: Connection, department: str | None, street: str | None, window: Window
-             ) -> dict[str, Any]:
+def figures(conn: Connection, department: str | None, street: str | None, window: Window
+            ) -> dict[str, Any]:
+    """The figures `stats` answers, for a department and street already allowed (None: all);
+    the dashboard's rows and the routines' reports read them too."""
     since, until, as_of = window
     received = [C.received_on >= since, C.received_on <= until, C.received_on <= as_of]
     if department:
@@ -195,12 +197,12 @@ def _figures(conn: Connection, department: str | None, street: str | None, windo
     def count(*conditions: Any) -> Any:
         return func.count().filter(*conditions) if conditions else func.count()
 
-    figures = conn.execute(select(
+    counted = conn.execute(select(
         count(), count(accepted), count(due), count(on_time), count(overdue(as_of)),
         count(routed), count(routed, not_(closed)), count(not_(routed)),
         count(not_(routed), not_(closed))).where(*received)).one()
     (total, accepted_n, due_n, on_time_n, overdue_n, routed_n, routed_open, direct_n,
-     direct_open) = (int(v) for v in figures)
+     direct_open) = (int(v) for v in counted)
     opened = conn.execute(select(C.received_on).where(*received, not_(closed))).scalars()
     buckets = dict.fromkeys(age_bucket_names(), 0)
     for received_on in opened:

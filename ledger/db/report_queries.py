@@ -23,7 +23,7 @@ from ledger.audit import SignedTreeHead, TreeHead
 from ledger.auth import Principal
 from ledger.db import queries
 from ledger.db.audit_tables import TreeHead as TreeHeadRow
-from ledger.db.report_sections import SECTIONS
+from ledger.db.report_kinds import SECTIONS
 from ledger.db.report_tables import Report
 from ledger.errors import NotFound, Refused
 from ledger.supervision.report_store import NewReport

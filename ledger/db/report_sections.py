@@ -6,7 +6,8 @@ ledger/db/report_queries.py opens, so every figure is as at the same journal siz
 section (complaints, 四查 signals, alerts): write its function here (read only what the
 snapshot shows, filter merchants with `in_scope`, and bound journal reads by
 `params.journal_size`), describe it as a `Section` with its columns (Chinese and English),
-and append it to the tuple of each kind that shows it in `SECTIONS`. Nothing else changes:
+and append it to the tuple of each kind that shows it in `SECTIONS` (ledger/db/report_kinds.py;
+supervision's own sections are in ledger/db/report_supervision.py). Nothing else changes:
 storing, the JSON, XLSX and CSV all follow the stored figures.
 """
 
@@ -17,16 +18,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, and_, func, select
+from sqlalchemy import Connection, Select, and_, func, or_, select
 
 from ledger.custody.rules import basis_points_whole
 from ledger.db import bank_tables as b
 from ledger.db import custody_tables as c
+from ledger.db import supervision_tables as s
 from ledger.db import tables as t
 from ledger.db.custody_queries import exposure
 from ledger.supervision.routines import (
     CHINA_TIME,
-    ReportKind,
     ReportParams,
     ScopeKind,
     SweepCandidate,
@@ -83,7 +84,7 @@ def _merchants(conn: Connection, params: ReportParams) -> list[Any]:
     return list(conn.execute(query.order_by(c.Merchant.id)).all())
 
 
-def _period_entries(params: ReportParams) -> Any:
+def period_entries(params: ReportParams) -> Any:
     """Journal entries of the period, and none beyond the snapshot's journal size."""
     e = t.JournalEntry
     return and_(e.ts >= params.period.starts_at, e.ts < params.period.ends_at,
@@ -130,7 +131,7 @@ def _verifications(conn: Connection, params: ReportParams, ids: list[str]
 
 # --- 日管控: every merchant ----------------------------------------------------------------
 
-_MERCHANT = (Column("merchant_id", "商户编号", "Merchant id"),
+MERCHANT_COLUMNS = (Column("merchant_id", "商户编号", "Merchant id"),
              Column("name", "商户名称", "Name"),
              Column("industry", "行业", "Industry"),
              Column("department", "主管部门", "Department"),
@@ -140,7 +141,7 @@ _MONEY = (Column("cards", "预付卡数", "Cards"),
           Column("custody_balance_fen", "存管资金(分)", "Custody cash (fen)"))
 
 DAILY_MERCHANT_COLUMNS = (
-    *_MERCHANT,
+    *MERCHANT_COLUMNS,
     Column("status", "经营状态", "Status"),
     Column("tier", "风险等级", "Tier"),
     *_MONEY,
@@ -188,13 +189,15 @@ REASON_NAMES: Mapping[SweepReason, tuple[str, str]] = {
     SweepReason.yellow_tier: ("黄色标签", "yellow tier"),
     SweepReason.coverage_shortfall: ("存管资金不足", "custody below the required ratio"),
     SweepReason.cross_verification_difference: ("对账差异", "cross-verification difference"),
+    SweepReason.open_alerts: ("未处理预警", "alerts not yet acknowledged"),
     SweepReason.open_breaks: ("未结差错", "open reconciliation breaks"),
+    SweepReason.active_signals: ("存在风险信号", "四查 signals standing"),
     SweepReason.prepaid_growth: ("预收款快速增长", "outstanding prepaid growing fast"),
 }
 
 SWEEP_COLUMNS = (
     Column("rank", "排序", "Rank"),
-    *_MERCHANT,
+    *MERCHANT_COLUMNS,
     Column("tier", "风险等级", "Tier"),
     Column("reasons", "排查原因", "Why"),
     Column("reasons_zh", "排查原因(中文)", "Why (Chinese)"),
@@ -205,6 +208,8 @@ SWEEP_COLUMNS = (
            "Outstanding prepaid, week start (fen)"),
     Column("liability_end_fen", "期末未消费预付余额(分)", "Outstanding prepaid, now (fen)"),
     Column("growth_fen", "增长(分)", "Growth (fen)"),
+    Column("open_alerts", "未处理预警数", "Alerts not acknowledged"),
+    Column("signals", "风险信号", "Signals standing"),
 )
 
 
@@ -227,10 +232,41 @@ def card_liability_at(conn: Connection, seq: int, ids: Iterable[str]) -> dict[st
     return {r[0]: int(r[1]) for r in rows}
 
 
+def open_alerts(conn: Connection, params: ReportParams, ids: list[str]) -> dict[str, int]:
+    """Each merchant's alerts no regulator had acknowledged at the snapshot."""
+    a = s.Alert
+    rows = conn.execute(
+        select(a.merchant_id, func.count())
+        .where(a.merchant_id.in_(ids), a.created_seq <= params.journal_size,
+               or_(a.acknowledged_seq.is_(None), a.acknowledged_seq > params.journal_size))
+        .group_by(a.merchant_id)).all()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def standing_signals(conn: Connection, params: ReportParams, ids: list[str]
+                     ) -> dict[str, tuple[str, ...]]:
+    """Each merchant's signals standing at the snapshot (each kind's latest record is a
+    raise), their kinds in order: what `merchant_risk` caches, read from the history."""
+    r = s.SignalRecord
+    latest = (select(r.merchant_id, r.kind, func.max(r.seq).label("seq"))
+              .where(r.merchant_id.in_(ids), r.seq <= params.journal_size)
+              .group_by(r.merchant_id, r.kind)).subquery()
+    rows = conn.execute(select(r.merchant_id, r.kind)
+                        .join(latest, and_(latest.c.merchant_id == r.merchant_id,
+                                           latest.c.kind == r.kind, latest.c.seq == r.seq))
+                        .where(r.state == "raised").order_by(r.merchant_id, r.kind)).all()
+    found: dict[str, tuple[str, ...]] = {}
+    for merchant_id, kind in rows:
+        found[merchant_id] = (*found.get(merchant_id, ()), kind)
+    return found
+
+
 def weekly_sweep(conn: Connection, params: ReportParams) -> Rows:
     merchants = [m for m in _merchants(conn, params) if m.status != "closed"]
     ids = [m.id for m in merchants]
     breaks = _open_breaks(conn, ids)
+    alerts = open_alerts(conn, params, ids)
+    signals = standing_signals(conn, params, ids)
     verified = _verifications(conn, params, ids)
     opening = card_liability_at(conn, seq_before(conn, params), ids)
     by_id = {m.id: m for m in merchants}
@@ -245,7 +281,8 @@ def weekly_sweep(conn: Connection, params: ReportParams) -> Rows:
             difference_fen=max(differences, default=0),
             open_breaks=breaks.get(m.id, (0, 0))[0],
             liability_start_fen=opening.get(m.id, 0),
-            liability_end_fen=x["card_liability_fen"]))
+            liability_end_fen=x["card_liability_fen"],
+            open_alerts=alerts.get(m.id, 0), signals=signals.get(m.id, ())))
     rows: Rows = []
     for rank, (cand, reasons) in enumerate(rank_sweep(candidates), start=1):
         m = by_id[cand.merchant_id]
@@ -253,7 +290,8 @@ def weekly_sweep(conn: Connection, params: ReportParams) -> Rows:
             rank, m.id, m.name, m.industry, m.department, m.street, m.tier,
             ",".join(r.value for r in reasons), "、".join(REASON_NAMES[r][0] for r in reasons),
             cand.shortfall_fen, cand.difference_fen, cand.open_breaks,
-            cand.liability_start_fen, cand.liability_end_fen, cand.growth_fen])
+            cand.liability_start_fen, cand.liability_end_fen, cand.growth_fen,
+            cand.open_alerts, ",".join(cand.signals) or None])
     return rows
 
 
@@ -322,7 +360,7 @@ def _period_counts(conn: Connection, params: ReportParams, kinds: Iterable[str]
     """(merchant id, kind) -> how many entries of the kind the period journaled."""
     e = t.JournalEntry
     rows = conn.execute(select(e.merchant_id, e.kind, func.count())
-                        .where(_period_entries(params), e.kind.in_(list(kinds)),
+                        .where(period_entries(params), e.kind.in_(list(kinds)),
                                e.merchant_id.is_not(None))
                         .group_by(e.merchant_id, e.kind)).all()
     return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
@@ -333,7 +371,7 @@ def _filed_in_period(conn: Connection, params: ReportParams) -> set[str]:
     the entry's merchant column is empty) falls in the period."""
     e = t.JournalEntry
     query = select(c.Merchant.id).join(e, e.seq == c.Merchant.filed_seq) \
-        .where(_period_entries(params))
+        .where(period_entries(params))
     return set(conn.execute(in_scope(query, params)).scalars())
 
 
@@ -377,7 +415,7 @@ ACTION_COLUMNS = (
     Column("time", "时间(北京时间)", "Time (China)"),
     Column("action", "措施", "Action"),
     Column("action_zh", "措施(中文)", "Action (Chinese)"),
-    *_MERCHANT,
+    *MERCHANT_COLUMNS,
     Column("detail", "说明", "Detail"),
 )
 
@@ -396,7 +434,7 @@ def actions(conn: Connection, params: ReportParams) -> Rows:
     query = (select(e.seq, e.ts, e.kind, e.body, c.Merchant.id, c.Merchant.name,
                     c.Merchant.industry, c.Merchant.department, c.Merchant.street)
              .join(c.Merchant, c.Merchant.id == e.merchant_id)
-             .where(_period_entries(params), e.kind.in_(list(ACTION_KINDS))))
+             .where(period_entries(params), e.kind.in_(list(ACTION_KINDS))))
     rows: Rows = []
     for r in conn.execute(in_scope(query, params).order_by(e.seq)).all():
         payload = json.loads(bytes(r.body)).get("payload", {})
@@ -404,6 +442,9 @@ def actions(conn: Connection, params: ReportParams) -> Rows:
                      ACTION_KINDS[r.kind][0], r.id, r.name, r.industry, r.department, r.street,
                      _detail(r.kind, payload)])
     return rows
+
+
+# --- 日管控: the day's new signals and alerts ------------------------------------------------
 
 DEPARTMENTS = Section("departments", "分部门情况", "By department",
                       (Column("department", "主管部门", "Department"), *_GROUP_FIGURES),
@@ -416,12 +457,3 @@ ACTIONS = Section("actions", "采取的措施", "Actions taken", ACTION_COLUMNS,
 MERCHANTS = Section("merchants", "商户日管控", "Every merchant", DAILY_MERCHANT_COLUMNS,
                     daily_merchants)
 SWEEP = Section("sweep", "周排查名单", "Merchants to inspect", SWEEP_COLUMNS, weekly_sweep)
-
-# Each kind's sections, in the order the report shows them. The lead adds complaints,
-# signals and alerts here at merge (see the module's docstring).
-SECTIONS: Mapping[ReportKind, tuple[Section, ...]] = {
-    ReportKind.daily: (MERCHANTS,),
-    ReportKind.weekly: (SWEEP,),
-    ReportKind.monthly: (DEPARTMENTS, ACTIONS),
-    ReportKind.quarterly: (DEPARTMENTS, INDUSTRIES, TOTALS, ACTIONS),
-}

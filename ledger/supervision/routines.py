@@ -243,18 +243,24 @@ def figures_sha256(figures: Mapping[str, Any]) -> bytes:
 
 
 class SweepReason(StrEnum):
-    """Why a merchant is on the weekly sweep list (its 四查 fund-flow side, and its tier)."""
+    """Why a merchant is on the weekly sweep list: its tier, the alerts no regulator has
+    seen yet, its 四查 fund-flow side, and the signals standing on it."""
 
     red_tier = "red_tier"  # 红色标签
     yellow_tier = "yellow_tier"  # 黄色标签
+    open_alerts = "open_alerts"  # 未处理预警
     coverage_shortfall = "coverage_shortfall"  # 存管资金不足
     cross_verification_difference = "cross_verification_difference"  # 对账差异
     open_breaks = "open_breaks"  # 未结差错
+    active_signals = "active_signals"  # 风险信号
     prepaid_growth = "prepaid_growth"  # 预收款快速增长
 
 
-# Heaviest first: a merchant's rank is its heaviest reason, then how many it has, then the
-# money: shortfall, then growth of outstanding prepaid.
+# Heaviest first: a merchant's rank is its heaviest reason, then how many it has, then its
+# open alerts and standing signals, then the money: shortfall, then growth of outstanding
+# prepaid. An alert nobody has acknowledged is a call to look (a run-away pattern is one), so
+# it comes straight after the tier; a standing signal is already weighed in the tier, so it
+# comes after the fund-flow figures the sweep computes itself.
 SWEEP_REASON_ORDER: Final = tuple(SweepReason)
 
 
@@ -267,6 +273,8 @@ class SweepCandidate:
     open_breaks: int
     liability_start_fen: int  # outstanding prepaid as the week opened
     liability_end_fen: int  # and at the report's snapshot
+    open_alerts: int = 0  # alerts raised on it that no regulator has acknowledged
+    signals: tuple[str, ...] = ()  # the kinds of the 四查 signals standing on it
 
     @property
     def growth_fen(self) -> int:
@@ -278,12 +286,16 @@ class SweepCandidate:
             found.append(SweepReason.red_tier)
         if self.tier == "yellow":
             found.append(SweepReason.yellow_tier)
+        if self.open_alerts > 0:
+            found.append(SweepReason.open_alerts)
         if self.shortfall_fen > 0:
             found.append(SweepReason.coverage_shortfall)
         if self.difference_fen != 0:
             found.append(SweepReason.cross_verification_difference)
         if self.open_breaks > 0:
             found.append(SweepReason.open_breaks)
+        if self.signals:
+            found.append(SweepReason.active_signals)
         if grew_fast(self.liability_start_fen, self.liability_end_fen):
             found.append(SweepReason.prepaid_growth)
         return found
@@ -307,6 +319,7 @@ def rank_sweep(candidates: Sequence[SweepCandidate]
     def urgency(item: tuple[SweepCandidate, list[SweepReason]]) -> tuple[Any, ...]:
         c, reasons = item
         heaviest = min(SWEEP_REASON_ORDER.index(r) for r in reasons)
-        return (heaviest, -len(reasons), -c.shortfall_fen, -c.growth_fen, c.merchant_id)
+        return (heaviest, -len(reasons), -c.open_alerts, -len(c.signals), -c.shortfall_fen,
+                -c.growth_fen, c.merchant_id)
 
     return sorted(listed, key=urgency)

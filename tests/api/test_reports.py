@@ -11,7 +11,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,14 @@ from api.reports import cell_text
 from ledger import audit
 from ledger.books import normal_sign
 from ledger.journal import canonical_json
-from ledger.supervision.routines import ReportKind, china_date, period_containing
+from ledger.supervision.routines import CHINA_TIME, ReportKind, china_date, period_containing
 from tests.support.db import journal_payloads
 from tests.support.driver import Banking, Merchant
-from tests.support.http import Headers, assert_problem, bearer
+from tests.support.http import Headers, assert_problem, bearer, regulator_key
 
 BANK = "RPT-BANK"
-CULTURE, COMMERCE = "区文旅体局", "区商务局"  # seed 000: 体育健身, 美容美发
+CULTURE, COMMERCE = "区文旅体局", "区商务局"  # seed 000: 体育健身, 美容美发 (and 餐饮)
+DINING = "餐饮"
 
 
 @dataclass
@@ -204,13 +205,192 @@ def test_the_monthly_and_quarterly_reports_count_by_department_and_list_the_acti
     quarterly = fetch(app_client, operator,
                       make(app_client, operator, kind="quarterly", period=quarter)["id"])
     names = [s["name"] for s in quarterly["figures"]["sections"]]
-    assert names == ["departments", "industries", "totals", "actions"]
+    assert names == ["departments", "industries", "totals", "tiers", "complaints", "actions"]
     industries = {r["industry"]: r for r in section(quarterly, "industries")}
     total = section(quarterly, "totals")[0]
     for column in ("merchants", "cards", "card_liability_fen", "custody_balance_fen",
                    "freezes", "tier_changes"):
         assert total[column] == sum(r[column] for r in industries.values()) == sum(
             r[column] for r in section(quarterly, "departments"))
+    tiers = section(quarterly, "tiers")
+    for column in ("merchants", "blue", "yellow", "red"):
+        assert sum(r[column] for r in tiers) == total[column]
+    assert sum(r["to_yellow"] for r in tiers if r["department"] == CULTURE) >= 1
+
+
+def test_a_daily_report_lists_the_day_s_new_signals_and_alerts_and_not_another_day_s(
+        app_client: TestClient, operator: Headers, banking: Banking, world: World) -> None:
+    district = regulator_key(app_client, operator)
+    m = banking.file(DINING, bank_id=BANK)
+    # 欠税: a regulator records tax arrears; the merchant is assessed at once (a signal, a
+    # tier, an alert to its department).
+    banking.ok("POST", "/v1/supervision/records", district, {
+        "credit_code": m["credit_code"], "kind": "tax_arrears", "source": "区税务局"}, 201)
+    signals = banking.ok("GET", f"/v1/merchants/{m['id']}/signals", district)["items"]
+    alerts = banking.ok("GET", "/v1/alerts", district,
+                        params={"merchant_id": m["id"]})["items"]
+    assert [s["kind"] for s in signals] == ["tax_arrears"] and len(alerts) == 1
+    day = china_date(datetime.fromisoformat(alerts[0]["created_at"]))
+    report = fetch(app_client, operator,
+                   make(app_client, operator, kind="daily", period=day.isoformat())["id"])
+    listed = [r for r in section(report, "signals") if r["merchant_id"] == m["id"]]
+    assert [(r["journal_seq"], r["check"], r["check_zh"], r["kind"], r["state"], r["value"],
+             r["threshold"], r["source"], r["day"], r["department"]) for r in listed] == [
+        (s["journal_seq"], "operating_status", "查经营状态", s["kind"], "raised", s["value"],
+         s["threshold"], s["source"], s["observed_on"], COMMERCE) for s in signals]
+    assert all(r["time"].startswith(day.isoformat()) for r in section(report, "signals"))
+    raised = [r for r in section(report, "alerts") if r["merchant_id"] == m["id"]]
+    alert = alerts[0]
+    assert [(r["alert_id"], r["kind"], r["severity"], r["signals"], r["acknowledged"],
+             r["journal_seq"]) for r in raised] == [
+        (alert["id"], alert["kind"], alert["severity"], "tax_arrears", False,
+         alert["created_seq"])]
+    # A department key's report holds its department's only: commerce's has them.
+    for department, holds in ((COMMERCE, True), (CULTURE, False)):
+        key = regulator_key(app_client, operator, department=department)
+        own = fetch(app_client, key, make(app_client, key, kind="daily",
+                                          period=day.isoformat())["id"])
+        for name in ("signals", "alerts"):
+            rows = section(own, name)
+            assert {r["department"] for r in rows} <= {department}
+            assert (m["id"] in {r["merchant_id"] for r in rows}) is holds
+    # The day before holds none of them.
+    before = fetch(app_client, operator, make(app_client, operator, kind="daily", period=(
+        day - timedelta(days=1)).isoformat())["id"])
+    assert m["id"] not in {r["merchant_id"] for r in section(before, "signals")}
+    assert m["id"] not in {r["merchant_id"] for r in section(before, "alerts")}
+    # Acknowledged later: the stored report keeps what its snapshot saw; a new one says so.
+    banking.ok("POST", f"/v1/alerts/{alert['id']}/acknowledge", district)
+    assert fetch(app_client, operator, report["id"]) == report
+    again = fetch(app_client, operator,
+                  make(app_client, operator, kind="daily", period=day.isoformat())["id"])
+    assert [r["acknowledged"] for r in section(again, "alerts")
+            if r["alert_id"] == alert["id"]] == [True]
+    # The week's sweep lists the merchant for its unseen alerts and standing signal, until
+    # the alert is seen: then for the signal (and its tier) only.
+    week = period_containing(ReportKind.weekly, day).label
+    swept = {r["merchant_id"]: r for r in section(fetch(app_client, operator, make(
+        app_client, operator, kind="weekly", period=week)["id"]), "sweep")}
+    assert (swept[m["id"]]["signals"], swept[m["id"]]["open_alerts"]) == ("tax_arrears", 0)
+    assert swept[m["id"]]["reasons"] == "yellow_tier,active_signals"
+
+
+def test_the_weekly_sweep_gives_an_unseen_alert_and_a_standing_signal_as_reasons(
+        app_client: TestClient, operator: Headers, banking: Banking, world: World) -> None:
+    commerce = regulator_key(app_client, operator, department=COMMERCE)
+    m = banking.file(DINING, bank_id=BANK)
+    banking.ok("POST", "/v1/supervision/records", commerce, {
+        "credit_code": m["credit_code"], "kind": "litigation", "source": "区人民法院"}, 201)
+    risk = banking.ok("GET", f"/v1/merchants/{m['id']}/risk", commerce)
+    unseen = banking.ok("GET", "/v1/alerts", commerce,
+                        params={"merchant_id": m["id"], "unacknowledged": "true"})["items"]
+    week = period_containing(ReportKind.weekly, world.today).label
+    swept = {r["merchant_id"]: r for r in section(fetch(app_client, operator, make(
+        app_client, operator, kind="weekly", period=week)["id"]), "sweep")}
+    row = swept[m["id"]]
+    assert row["signals"] == ",".join(sorted(s["kind"] for s in risk["signals"]))
+    assert row["open_alerts"] == len(unseen) >= 1
+    # 涉诉 is a yellow signal (Beijing's rules): the tier, the unseen alert, the signal.
+    assert (row["tier"], row["reasons"]) == ("yellow", "yellow_tier,open_alerts,active_signals")
+    assert row["reasons_zh"] == "黄色标签、未处理预警、存在风险信号"
+    # Every blue merchant listed ranks after it, whatever its fund-flow reasons.
+    assert all(row["rank"] < r["rank"] for r in swept.values() if r["tier"] == "blue")
+
+
+def complaint_stats(client: TestClient, key: Headers, **params: str) -> dict[str, Any]:
+    response = client.get("/v1/complaints/stats", headers=key, params=params)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def as_row(department: str, figures: dict[str, Any]) -> dict[str, Any]:
+    """The stats route's answer in the complaints section's columns."""
+    accepted, on_time = figures["acceptance_rate"], figures["on_time_closure_rate"]
+    return {"department": department, "received": figures["received"],
+            "accepted": accepted["numerator"],
+            "acceptance_rate_numerator": accepted["numerator"],
+            "acceptance_rate_denominator": accepted["denominator"],
+            "acceptance_rate_bp": accepted["rate_bp"],
+            "on_time_closure_rate_numerator": on_time["numerator"],
+            "on_time_closure_rate_denominator": on_time["denominator"],
+            "on_time_closure_rate_bp": on_time["rate_bp"], "overdue": figures["overdue"],
+            "routed": figures["register"]["routed"]["received"],
+            "routed_open": figures["register"]["routed"]["open"],
+            "direct": figures["register"]["direct"]["received"],
+            "direct_open": figures["register"]["direct"]["open"],
+            "returned": figures["returned"], "rerouted_in": figures["rerouted_in"],
+            "rerouted_away": figures["rerouted_away"], "as_of": figures["as_of"]}
+
+
+def test_the_monthly_and_quarterly_complaint_figures_are_the_stats_route_s_per_department(
+        app_client: TestClient, operator: Headers, banking: Banking, world: World) -> None:
+    where = "投诉报告街道"
+    sports = banking.file("体育健身", bank_id=BANK, street=where)["id"]
+    dining = banking.file(DINING, bank_id=BANK, street=where)["id"]
+    commerce = regulator_key(app_client, operator, department=COMMERCE)
+    received = datetime.now(CHINA_TIME).replace(microsecond=0).isoformat()
+    orders = [banking.ok("POST", "/v1/complaints", operator, {
+        "channel": channel, "received_at": received, "merchant_id": merchant,
+        "category": "退费纠纷", "amount_fen": 50_000, **extra}, 201)
+        for channel, merchant, extra in [
+            ("12345", sports, {"external_id": f"RPT-{sports}-1"}),
+            ("direct", sports, {}),
+            ("12315", dining, {"external_id": f"RPT-{dining}-1"})]]
+    banking.ok("POST", f"/v1/complaints/{orders[0]['id']}/steps", operator, {"step": "accept"})
+    # 退单: the commerce department sends its order back; the operator re-routes it to culture.
+    banking.ok("POST", f"/v1/complaints/{orders[2]['id']}/steps", commerce,
+               {"step": "return", "note": "属文旅体局职责"})
+    banking.ok("POST", f"/v1/complaints/{orders[2]['id']}/steps", operator,
+               {"step": "reroute", "department": CULTURE, "note": "改派"})
+
+    month = period_containing(ReportKind.monthly, world.today)
+    on_street = fetch(app_client, operator, make(
+        app_client, operator, kind="monthly", period=month.label, street=where)["id"])
+    names = [s["name"] for s in on_street["figures"]["sections"]]
+    assert names == ["departments", "complaints", "actions"]
+    rows = {r["department"]: r for r in section(on_street, "complaints")}
+    assert list(rows) == [COMMERCE, CULTURE, "合计 total"]
+    as_of = rows[CULTURE]["as_of"]
+    window = {"from": month.start.isoformat(),
+              "to": (month.end - timedelta(days=1)).isoformat(), "as_of": as_of,
+              "street": where}
+    for department in (CULTURE, COMMERCE):
+        assert rows[department] == as_row(department, complaint_stats(
+            app_client, operator, department=department, **window))
+    assert rows["合计 total"] == as_row("合计 total", complaint_stats(
+        app_client, operator, **window))
+    # By hand: culture received three (one re-routed to it), accepted one: 1/3 is 3333 bp
+    # (rounded down); two came by the hotlines, one directly; commerce sent one back.
+    culture = rows[CULTURE]
+    assert (culture["received"], culture["acceptance_rate_numerator"],
+            culture["acceptance_rate_denominator"], culture["acceptance_rate_bp"]) == (
+        3, 1, 3, 3333)
+    assert (culture["routed"], culture["direct"], culture["rerouted_in"]) == (2, 1, 1)
+    assert (rows[COMMERCE]["received"], rows[COMMERCE]["returned"],
+            rows[COMMERCE]["rerouted_away"]) == (0, 1, 1)
+    assert culture["on_time_closure_rate_denominator"] == 0  # nothing due before its day
+    assert culture["on_time_closure_rate_bp"] is None
+
+    # The department's own key: its department's row only, equal to the route's for it.
+    culture_key = regulator_key(app_client, operator, department=CULTURE)
+    own = fetch(app_client, culture_key, make(
+        app_client, culture_key, kind="monthly", period=month.label)["id"])
+    only = section(own, "complaints")
+    assert [r["department"] for r in only] == [CULTURE]
+    assert only[0] == as_row(CULTURE, complaint_stats(
+        app_client, culture_key, **{k: v for k, v in window.items() if k != "street"}))
+
+    quarter = period_containing(ReportKind.quarterly, world.today)
+    quarterly = fetch(app_client, operator, make(
+        app_client, operator, kind="quarterly", period=quarter.label, street=where)["id"])
+    per_quarter = {r["department"]: r for r in section(quarterly, "complaints")}
+    q_window = {**window, "from": quarter.start.isoformat(),
+                "to": (quarter.end - timedelta(days=1)).isoformat()}
+    assert per_quarter[CULTURE] == as_row(CULTURE, complaint_stats(
+        app_client, operator, department=CULTURE, **q_window))
+    tiers = {r["department"]: r for r in section(quarterly, "tiers")}
+    assert (tiers[CULTURE]["merchants"], tiers[CULTURE]["blue"]) == (1, 1)
+    assert (tiers[COMMERCE]["merchants"], tiers[COMMERCE]["blue"]) == (1, 1)
 
 
 def rows_of_csv(data: bytes) -> Iterator[list[str]]:
@@ -229,13 +409,18 @@ def csv_sections(data: bytes) -> dict[str, list[list[str]]]:
     return {block[0][0]: block[1:] for block in blocks[1:] if block}
 
 
-@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize(("lang", "kind"), [("zh", "daily"), ("en", "daily"),
+                                            ("zh", "quarterly"), ("en", "weekly")])
 def test_the_xlsx_and_csv_downloads_carry_the_json_s_figures(
-        app_client: TestClient, operator: Headers, banking: Banking, world: World, lang: str
-        ) -> None:
+        app_client: TestClient, operator: Headers, banking: Banking, world: World, lang: str,
+        kind: str) -> None:
     # A name that a spreadsheet would take for a formula stays a name.
-    banking.file("餐饮", bank_id=BANK, name=f"=HYPERLINK(\"http://x\",\"{lang}\")")
-    report_id = make(app_client, operator, kind="daily", period=world.today.isoformat())["id"]
+    odd = banking.file(DINING, bank_id=BANK, name=f"=HYPERLINK(\"http://x\",\"{lang}{kind}\")")
+    # A signal and an alert on it, so the daily report's every section has rows.
+    banking.ok("POST", "/v1/supervision/records", operator, {
+        "credit_code": odd["credit_code"], "kind": "public_sentiment", "source": "微博"}, 201)
+    period = period_containing(ReportKind(kind), world.today).label
+    report_id = make(app_client, operator, kind=kind, period=period)["id"]
     report = fetch(app_client, operator, report_id)
     params = {} if lang == "zh" else {"lang": "en"}
     xlsx = app_client.get(f"/v1/reports/{report_id}.xlsx", headers=operator, params=params)
@@ -260,7 +445,11 @@ def test_the_xlsx_and_csv_downloads_carry_the_json_s_figures(
         assert formulas == []
         assert in_csv[title][0] == header
         assert in_csv[title][1:] == [[cell_text(v) for v in row] for row in s["rows"]]
-    assert header[0] == ("商户编号" if lang == "zh" else "Merchant id")
+        assert s["rows"] or s["name"] == "actions"
+    names = [s["name"] for s in report["figures"]["sections"]]
+    assert set(names) >= {"daily": {"merchants", "signals", "alerts"},
+                          "weekly": {"sweep"},
+                          "quarterly": {"tiers", "complaints"}}[kind]
 
 
 def test_a_department_key_makes_and_reads_its_department_s_reports_only(

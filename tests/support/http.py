@@ -58,6 +58,13 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
     return body
 
 
+def regulator_key(client: TestClient, operator: Headers, **scope: str) -> Headers:
+    """A new regulator key, scoped by `department=` or `street=` (none: the district's)."""
+    response = client.post("/v1/keys", headers=operator, json={"role": "regulator", **scope})
+    assert response.status_code == 201, response.text
+    return bearer(response.json()["key"])
+
+
 def consumer_key(client: TestClient, outbox: OutboxSender, phone: str) -> Headers:
     """A cardholder's own key, the way a consumer gets one: a code sent to the phone, read
     from the development outbox, traded for a key."""

@@ -105,8 +105,10 @@ def test_a_period_not_begun_is_refused_and_none_named_is_the_latest_closed() -> 
 
 
 def candidate(merchant_id: str, tier: str = "blue", shortfall: int = 0, difference: int = 0,
-              breaks: int = 0, start: int = 100, end: int = 100) -> SweepCandidate:
-    return SweepCandidate(merchant_id, tier, shortfall, difference, breaks, start, end)
+              breaks: int = 0, start: int = 100, end: int = 100, alerts: int = 0,
+              signals: tuple[str, ...] = ()) -> SweepCandidate:
+    return SweepCandidate(merchant_id, tier, shortfall, difference, breaks, start, end,
+                          alerts, signals)
 
 
 def test_the_sweep_lists_the_heaviest_reasons_first_and_leaves_out_the_healthy() -> None:
@@ -124,10 +126,32 @@ def test_the_sweep_lists_the_heaviest_reasons_first_and_leaves_out_the_healthy()
     ]
 
 
+def test_an_unseen_alert_comes_after_the_tier_and_a_standing_signal_after_the_money() -> None:
+    ranked = rank_sweep([
+        candidate("m_signal", signals=("tax_arrears",)),
+        candidate("m_grows", start=100, end=200),
+        candidate("m_alert_red", tier="red", alerts=1, signals=("run_away_pattern",)),
+        candidate("m_alert", alerts=2),
+        candidate("m_alert_one", alerts=1),
+        candidate("m_breaks", breaks=1),
+        candidate("m_yellow", tier="yellow", signals=("sales_spike_day",))])
+    assert [(c.merchant_id, [r.value for r in reasons]) for c, reasons in ranked] == [
+        ("m_alert_red", ["red_tier", "open_alerts", "active_signals"]),
+        ("m_yellow", ["yellow_tier", "active_signals"]),
+        ("m_alert", ["open_alerts"]),  # two unseen alerts before one
+        ("m_alert_one", ["open_alerts"]),
+        ("m_breaks", ["open_breaks"]),
+        ("m_signal", ["active_signals"]),
+        ("m_grows", ["prepaid_growth"]),
+    ]
+
+
 @given(st.lists(st.builds(
     candidate, st.text("abc", min_size=1, max_size=3), st.sampled_from(["blue", "yellow", "red"]),
     st.integers(0, 10**6), st.integers(-10**6, 10**6), st.integers(0, 5),
-    st.integers(0, 10**6), st.integers(0, 10**6)), max_size=20))
+    st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 3),
+    st.lists(st.sampled_from(["tax_arrears", "sales_spike_day", "run_away_pattern"]),
+             max_size=3, unique=True).map(tuple)), max_size=20))
 def test_the_sweep_is_a_function_of_its_candidates_and_lists_exactly_those_with_a_reason(
         candidates: list[SweepCandidate]) -> None:
     ranked = rank_sweep(candidates)
