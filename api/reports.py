@@ -16,6 +16,7 @@ import asyncio
 import csv
 import io
 import logging
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,6 +189,29 @@ def render_xlsx(report: Mapping[str, Any], lang: str) -> bytes:
         _append(sheet, [_pick(column, lang) for column in section["columns"]])
         for row in section["rows"]:
             _append(sheet, row)
+    # The same report is the same bytes, whenever it is downloaded: the workbook's own dates
+    # are the report's, and its zip entries carry no time of their own.
+    made = _made_at(report)
+    book.properties.created = book.properties.modified = made
     out = io.BytesIO()
     book.save(out)
+    return _without_times(out.getvalue())
+
+
+def _made_at(report: Mapping[str, Any]) -> datetime:
+    signed = report.get("made_at") or report.get("tree_head", {}).get("timestamp")
+    moment = datetime.fromisoformat(str(signed).replace("Z", "+00:00")) if signed \
+        else datetime(2000, 1, 1, tzinfo=UTC)
+    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _without_times(workbook: bytes) -> bytes:
+    """The zip rewritten entry by entry with one fixed time (the zip format's first day)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(workbook)) as read, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as written:
+        for entry in read.infolist():
+            fixed = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            written.writestr(fixed, read.read(entry))
     return out.getvalue()
