@@ -161,6 +161,15 @@ def raise_alert(books: Books, m: Merchant, kind: AlertKind, signals: list[dict[s
         "created_at": entry.ts})
 
 
+def supervised_merchant(books: Books, principal: Principal, merchant_id: str) -> Merchant:
+    """The merchant a regulator acts on: the role decided first (so a missing id and another
+    scope's merchant answer alike), then the key's scope."""
+    require_overseer(principal)
+    m = books.custody.merchant(merchant_id)
+    require_supervisor(principal, m, missing_merchant(merchant_id))
+    return m
+
+
 @dataclass(frozen=True)
 class AssessMerchant(Command):
     """The four checks on one merchant, now (an event) or as of a day."""
@@ -170,9 +179,7 @@ class AssessMerchant(Command):
     as_of: date
 
     def run(self, books: Books) -> dict[str, Any]:
-        require_overseer(self.principal)  # the role first: a missing id answers alike
-        m = books.custody.merchant(self.merchant_id)
-        require_supervisor(self.principal, m, missing_merchant(self.merchant_id))
+        m = supervised_merchant(books, self.principal, self.merchant_id)
         rules_for(books, m)  # a jurisdiction without rules: said, not skipped
         gathered = gather(books, m.id, self.as_of)
         assert gathered is not None
@@ -311,9 +318,7 @@ class RecordRevenue(Command):
     today: date
 
     def run(self, books: Books) -> dict[str, Any]:
-        require_overseer(self.principal)  # the role first: a missing id answers alike
-        m = books.custody.merchant(self.merchant_id)
-        require_supervisor(self.principal, m, missing_merchant(self.merchant_id))
+        m = supervised_merchant(books, self.principal, self.merchant_id)
         g = gather(books, m.id, self.today)
         view = {"merchant_id": m.id, "year": self.year, "revenue_fen": self.revenue_fen}
         entry = books.append("merchant.revenue_recorded", view)
@@ -338,9 +343,7 @@ class OverrideTier(Command):
     expires_on: date | None = None
 
     def run(self, books: Books) -> dict[str, Any]:
-        require_overseer(self.principal)  # the role first: a missing id answers alike
-        m = books.custody.merchant(self.merchant_id)
-        require_supervisor(self.principal, m, missing_merchant(self.merchant_id))
+        m = supervised_merchant(books, self.principal, self.merchant_id)
         if self.expires_on is not None and self.expires_on <= self.today:
             raise InvalidInput("must be after today", field="expires_on")
         view = {"merchant_id": m.id, "tier": self.tier.value, "reason": self.reason,
@@ -389,9 +392,7 @@ class ClearHold(Command):
     reason: str
 
     def run(self, books: Books) -> dict[str, Any]:
-        require_overseer(self.principal)  # the role first: a missing id answers alike
-        m = books.custody.merchant(self.merchant_id)
-        require_supervisor(self.principal, m, missing_merchant(self.merchant_id))
+        m = supervised_merchant(books, self.principal, self.merchant_id)
         risk = books.supervision.risk(m.id)
         if not risk.releases_held:
             raise Conflict("the merchant's releases are not held", field="merchant_id")
